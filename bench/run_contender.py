@@ -1,0 +1,73 @@
+"""Child-process entry point: runs ONE contender on one scope, then exits.
+
+Each contender runs in its own process so that its peak RSS is its own (the parent measures
+it from outside, with /usr/bin/time or psutil) and so that imports, caches and allocator
+state of one contender cannot help or hurt the next.
+
+    python bench/run_contender.py {floor-serial|floor-overlapped|dlt} \
+        --pg-url URL --scope {largest|all} --out DIR --result FILE.json
+
+The result file holds what the child knows from inside (inner seconds, files written); the
+parent does not trust it for rows or bytes, which it reads back from the files themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dataset import LARGEST_TENANT, tenants
+
+CONTENDERS = ("floor-serial", "floor-overlapped", "dlt")
+
+
+def scope_tenants(scope: str) -> list[str]:
+    """The tenants a scope exports: the largest one, or all of them."""
+    return [LARGEST_TENANT] if scope == "largest" else tenants()
+
+
+def run_floor(contender: str, pg_url: str, scope: str, out: Path) -> dict:
+    """Export the scope's tenants, one Parquet file each, serially or overlapped."""
+    import floor
+
+    export = floor.export_serial if contender == "floor-serial" else floor.export_overlapped
+    started = time.perf_counter()
+    written = export(pg_url, scope_tenants(scope), out)
+    return {"inner_seconds": time.perf_counter() - started, "files": written.files}
+
+
+def run_dlt(pg_url: str, scope: str, out: Path) -> dict:
+    """Export with dlt: the largest tenant filtered, or the whole table in one load."""
+    import dlt_contender
+
+    tenant = LARGEST_TENANT if scope == "largest" else None
+    return dlt_contender.export(pg_url, tenant, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("contender", choices=CONTENDERS)
+    parser.add_argument("--pg-url", required=True)
+    parser.add_argument("--scope", choices=("largest", "all"), required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    if args.contender == "dlt":
+        result = run_dlt(args.pg_url, args.scope, args.out)
+    else:
+        result = run_floor(args.contender, args.pg_url, args.scope, args.out)
+    args.result.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,465 @@
+"""Transfer benchmark: PostgreSQL rows → per-tenant Parquet, byob against a floor and dlt.
+
+    python bench/transfer_bench.py --pg-url URL [--rows 5000000] [--tenant-share 0.2]
+        [--work-dir DIR] [--skip-dlt] [--skip-byob] [--skip-s3] [--timeout 300]
+
+Contenders, each in its own subprocess, on two scopes (the largest tenant; every tenant):
+  floor-serial       ADBC record-batch stream → cast → ParquetWriter, one thread
+  floor-overlapped   the same, reading and encoding on two threads
+  dlt                sql_table(backend="connectorx", arrow_stream) → filesystem/parquet
+  byob               the byob CLI (`transfers run`), to a local directory
+  byob → S3          the byob CLI, to an S3 emulator (moto)
+
+See bench/README.md for what the figures mean and the targets they are held to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import dlt_contender  # noqa: E402  (light: dlt itself is imported only in the child)
+from byob_contender import Byob, Destination  # noqa: E402
+from dataset import LARGEST_TENANT, TABLE, Dataset, ensure_dataset, tenant_row_counts, tenants  # noqa: E402
+from measure import run_measured  # noqa: E402
+from outputs import Output, S3Emulator, local_output, s3_output  # noqa: E402
+
+SCOPES = {"largest": "largest tenant", "all": "all tenants"}
+FLOORS = ("floor-serial", "floor-overlapped")
+BYOB_LOCAL, BYOB_S3 = "byob", "byob → S3"
+
+# What byob is held to (bench/README.md explains each).
+TARGET_VS_DLT = 1.3  # byob rows/s ÷ dlt rows/s, at least
+TARGET_VS_FLOOR = 1.15  # byob seconds ÷ overlapped-floor seconds, at most
+TARGET_RSS_MB = 300.0  # byob peak RSS, below
+TARGET_RSS_GROWTH = 1.10  # byob all-tenant peak RSS ÷ largest-tenant peak RSS, at most
+
+# Piped output (make, CI logs) would otherwise be squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+@dataclass
+class Figure:
+    """One contender on one scope. Rows and bytes are read back from the written files."""
+
+    contender: str
+    scope: str  # "largest" | "all"
+    status: str = "ok"  # ok | error | timeout
+    expected_rows: int = 0
+    rows: int | None = None
+    bytes: int | None = None
+    files: int | None = None
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float | None:
+        return self.rows / self.seconds if self.ok and self.rows and self.seconds else None
+
+    @property
+    def mb_per_s(self) -> float | None:
+        return (
+            self.bytes / 2**20 / self.seconds if self.ok and self.bytes and self.seconds else None
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def record_output(self, output: Output) -> None:
+        self.rows, self.bytes, self.files = output.rows, output.bytes, output.files
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "rows_per_s": self.rows_per_s, "mb_per_s": self.mb_per_s}
+
+
+# ---------------------------------------------------------------------------------------------
+# Contenders
+
+
+def run_child_contender(
+    name: str, scope: str, pg_url: str, work_dir: Path, timeout: float, keep: bool
+) -> Figure:
+    """A floor or dlt, in its own `run_contender.py` process."""
+    out = work_dir / "out" / f"{name}-{scope}"
+    result_file = work_dir / "out" / f"{name}-{scope}.json"
+    result_file.unlink(missing_ok=True)
+    cmd = [
+        sys.executable,
+        str(BENCH_DIR / "run_contender.py"),
+        name,
+        "--pg-url",
+        pg_url,
+        "--scope",
+        scope,
+        "--out",
+        str(out),
+        "--result",
+        str(result_file),
+    ]
+    # cwd = work dir: dlt reads ./.dlt/ config from its working directory; keep it empty.
+    measured = run_measured(cmd, cwd=work_dir, timeout=timeout)
+    figure = Figure(name, scope, seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb)
+    if measured.timed_out:
+        figure.status = "timeout"
+    elif measured.returncode != 0:
+        figure.status = "error"
+        figure.detail["stderr"] = measured.stderr[-3000:]
+    else:
+        inner = json.loads(result_file.read_text())
+        figure.detail = {k: v for k, v in inner.items() if k != "files"}
+        figure.record_output(local_output(dlt_contender.table_dir(out) if name == "dlt" else out))
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return figure
+
+
+def run_byob(
+    label: str,
+    scope: str,
+    pg_url: str,
+    work_dir: Path,
+    timeout: float,
+    keep: bool,
+    s3: S3Emulator | None = None,
+) -> Figure:
+    """byob via its CLI: one connection + one `transfers run` per tenant of the scope."""
+    scope_tenants = [LARGEST_TENANT] if scope == "largest" else tenants()
+    if s3 is None:
+        out = work_dir / "out" / f"byob-{scope}"
+        destination = Destination("local", out_dir=out)
+    else:
+        destination = Destination(
+            "s3", endpoint_url=s3.endpoint_url, bucket=s3.bucket, env=s3.env()
+        )
+    figure = Figure(label, scope)
+    try:
+        run = Byob(work_dir, pg_url, destination).export(scope_tenants, budget=timeout)
+    except TimeoutError as exc:
+        figure.status, figure.detail["error"] = "timeout", str(exc)
+        return figure
+    except (RuntimeError, ValueError, OSError) as exc:
+        figure.status, figure.detail["error"] = "error", str(exc)[-3000:]
+        return figure
+    figure.seconds, figure.peak_rss_mb = run.seconds, run.peak_rss_mb
+    figure.detail = {
+        "runs": run.runs,
+        "reported_rows": run.reported_rows,
+        "reported_bytes": run.reported_bytes,
+    }
+    if s3 is None:
+        figure.record_output(local_output(out))
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+    else:
+        figure.record_output(s3_output(s3.endpoint_url, s3.bucket))
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def warm_up(pg_url: str) -> None:
+    """Read the whole table once so every contender starts from the same (warm) page cache."""
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(f"SELECT count(*), sum(length(notes)) FROM {TABLE}").fetchone()
+
+
+def run_all(args: argparse.Namespace, expected: dict[str, int]) -> list[Figure]:
+    """Every selected contender on both scopes, largest tenant first."""
+    figures: list[Figure] = []
+    s3 = S3Emulator() if not (args.skip_byob or args.skip_s3) else None
+    with s3 if s3 is not None else _null():
+        for scope in SCOPES:
+            plan = [*FLOORS] + ([] if args.skip_dlt else ["dlt"])
+            for name in plan:
+                figures.append(
+                    _announce(
+                        run_child_contender(
+                            name, scope, args.pg_url, args.work_dir, args.timeout, args.keep_outputs
+                        )
+                    )
+                )
+            if not args.skip_byob:
+                figures.append(
+                    _announce(
+                        run_byob(
+                            BYOB_LOCAL,
+                            scope,
+                            args.pg_url,
+                            args.work_dir,
+                            args.timeout,
+                            args.keep_outputs,
+                        )
+                    )
+                )
+                if s3 is not None:
+                    figures.append(
+                        _announce(
+                            run_byob(
+                                BYOB_S3,
+                                scope,
+                                args.pg_url,
+                                args.work_dir,
+                                args.timeout,
+                                args.keep_outputs,
+                                s3=s3,
+                            )
+                        )
+                    )
+    for figure in figures:
+        figure.expected_rows = expected[figure.scope]
+    return figures
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _announce(figure: Figure) -> Figure:
+    if figure.ok:
+        console.log(
+            f"{figure.contender:<17} {SCOPES[figure.scope]:<15} {figure.rows:>10,} rows "
+            f"{figure.seconds:8.2f}s  {figure.peak_rss_mb or 0:7.1f} MB"
+        )
+    else:
+        console.log(f"[red]{figure.contender} {SCOPES[figure.scope]}: {figure.status}[/red]")
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks, ratios and reporting
+
+
+def row_mismatches(figures: list[Figure]) -> list[str]:
+    """Contenders that finished but did not write exactly the scope's rows."""
+    return [
+        f"{f.contender} / {SCOPES[f.scope]}: wrote {f.rows:,} rows, expected {f.expected_rows:,}"
+        for f in figures
+        if f.ok and f.rows != f.expected_rows
+    ]
+
+
+def _find(figures: list[Figure], contender: str, scope: str) -> Figure | None:
+    for f in figures:
+        if f.contender == contender and f.scope == scope and f.ok:
+            return f
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def ratios(figures: list[Figure]) -> list[dict]:
+    """The headline comparisons, each with its target where byob has one."""
+    out: list[dict] = []
+
+    def add(name: str, value: float | None, target: str = "", met: bool | None = None) -> None:
+        out.append({"name": name, "value": value, "target": target, "met": met})
+
+    for scope, label in SCOPES.items():
+        serial, overlapped = (
+            _find(figures, "floor-serial", scope),
+            _find(figures, "floor-overlapped", scope),
+        )
+        dlt = _find(figures, "dlt", scope)
+        add(
+            f"floor overlapped speedup over serial ({label})",
+            _ratio(serial and serial.seconds, overlapped and overlapped.seconds),
+        )
+        for byob_label in (BYOB_LOCAL, BYOB_S3):
+            byob = _find(figures, byob_label, scope)
+            if byob is None:
+                continue
+            vs_dlt = _ratio(byob.rows_per_s, dlt and dlt.rows_per_s)
+            add(
+                f"{byob_label} rows/s ÷ dlt rows/s ({label})",
+                vs_dlt,
+                f"≥ {TARGET_VS_DLT}",
+                None if vs_dlt is None else vs_dlt >= TARGET_VS_DLT,
+            )
+            vs_floor = _ratio(byob.seconds, overlapped and overlapped.seconds)
+            add(
+                f"{byob_label} time ÷ overlapped floor time ({label})",
+                vs_floor,
+                f"≤ {TARGET_VS_FLOOR}",
+                None if vs_floor is None else vs_floor <= TARGET_VS_FLOOR,
+            )
+            rss = byob.peak_rss_mb
+            add(
+                f"{byob_label} peak RSS MB ({label})",
+                rss,
+                f"< {TARGET_RSS_MB:.0f}",
+                None if rss is None else rss < TARGET_RSS_MB,
+            )
+    for byob_label in (BYOB_LOCAL, BYOB_S3):
+        small, big = _find(figures, byob_label, "largest"), _find(figures, byob_label, "all")
+        if small and big:
+            growth = _ratio(big.peak_rss_mb, small.peak_rss_mb)
+            add(
+                f"{byob_label} all-tenant peak RSS ÷ largest-tenant peak RSS",
+                growth,
+                f"≤ {TARGET_RSS_GROWTH}",
+                None if growth is None else growth <= TARGET_RSS_GROWTH,
+            )
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def print_report(figures: list[Figure], ratio_rows: list[dict]) -> None:
+    table = Table(title="PostgreSQL → Parquet transfer")
+    for column, justify in [
+        ("contender", "left"),
+        ("scope", "left"),
+        ("rows", "right"),
+        ("seconds", "right"),
+        ("rows/s", "right"),
+        ("MB/s", "right"),
+        ("peak RSS MB", "right"),
+        ("files", "right"),
+        ("status", "left"),
+    ]:
+        table.add_column(column, justify=justify)
+    for f in figures:
+        table.add_row(
+            f.contender,
+            SCOPES[f.scope],
+            _fmt(f.rows, ","),
+            _fmt(f.seconds, ".2f"),
+            _fmt(f.rows_per_s, ",.0f"),
+            _fmt(f.mb_per_s, ".1f"),
+            _fmt(f.peak_rss_mb, ".0f"),
+            _fmt(f.files, ","),
+            f.status if f.ok else f"[red]{f.status}[/red]",
+        )
+    console.print(table)
+
+    summary = Table(title="Ratios")
+    for column in ("ratio", "value", "target", "met"):
+        summary.add_column(column)
+    for r in ratio_rows:
+        met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: ""}[r["met"]]
+        summary.add_row(r["name"], _fmt(r["value"], ".2f"), r["target"], met)
+    console.print(summary)
+    for f in figures:
+        if not f.ok:
+            console.print(
+                f"[red]{f.contender} / {SCOPES[f.scope]} {f.status}:[/red]",
+                f.detail.get("error") or f.detail.get("stderr", ""),
+            )
+
+
+def write_results(path: Path, args, dataset: Dataset, figures, ratio_rows, errors) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "dataset": {
+                    "rows": dataset.rows,
+                    "tenant_share": dataset.tenant_share,
+                    "tenants": len(tenants()),
+                    "largest_tenant": LARGEST_TENANT,
+                },
+                "cpus": os.cpu_count(),
+                "timeout_seconds": args.timeout,
+                "figures": [f.as_json() for f in figures],
+                "ratios": ratio_rows,
+                "row_mismatches": errors,
+            },
+            indent=2,
+        )
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="PostgreSQL → Parquet transfer benchmark")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("BYOB_BENCH_PG_URL"),
+        help="PostgreSQL URL (default: $BYOB_BENCH_PG_URL)",
+    )
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument(
+        "--tenant-share",
+        type=float,
+        default=0.2,
+        help="share of all rows held by the largest tenant",
+    )
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "byob-bench")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds allowed per contender and scope"
+    )
+    parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--skip-byob", action="store_true")
+    parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument(
+        "--keep-outputs",
+        action="store_true",
+        help="keep the written Parquet files (default: delete once counted)",
+    )
+    args = parser.parse_args(argv)
+    if not args.pg_url:
+        parser.error("--pg-url or BYOB_BENCH_PG_URL is required")
+    if not 0 < args.tenant_share < 1:
+        parser.error("--tenant-share must be between 0 and 1")
+    args.work_dir = args.work_dir.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    dataset = Dataset(rows=args.rows, tenant_share=args.tenant_share)
+    ensure_dataset(args.pg_url, dataset, log=console.log)
+    counts = tenant_row_counts(args.pg_url)
+    expected = {"largest": counts.get(LARGEST_TENANT, 0), "all": sum(counts.values())}
+    console.log(
+        f"{expected['all']:,} rows, {len(counts)} tenants; "
+        f"{LARGEST_TENANT} holds {expected['largest']:,}"
+    )
+    warm_up(args.pg_url)
+
+    figures = run_all(args, expected)
+    errors = row_mismatches(figures)
+    ratio_rows = ratios(figures)
+    print_report(figures, ratio_rows)
+    results = args.work_dir / "results.json"
+    write_results(results, args, dataset, figures, ratio_rows, errors)
+    console.log(f"figures written to {results}")
+
+    if errors:
+        console.print(
+            "[bold red]ROW COUNT MISMATCH[/bold red] — contenders disagree with the source:"
+        )
+        for line in errors:
+            console.print(f"  [red]{line}[/red]")
+        return 2
+    if any(not f.ok for f in figures):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

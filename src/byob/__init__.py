@@ -1,0 +1,1 @@
+"""byob: bring your own bucket."""

@@ -1,0 +1,179 @@
+"""The application: wires settings, the state store, AWS and the source into the operations
+every interface (CLI, API, workers) calls. Built at entry points, never at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+
+from byob.aws.sessions import AwsConfig, AwsSessions
+from byob.config import ProjectConfig, load_config
+from byob.destinations.base import Destination
+from byob.destinations.checks import CheckResult, ConnectionChecks, passed
+from byob.destinations.local import LocalDestination
+from byob.domain import connections as rules
+from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.domain.models import ResolvedModel, resolve
+from byob.engine.transfer import EngineOptions, Progress, TransferResult, TransferRunner
+from byob.errors import ConfigError, ConflictError
+from byob.settings import Settings
+from byob.sources.base import Source, open_source
+from byob.store import secrets as secret_store
+from byob.store.db import create_engine, migrate
+from byob.store.repositories import Connections, Transfers, Validation, Validations, new_id
+
+Clock = Callable[[], datetime]
+
+
+class Byob:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = lambda: datetime.now(UTC),
+        aws: AwsSessions | None = None, engine: sa.Engine | None = None,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or create_engine(settings.state_url)
+        self._aws = aws
+        self.connections = Connections(self.engine)
+        self.validations = Validations(self.engine)
+        self.transfers = Transfers(self.engine)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    @property
+    def aws(self) -> AwsSessions:
+        if self._aws is None:
+            self._aws = AwsSessions(
+                AwsConfig(endpoint_url=self.settings.aws_endpoint_url,
+                          max_attempts=self.settings.aws_max_attempts)
+            )  # fmt: skip
+        return self._aws
+
+    @cached_property
+    def secrets(self) -> secret_store.SecretBox:
+        return secret_store.load_or_create_key(self.settings.secret_key, self.settings.home)
+
+    @cached_property
+    def config(self) -> ProjectConfig:
+        if self.settings.config is None:
+            raise ConfigError(
+                "no models file: pass --config FILE or set BYOB_CONFIG", field="BYOB_CONFIG"
+            )
+        return load_config(self.settings.config)
+
+    @contextmanager
+    def source(self) -> Iterator[Source]:
+        with open_source(self.config.source.url) as src:
+            yield src
+
+    def service_principal(self) -> str:
+        return self.settings.service_principal_arn or self.aws.caller_arn()
+
+    def secret_of(self, conn: Connection) -> str | None:
+        if conn.auth is not AuthKind.HMAC:
+            return None
+        sealed = self.connections.sealed_secret(conn.id)
+        return self.secrets.open(sealed, context=conn.id) if sealed else None
+
+    def destination(self, conn: Connection) -> Destination:
+        if conn.type is ConnectionType.LOCAL:
+            return LocalDestination(conn.path)
+        from byob.destinations.s3 import S3Destination
+
+        session = self.aws.for_connection(conn, self.secret_of(conn))
+        who = f"role {conn.role_name or conn.role_arn}" if conn.auth is AuthKind.ROLE else (
+            f"the IAM user of access key {conn.access_key_id}"
+        )
+        return S3Destination(
+            self.aws.client(session, "s3", conn.region), bucket=conn.bucket, region=conn.region,
+            who=who, part_bytes=self.settings.multipart_part_bytes,
+        )  # fmt: skip
+
+    # -- connections -------------------------------------------------------------------------
+
+    def create_connection(self, *, secret_access_key: str | None = None, **fields: Any) -> Connection:
+        cid = new_id()
+        fingerprint = secret_store.fingerprint(secret_access_key) if secret_access_key else ""
+        conn = rules.new_connection(id=cid, now=self.clock(), secret_fingerprint=fingerprint, **fields)
+        sealed = self.secrets.seal(secret_access_key, context=cid) if secret_access_key else None
+        return self.connections.add(conn, secret_sealed=sealed)
+
+    def policies(self, conn: Connection) -> dict[str, Any]:
+        out: dict[str, Any] = {"permissions_policy": rules.permissions_policy(conn)}
+        if conn.auth is AuthKind.ROLE:
+            out = {
+                "role_name": conn.role_name, "role_arn": conn.role_arn,
+                "external_id": conn.external_id,
+                "trust_policy": rules.trust_policy(conn, self.service_principal()), **out,
+            }  # fmt: skip
+        return out
+
+    def validate(self, name: str) -> tuple[Connection, list[CheckResult]]:
+        conn = self.connections.get(name)
+        checks = ConnectionChecks(
+            conn=conn, destination=self.destination(conn),
+            aws=None if conn.type is ConnectionType.LOCAL else self.aws,
+            secret_access_key=self.secret_of(conn), timeout=self.settings.check_timeout_seconds,
+        )  # fmt: skip
+        results = checks.run()
+        self.validations.add(
+            Validation(
+                connection_id=conn.id, fingerprint=conn.destination_fingerprint(),
+                passed=passed(results), checks=[r.as_dict() for r in results],
+                created_at=self.clock(),
+            )
+        )  # fmt: skip
+        return conn, results
+
+    def activate(self, name: str) -> Connection:
+        conn = self.connections.get(name)
+        latest = self.validations.latest(conn.id)
+        fingerprint = latest.fingerprint if latest and latest.passed else None
+        return self.connections.save(rules.activate(conn, validated_fingerprint=fingerprint, now=self.clock()))
+
+    # -- models and transfers ----------------------------------------------------------------
+
+    def check_models(self) -> list[ResolvedModel]:
+        with self.source() as src:
+            return [resolve(spec, src.columns(spec.table)) for spec in self.config.models]
+
+    def run_transfers(
+        self, name: str, *, model: str | None = None, full_refresh: bool = False,
+        progress: Callable[[str], Progress] | None = None,
+    ) -> list[TransferResult]:  # fmt: skip
+        conn = self.connections.get(name)
+        if conn.status is not rules.Status.ACTIVE:
+            raise ConflictError(
+                f"connection {conn.name!r} is {conn.status}; only active connections transfer "
+                f"(run `byob connections validate {conn.name}` and "
+                f"`byob connections activate {conn.name}`)"
+            )
+        specs = [self.config.model(model)] if model else list(self.config.models)
+        options = EngineOptions(
+            settle_lag=timedelta(seconds=self.settings.settle_lag_seconds),
+            row_group_bytes=self.settings.row_group_bytes,
+            file_target_bytes=self.settings.file_target_bytes,
+        )
+        results: list[TransferResult] = []
+        with self.source() as src:
+            runner = TransferRunner(
+                conn=conn, source=src, destination=self.destination(conn),
+                transfers=self.transfers, options=options, clock=self.clock,
+            )  # fmt: skip
+            for spec in specs:
+                results += runner.run(
+                    spec, full_refresh=full_refresh,
+                    progress=progress(spec.name) if progress else None,
+                )  # fmt: skip
+        return results

@@ -1,0 +1,1 @@
+"""AWS sessions and clients: byob's own identity, assumed roles, HMAC keys, endpoint override."""

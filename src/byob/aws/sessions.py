@@ -1,0 +1,121 @@
+"""Sessions for byob's own principal and for each connection's credentials.
+
+A connection's role is assumed with its external ID and a session name saying who and why;
+credentials refresh themselves before they expire, so a long transfer (each multipart part is
+signed on its own) never runs on expired credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from byob.domain.connections import AuthKind, Connection
+from byob.errors import ConfigError, DestinationError
+
+_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+
+def role_session_name(conn: Connection) -> str:
+    """Shows in the recipient's CloudTrail: which service, which connection."""
+    return ("byob-" + _SESSION_NAME_UNSAFE.sub("-", conn.name))[:64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwsConfig:
+    endpoint_url: str = ""
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+    def botocore_config(self, **overrides: Any) -> Config:
+        options: dict[str, Any] = {
+            "retries": {"max_attempts": self.max_attempts, "mode": "adaptive"},
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            # Buckets with dots in their names break virtual-hosted TLS; path style works
+            # everywhere, including S3-compatible endpoints.
+            "s3": {"addressing_style": "path"} if self.endpoint_url else {},
+        }
+        options.update(overrides)
+        return Config(**options)
+
+
+class AwsSessions:
+    """Makes boto3 sessions and clients; the only place that knows the endpoint override."""
+
+    def __init__(self, config: AwsConfig, service_session: boto3.Session | None = None) -> None:
+        self.config = config
+        self._service = service_session or boto3.Session()
+
+    def client(self, session: boto3.Session, service: str, region: str | None = None, **cfg: Any) -> Any:
+        return session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region or session.region_name or "us-east-1",
+            endpoint_url=self.config.endpoint_url or None,
+            config=self.config.botocore_config(**cfg),
+        )
+
+    def service_client(self, service: str, region: str | None = None, **cfg: Any) -> Any:
+        return self.client(self._service, service, region, **cfg)
+
+    def caller_arn(self) -> str:
+        """byob's own principal: the Principal of every trust policy it generates."""
+        try:
+            arn = self.service_client("sts").get_caller_identity()["Arn"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ConfigError(
+                "cannot tell byob's own AWS identity (sts:GetCallerIdentity failed: "
+                f"{exc}); configure AWS credentials or set BYOB_SERVICE_PRINCIPAL_ARN"
+            ) from exc
+        return _principal_of(arn)
+
+    def for_connection(self, conn: Connection, secret_access_key: str | None = None) -> boto3.Session:
+        """A session acting in the recipient's account."""
+        if conn.auth is AuthKind.HMAC:
+            if not secret_access_key:
+                raise DestinationError("the connection's secret access key is missing")
+            return boto3.Session(
+                aws_access_key_id=conn.access_key_id,
+                aws_secret_access_key=secret_access_key,
+                region_name=conn.region,
+            )
+        if conn.auth is AuthKind.ROLE:
+            return self._assumed(conn)
+        raise DestinationError(f"connection {conn.name!r} has no AWS credentials")
+
+    def _assumed(self, conn: Connection) -> boto3.Session:
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=lambda service, **kw: self.service_client(service, conn.region),
+            source_credentials=self._service.get_credentials(),
+            role_arn=conn.role_arn,
+            extra_args={"ExternalId": conn.external_id, "RoleSessionName": role_session_name(conn)},
+        )
+        credentials = DeferredRefreshableCredentials(
+            method="assume-role", refresh_using=fetcher.fetch_credentials
+        )
+        core = botocore.session.Session()
+        core._credentials = credentials  # the documented way boto3 itself wires refreshers
+        return boto3.Session(botocore_session=core, region_name=conn.region)
+
+
+def _principal_of(caller_arn: str) -> str:
+    """An assumed-role session ARN names the session; trust policies name the role."""
+    match = re.fullmatch(r"arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/.+", caller_arn)
+    if match:
+        partition, account, role = match.groups()
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    return caller_arn
+
+
+def aws_error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__

@@ -1,0 +1,194 @@
+"""`byob connections …` and `byob models check`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+
+from byob.cli import output
+from byob.cli.main import JsonOpt, build_app, connections_app, models_app
+from byob.domain.connections import Connection
+
+
+def connection_dict(conn: Connection) -> dict[str, Any]:
+    """What any interface may show of a connection: never a secret."""
+    data = {
+        "id": conn.id, "name": conn.name, "tenant": conn.tenant, "type": conn.type.value,
+        "status": conn.status.value, "location": conn.location(), "auth": conn.auth.value,
+        "created_at": conn.created_at.isoformat(), "updated_at": conn.updated_at.isoformat(),
+    }  # fmt: skip
+    if conn.type.value != "local":
+        data |= {
+            "account_id": conn.account_id, "bucket": conn.bucket, "region": conn.region,
+            "base_path": conn.base_path,
+        }  # fmt: skip
+    if conn.auth.value == "role":
+        data |= {"role_name": conn.role_name, "role_arn": conn.role_arn, "external_id": conn.external_id}
+    if conn.auth.value == "hmac":
+        data["access_key_id"] = conn.access_key_id
+    if conn.type.value == "athena":
+        data |= {"workgroup": conn.workgroup, "schema": conn.schema, "database": conn.database}
+    return data
+
+
+@connections_app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="Unique connection name.")],
+    tenant: Annotated[str, typer.Option(help="The tenant whose rows go to this destination.")],
+    type: Annotated[str, typer.Option("--type", help="s3, athena or local.")] = "s3",
+    account_id: Annotated[str, typer.Option(help="The recipient's AWS account ID (12 digits).")] = "",
+    bucket: Annotated[str, typer.Option(help="S3 bucket name.")] = "",
+    region: Annotated[str, typer.Option(help="The bucket's AWS region.")] = "",
+    base_path: Annotated[str | None, typer.Option(help="Folder under the bucket (optional).")] = None,
+    path: Annotated[str, typer.Option(help="Directory, for --type local.")] = "",
+    role_arn: Annotated[str | None, typer.Option(help="An existing role ARN instead of the generated one.")] = None,
+    access_key_id: Annotated[str | None, typer.Option(help="HMAC auth: an IAM user's access key ID; the secret is read from BYOB_SECRET_ACCESS_KEY or a prompt.")] = None,
+    workgroup: Annotated[str, typer.Option(help="Athena workgroup.")] = "primary",
+    schema: Annotated[str, typer.Option(help="Athena: Glue database and data folder.")] = "",
+    database: Annotated[str, typer.Option(help="Athena: folder for query results.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a draft connection and print the IAM material to paste."""
+    secret = None
+    if access_key_id:
+        secret = os.environ.get("BYOB_SECRET_ACCESS_KEY") or typer.prompt(
+            "Secret access key", hide_input=True
+        )
+    byob = build_app()
+    conn = byob.create_connection(
+        name=name, tenant=tenant, type=type, account_id=account_id, bucket=bucket, region=region,
+        base_path=base_path, path=path, role_arn=role_arn, access_key_id=access_key_id,
+        secret_access_key=secret, workgroup=workgroup, schema=schema, database=database,
+    )  # fmt: skip
+    policies = byob.policies(conn) if conn.type.value != "local" else {}
+    if as_json:
+        output.emit_json({"connection": connection_dict(conn), **policies})
+        return
+    output.console.print(f"Created draft connection [bold]{conn.name}[/] → {conn.location()}")
+    _print_policies(policies)
+
+
+@connections_app.command("policy")
+def policy(name: str, as_json: JsonOpt = False) -> None:
+    """Print the role name, trust policy and permissions policy again."""
+    byob = build_app()
+    policies = byob.policies(byob.connections.get(name))
+    if as_json:
+        output.emit_json(policies)
+    else:
+        _print_policies(policies)
+
+
+def _print_policies(policies: dict[str, Any]) -> None:
+    if not policies:
+        return
+    if "role_name" in policies:
+        output.console.print(f"\n[bold]IAM role name[/] (create it with exactly this name): {policies['role_name']}")
+        output.console.print(f"[bold]Role ARN[/]: {policies['role_arn']}")
+        output.console.print(f"[bold]External ID[/]: {policies['external_id']}")
+        output.console.print("\n[bold]Trust policy[/]:")
+        output.console.print_json(json.dumps(policies["trust_policy"]))
+    output.console.print("\n[bold]Permissions policy[/]:")
+    output.console.print_json(json.dumps(policies["permissions_policy"]))
+
+
+@connections_app.command("list")
+def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+    """List connections."""
+    byob = build_app()
+    conns = byob.connections.list(tenant=tenant)
+    if as_json:
+        output.emit_json({"connections": [connection_dict(c) for c in conns]})
+        return
+    output.table(
+        "Connections", ["name", "tenant", "type", "status", "location"],
+        [[c.name, c.tenant, c.type.value, c.status.value, c.location()] for c in conns],
+    )  # fmt: skip
+
+
+@connections_app.command("show")
+def show(name: str, as_json: JsonOpt = False) -> None:
+    """Show a connection, its latest validation and its models' high-water marks."""
+    byob = build_app()
+    conn = byob.connections.get(name)
+    latest = byob.validations.latest(conn.id)
+    data = connection_dict(conn)
+    data["validation"] = (
+        {"passed": latest.passed, "at": latest.created_at.isoformat(), "checks": latest.checks,
+         "current": latest.fingerprint == conn.destination_fingerprint()}
+        if latest else None
+    )  # fmt: skip
+    if as_json:
+        output.emit_json({"connection": data})
+        return
+    for key, value in data.items():
+        if key != "validation":
+            output.console.print(f"[bold]{key}[/]: {value}")
+    if latest:
+        _print_checks(latest.checks)
+
+
+@connections_app.command("validate")
+def validate(name: str, as_json: JsonOpt = False) -> None:
+    """Run the connection's checks against AWS (or the directory) and keep the result."""
+    from byob.destinations.checks import passed
+
+    byob = build_app()
+    conn, results = byob.validate(name)
+    ok = passed(results)
+    if as_json:
+        output.emit_json({"connection": conn.name, "passed": ok, "checks": [r.as_dict() for r in results]})
+    else:
+        _print_checks([r.as_dict() for r in results])
+        if ok:
+            output.console.print(f"[bold green]Validation successful[/]: run `byob connections activate {conn.name}`")
+        else:
+            output.console.print("[bold red]Validation failed[/]: fix what the failed checks say, then validate again")
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _print_checks(checks: list[dict[str, Any]]) -> None:
+    marks = {"passed": "[green]✔ passed[/]", "failed": "[red]✘ failed[/]",
+             "warning": "[yellow]! warning[/]", "skipped": "[dim]- skipped[/]"}  # fmt: skip
+    output.table(
+        "Validation", ["check", "result", "AWS code", "details"],
+        [[c["name"], marks.get(c["outcome"], c["outcome"]), c.get("aws_code") or "", c["message"]]
+         for c in checks],
+    )  # fmt: skip
+
+
+@connections_app.command("activate")
+def activate(name: str, as_json: JsonOpt = False) -> None:
+    """Activate a validated connection: transfers begin."""
+    byob = build_app()
+    conn = byob.activate(name)
+    if as_json:
+        output.emit_json({"connection": connection_dict(conn)})
+    else:
+        output.console.print(f"Connection [bold]{conn.name}[/] is [green]active[/]")
+
+
+@models_app.command("check")
+def check_models(as_json: JsonOpt = False) -> None:
+    """Check every model of the models file against the source."""
+    byob = build_app()
+    models = byob.check_models()
+    if as_json:
+        output.emit_json({"models": [
+            {"name": m.name, "table": m.spec.table, "warnings": list(m.warnings),
+             "columns": [{"name": c.name, "source": c.source_name, "type": str(c.type),
+                          "glue_type": c.type.glue_type()} for c in m.columns]}
+            for m in models]})  # fmt: skip
+        return
+    for m in models:
+        output.table(
+            f"model {m.name} ← {m.spec.table}", ["column", "source column", "type", "Athena type"],
+            [[c.name, c.source_name, str(c.type), c.type.glue_type()] for c in m.columns],
+        )  # fmt: skip
+        for warning in m.warnings:
+            output.console.print(f"[yellow]warning:[/] {warning}")
+    output.console.print(f"[green]{len(models)} models OK[/]")

@@ -1,0 +1,75 @@
+"""`byob transfers …`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from byob.cli import output
+from byob.cli.main import JsonOpt, build_app, transfers_app
+
+
+@transfers_app.command("run")
+def run(
+    connection: str,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Re-deliver every row.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a transfer now: finish an interrupted one, then move the new rows of every model."""
+    byob = build_app()
+    with output.rows_progress(not as_json) as progress:
+        tasks: dict[str, int] = {}
+
+        def for_model(name: str):  # type: ignore[no-untyped-def]
+            if progress is None:
+                return None
+            tasks[name] = progress.add_task(name, total=None)
+            return lambda rows: progress.update(tasks[name], completed=rows)
+
+        results = byob.run_transfers(
+            connection, model=model, full_refresh=full_refresh, progress=for_model
+        )
+    records = [r.record.as_dict() | {"resumed": r.resumed} for r in results]
+    if as_json:
+        output.emit_json({"connection": connection, "transfers": records})
+        return
+    output.table(
+        f"Transfers of {connection}", ["model", "type", "window", "rows", "files", "bytes", "status"],
+        [[r["model"] + (" (resumed)" if r["resumed"] else ""), r["type"],
+          f"({r['window']['low'] or '-∞'}, {r['window']['high']}]", f"{r['rows']:,}", r["files"],
+          output.human_bytes(r["bytes"]), r["status"]] for r in records],
+    )  # fmt: skip
+    for result in results:
+        for warning in result.warnings:
+            output.console.print(f"[yellow]warning:[/] {warning}")
+
+
+@transfers_app.command("list")
+def list_(connection: str, as_json: JsonOpt = False) -> None:
+    """Transfer history of a connection, newest first."""
+    byob = build_app()
+    conn = byob.connections.get(connection)
+    records = [t.as_dict() for t in byob.transfers.list(conn.id)]
+    if as_json:
+        output.emit_json({"connection": conn.name, "transfers": records})
+        return
+    output.table(
+        f"Transfers of {conn.name}", ["id", "model", "type", "status", "rows", "files", "started", "error"],
+        [[r["id"][:12], r["model"], r["type"], r["status"], f"{r['rows']:,}", r["files"],
+          r["started_at"], r["error"] or ""] for r in records],
+    )  # fmt: skip
+
+
+@transfers_app.command("show")
+def show(transfer_id: str, as_json: JsonOpt = False) -> None:
+    """One transfer, with its files."""
+    byob = build_app()
+    record = byob.transfers.get(transfer_id)
+    data = record.as_dict() | {"files": [f.__dict__ for f in byob.transfers.files(record.id)]}
+    if as_json:
+        output.emit_json(data)
+        return
+    for key, value in data.items():
+        output.console.print(f"[bold]{key}[/]: {value}")

@@ -1,0 +1,108 @@
+"""The models file (TOML): the source and the models to export."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from byob.domain.models import ModelSpec
+from byob.errors import ByobError, ConfigError
+
+_MODEL_KEYS = {"name", "table", "tenant_column", "cursor_column", "primary_key", "columns"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    url: str  # postgresql://… or sqlite:///path
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectConfig:
+    source: SourceConfig
+    models: tuple[ModelSpec, ...]
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.models)
+        raise ConfigError(f"no model named {name!r} (models: {known})", field="model")
+
+
+def load_config(path: Path) -> ProjectConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found; pass --config FILE or set BYOB_CONFIG"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, origin=str(path), base_dir=path.parent)
+
+
+def parse_config(raw: dict[str, Any], *, origin: str, base_dir: Path) -> ProjectConfig:
+    source = raw.get("source")
+    if not isinstance(source, dict) or not (source.get("url") or source.get("path")):
+        raise ConfigError(
+            f"{origin}: [source] needs url = \"postgresql://…\" or path = \"file.sqlite\"",
+            field="source",
+        )
+    url = source.get("url") or ""
+    if not url:
+        sqlite_path = Path(source["path"])
+        if not sqlite_path.is_absolute():
+            sqlite_path = base_dir / sqlite_path
+        url = f"sqlite:///{sqlite_path.resolve()}"
+    if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ConfigError(
+            f"{origin}: [source] url must start with postgresql:// or sqlite:///", field="source.url"
+        )
+    entries = raw.get("models")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{origin}: declare at least one [[models]] table", field="models")
+    models: list[ModelSpec] = []
+    for index, entry in enumerate(entries):
+        models.append(_parse_model(entry, where=f"{origin}: models[{index}]"))
+    names = [m.name for m in models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{origin}: model names must be unique: {', '.join(dupes)}", field="name")
+    return ProjectConfig(source=SourceConfig(url=url), models=tuple(models))
+
+
+def _parse_model(entry: Any, *, where: str) -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table of keys")
+    unknown = set(entry) - _MODEL_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown keys {', '.join(sorted(unknown))} (allowed: "
+            f"{', '.join(sorted(_MODEL_KEYS))})",
+            field=sorted(unknown)[0],
+        )
+    name = entry.get("name")
+    where = f"{where} ({name!r})" if name else where
+    for key in ("name", "table", "tenant_column", "cursor_column"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise ConfigError(f"{where}: {key} is required and must be text", field=key)
+    pk = entry.get("primary_key")
+    if isinstance(pk, str):
+        pk = [pk]
+    if not isinstance(pk, list) or not pk or not all(isinstance(k, str) for k in pk):
+        raise ConfigError(f"{where}: primary_key must be a column name or a list of them", field="primary_key")
+    columns = entry.get("columns")
+    if columns is not None and (
+        not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns)
+    ):
+        raise ConfigError(f"{where}: columns must be a non-empty list of column names", field="columns")
+    try:
+        return ModelSpec(
+            name=entry["name"], table=entry["table"], tenant_column=entry["tenant_column"],
+            cursor_column=entry["cursor_column"], primary_key=tuple(pk),
+            columns=tuple(columns) if columns else None,
+        )  # fmt: skip
+    except ByobError as exc:
+        raise ConfigError(f"{where}: {exc.message}", field=exc.field) from None

@@ -1,0 +1,171 @@
+"""Validation checks: each named, timed out, and reported in words a recipient can act on."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from time import monotonic
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from byob.aws.sessions import AwsSessions, aws_error_code, role_session_name
+from byob.destinations.base import Destination
+from byob.domain import layout
+from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.errors import ByobError, DestinationError
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    WARNING = "warning"  # does not block activation
+    SKIPPED = "skipped"  # an earlier check failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    name: str
+    outcome: Outcome
+    message: str
+    aws_code: str | None = None
+    duration_ms: int = 0
+    at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "outcome": self.outcome.value, "message": self.message,
+            "aws_code": self.aws_code, "duration_ms": self.duration_ms, "at": self.at.isoformat(),
+        }  # fmt: skip
+
+
+def passed(results: list[CheckResult]) -> bool:
+    return all(r.outcome in (Outcome.PASSED, Outcome.WARNING) for r in results)
+
+
+class _CheckFailed(Exception):
+    def __init__(self, message: str, aws_code: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.aws_code = message, aws_code
+
+
+class ConnectionChecks:
+    """Runs a connection's checks in order; a failed check skips the ones that depend on it."""
+
+    def __init__(
+        self, *, conn: Connection, destination: Destination, aws: AwsSessions | None,
+        secret_access_key: str | None, timeout: float,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.destination = destination
+        self.aws = aws
+        self.secret = secret_access_key
+        self.timeout = timeout
+        self.test_key = layout.connection_test_key(conn.data_prefix, secrets.token_hex(8))
+
+    def run(self) -> list[CheckResult]:
+        plan: list[tuple[str, Callable[[], str]]] = []
+        if self.conn.type is not ConnectionType.LOCAL:
+            if self.conn.auth is AuthKind.ROLE:
+                plan.append(("assume_role", self._assume_role))
+            else:
+                plan.append(("credentials", self._credentials))
+        plan += [("write_test_object", self._write), ("delete_test_object", self._delete)]
+        results: list[CheckResult] = []
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check")
+        try:
+            for name, check in plan:
+                if results and not passed(results):
+                    results.append(_result(name, Outcome.SKIPPED, f"skipped: {results[-1].name} failed"))
+                    continue
+                results.append(self._timed(pool, name, check))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return results
+
+    def _timed(self, pool: ThreadPoolExecutor, name: str, check: Callable[[], str]) -> CheckResult:
+        start = monotonic()
+        future = pool.submit(check)
+        try:
+            message = future.result(timeout=self.timeout)
+            outcome, code = Outcome.PASSED, None
+        except FutureTimeout:
+            outcome, code = Outcome.FAILED, "Timeout"
+            message = f"no answer within {self.timeout:.0f} s; check the region and network, then revalidate"
+        except _CheckFailed as exc:
+            outcome, code, message = Outcome.FAILED, exc.aws_code, exc.message
+        except ByobError as exc:
+            outcome, code, message = Outcome.FAILED, getattr(exc, "aws_code", None), exc.message
+        if name == "delete_test_object" and outcome is Outcome.FAILED and self.conn.first_activated_at:
+            # Recipients may withdraw s3:DeleteObject once active (the seeds say so).
+            outcome = Outcome.WARNING
+            message += f" (the test object {self.destination.url(self.test_key)} was left behind; you may delete it)"
+        return _result(name, outcome, message, code, int((monotonic() - start) * 1000))
+
+    def _assume_role(self) -> str:
+        assert self.aws is not None
+        sts = self.aws.service_client("sts", self.conn.region)
+        try:
+            sts.assume_role(
+                RoleArn=self.conn.role_arn, ExternalId=self.conn.external_id,
+                RoleSessionName=role_session_name(self.conn), DurationSeconds=900,
+            )  # fmt: skip
+        except (ClientError, BotoCoreError) as exc:
+            code = aws_error_code(exc)
+            raise _CheckFailed(
+                f"{code} on AssumeRole of {self.conn.role_arn}: create the role "
+                f"{self.conn.role_name or self.conn.role_arn} in account {self.conn.account_id} "
+                "with exactly the trust policy shown (it must name byob's principal and this "
+                "connection's external ID)",
+                code,
+            ) from exc
+        return f"assumed {self.conn.role_arn} with the connection's external ID"
+
+    def _credentials(self) -> str:
+        assert self.aws is not None
+        session = self.aws.for_connection(self.conn, self.secret)
+        try:
+            arn = self.aws.client(session, "sts", self.conn.region).get_caller_identity()["Arn"]
+        except (ClientError, BotoCoreError) as exc:
+            code = aws_error_code(exc)
+            raise _CheckFailed(
+                f"{code}: AWS refused the access key {self.conn.access_key_id}; check the key ID "
+                "and paste the secret access key again",
+                code,
+            ) from exc
+        account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+        if account and account != self.conn.account_id:
+            raise _CheckFailed(
+                f"the access key belongs to account {account}, not {self.conn.account_id}",
+                "AccountMismatch",
+            )
+        return f"the access key works as {arn}"
+
+    def _write(self) -> str:
+        body = f"byob connection test for {self.conn.name} at {datetime.now(UTC).isoformat()}\n"
+        try:
+            self.destination.put(self.test_key, body.encode(), content_type="text/plain")
+        except DestinationError as exc:
+            raise _CheckFailed(exc.message, exc.aws_code) from exc
+        return f"wrote {self.destination.url(self.test_key)}"
+
+    def _delete(self) -> str:
+        try:
+            self.destination.delete(self.test_key)
+        except DestinationError as exc:
+            raise _CheckFailed(exc.message, exc.aws_code) from exc
+        return f"deleted {self.destination.url(self.test_key)}"
+
+
+def _result(
+    name: str, outcome: Outcome, message: str, code: str | None = None, ms: int = 0
+) -> CheckResult:
+    return CheckResult(
+        name=name, outcome=outcome, message=message, aws_code=code, duration_ms=ms,
+        at=datetime.now(UTC),
+    )  # fmt: skip

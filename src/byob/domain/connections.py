@@ -1,0 +1,223 @@
+"""Connections: a tenant's destination, its auth, and its lifecycle."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from byob.domain import fields, policies
+from byob.domain.policies import PolicyDocument
+from byob.errors import ConflictError, InvalidFieldError
+
+
+class ConnectionType(StrEnum):
+    S3 = "s3"
+    ATHENA = "athena"
+    LOCAL = "local"  # a directory with the same layout; for benchmarks, tests and trials
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+class AuthKind(StrEnum):
+    ROLE = "role"  # byob assumes a role in the recipient's account with the external ID
+    HMAC = "hmac"  # an IAM user's access key; the secret is sealed at rest
+    NONE = "none"  # local destinations
+
+
+# Changing any of these points the connection somewhere else: it must be validated again.
+DESTINATION_FIELDS = (
+    "type", "bucket", "region", "base_path", "path", "auth", "role_arn", "access_key_id",
+    "secret_fingerprint", "workgroup", "schema", "database", "account_id",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Connection:
+    id: str
+    name: str
+    tenant: str
+    type: ConnectionType
+    status: Status = Status.DRAFT
+    account_id: str = ""
+    bucket: str = ""
+    region: str = ""
+    base_path: str = ""
+    path: str = ""  # local destinations only
+    auth: AuthKind = AuthKind.ROLE
+    role_name: str = ""
+    role_arn: str = ""
+    external_id: str = ""
+    access_key_id: str = ""
+    # A hash of the sealed HMAC secret, so a rotated secret counts as a change; never the secret.
+    secret_fingerprint: str = ""
+    workgroup: str = "primary"
+    schema: str = ""
+    database: str = ""
+    frequency_minutes: int = 1440
+    first_activated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def data_prefix(self) -> str:
+        """The folder under the bucket (or directory) that holds the models' folders."""
+        if self.type is ConnectionType.ATHENA:
+            return self.schema
+        return self.base_path
+
+    def destination_fingerprint(self) -> str:
+        """Identifies where and how the connection writes; a validation is only good for the
+        fingerprint it ran against."""
+        material = {name: str(getattr(self, name)) for name in DESTINATION_FIELDS}
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+
+    def location(self) -> str:
+        if self.type is ConnectionType.LOCAL:
+            return f"{self.path.rstrip('/')}/{self.data_prefix}".rstrip("/")
+        return f"s3://{self.bucket}/{self.data_prefix}".rstrip("/")
+
+
+def new_connection(
+    *,
+    id: str,
+    name: str,
+    tenant: str,
+    type: str,
+    now: datetime,
+    account_id: str = "",
+    bucket: str = "",
+    region: str = "",
+    base_path: str | None = None,
+    path: str = "",
+    role_arn: str | None = None,
+    access_key_id: str | None = None,
+    secret_fingerprint: str = "",
+    workgroup: str = "primary",
+    schema: str = "",
+    database: str = "",
+) -> Connection:
+    """A draft connection with its generated external ID and role name; fields checked."""
+    try:
+        kind = ConnectionType(type)
+    except ValueError:
+        raise InvalidFieldError(
+            f"connection type {type!r} is not one of: s3, athena, local", field="type"
+        ) from None
+    name = fields.connection_name(name)
+    tenant = fields.tenant(tenant)
+    if kind is ConnectionType.LOCAL:
+        if not path:
+            raise InvalidFieldError("a local connection needs --path DIR", field="path")
+        return Connection(
+            id=id, name=name, tenant=tenant, type=kind, path=path, auth=AuthKind.NONE,
+            base_path=fields.base_path(base_path), created_at=now, updated_at=now,
+        )  # fmt: skip
+    account_id = fields.account_id(account_id)
+    bucket = fields.bucket_name(bucket)
+    region = fields.region(region)
+    external_id = policies.new_external_id()
+    generated_role = policies.role_name(name, external_id[:6].lower())
+    auth = AuthKind.ROLE
+    if access_key_id:
+        auth = AuthKind.HMAC
+        access_key_id = fields.access_key_id(access_key_id)
+        if not secret_fingerprint:
+            raise InvalidFieldError(
+                "an access key ID needs its secret access key", field="secret_access_key"
+            )
+    if role_arn and auth is AuthKind.HMAC:
+        raise InvalidFieldError(
+            "give either a role ARN or an access key, not both", field="role_arn"
+        )
+    arn = (
+        fields.role_arn(role_arn, expected_account_id=account_id)
+        if role_arn
+        else policies.role_arn(account_id, generated_role)
+    )
+    extra: dict[str, str] = {}
+    if kind is ConnectionType.ATHENA:
+        extra = _athena_fields(workgroup=workgroup, schema=schema, database=database)
+    return Connection(
+        id=id, name=name, tenant=tenant, type=kind, account_id=account_id, bucket=bucket,
+        region=region, base_path=fields.base_path(base_path), auth=auth,
+        role_name=arn.rsplit("/", 1)[1] if auth is AuthKind.ROLE else "",
+        role_arn=arn if auth is AuthKind.ROLE else "", external_id=external_id,
+        access_key_id=access_key_id or "", secret_fingerprint=secret_fingerprint,
+        created_at=now, updated_at=now, **extra,
+    )  # fmt: skip
+
+
+def _athena_fields(*, workgroup: str, schema: str, database: str) -> dict[str, str]:
+    import re
+
+    ident = re.compile(r"[a-z0-9_]{1,255}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", workgroup or ""):
+        raise InvalidFieldError(
+            "workgroup must be 1-128 letters, digits, '.', '_' or '-' (default: primary)",
+            field="workgroup",
+        )
+    for field_name, value in (("schema", schema), ("database", database)):
+        if not ident.fullmatch(value or ""):
+            raise InvalidFieldError(
+                f"{field_name} {value!r} must be 1-255 lowercase letters, digits or '_' "
+                "(Athena lowercases names)",
+                field=field_name,
+            )
+    if schema == database:
+        raise InvalidFieldError(
+            "schema and database must differ: query results must not land inside the data",
+            field="database",
+        )
+    return {"workgroup": workgroup, "schema": schema, "database": database}
+
+
+def trust_policy(conn: Connection, service_principal_arn: str) -> PolicyDocument:
+    return policies.trust_policy(service_principal_arn, conn.external_id)
+
+
+def permissions_policy(conn: Connection) -> PolicyDocument:
+    if conn.type is ConnectionType.ATHENA:
+        return policies.athena_permissions_policy(
+            account_id=conn.account_id, workgroup=conn.workgroup, bucket=conn.bucket,
+            schema=conn.schema,
+        )  # fmt: skip
+    return policies.s3_permissions_policy(conn.bucket, conn.base_path)
+
+
+def activate(conn: Connection, *, validated_fingerprint: str | None, now: datetime) -> Connection:
+    """Draft/paused → active, only after a passing validation of this very configuration."""
+    if conn.status is Status.ACTIVE:
+        return conn
+    if conn.status is Status.DISABLED:
+        raise ConflictError(f"connection {conn.name!r} is disabled; it cannot be activated")
+    if validated_fingerprint != conn.destination_fingerprint():
+        raise ConflictError(
+            f"connection {conn.name!r} has no passing validation of its current settings; "
+            f"run `byob connections validate {conn.name}` first"
+        )
+    return dataclasses.replace(
+        conn, status=Status.ACTIVE, updated_at=now, first_activated_at=conn.first_activated_at or now
+    )
+
+
+def pause(conn: Connection, *, now: datetime) -> Connection:
+    if conn.status is not Status.ACTIVE:
+        raise ConflictError(f"connection {conn.name!r} is {conn.status}, not active")
+    return dataclasses.replace(conn, status=Status.PAUSED, updated_at=now)
+
+
+def update(conn: Connection, *, now: datetime, **changes: object) -> Connection:
+    """Apply changes; any change to where or how it writes returns it to draft."""
+    changed = dataclasses.replace(conn, updated_at=now, **changes)  # type: ignore[arg-type]
+    if changed.destination_fingerprint() != conn.destination_fingerprint():
+        changed = dataclasses.replace(changed, status=Status.DRAFT)
+    return changed

@@ -1,0 +1,148 @@
+"""Models: the tables byob exports, and the schema each one is written with."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from byob.domain.types import TIMESTAMP, TIMESTAMPTZ, ColumnType
+from byob.errors import ConfigError
+
+_MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
+PARTITION_COLUMN = "dt"
+RESERVED_MODEL_NAMES = frozenset({"athena_output", "_manifests"})
+# Athena/Trino reserved words a user will have to quote; a model using them gets a warning.
+RESERVED_WORDS = frozenset(
+    "all alter and as between by case cast constraint create cross cube current_date "
+    "current_time current_timestamp current_user date deallocate delete describe distinct "
+    "drop else end escape except execute exists extract false first for from full group "
+    "grouping having in inner insert intersect into is join last left like localtime "
+    "localtimestamp natural normalize not null on or order outer partition prepare recursive "
+    "right rollup select table then timestamp true uescape union unnest user using values "
+    "when where with".split()
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A model as declared in the models file."""
+
+    name: str
+    table: str
+    tenant_column: str
+    cursor_column: str
+    primary_key: tuple[str, ...]
+    columns: tuple[str, ...] | None = None  # None: every column of the table
+
+    def __post_init__(self) -> None:
+        where = f"model {self.name!r}"
+        if not _MODEL_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"{where}: name must be lowercase letters, digits and '_', starting with a "
+                "letter (it names the folder and the Athena table)",
+                field="name",
+            )
+        if self.name in RESERVED_MODEL_NAMES:
+            raise ConfigError(f"{where}: the name {self.name!r} is reserved", field="name")
+        for field_name in ("table", "tenant_column", "cursor_column"):
+            if not getattr(self, field_name):
+                raise ConfigError(f"{where}: {field_name} is required", field=field_name)
+        if not self.primary_key:
+            raise ConfigError(f"{where}: primary_key is required", field="primary_key")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Column:
+    """One source column and the name and type it is written with."""
+
+    source_name: str
+    name: str
+    type: ColumnType
+    nullable: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedModel:
+    """A model checked against the source: its columns in order, names sanitised."""
+
+    spec: ModelSpec
+    columns: tuple[Column, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def column(self, source_name: str) -> Column:
+        for col in self.columns:
+            if col.source_name == source_name:
+                return col
+        raise KeyError(source_name)
+
+    @property
+    def cursor(self) -> Column:
+        return self.column(self.spec.cursor_column)
+
+
+def sanitize_names(source_names: list[str]) -> list[str]:
+    """Athena-safe column names: lowercase, [a-z0-9_], unique, never the partition key."""
+    taken: set[str] = set()
+    out: list[str] = []
+    for raw in source_names:
+        base = re.sub(r"[^a-z0-9_]", "_", raw.lower())[:250] or "col"
+        if base == PARTITION_COLUMN:
+            base = f"{PARTITION_COLUMN}_source"
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]]) -> ResolvedModel:
+    """Check a model against the source's columns (name, type, nullable), in source order."""
+    where = f"model {spec.name!r}"
+    by_name = {name: (ctype, nullable) for name, ctype, nullable in source_columns}
+    if not source_columns:
+        raise ConfigError(f"{where}: table {spec.table!r} not found in the source", field="table")
+    wanted = list(spec.columns) if spec.columns else [name for name, _, _ in source_columns]
+    for field_name, names in (
+        ("columns", wanted),
+        ("tenant_column", [spec.tenant_column]),
+        ("cursor_column", [spec.cursor_column]),
+        ("primary_key", list(spec.primary_key)),
+    ):
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ConfigError(
+                f"{where}: {field_name} names {', '.join(map(repr, missing))}, which table "
+                f"{spec.table!r} does not have (it has: {', '.join(by_name)})",
+                field=field_name,
+            )
+    cursor_type = by_name[spec.cursor_column][0]
+    if cursor_type not in (TIMESTAMP, TIMESTAMPTZ):
+        raise ConfigError(
+            f"{where}: cursor_column {spec.cursor_column!r} is {cursor_type}; it must be a "
+            "timestamp or timestamptz column that rises whenever a row changes (e.g. updated_at)",
+            field="cursor_column",
+        )
+    for needed in (spec.cursor_column, *spec.primary_key):
+        if needed not in wanted:
+            wanted.append(needed)
+    names = sanitize_names(wanted)
+    columns = tuple(
+        Column(source_name=src, name=name, type=by_name[src][0], nullable=by_name[src][1])
+        for src, name in zip(wanted, names, strict=True)
+    )
+    warnings = [
+        f"{where}: column {c.source_name!r} is written as {c.name!r}"
+        for c in columns
+        if c.name != c.source_name
+    ]
+    warnings += [
+        f"{where}: column {c.name!r} is a reserved word in Athena; queries must quote it"
+        for c in columns
+        if c.name in RESERVED_WORDS
+    ]
+    return ResolvedModel(spec=spec, columns=columns, warnings=tuple(warnings))

@@ -1,0 +1,130 @@
+"""IAM material a recipient pastes into their AWS account: role name, external ID, trust and
+permissions policies. Pure functions; the output is exactly what the recipient sees."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from typing import Any
+
+from byob.domain.layout import join
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+EXTERNAL_ID_LENGTH = 40
+_ROLE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9+=,.@_-]")
+
+PolicyDocument = dict[str, Any]
+
+
+def new_external_id() -> str:
+    """A random, unguessable external ID: 40 characters of [A-Za-z0-9] (~238 bits)."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(EXTERNAL_ID_LENGTH))
+
+
+def role_name(connection_name: str, suffix: str) -> str:
+    """A valid IAM role name (<= 64 of [\\w+=,.@-]) that says byob and the connection."""
+    safe = _ROLE_NAME_UNSAFE.sub("-", connection_name).strip("-") or "connection"
+    head = "byob-"
+    tail = f"-{suffix}"
+    return head + safe[: 64 - len(head) - len(tail)] + tail
+
+
+def role_arn(account_id: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{name}"
+
+
+def trust_policy(service_principal_arn: str, external_id: str) -> PolicyDocument:
+    """Lets only byob's own principal assume the role, and only with this connection's
+    external ID (the confused-deputy guard AWS recommends)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": service_principal_arn},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }
+
+
+def s3_object_arn(bucket: str, prefix: str) -> str:
+    return f"arn:aws:s3:::{join(bucket, prefix)}/*"
+
+
+def s3_permissions_policy(bucket: str, base_path: str) -> PolicyDocument:
+    """Least privilege for S3 export: write objects under the base path, delete (only needed
+    for the connection-test object) and abort multipart uploads. No read, no list."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ByobWriteUnderBasePath",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Resource": s3_object_arn(bucket, base_path),
+            }
+        ],
+    }
+
+
+def athena_permissions_policy(
+    *, account_id: str, workgroup: str, bucket: str, schema: str
+) -> PolicyDocument:
+    """The seed's Athena policy, filled in, plus s3:AbortMultipartUpload."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AllowAthenaAccess",
+                "Effect": "Allow",
+                "Action": [
+                    "athena:GetQueryResults",
+                    "athena:StartQueryExecution",
+                    "athena:StartSession",
+                    "athena:GetDatabase",
+                    "athena:GetDataCatalog",
+                    "athena:GetWorkGroup",
+                    "athena:GetTableMetadata",
+                    "athena:GetQueryExecution",
+                ],
+                "Resource": [f"arn:aws:athena:*:{account_id}:workgroup/{workgroup}"],
+            },
+            {
+                "Sid": "AllowGlueAccessToDestinationDatabaseAndTables",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabases",
+                    "glue:GetDatabase",
+                    "glue:GetTables",
+                    "glue:GetTable",
+                    "glue:GetPartitions",
+                    "glue:CreateTable",
+                    "glue:CreateDatabase",
+                    "glue:UpdateTable",
+                    "glue:DeleteTable",
+                ],
+                "Resource": [
+                    f"arn:aws:glue:*:{account_id}:catalog",
+                    f"arn:aws:glue:*:{account_id}:database/{schema}",
+                    f"arn:aws:glue:*:{account_id}:database/default",
+                    f"arn:aws:glue:*:{account_id}:table/{schema}/*",
+                ],
+            },
+            {
+                "Sid": "AllowS3AccessToBucket",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:PutObject",
+                    "s3:ListBucket",
+                    "s3:GetBucketLocation",
+                    "s3:GetObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                ],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            },
+        ],
+    }

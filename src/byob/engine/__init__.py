@@ -1,0 +1,1 @@
+"""One transfer: plan window → read → encode → upload → manifest → commit."""

@@ -1,0 +1,276 @@
+"""Running one model's transfer for one connection, exactly once.
+
+How a retry stays exactly-once with only s3:PutObject (see README "Exactly once"):
+1. The window and the start time (which names every file) are persisted before reading.
+2. Each file's number is recorded as *started* before its first byte is sent, and *committed*
+   after the object is complete; objects only become visible when complete (multipart or
+   rename), so a file is either whole or absent.
+3. A retry re-reads the same window and writes files 1..n under the same keys, replacing
+   whatever the killed attempt left there; files numbered above n that an earlier attempt
+   started are deleted, or, where the recipient has withdrawn s3:DeleteObject, replaced by
+   empty Parquet files.
+4. The manifest is written after every data file is durable; the high-water mark advances
+   in the same state-store transaction that marks the transfer succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from byob.destinations.base import Destination, ObjectWriter
+from byob.domain import layout
+from byob.domain.connections import Connection
+from byob.domain.manifests import manifest
+from byob.domain.models import ModelSpec, ResolvedModel, resolve
+from byob.domain.types import ColumnType, Kind, check_evolution
+from byob.domain.windows import plan_window
+from byob.engine.arrow_types import arrow_schema, conform
+from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
+from byob.errors import ByobError, DestinationError, TransferError
+from byob.sources.base import Source
+from byob.store.repositories import TransferRecord, Transfers
+
+Clock = Callable[[], datetime]
+Progress = Callable[[int], None]  # rows delivered so far in this transfer
+
+_QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineOptions:
+    settle_lag: timedelta = timedelta(seconds=30)
+    row_group_bytes: int = 64 << 20
+    file_target_bytes: int = 256 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferResult:
+    record: TransferRecord
+    resumed: bool
+    warnings: tuple[str, ...] = ()
+
+
+class TransferRunner:
+    """Moves one connection's rows of one model. Construct per connection."""
+
+    def __init__(
+        self, *, conn: Connection, source: Source, destination: Destination, transfers: Transfers,
+        options: EngineOptions, clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.source = source
+        self.destination = destination
+        self.transfers = transfers
+        self.options = options
+        self.clock = clock
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def resolve(self, spec: ModelSpec) -> ResolvedModel:
+        """Check the model against the source and against what was already delivered."""
+        model = resolve(spec, self.source.columns(spec.table))
+        delivered = self.transfers.model_state(self.conn.id, spec.name).columns or []
+        current = {c.name: c.type for c in model.columns}
+        for col in delivered:
+            if col["name"] in current:
+                check_evolution(col["name"], _column_type(col), current[col["name"]])
+        return model
+
+    def run(
+        self, spec: ModelSpec, *, full_refresh: bool = False, progress: Progress | None = None
+    ) -> list[TransferResult]:
+        """Finish an interrupted transfer of this model if there is one, then run a new one."""
+        model = self.resolve(spec)
+        results = []
+        unfinished = self.transfers.unfinished(self.conn.id, spec.name)
+        if unfinished is not None:
+            results.append(self._execute(model, unfinished, resumed=True, progress=progress))
+        state = self.transfers.model_state(self.conn.id, spec.name)
+        kind, window = plan_window(
+            previous_high=state.high_water_mark, source_now=self.source.now(),
+            settle_lag=self.options.settle_lag, full_refresh=full_refresh,
+        )  # fmt: skip
+        now = self.clock()
+        record = self.transfers.plan(
+            connection_id=self.conn.id, model=spec.name, kind=kind, window=window,
+            started_at=now, now=now,
+        )  # fmt: skip
+        results.append(self._execute(model, record, resumed=False, progress=progress))
+        return results
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def _execute(
+        self, model: ResolvedModel, record: TransferRecord, *, resumed: bool,
+        progress: Progress | None,
+    ) -> TransferResult:  # fmt: skip
+        attempt = self.transfers.start_attempt(record.id)
+        previous = self.transfers.files(record.id)
+        writer: RollingParquetWriter | None = None
+        try:
+            self._abort_leftover_uploads(previous)
+            schema = arrow_schema(model)
+            writer = RollingParquetWriter(
+                schema,
+                open_object=lambda part: self._open_file(record, model, part, attempt),
+                on_file=lambda f: self.transfers.file_committed(
+                    record.id, f.file_part, rows=f.rows, size=f.bytes, sha256=f.sha256
+                ),
+                row_group_bytes=self.options.row_group_bytes,
+                file_target_bytes=self.options.file_target_bytes,
+            )  # fmt: skip
+            delivered = 0
+            for batch in self._read_ahead(model, record, schema):
+                writer.write(batch)
+                delivered += batch.num_rows
+                if progress:
+                    progress(delivered)
+            files = writer.finish()
+            writer = None
+            self._void_surplus(previous, keep=len(files), record=record, schema=schema)
+            manifest_key = self._write_manifest(model, record, files)
+            self.transfers.commit(
+                record, rows=sum(f.rows for f in files), size=sum(f.bytes for f in files),
+                files=len(files), manifest_key=manifest_key, columns=_columns(model),
+                now=self.clock(),
+            )  # fmt: skip
+        except BaseException as exc:
+            if writer is not None:
+                writer.abort()
+            message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
+            self.transfers.fail(record.id, message, now=self.clock())
+            if isinstance(exc, ByobError):
+                raise
+            if isinstance(exc, Exception):
+                raise TransferError(
+                    f"transfer of model {model.name!r} failed: {message}; nothing was "
+                    "committed and the next run retries the same window"
+                ) from exc
+            raise
+        return TransferResult(
+            record=self.transfers.get(record.id), resumed=resumed, warnings=model.warnings
+        )
+
+    def _open_file(
+        self, record: TransferRecord, model: ResolvedModel, part: int, attempt: int
+    ) -> tuple[str, ObjectWriter]:
+        stamp = layout.TransferStamp(started_at=record.started_at)
+        key = layout.data_key(self.conn.data_prefix, model.name, stamp, part)
+        self.transfers.file_started(record.id, part, key, attempt)
+        writer = self.destination.open_writer(
+            key, on_started=lambda upload_id: self.transfers.file_upload_id(record.id, part, upload_id)
+        )
+        return key, writer
+
+    def _read_ahead(
+        self, model: ResolvedModel, record: TransferRecord, schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        """Read and cast in a second thread so reading overlaps encoding and uploading."""
+        batches: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_BATCHES)
+        stop = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for raw in self.source.read(model, self.conn.tenant, record.window):
+                    if stop.is_set():
+                        return
+                    item: Any = conform(raw, schema, model)
+                    while not stop.is_set():
+                        try:
+                            batches.put(item, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                item = done
+            except BaseException as exc:  # handed to the consumer, raised there
+                item = exc
+            while not stop.is_set():
+                try:
+                    batches.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        reader = threading.Thread(target=produce, name=f"read-{model.name}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            reader.join(timeout=30)
+
+    def _abort_leftover_uploads(self, previous: list[Any]) -> None:
+        for f in previous:
+            if f.state == "started" and f.upload_id:
+                self.destination.abort_upload(f.key, f.upload_id)
+
+    def _void_surplus(
+        self, previous: list[Any], *, keep: int, record: TransferRecord, schema: pa.Schema
+    ) -> None:
+        """Files an earlier attempt started beyond this attempt's count would duplicate rows."""
+        surplus = [f for f in previous if f.file_part > keep and f.state != "void"]
+        empty: bytes | None = None
+        for f in surplus:
+            try:
+                self.destination.delete(f.key)
+            except DestinationError:
+                # s3:DeleteObject may be withdrawn after activation; an empty file has the same
+                # effect on every reader and needs only s3:PutObject.
+                empty = empty or empty_parquet(schema)
+                self.destination.put(f.key, empty)
+            self.transfers.file_voided(record.id, f.file_part)
+
+    def _write_manifest(
+        self, model: ResolvedModel, record: TransferRecord, files: list[WrittenFile]
+    ) -> str:
+        stamp = layout.TransferStamp(started_at=record.started_at)
+        key = layout.manifest_key(self.conn.data_prefix, model.name, stamp, record.id)
+        document = manifest(
+            transfer_id=record.id, connection=self.conn.name, tenant=self.conn.tenant,
+            model=model.name, kind=record.type, window=record.window,
+            started_at=record.started_at,
+            files=[{"key": f.key, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256}
+                   for f in files],
+            columns=_columns(model),
+            location=self.destination.url(layout.model_prefix(self.conn.data_prefix, model.name)),
+        )  # fmt: skip
+        body = json.dumps(document, indent=2).encode()
+        self.destination.put(key, body, content_type="application/json")
+        return key
+
+
+def _columns(model: ResolvedModel) -> list[dict[str, Any]]:
+    return [
+        {"name": c.name, "source": c.source_name, "type": str(c.type), "glue_type": c.type.glue_type()}
+        for c in model.columns
+    ]
+
+
+def _column_type(col: dict[str, Any]) -> ColumnType:
+    """Rebuild a delivered column's type from its stored form (e.g. 'decimal(18,2)')."""
+    from byob.domain import types as t
+
+    text = col["type"]
+    if text == "timestamptz":
+        return t.TIMESTAMPTZ
+    if text.startswith("decimal("):
+        p, s = text[len("decimal(") : -1].split(",")
+        return t.decimal(int(p), int(s))
+    if text.startswith("array<"):
+        return t.list_of(_column_type({"type": text[len("array<") : -1]}))
+    return ColumnType(kind=Kind(text))

@@ -1,0 +1,85 @@
+"""One root for every error byob raises on purpose.
+
+Each subclass says what went wrong; the message says what to do about it. Library errors are
+translated at the boundary (``raise SourceError(...) from exc``) and reported in exactly one
+place per interface: the CLI prints one line and exits 1, the API returns a JSON error body.
+"""
+
+from __future__ import annotations
+
+
+class ByobError(Exception):
+    """Something went wrong in byob."""
+
+    code = "byob_error"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.field = field
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"code": self.code, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class InvalidFieldError(ByobError):
+    """A field has a value byob refuses."""
+
+    code = "invalid_field"
+
+
+class ConfigError(ByobError):
+    """The configuration (settings or models file) is not valid."""
+
+    code = "invalid_config"
+
+
+class NotFoundError(ByobError):
+    """The thing asked for does not exist."""
+
+    code = "not_found"
+
+
+class ConflictError(ByobError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+
+
+class SourceError(ByobError):
+    """The source database refused or failed a request."""
+
+    code = "source_error"
+
+
+class DestinationError(ByobError):
+    """The destination refused or failed a request."""
+
+    code = "destination_error"
+
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, aws_code: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.aws_code = aws_code
+
+
+class SchemaChangeError(ByobError):
+    """The source schema changed in a way byob will not write silently."""
+
+    code = "schema_change"
+
+
+class TransferError(ByobError):
+    """A transfer could not complete; nothing past its last durable step was committed."""
+
+    code = "transfer_failed"
+
+
+class SecretError(ByobError):
+    """A sealed secret could not be opened: the secret key is wrong or the value is corrupt."""
+
+    code = "secret_error"

@@ -1,0 +1,46 @@
+"""One settings object, built at each entry point from ``BYOB_*`` variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from byob.errors import ConfigError
+
+DEFAULT_HOME = Path(".byob")
+
+
+class Settings(BaseSettings):
+    """byob's operator configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="BYOB_", extra="forbid", frozen=True)
+
+    home: Path = DEFAULT_HOME
+    database_url: str = ""  # default: sqlite file under `home`
+    config: Path | None = None  # the models file (TOML)
+    secret_key: str = ""  # base64url 32-byte key sealing secrets; default: a 0600 file in home
+    aws_endpoint_url: str = ""  # an S3-compatible endpoint or the AWS emulator
+    service_principal_arn: str = ""  # default: sts:GetCallerIdentity of byob's credentials
+    settle_lag_seconds: Annotated[float, Field(ge=0)] = 30.0
+    file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20
+    row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 64 << 20
+    multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20
+    check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
+    aws_max_attempts: Annotated[int, Field(ge=1)] = 5
+
+    @property
+    def state_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'state.sqlite').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one line that names the variable."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "BYOB_" + str(err["loc"][0]).upper() if err["loc"] else "BYOB_*"
+        raise ConfigError(f"{name}: {err['msg']}", field=name) from None

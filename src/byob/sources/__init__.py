@@ -1,0 +1,1 @@
+"""Read a tenant's rows as Arrow record batches."""

@@ -1,0 +1,91 @@
+"""SQLite, the embedded demo's source. Values are stored dynamically, so the declared column
+types are the contract and values are converted to them while reading."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from byob.domain import types as t
+from byob.domain.models import ResolvedModel
+from byob.domain.types import Kind
+from byob.domain.windows import Window
+from byob.errors import SourceError
+from byob.sources.base import Source, SourceColumn, quote_ident, quote_table
+
+# Timestamps are stored as text in SQLite's own format, which sorts as it compares.
+TIMESTAMP_TEXT = "%Y-%m-%d %H:%M:%S.%f"
+_BATCH_ROWS = 50_000
+
+# How each kind is read out of SQLite before Arrow casts it to the model's type.
+_RAW_ARROW = {
+    Kind.INT16: pa.int64(), Kind.INT32: pa.int64(), Kind.INT64: pa.int64(),
+    Kind.BOOL: pa.int64(), Kind.FLOAT32: pa.float64(), Kind.FLOAT64: pa.float64(),
+    Kind.BINARY: pa.binary(),
+}  # fmt: skip
+
+
+class SqliteSource(Source):
+    def __init__(self, path: str) -> None:
+        self._path = path
+        try:
+            # Read-only: byob never writes to a source.
+            self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise SourceError(f"cannot open SQLite source {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def columns(self, table: str) -> list[SourceColumn]:
+        try:
+            rows = self._conn.execute(
+                "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", (table,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise SourceError(f"cannot describe table {table!r}: {exc}") from exc
+        return [(name, t.from_sqlite(decl or ""), not (notnull or pk)) for name, decl, notnull, pk in rows]
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:
+        spec = model.spec
+        select = ", ".join(_select_expr(c.source_name, c.type) for c in model.columns)
+        cursor = quote_ident(spec.cursor_column)
+        where = [f"{quote_ident(spec.tenant_column)} = ?", f"{cursor} <= ?"]
+        params: list[object] = [tenant, _text(window.high)]
+        if window.low is not None:
+            where.append(f"{cursor} > ?")
+            params.append(_text(window.low))
+        sql = f"SELECT {select} FROM {quote_table(spec.table)} WHERE {' AND '.join(where)}"
+        schema = pa.schema([(c.name, _RAW_ARROW.get(c.type.kind, pa.string())) for c in model.columns])
+        try:
+            cur = self._conn.execute(sql, params)
+            while rows := cur.fetchmany(_BATCH_ROWS):
+                columns = list(zip(*rows, strict=True))
+                yield pa.record_batch(
+                    [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+                    schema=schema,
+                )
+        except (sqlite3.Error, pa.ArrowException) as exc:
+            raise SourceError(f"reading model {model.name!r} failed: {exc}") from exc
+
+
+def _text(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(TIMESTAMP_TEXT)
+
+
+def _select_expr(name: str, ctype: t.ColumnType) -> str:
+    col = quote_ident(name)
+    raw = _RAW_ARROW.get(ctype.kind)
+    if raw == pa.int64():
+        return f"CAST({col} AS INTEGER)"
+    if raw == pa.float64():
+        return f"CAST({col} AS REAL)"
+    if raw == pa.binary():
+        return f"CAST({col} AS BLOB)"
+    return f"CAST({col} AS TEXT)"

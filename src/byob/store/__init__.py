@@ -1,0 +1,1 @@
+"""byob's state: connections, validations, transfers, high-water marks (SQLite or PostgreSQL)."""

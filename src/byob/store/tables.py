@@ -1,0 +1,128 @@
+"""The state store's tables (SQLAlchemy Core). Alembic migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("tenant", sa.String(256), nullable=False, index=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("account_id", sa.String(12), nullable=False, default=""),
+    sa.Column("bucket", sa.String(63), nullable=False, default=""),
+    sa.Column("region", sa.String(32), nullable=False, default=""),
+    sa.Column("base_path", sa.String(512), nullable=False, default=""),
+    sa.Column("path", sa.Text, nullable=False, default=""),
+    sa.Column("auth", sa.String(8), nullable=False),
+    sa.Column("role_name", sa.String(64), nullable=False, default=""),
+    sa.Column("role_arn", sa.String(2048), nullable=False, default=""),
+    sa.Column("external_id", sa.String(64), nullable=False, default=""),
+    sa.Column("access_key_id", sa.String(128), nullable=False, default=""),
+    sa.Column("secret_sealed", sa.Text, nullable=True),  # AES-GCM; never the plain secret
+    sa.Column("secret_fingerprint", sa.String(64), nullable=False, default=""),
+    sa.Column("workgroup", sa.String(128), nullable=False, default="primary"),
+    sa.Column("schema_name", sa.String(255), nullable=False, default=""),
+    sa.Column("database_name", sa.String(255), nullable=False, default=""),
+    sa.Column("frequency_minutes", sa.Integer, nullable=False, default=1440),
+    # Once activated, a recipient may withdraw s3:DeleteObject (the seeds allow it).
+    sa.Column("first_activated_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+validations = sa.Table(
+    "validations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+model_states = sa.Table(
+    "model_states",
+    metadata,
+    sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("high_water_mark", UTCDateTime, nullable=True),
+    sa.Column("last_transfer_id", sa.String(32), nullable=True),
+    sa.Column("columns", sa.JSON, nullable=True),  # the schema delivered so far
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+transfers = sa.Table(
+    "transfers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),  # names the partition and files
+    sa.Column("window_low", UTCDateTime, nullable=True),
+    sa.Column("window_high", UTCDateTime, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False, default=0),
+    sa.Column("bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("files", sa.Integer, nullable=False, default=0),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("manifest_key", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
+)
+
+transfer_files = sa.Table(
+    "transfer_files",
+    metadata,
+    sa.Column("transfer_id", sa.ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("file_part", sa.Integer, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
+    # started: may exist at the destination; committed: durable and counted; void: replaced
+    # by an empty file or deleted because a retry needed fewer files.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("upload_id", sa.Text, nullable=True),
+    sa.Column("rows", sa.BigInteger, nullable=False, default=0),
+    sa.Column("bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+)
