@@ -112,6 +112,11 @@ def _principal_of(caller_arn: str) -> str:
     if match:
         partition, account, role = match.groups()
         return f"arn:{partition}:iam::{account}:role/{role}"
+    # Some S3-compatible emulators answer an IAM user's identity in the sts namespace.
+    match = re.fullmatch(r"arn:(aws[\w-]*):sts::(\d{12}):user/(.+)", caller_arn)
+    if match:
+        partition, account, user = match.groups()
+        return f"arn:{partition}:iam::{account}:user/{user}"
     return caller_arn
 
 

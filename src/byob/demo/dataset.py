@@ -338,7 +338,7 @@ def mutate(now: datetime, tables_present: dict[str, int], seed: int = 11) -> Mut
                      {t: tables_present[t] + 1 for t in TABLES})
     stamp = _EPOCH + timedelta(microseconds=end)
     today = stamp.date()
-    # table -> (new values per row); each picks values a real workflow would write.
+    # table -> new values for one row; values a real billing workflow would write.
     setters: dict[str, Callable[[], dict[str, Any]]] = {
         "accounts": lambda: {"status": choice(("active", "churned")), "notes": choice(_NOTES)},
         "subscriptions": lambda: {"status": "canceled", "ends_on": today, "auto_renew": False},

@@ -125,7 +125,7 @@ def new_connection(
     bucket = fields.bucket_name(bucket)
     region = fields.region(region)
     external_id = policies.new_external_id()
-    generated_role = policies.role_name(name, external_id[:6].lower())
+    generated_role = policies.role_name(name, id[:6].lower())
     auth = AuthKind.ROLE
     if access_key_id:
         auth = AuthKind.HMAC

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from byob.domain import types as t
 from byob.domain.models import ResolvedModel
@@ -67,12 +68,30 @@ class SqliteSource(Source):
             cur = self._conn.execute(sql, params)
             while rows := cur.fetchmany(_BATCH_ROWS):
                 columns = list(zip(*rows, strict=True))
-                yield pa.record_batch(
-                    [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-                    schema=schema,
-                )
+                arrays = [
+                    _typed(pa.array(col, type=f.type), c.type)
+                    for col, f, c in zip(columns, schema, model.columns, strict=True)
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, names=schema.names)
         except (sqlite3.Error, pa.ArrowException) as exc:
             raise SourceError(f"reading model {model.name!r} failed: {exc}") from exc
+
+
+def _typed(array: pa.Array, ctype: t.ColumnType) -> pa.Array:
+    """Parse SQLite's text timestamps (with or without a zone offset) into Arrow timestamps;
+    zone-less text is taken as UTC, as SQLite's own date functions write it."""
+    if ctype.kind not in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        return array
+    try:
+        parsed = pc.cast(array, pa.timestamp("us"))
+    except pa.ArrowInvalid:
+        parsed = pc.cast(array, pa.timestamp("us", tz="UTC"))
+        if ctype.kind is Kind.TIMESTAMP:
+            return pc.cast(parsed, pa.timestamp("us"))
+        return parsed
+    if ctype.kind is Kind.TIMESTAMPTZ:
+        return pc.cast(parsed, pa.timestamp("us", tz="UTC"))
+    return parsed
 
 
 def _text(value: datetime) -> str:

@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(shell command -v $(PYTHON))
+
+.PHONY: demo test bench lint setup setup-test setup-bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: $(UV)  ## the runtime virtualenv, from the lock file
+	$(UV) sync --frozen --quiet
+
+setup-test: $(UV)
+	$(UV) sync --frozen --quiet --extra test
+
+setup-bench: $(UV)
+	$(UV) sync --frozen --quiet --extra test --extra bench
+
+demo: setup  ## the whole product end to end, embedded
+	$(VENV)/bin/byob demo
+
+test: setup-test  ## PostgreSQL + the AWS emulator + the whole suite
+	scripts/with-postgres $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup-bench  ## transfer throughput and memory against floors and dlt
+	scripts/with-postgres $(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS)
+
+lint: setup-test
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src/byob/domain
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .byob artifacts
