@@ -68,7 +68,7 @@ def run() -> None:
     except (typer.Abort, KeyboardInterrupt):
         output.errors.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are reported
+    except Exception as exc:
         import click
 
         if isinstance(exc, click.exceptions.ClickException):

@@ -49,7 +49,10 @@ class LocalAws:
         self._post("/moto-api/reset-auth", b"0" if on else b"inf")
 
     def _post(self, path: str, body: bytes) -> None:
-        request = urllib.request.Request(self.endpoint_url + path, data=body, method="POST")
+        # A form content type would make the server parse (and swallow) the raw body.
+        request = urllib.request.Request(
+            self.endpoint_url + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
@@ -60,6 +63,19 @@ class LocalAws:
             aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name="us-east-1",
         )
+
+    def create_service_user(self, name: str = "byob-service") -> dict[str, str]:
+        """A real IAM user for byob in the vendor's account, allowed to assume roles: with IAM
+        enforcement on, the emulator's dummy keys are refused."""
+        iam = self.service_session().client("iam", endpoint_url=self.endpoint_url)
+        iam.create_user(UserName=name)
+        iam.put_user_policy(
+            UserName=name, PolicyName="assume-customer-roles",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
+        )  # fmt: skip
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
     def customer(self, account_id: str, region: str = "us-east-1") -> CustomerAccount:
         """An administrator of another AWS account (the recipient's)."""

@@ -152,7 +152,7 @@ class _MultipartWriter(ObjectWriter):
             if not future.cancelled():
                 try:
                     future.result()
-                except Exception:  # noqa: BLE001, S110 - the upload is being thrown away
+                except Exception:
                     pass
         self._buffer.clear()
         if self.upload_id is not None:

@@ -13,13 +13,7 @@ PARTITION_COLUMN = "dt"
 RESERVED_MODEL_NAMES = frozenset({"athena_output", "_manifests"})
 # Athena/Trino reserved words a user will have to quote; a model using them gets a warning.
 RESERVED_WORDS = frozenset(
-    "all alter and as between by case cast constraint create cross cube current_date "
-    "current_time current_timestamp current_user date deallocate delete describe distinct "
-    "drop else end escape except execute exists extract false first for from full group "
-    "grouping having in inner insert intersect into is join last left like localtime "
-    "localtimestamp natural normalize not null on or order outer partition prepare recursive "
-    "right rollup select table then timestamp true uescape union unnest user using values "
-    "when where with".split()
+    ["all", "alter", "and", "as", "between", "by", "case", "cast", "constraint", "create", "cross", "cube", "current_date", "current_time", "current_timestamp", "current_user", "date", "deallocate", "delete", "describe", "distinct", "drop", "else", "end", "escape", "except", "execute", "exists", "extract", "false", "first", "for", "from", "full", "group", "grouping", "having", "in", "inner", "insert", "intersect", "into", "is", "join", "last", "left", "like", "localtime", "localtimestamp", "natural", "normalize", "not", "null", "on", "or", "order", "outer", "partition", "prepare", "recursive", "right", "rollup", "select", "table", "then", "timestamp", "true", "uescape", "union", "unnest", "user", "using", "values", "when", "where", "with"]
 )
 
 

@@ -140,7 +140,7 @@ class RollingParquetWriter:
             self._current = None
             try:
                 writer.close()
-            except Exception:  # noqa: BLE001, S110 - the object is being thrown away anyway
+            except Exception:
                 pass
             target.abort()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,7 @@ class TransferRunner:
     def __init__(
         self, *, conn: Connection, source: Source, destination: Destination, transfers: Transfers,
         options: EngineOptions, clock: Clock = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:  # fmt: skip
         self.conn = conn
         self.source = source
@@ -71,6 +73,7 @@ class TransferRunner:
         self.transfers = transfers
         self.options = options
         self.clock = clock
+        self.sleep = sleep
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -98,13 +101,23 @@ class TransferRunner:
             previous_high=state.high_water_mark, source_now=self.source.now(),
             settle_lag=self.options.settle_lag, full_refresh=full_refresh,
         )  # fmt: skip
-        now = self.clock()
+        now = self._start_time(spec.name)
         record = self.transfers.plan(
             connection_id=self.conn.id, model=spec.name, kind=kind, window=window,
             started_at=now, now=now,
         )  # fmt: skip
         results.append(self._execute(model, record, resumed=False, progress=progress))
         return results
+
+    def _start_time(self, model: str) -> datetime:
+        """File names carry the start time to the second; two transfers of one model must not
+        share a second, or the second would overwrite the first's files."""
+        last = self.transfers.last_started_at(self.conn.id, model)
+        while True:
+            now = self.clock()
+            if last is None or now.replace(microsecond=0) > last.replace(microsecond=0):
+                return now
+            self.sleep(1.0 - now.microsecond / 1e6 + 0.001)
 
     # -- execution ---------------------------------------------------------------------------
 

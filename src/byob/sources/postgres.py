@@ -82,10 +82,18 @@ class AdbcPostgresSource(Source):
         sql, params = self.select_sql(model, tenant, window)
         try:
             cur = self._conn.cursor()
+            # The values travel as bound parameters into transaction-local settings, and the
+            # query reads them with current_setting(): a query without parameters is streamed
+            # by the driver with COPY in bounded batches, where a parameterised one is not.
+            assignments = ", ".join(
+                f"set_config('byob.p{i}', ${i}, true)" for i in range(1, len(params) + 1)
+            )
+            cur.execute(f"SELECT {assignments}", parameters=params)
+            cur.fetchall()
             cur.adbc_statement.set_options(
                 **{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES_HINT)}
             )
-            cur.execute(sql, parameters=params)
+            cur.execute(sql)
             reader = cur.fetch_record_batch()
         except Exception as exc:
             self._conn.rollback()
@@ -103,10 +111,9 @@ class AdbcPostgresSource(Source):
             cur.close()
             self._conn.rollback()
 
-    def select_sql(
-        self, model: ResolvedModel, tenant: str, window: Window
-    ) -> tuple[str, tuple[Any, ...]]:
-        """The SELECT for one tenant's window; every value is a bound parameter."""
+    def select_sql(self, model: ResolvedModel, tenant: str, window: Window) -> tuple[str, tuple[str, ...]]:
+        """The SELECT for one tenant's window. Values are never part of the SQL text: they are
+        bound as parameters (see ``read``) and referenced as ``current_setting('byob.pN')``."""
         spec = model.spec
         if spec.table not in self._source_types:
             self.columns(spec.table)
@@ -119,20 +126,22 @@ class AdbcPostgresSource(Source):
         cursor_type = "timestamptz" if model.cursor.type.kind is Kind.TIMESTAMPTZ else "timestamp"
         tenant_type = source_types[spec.tenant_column]
         where = [
-            f"{quote_ident(spec.tenant_column)} = CAST($1 AS {tenant_type})",
-            f"{cursor} <= CAST($2 AS {cursor_type})",
+            f"{quote_ident(spec.tenant_column)} = current_setting('byob.p1')::{tenant_type}",
+            f"{cursor} <= current_setting('byob.p2')::{cursor_type}",
         ]
-        params: list[Any] = [tenant, _bound(window.high, cursor_type)]
+        params: list[str] = [tenant, _bound(window.high, cursor_type)]
         if window.low is not None:
-            where.append(f"{cursor} > CAST($3 AS {cursor_type})")
+            where.append(f"{cursor} > current_setting('byob.p3')::{cursor_type}")
             params.append(_bound(window.low, cursor_type))
         sql = f"SELECT {select} FROM {quote_table(spec.table)} WHERE {' AND '.join(where)}"
         return sql, tuple(params)
 
 
-def _bound(value: datetime, cursor_type: str) -> datetime:
-    # Naive timestamp cursors are taken to hold UTC wall-clock values.
-    return value if cursor_type == "timestamptz" else value.astimezone(UTC).replace(tzinfo=None)
+def _bound(value: datetime, cursor_type: str) -> str:
+    # Exact to the microsecond; naive timestamp cursors are taken to hold UTC wall-clock time.
+    if cursor_type == "timestamptz":
+        return value.astimezone(UTC).isoformat()
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 def _select_expr(name: str, ctype: t.ColumnType) -> str:

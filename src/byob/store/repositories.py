@@ -219,6 +219,15 @@ class Transfers:
             )  # fmt: skip
         return self.get(tid)
 
+    def last_started_at(self, connection_id: str, model: str) -> datetime | None:
+        c = T.transfers.c
+        with self.engine.connect() as db:
+            return db.execute(
+                sa.select(sa.func.max(c.started_at)).where(
+                    c.connection_id == connection_id, c.model == model
+                )
+            ).scalar()
+
     def get(self, transfer_id: str) -> TransferRecord:
         with self.engine.connect() as db:
             row = db.execute(sa.select(T.transfers).where(T.transfers.c.id == transfer_id)).first()
