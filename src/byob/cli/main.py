@@ -58,12 +58,15 @@ from byob.cli import transfers as _transfers  # noqa: E402,F401
 def run() -> None:
     """Entry point: every error is one clear line and exit status 1."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of `raise typer.Exit(n)`.
+        code = app(standalone_mode=False)
     except ByobError as exc:
         if _state["verbose"]:
             traceback.print_exc()
-        field = f" [{exc.field}]" if exc.field else ""
-        output.errors.print(f"[bold red]error{field}:[/] {escape(exc.message)}", highlight=False, markup=True)
+        field = escape(f" [{exc.field}]") if exc.field else ""
+        output.errors.print(
+            f"[bold red]error{field}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         output.errors.print("aborted")
@@ -78,5 +81,9 @@ def run() -> None:
             sys.exit(exc.exit_code)
         if _state["verbose"]:
             traceback.print_exc()
-        output.errors.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for details)", markup=True, highlight=False)
+        output.errors.print(
+            f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} "
+            "(run with -v for details)", highlight=False, soft_wrap=True,
+        )  # fmt: skip
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-
 from byob.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,8 +37,27 @@ def create_engine(url: str) -> sa.Engine:
     )
 
 
+def _head_revision() -> str:
+    # Revision files are named <revision>_<slug>.py with increasing revisions.
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def _current_revision(engine: sa.Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except sa.exc.DBAPIError:
+        return None
+
+
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
-    """Bring the schema up to date (idempotent)."""
+    """Bring the schema up to date (idempotent; skips loading Alembic when already current,
+    which keeps every CLI command quick to start)."""
+    if revision == "head" and _current_revision(engine) == _head_revision():
+        return
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
