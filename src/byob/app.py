@@ -92,8 +92,10 @@ class Byob:
         from byob.destinations.s3 import S3Destination
 
         session = self.aws.for_connection(conn, self.secret_of(conn))
-        who = f"role {conn.role_name or conn.role_arn}" if conn.auth is AuthKind.ROLE else (
-            f"the IAM user of access key {conn.access_key_id}"
+        who = (
+            f"role {conn.role_name or conn.role_arn}"
+            if conn.auth is AuthKind.ROLE
+            else (f"the IAM user of access key {conn.access_key_id}")
         )
         return S3Destination(
             self.aws.client(session, "s3", conn.region), bucket=conn.bucket, region=conn.region,
@@ -102,10 +104,14 @@ class Byob:
 
     # -- connections -------------------------------------------------------------------------
 
-    def create_connection(self, *, secret_access_key: str | None = None, **fields: Any) -> Connection:
+    def create_connection(
+        self, *, secret_access_key: str | None = None, **fields: Any
+    ) -> Connection:
         cid = new_id()
         fingerprint = secret_store.fingerprint(secret_access_key) if secret_access_key else ""
-        conn = rules.new_connection(id=cid, now=self.clock(), secret_fingerprint=fingerprint, **fields)
+        conn = rules.new_connection(
+            id=cid, now=self.clock(), secret_fingerprint=fingerprint, **fields
+        )
         sealed = self.secrets.seal(secret_access_key, context=cid) if secret_access_key else None
         return self.connections.add(conn, secret_sealed=sealed)
 
@@ -140,7 +146,9 @@ class Byob:
         conn = self.connections.get(name)
         latest = self.validations.latest(conn.id)
         fingerprint = latest.fingerprint if latest and latest.passed else None
-        return self.connections.save(rules.activate(conn, validated_fingerprint=fingerprint, now=self.clock()))
+        return self.connections.save(
+            rules.activate(conn, validated_fingerprint=fingerprint, now=self.clock())
+        )
 
     # -- models and transfers ----------------------------------------------------------------
 

@@ -47,7 +47,7 @@ def parse_config(raw: dict[str, Any], *, origin: str, base_dir: Path) -> Project
     source = raw.get("source")
     if not isinstance(source, dict) or not (source.get("url") or source.get("path")):
         raise ConfigError(
-            f"{origin}: [source] needs url = \"postgresql://…\" or path = \"file.sqlite\"",
+            f'{origin}: [source] needs url = "postgresql://…" or path = "file.sqlite"',
             field="source",
         )
     url = source.get("url") or ""
@@ -58,7 +58,8 @@ def parse_config(raw: dict[str, Any], *, origin: str, base_dir: Path) -> Project
         url = f"sqlite:///{sqlite_path.resolve()}"
     if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
         raise ConfigError(
-            f"{origin}: [source] url must start with postgresql:// or sqlite:///", field="source.url"
+            f"{origin}: [source] url must start with postgresql:// or sqlite:///",
+            field="source.url",
         )
     entries = raw.get("models")
     if not isinstance(entries, list) or not entries:
@@ -92,12 +93,16 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
     if isinstance(pk, str):
         pk = [pk]
     if not isinstance(pk, list) or not pk or not all(isinstance(k, str) for k in pk):
-        raise ConfigError(f"{where}: primary_key must be a column name or a list of them", field="primary_key")
+        raise ConfigError(
+            f"{where}: primary_key must be a column name or a list of them", field="primary_key"
+        )
     columns = entry.get("columns")
     if columns is not None and (
         not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns)
     ):
-        raise ConfigError(f"{where}: columns must be a non-empty list of column names", field="columns")
+        raise ConfigError(
+            f"{where}: columns must be a non-empty list of column names", field="columns"
+        )
     try:
         return ModelSpec(
             name=entry["name"], table=entry["table"], tenant_column=entry["tenant_column"],

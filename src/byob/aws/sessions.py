@@ -55,7 +55,9 @@ class AwsSessions:
         self.config = config
         self._service = service_session or boto3.Session()
 
-    def client(self, session: boto3.Session, service: str, region: str | None = None, **cfg: Any) -> Any:
+    def client(
+        self, session: boto3.Session, service: str, region: str | None = None, **cfg: Any
+    ) -> Any:
         return session.client(
             service,  # type: ignore[call-overload]
             region_name=region or session.region_name or "us-east-1",
@@ -77,7 +79,9 @@ class AwsSessions:
             ) from exc
         return _principal_of(arn)
 
-    def for_connection(self, conn: Connection, secret_access_key: str | None = None) -> boto3.Session:
+    def for_connection(
+        self, conn: Connection, secret_access_key: str | None = None
+    ) -> boto3.Session:
         """A session acting in the recipient's account."""
         if conn.auth is AuthKind.HMAC:
             if not secret_access_key:

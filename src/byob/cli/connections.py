@@ -26,7 +26,11 @@ def connection_dict(conn: Connection) -> dict[str, Any]:
             "base_path": conn.base_path,
         }  # fmt: skip
     if conn.auth.value == "role":
-        data |= {"role_name": conn.role_name, "role_arn": conn.role_arn, "external_id": conn.external_id}
+        data |= {
+            "role_name": conn.role_name,
+            "role_arn": conn.role_arn,
+            "external_id": conn.external_id,
+        }
     if conn.auth.value == "hmac":
         data["access_key_id"] = conn.access_key_id
     if conn.type.value == "athena":
@@ -39,13 +43,24 @@ def create(
     name: Annotated[str, typer.Option(help="Unique connection name.")],
     tenant: Annotated[str, typer.Option(help="The tenant whose rows go to this destination.")],
     type: Annotated[str, typer.Option("--type", help="s3, athena or local.")] = "s3",
-    account_id: Annotated[str, typer.Option(help="The recipient's AWS account ID (12 digits).")] = "",
+    account_id: Annotated[
+        str, typer.Option(help="The recipient's AWS account ID (12 digits).")
+    ] = "",
     bucket: Annotated[str, typer.Option(help="S3 bucket name.")] = "",
     region: Annotated[str, typer.Option(help="The bucket's AWS region.")] = "",
-    base_path: Annotated[str | None, typer.Option(help="Folder under the bucket (optional).")] = None,
+    base_path: Annotated[
+        str | None, typer.Option(help="Folder under the bucket (optional).")
+    ] = None,
     path: Annotated[str, typer.Option(help="Directory, for --type local.")] = "",
-    role_arn: Annotated[str | None, typer.Option(help="An existing role ARN instead of the generated one.")] = None,
-    access_key_id: Annotated[str | None, typer.Option(help="HMAC auth: an IAM user's access key ID; the secret is read from BYOB_SECRET_ACCESS_KEY or a prompt.")] = None,
+    role_arn: Annotated[
+        str | None, typer.Option(help="An existing role ARN instead of the generated one.")
+    ] = None,
+    access_key_id: Annotated[
+        str | None,
+        typer.Option(
+            help="HMAC auth: an IAM user's access key ID; the secret is read from BYOB_SECRET_ACCESS_KEY or a prompt."
+        ),
+    ] = None,
     workgroup: Annotated[str, typer.Option(help="Athena workgroup.")] = "primary",
     schema: Annotated[str, typer.Option(help="Athena: Glue database and data folder.")] = "",
     database: Annotated[str, typer.Option(help="Athena: folder for query results.")] = "",
@@ -86,7 +101,9 @@ def _print_policies(policies: dict[str, Any]) -> None:
     if not policies:
         return
     if "role_name" in policies:
-        output.console.print(f"\n[bold]IAM role name[/] (create it with exactly this name): {policies['role_name']}")
+        output.console.print(
+            f"\n[bold]IAM role name[/] (create it with exactly this name): {policies['role_name']}"
+        )
         output.console.print(f"[bold]Role ARN[/]: {policies['role_arn']}")
         output.console.print(f"[bold]External ID[/]: {policies['external_id']}")
         output.console.print("\n[bold]Trust policy[/]:")
@@ -140,13 +157,19 @@ def validate(name: str, as_json: JsonOpt = False) -> None:
     conn, results = byob.validate(name)
     ok = passed(results)
     if as_json:
-        output.emit_json({"connection": conn.name, "passed": ok, "checks": [r.as_dict() for r in results]})
+        output.emit_json(
+            {"connection": conn.name, "passed": ok, "checks": [r.as_dict() for r in results]}
+        )
     else:
         _print_checks([r.as_dict() for r in results])
         if ok:
-            output.console.print(f"[bold green]Validation successful[/]: run `byob connections activate {conn.name}`")
+            output.console.print(
+                f"[bold green]Validation successful[/]: run `byob connections activate {conn.name}`"
+            )
         else:
-            output.console.print("[bold red]Validation failed[/]: fix what the failed checks say, then validate again")
+            output.console.print(
+                "[bold red]Validation failed[/]: fix what the failed checks say, then validate again"
+            )
     if not ok:
         raise typer.Exit(1)
 

@@ -12,7 +12,10 @@ from byob.cli.main import app
 
 @app.command("demo")
 def demo(
-    workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here (default: a temporary directory).")] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the demo's files here (default: a temporary directory)."),
+    ] = None,
     scale: Annotated[float, typer.Option(help="Dataset size multiplier (1.0 ≈ 100k+ rows).")] = 1.0,
 ) -> None:
     """Generate a billing dataset, onboard a customer in an in-process AWS emulator, and

@@ -17,7 +17,9 @@ app = typer.Typer(
     name="byob", help="Deliver each tenant's rows into storage the tenant owns.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )  # fmt: skip
-connections_app = typer.Typer(help="Destinations: create, validate, activate.", no_args_is_help=True)
+connections_app = typer.Typer(
+    help="Destinations: create, validate, activate.", no_args_is_help=True
+)
 transfers_app = typer.Typer(help="Run and inspect transfers.", no_args_is_help=True)
 models_app = typer.Typer(help="The models file.", no_args_is_help=True)
 app.add_typer(connections_app, name="connections")

@@ -14,7 +14,9 @@ from byob.cli.main import JsonOpt, build_app, transfers_app
 def run(
     connection: str,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Re-deliver every row.")] = False,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Re-deliver every row.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a transfer now: finish an interrupted one, then move the new rows of every model."""

@@ -23,17 +23,32 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 TABLES: tuple[str, ...] = (
-    "accounts", "subscriptions", "invoices", "invoice_items", "payments", "usage",
+    "accounts",
+    "subscriptions",
+    "invoices",
+    "invoice_items",
+    "payments",
+    "usage",
 )
 TENANTS: tuple[str, ...] = ("acme", "globex", "initech")
 # Unequal on purpose, so per-tenant code cannot get away with assuming equal sizes.
 _WEIGHTS = (0.6, 0.3, 0.1)
 # Rows per table at scale 1 before the tenant weights; payments follow from invoice statuses.
-_BASE = {"accounts": 3000, "subscriptions": 4500, "invoices": 18000, "invoice_items": 45000,
-         "usage": 40000}
+_BASE = {
+    "accounts": 3000,
+    "subscriptions": 4500,
+    "invoices": 18000,
+    "invoice_items": 45000,
+    "usage": 40000,
+}
 # Rows per tenant that one mutation inserts.
-_MUTATION_ROWS = {"accounts": 1, "subscriptions": 2, "invoices": 5, "invoice_items": 12,
-                  "usage": 40}
+_MUTATION_ROWS = {
+    "accounts": 1,
+    "subscriptions": 2,
+    "invoices": 5,
+    "invoice_items": 12,
+    "usage": 40,
+}
 
 # kind -> (Arrow type, PostgreSQL type, SQLite declared type)
 _KINDS: dict[str, tuple[pa.DataType, str, str]] = {
@@ -53,23 +68,25 @@ _KINDS: dict[str, tuple[pa.DataType, str, str]] = {
 # "name kind" per column, "?" marks a nullable one; id, tenant_id lead and updated_at ends each.
 _COLUMNS = {
     "accounts": "name text, email text, external_ref uuid, country text, currency text,"
-                " status text, is_enterprise bool, seats int, notes text?, metadata json",
+    " status text, is_enterprise bool, seats int, notes text?, metadata json",
     "subscriptions": "account_id bigint, plan text, status text, seats int, monthly_price money,"
-                     " currency text, started_on date, ends_on date?, auto_renew bool",
+    " currency text, started_on date, ends_on date?, auto_renew bool",
     "invoices": "account_id bigint, subscription_id bigint, number text, status text,"
-                " currency text, amount money, tax money, invoice_date date, due_date date",
+    " currency text, amount money, tax money, invoice_date date, due_date date",
     "invoice_items": "invoice_id bigint, sku text, description text, quantity int,"
-                     " unit_price price, amount money, discountable bool",
+    " unit_price price, amount money, discountable bool",
     "payments": "invoice_id bigint, amount money, currency text, method text, status text,"
-                " failure_reason text?, processor_ref text, paid_at ts?",
+    " failure_reason text?, processor_ref text, paid_at ts?",
     "usage": "subscription_id bigint, metric text, quantity double, occurred_at ts,"
-             " attributes jsonb, billable bool",
+    " attributes jsonb, billable bool",
 }
 _SPECS: dict[str, list[tuple[str, str, bool]]] = {
     table: [
         (name, kind.rstrip("?"), kind.endswith("?"))
-        for name, kind in (c.split() for c in f"id bigint, tenant_id text, {cols},"
-                           " created_at ts, updated_at ts".split(","))
+        for name, kind in (
+            c.split()
+            for c in f"id bigint, tenant_id text, {cols}, created_at ts, updated_at ts".split(",")
+        )
     ]
     for table, cols in _COLUMNS.items()
 }
@@ -81,25 +98,63 @@ SCHEMAS: dict[str, pa.Schema] = {
 _Row = tuple[Any, ...]
 _DAY_US = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ADJ = ("Blue", "Quantum", "Northern", "Silver", "Bright", "Rapid", "Golden", "Société", "Zürich",
-        "Prime")
-_NOUN = ("Labs", "Systems", "Foods", "Logistics", "Health", "Dynamics", "Works", "Analytics",
-         "Media", "東京 Trading")
+_ADJ = (
+    "Blue",
+    "Quantum",
+    "Northern",
+    "Silver",
+    "Bright",
+    "Rapid",
+    "Golden",
+    "Société",
+    "Zürich",
+    "Prime",
+)
+_NOUN = (
+    "Labs",
+    "Systems",
+    "Foods",
+    "Logistics",
+    "Health",
+    "Dynamics",
+    "Works",
+    "Analytics",
+    "Media",
+    "東京 Trading",
+)
 _SUFFIX = ("Inc", "LLC", "GmbH", "Ltd", "SA", "KK")
 # (country, currency, tax in basis points); the repeats skew towards the US.
-_COUNTRIES = (("US", "USD", 0), ("US", "USD", 0), ("US", "USD", 0), ("CA", "CAD", 500),
-              ("GB", "GBP", 2000), ("DE", "EUR", 1900), ("FR", "EUR", 2000),
-              ("NL", "EUR", 2100), ("SG", "SGD", 900), ("AU", "AUD", 1000))
+_COUNTRIES = (
+    ("US", "USD", 0),
+    ("US", "USD", 0),
+    ("US", "USD", 0),
+    ("CA", "CAD", 500),
+    ("GB", "GBP", 2000),
+    ("DE", "EUR", 1900),
+    ("FR", "EUR", 2000),
+    ("NL", "EUR", 2100),
+    ("SG", "SGD", 900),
+    ("AU", "AUD", 1000),
+)
 # Awkward text on purpose: quotes, commas and a newline must survive every export format.
-_NOTES = ("Prefers invoices by post", 'Asked for "net 45" terms, approved', "VIP, handle with care",
-          "Migrated from legacy billing\nsee ticket 4411", "Reseller account")
+_NOTES = (
+    "Prefers invoices by post",
+    'Asked for "net 45" terms, approved',
+    "VIP, handle with care",
+    "Migrated from legacy billing\nsee ticket 4411",
+    "Reseller account",
+)
 _PLANS = (("starter", 1_900), ("growth", 4_900), ("scale", 9_900))  # price per seat, cents
 # (sku, description, unit price in 1/10000, max quantity)
-_SKUS = (("SEAT-STD", "Standard seat", 190_000, 40), ("SEAT-PRO", "Pro seat", 490_000, 40),
-         ("API-1K", "API calls (per 1k)", 12_500, 5_000),
-         ("STOR-GB", "Storage, GB-month", 2_300, 900), ("CPU-HR", "Compute hour", 8_125, 700),
-         ("SUPPORT", "Premium support", 1_500_000, 1),
-         ("ONBOARD", "Onboarding package", 25_000_000, 1))
+_SKUS = (
+    ("SEAT-STD", "Standard seat", 190_000, 40),
+    ("SEAT-PRO", "Pro seat", 490_000, 40),
+    ("API-1K", "API calls (per 1k)", 12_500, 5_000),
+    ("STOR-GB", "Storage, GB-month", 2_300, 900),
+    ("CPU-HR", "Compute hour", 8_125, 700),
+    ("SUPPORT", "Premium support", 1_500_000, 1),
+    ("ONBOARD", "Onboarding package", 25_000_000, 1),
+)
 
 
 def _mix(**weights: int) -> tuple[str, ...]:
@@ -148,8 +203,13 @@ def _finish(table: str, rows: list[_Row], first_id: int) -> tuple[pa.Table, list
     return pa.Table.from_arrays(arrays, schema=schema), ids
 
 
-def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int, end: int,
-           first_ids: Mapping[str, int]) -> dict[str, pa.Table]:
+def _build(
+    rng: random.Random,
+    counts: Mapping[str, tuple[int, ...]],
+    start: int,
+    end: int,
+    first_ids: Mapping[str, int],
+) -> dict[str, pa.Table]:
     """Generate every table with created_at/updated_at in [start, end] (microseconds)."""
     rand = rng.random
 
@@ -181,14 +241,28 @@ def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int
             company = f"{choice(_ADJ)} {choice(_NOUN)}"
             country, currency, tax = choice(_COUNTRIES)
             status = choice(_ACCOUNT_STATUS)
-            meta = {"segment": choice(("smb", "mid", "enterprise")), "crm_id": randint(1, 99_999),
-                    "tags": rng.sample(_TAGS, randint(0, 2))}
-            rows.append((
-                tenant, f"{company} {choice(_SUFFIX)}",
-                f"billing+{randint(1, 9999)}@{company.split()[-1].lower()}.example",
-                str(uuid.UUID(int=rng.getrandbits(128), version=4)), country, currency, status,
-                rand() < 0.15, randint(1, 250), choice(_NOTES) if rand() < 0.1 else None,
-                json.dumps(meta), created, touched(created, 0.3)))
+            meta = {
+                "segment": choice(("smb", "mid", "enterprise")),
+                "crm_id": randint(1, 99_999),
+                "tags": rng.sample(_TAGS, randint(0, 2)),
+            }
+            rows.append(
+                (
+                    tenant,
+                    f"{company} {choice(_SUFFIX)}",
+                    f"billing+{randint(1, 9999)}@{company.split()[-1].lower()}.example",
+                    str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    country,
+                    currency,
+                    status,
+                    rand() < 0.15,
+                    randint(1, 250),
+                    choice(_NOTES) if rand() < 0.1 else None,
+                    json.dumps(meta),
+                    created,
+                    touched(created, 0.3),
+                )
+            )
             acc_pool[ti].append(len(accs))
             accs.append((ti, created, currency, tax))
     out["accounts"], acc_ids = _finish("accounts", rows, first_ids["accounts"])
@@ -206,9 +280,22 @@ def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int
             status = choice(_SUB_STATUS)
             started = created // _DAY_US
             ends = min(started + randint(30, 365), day_end) if status == "canceled" else None
-            rows.append((tenant, acc_ids[a], plan, status, seats, seats * seat_price, currency,
-                         started, ends, status != "canceled" and rand() < 0.9, created,
-                         touched(created, 0.4)))
+            rows.append(
+                (
+                    tenant,
+                    acc_ids[a],
+                    plan,
+                    status,
+                    seats,
+                    seats * seat_price,
+                    currency,
+                    started,
+                    ends,
+                    status != "canceled" and rand() < 0.9,
+                    created,
+                    touched(created, 0.4),
+                )
+            )
             sub_pool[ti].append(len(subs))
             subs.append((created, acc_ids[a], currency, tax))
     out["subscriptions"], sub_ids = _finish("subscriptions", rows, first_ids["subscriptions"])
@@ -228,9 +315,22 @@ def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int
             issued = _EPOCH + timedelta(days=day)
             number = f"{tenant.upper()}-{issued:%Y%m%d}-{rng.getrandbits(32):08X}"
             inv_pool[ti].append(len(invs))
-            invs.append([tenant, account_id, sub_ids[s], number, status, currency, 0, tax, day,
-                         day + choice((14, 30, 30, 45)), created,
-                         touched(created, 0.6 if status == "paid" else 0.2)])
+            invs.append(
+                [
+                    tenant,
+                    account_id,
+                    sub_ids[s],
+                    number,
+                    status,
+                    currency,
+                    0,
+                    tax,
+                    day,
+                    day + choice((14, 30, 30, 45)),
+                    created,
+                    touched(created, 0.6 if status == "paid" else 0.2),
+                ]
+            )
     items = []
     for ti, tenant in enumerate(TENANTS):
         n_items = max(counts["invoice_items"][ti], len(inv_pool[ti]))
@@ -239,8 +339,20 @@ def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int
             quantity = randint(1, most)
             amount = (quantity * unit + 50) // 100  # 4 to 2 decimals, half up
             invs[i][6] += amount
-            items.append((i, tenant, sku, description, quantity, unit, amount, rand() < 0.7,
-                          invs[i][10], touched(invs[i][10], 0.05)))
+            items.append(
+                (
+                    i,
+                    tenant,
+                    sku,
+                    description,
+                    quantity,
+                    unit,
+                    amount,
+                    rand() < 0.7,
+                    invs[i][10],
+                    touched(invs[i][10], 0.05),
+                )
+            )
     for inv in invs:
         inv[7] = (inv[6] * inv[7] + 5_000) // 10_000  # tax from basis points, half up
     out["invoices"], inv_ids = _finish("invoices", [tuple(v) for v in invs], first_ids["invoices"])
@@ -250,17 +362,34 @@ def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int
     rows = []
     for i, inv in enumerate(invs):
         status, at = inv[4], inv[10]
-        failures = (int(rand() < 0.08) if status == "paid" else int(rand() < 0.15)
-                    if status == "open" else randint(1, 3) if status == "uncollectible" else 0)
+        failures = (
+            int(rand() < 0.08)
+            if status == "paid"
+            else int(rand() < 0.15)
+            if status == "open"
+            else randint(1, 3)
+            if status == "uncollectible"
+            else 0
+        )
         for attempt in range(failures + (status == "paid")):
             at = later(at)
             ok = attempt == failures  # the attempt after the failures is the one that succeeds
             outcome = ("refunded" if rand() < 0.02 else "succeeded") if ok else "failed"
-            rows.append((inv[0], inv_ids[i], inv[6] + inv[7], inv[5],
-                         choice(_METHODS), outcome,
-                         None if ok else choice(_FAILURES), f"ch_{rng.getrandbits(96):024x}",
-                         min(at + randint(0, 3_000_000), end) if ok else None, at,
-                         later(at) if outcome == "refunded" else touched(at, 0.1)))
+            rows.append(
+                (
+                    inv[0],
+                    inv_ids[i],
+                    inv[6] + inv[7],
+                    inv[5],
+                    choice(_METHODS),
+                    outcome,
+                    None if ok else choice(_FAILURES),
+                    f"ch_{rng.getrandbits(96):024x}",
+                    min(at + randint(0, 3_000_000), end) if ok else None,
+                    at,
+                    later(at) if outcome == "refunded" else touched(at, 0.1),
+                )
+            )
     out["payments"], _ = _finish("payments", rows, first_ids["payments"])
 
     rows = []
@@ -268,12 +397,25 @@ def _build(rng: random.Random, counts: Mapping[str, tuple[int, ...]], start: int
         for s in parents(ti, counts["usage"][ti], sub_pool):
             created = later(subs[s][0])
             metric = choice(("api_calls", "storage_gb", "compute_hours"))
-            used = (float(randint(1, 5_000)) if metric == "api_calls"
-                    else round(rand() * (500 if metric == "storage_gb" else 24), 4))
+            used = (
+                float(randint(1, 5_000))
+                if metric == "api_calls"
+                else round(rand() * (500 if metric == "storage_gb" else 24), 4)
+            )
             attributes = f'{{"region": "{choice(_REGIONS)}", "source": "{choice(("sdk", "api"))}"}}'
-            rows.append((tenant, sub_ids[s], metric, used,
-                         max(start, created - randint(0, 300_000_000)), attributes, rand() < 0.95,
-                         created, touched(created, 0.05)))
+            rows.append(
+                (
+                    tenant,
+                    sub_ids[s],
+                    metric,
+                    used,
+                    max(start, created - randint(0, 300_000_000)),
+                    attributes,
+                    rand() < 0.95,
+                    created,
+                    touched(created, 0.05),
+                )
+            )
     out["usage"], _ = _finish("usage", rows, first_ids["usage"])
     return out
 
@@ -294,19 +436,23 @@ def table_ddl(dialect: Literal["postgresql", "sqlite"]) -> dict[str, str]:
     """CREATE TABLE per table; SQLite gets declared type names that carry the intended types."""
     col = {"postgresql": 1, "sqlite": 2}[dialect]
     return {
-        table: f"CREATE TABLE {table} (\n  " + ",\n  ".join(
-            f"{name} {_KINDS[kind][col]}" + (" PRIMARY KEY" if name == "id" else "")
+        table: f"CREATE TABLE {table} (\n  "
+        + ",\n  ".join(
+            f"{name} {_KINDS[kind][col]}"
+            + (" PRIMARY KEY" if name == "id" else "")
             + ("" if nullable or name == "id" else " NOT NULL")
             for name, kind, nullable in spec
-        ) + "\n)"
+        )
+        + "\n)"
         for table, spec in _SPECS.items()
     }
 
 
 def index_ddl() -> dict[str, str]:
     """The (tenant_id, updated_at) index per table; the same text in both dialects."""
-    return {t: f"CREATE INDEX {t}_tenant_updated_idx ON {t} (tenant_id, updated_at)"
-            for t in TABLES}
+    return {
+        t: f"CREATE INDEX {t}_tenant_updated_idx ON {t} (tenant_id, updated_at)" for t in TABLES
+    }
 
 
 @dataclass(frozen=True)
@@ -319,8 +465,11 @@ class Mutation:
 
     def changed(self) -> dict[str, int]:
         """Rows each table gains or changes once applied."""
-        return {t: (self.inserts[t].num_rows if t in self.inserts else 0)
-                + (self.updates[t].num_rows if t in self.updates else 0) for t in TABLES}
+        return {
+            t: (self.inserts[t].num_rows if t in self.inserts else 0)
+            + (self.updates[t].num_rows if t in self.updates else 0)
+            for t in TABLES
+        }
 
 
 def mutate(now: datetime, tables_present: dict[str, int], seed: int = 11) -> Mutation:
@@ -334,8 +483,9 @@ def mutate(now: datetime, tables_present: dict[str, int], seed: int = 11) -> Mut
     choice = rng.choice
     end = _us(now) - 300_000_000
     counts = {t: (n,) * len(TENANTS) for t, n in _MUTATION_ROWS.items()}
-    inserts = _build(rng, counts, end - 300_000_000, end,
-                     {t: tables_present[t] + 1 for t in TABLES})
+    inserts = _build(
+        rng, counts, end - 300_000_000, end, {t: tables_present[t] + 1 for t in TABLES}
+    )
     stamp = _EPOCH + timedelta(microseconds=end)
     today = stamp.date()
     # table -> new values for one row; values a real billing workflow would write.
@@ -353,8 +503,11 @@ def mutate(now: datetime, tables_present: dict[str, int], seed: int = 11) -> Mut
         values = [setter() for _ in ids]
         names = ["id", *values[0], "updated_at"]
         updates[table] = pa.table(
-            {"id": ids, **{c: [v[c] for v in values] for c in names[1:-1]},
-             "updated_at": [stamp] * len(ids)},
+            {
+                "id": ids,
+                **{c: [v[c] for v in values] for c in names[1:-1]},
+                "updated_at": [stamp] * len(ids),
+            },
             schema=pa.schema([SCHEMAS[table].field(c) for c in names]),
         )
     return Mutation(now=now, inserts=inserts, updates=updates)
@@ -437,14 +590,17 @@ def _copy(conn: Any, name: str, table: pa.Table) -> int:
     # Zoned timestamps format ~20x slower than naive ones, so write naive UTC and have the
     # session (for this transaction) read them as UTC.
     conn.execute("SET LOCAL TimeZone = 'UTC'")
-    naive = [c.cast(pa.timestamp("us")) if pa.types.is_timestamp(c.type) else c
-             for c in table.columns]
+    naive = [
+        c.cast(pa.timestamp("us")) if pa.types.is_timestamp(c.type) else c for c in table.columns
+    ]
     buf = io.BytesIO()
-    pacsv.write_csv(pa.table(naive, names=table.column_names), buf,
-                    pacsv.WriteOptions(include_header=False))
-    with conn.cursor() as cur, cur.copy(
-        f"COPY {name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)"
-    ) as copy:
+    pacsv.write_csv(
+        pa.table(naive, names=table.column_names), buf, pacsv.WriteOptions(include_header=False)
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)") as copy,
+    ):
         copy.write(buf.getbuffer())
     return int(table.num_rows)
 

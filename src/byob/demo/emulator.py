@@ -51,7 +51,10 @@ class LocalAws:
     def _post(self, path: str, body: bytes) -> None:
         # A form content type would make the server parse (and swallow) the raw body.
         request = urllib.request.Request(
-            self.endpoint_url + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+            self.endpoint_url + path,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
@@ -75,7 +78,10 @@ class LocalAws:
                 {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
         )  # fmt: skip
         key = iam.create_access_key(UserName=name)["AccessKey"]
-        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        return {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
 
     def customer(self, account_id: str, region: str = "us-east-1") -> CustomerAccount:
         """An administrator of another AWS account (the recipient's)."""
@@ -137,10 +143,14 @@ class CustomerAccount:
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region}
             )
 
-    def create_role(self, name: str, trust_policy: dict[str, Any], permissions: dict[str, Any]) -> str:
+    def create_role(
+        self, name: str, trust_policy: dict[str, Any], permissions: dict[str, Any]
+    ) -> str:
         """What the recipient does in the IAM console with the policies byob showed them."""
         iam = self.client("iam")
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy))["Role"]["Arn"]
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy))[
+            "Role"
+        ]["Arn"]
         iam.put_role_policy(
             RoleName=name, PolicyName="byob-transfer", PolicyDocument=json.dumps(permissions)
         )

@@ -19,7 +19,9 @@ def httpfs_extension() -> Path:
     return found[0]
 
 
-def connect_s3(endpoint_url: str, *, key: str, secret: str, token: str = "", region: str = "us-east-1") -> duckdb.DuckDBPyConnection:
+def connect_s3(
+    endpoint_url: str, *, key: str, secret: str, token: str = "", region: str = "us-east-1"
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection reading s3:// URLs through an S3-compatible endpoint."""
     con = duckdb.connect()
     con.execute(f"LOAD '{httpfs_extension()}'")

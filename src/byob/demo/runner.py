@@ -81,12 +81,18 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
         home=root / ".byob", config=config, aws_endpoint_url=aws.endpoint_url,
         settle_lag_seconds=DEMO_SETTLE_LAG_SECONDS,
     )  # fmt: skip
-    byob = Byob(settings, aws=AwsSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session()))
+    byob = Byob(
+        settings, aws=AwsSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
+    )
     byob.migrate()
     customer = aws.customer(CUSTOMER_ACCOUNT, REGION)
     customer.create_bucket(BUCKET)
-    console.print(f"emulator at {aws.endpoint_url}; byob runs as [bold]{byob.service_principal()}[/]")
-    console.print(f"customer account {CUSTOMER_ACCOUNT} created bucket [bold]{BUCKET}[/] in {REGION}")
+    console.print(
+        f"emulator at {aws.endpoint_url}; byob runs as [bold]{byob.service_principal()}[/]"
+    )
+    console.print(
+        f"customer account {CUSTOMER_ACCOUNT} created bucket [bold]{BUCKET}[/] in {REGION}"
+    )
 
     _step("3. Onboarding: create the connection, create the role, validate, activate")
     conn = byob.create_connection(
@@ -94,10 +100,22 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
         region=REGION, base_path=BASE_PATH,
     )  # fmt: skip
     policies = byob.policies(conn)
-    console.print(f"role name: [bold]{policies['role_name']}[/]  external ID: {policies['external_id']}")
-    console.print(Panel(json.dumps(policies["trust_policy"], indent=2), title="trust policy", expand=False))
-    console.print(Panel(json.dumps(policies["permissions_policy"], indent=2), title="permissions policy", expand=False))
-    customer.create_role(policies["role_name"], policies["trust_policy"], policies["permissions_policy"])
+    console.print(
+        f"role name: [bold]{policies['role_name']}[/]  external ID: {policies['external_id']}"
+    )
+    console.print(
+        Panel(json.dumps(policies["trust_policy"], indent=2), title="trust policy", expand=False)
+    )
+    console.print(
+        Panel(
+            json.dumps(policies["permissions_policy"], indent=2),
+            title="permissions policy",
+            expand=False,
+        )
+    )
+    customer.create_role(
+        policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
+    )
     console.print(f"the customer created role {policies['role_arn']} with exactly these policies")
     _, checks = byob.validate(conn.name)
     _print_checks(checks)
@@ -152,8 +170,18 @@ def _transfer(byob: Byob, name: str) -> int:
 
         results = byob.run_transfers(name, progress=for_model)
         for r in results:
-            progress.update(tasks[r.record.model], total=r.record.rows or 1, completed=r.record.rows or 1)
-    table = Table("model", "type", "rows", "files", "bytes", "window (cursor after → up to)", title_justify="left")
+            progress.update(
+                tasks[r.record.model], total=r.record.rows or 1, completed=r.record.rows or 1
+            )
+    table = Table(
+        "model",
+        "type",
+        "rows",
+        "files",
+        "bytes",
+        "window (cursor after → up to)",
+        title_justify="left",
+    )
     for r in results:
         rec = r.record
         low = rec.window.low.strftime("%H:%M:%S") if rec.window.low else "-∞"
@@ -199,7 +227,9 @@ def _expected_versions(source: Path, stamp: datetime, before: dict[str, int]) ->
     out = {}
     with sqlite3.connect(source) as db:
         for t in dataset.TABLES:
-            current = db.execute(f"SELECT count(*) FROM {t} WHERE tenant_id = ?", (TENANT,)).fetchone()[0]
+            current = db.execute(
+                f"SELECT count(*) FROM {t} WHERE tenant_id = ?", (TENANT,)
+            ).fetchone()[0]
             updated = db.execute(
                 f"SELECT count(*) FROM {t} WHERE tenant_id = ? AND updated_at = ? AND id <= ?",
                 (TENANT, text, before[t]),
@@ -209,9 +239,17 @@ def _expected_versions(source: Path, stamp: datetime, before: dict[str, int]) ->
 
 
 def _print_dataset(counts: dict[str, int], per_tenant: dict[str, dict[str, int]]) -> None:
-    table = Table("table", *dataset.TENANTS, "rows", title=f"{sum(counts.values()):,} rows", title_justify="left")
+    table = Table(
+        "table",
+        *dataset.TENANTS,
+        "rows",
+        title=f"{sum(counts.values()):,} rows",
+        title_justify="left",
+    )
     for name in dataset.TABLES:
-        table.add_row(name, *[f"{per_tenant[name][t]:,}" for t in dataset.TENANTS], f"{counts[name]:,}")
+        table.add_row(
+            name, *[f"{per_tenant[name][t]:,}" for t in dataset.TENANTS], f"{counts[name]:,}"
+        )
     console.print(table)
 
 
@@ -241,7 +279,13 @@ def _print_tree(keys: list[dict[str, Any]]) -> None:
 def _query(aws: LocalAws, customer: CustomerAccount) -> dict[tuple[str, str], int]:
     con = connect_s3(aws.endpoint_url, region=REGION, **customer.credentials())
     results: dict[tuple[str, str], int] = {}
-    table = Table("model", "dt", "rows", title="SELECT dt, count(*) … read_parquet(hive_partitioning)", title_justify="left")
+    table = Table(
+        "model",
+        "dt",
+        "rows",
+        title="SELECT dt, count(*) … read_parquet(hive_partitioning)",
+        title_justify="left",
+    )
     for model in dataset.TABLES:
         url = f"s3://{BUCKET}/{BASE_PATH}/{model}/*/*.parquet"
         rows = con.execute(

@@ -39,7 +39,9 @@ def explain(
         message = f"{code} on {action.removeprefix('s3:')} to {resource}: {fix or raw}"
         return DestinationError(message, aws_code=code)
     if isinstance(exc, EndpointConnectionError):
-        return DestinationError(f"cannot reach the AWS endpoint: {exc}", aws_code="EndpointConnectionError")
+        return DestinationError(
+            f"cannot reach the AWS endpoint: {exc}", aws_code="EndpointConnectionError"
+        )
     if isinstance(exc, BotoCoreError):
         return DestinationError(f"{action} to {resource} failed: {exc}", aws_code=code)
     return DestinationError(f"{action} to {resource} failed: {exc}", aws_code=code)

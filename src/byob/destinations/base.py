@@ -24,8 +24,8 @@ class ObjectWriter(ABC):
     # pyarrow's writer treats any object with write/flush/closed as a file.
     closed = False
 
-    def flush(self) -> None:
-        pass
+    def flush(self) -> None:  # bytes go out in write(); nothing to flush
+        return None
 
 
 class Destination(ABC):

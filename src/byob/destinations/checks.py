@@ -81,7 +81,9 @@ class ConnectionChecks:
         try:
             for name, check in plan:
                 if results and not passed(results):
-                    results.append(_result(name, Outcome.SKIPPED, f"skipped: {results[-1].name} failed"))
+                    results.append(
+                        _result(name, Outcome.SKIPPED, f"skipped: {results[-1].name} failed")
+                    )
                     continue
                 results.append(self._timed(pool, name, check))
         finally:
@@ -101,7 +103,11 @@ class ConnectionChecks:
             outcome, code, message = Outcome.FAILED, exc.aws_code, exc.message
         except ByobError as exc:
             outcome, code, message = Outcome.FAILED, getattr(exc, "aws_code", None), exc.message
-        if name == "delete_test_object" and outcome is Outcome.FAILED and self.conn.first_activated_at:
+        if (
+            name == "delete_test_object"
+            and outcome is Outcome.FAILED
+            and self.conn.first_activated_at
+        ):
             # Recipients may withdraw s3:DeleteObject once active (the seeds say so).
             outcome = Outcome.WARNING
             message += f" (the test object {self.destination.url(self.test_key)} was left behind; you may delete it)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -150,10 +151,8 @@ class _MultipartWriter(ObjectWriter):
             future.cancel()
         for future in self._parts:
             if not future.cancelled():
-                try:
+                with contextlib.suppress(Exception):
                     future.result()
-                except Exception:
-                    pass
         self._buffer.clear()
         if self.upload_id is not None:
             self._dest.abort_upload(self._key, self.upload_id)

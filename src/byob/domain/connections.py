@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -143,22 +144,23 @@ def new_connection(
         if role_arn
         else policies.role_arn(account_id, generated_role)
     )
-    extra: dict[str, str] = {}
     if kind is ConnectionType.ATHENA:
-        extra = _athena_fields(workgroup=workgroup, schema=schema, database=database)
+        workgroup, schema, database = _athena_fields(
+            workgroup=workgroup, schema=schema, database=database
+        )
+    else:
+        workgroup, schema, database = "primary", "", ""
     return Connection(
         id=id, name=name, tenant=tenant, type=kind, account_id=account_id, bucket=bucket,
         region=region, base_path=fields.base_path(base_path), auth=auth,
         role_name=arn.rsplit("/", 1)[1] if auth is AuthKind.ROLE else "",
         role_arn=arn if auth is AuthKind.ROLE else "", external_id=external_id,
         access_key_id=access_key_id or "", secret_fingerprint=secret_fingerprint,
-        created_at=now, updated_at=now, **extra,
+        workgroup=workgroup, schema=schema, database=database, created_at=now, updated_at=now,
     )  # fmt: skip
 
 
-def _athena_fields(*, workgroup: str, schema: str, database: str) -> dict[str, str]:
-    import re
-
+def _athena_fields(*, workgroup: str, schema: str, database: str) -> tuple[str, str, str]:
     ident = re.compile(r"[a-z0-9_]{1,255}")
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", workgroup or ""):
         raise InvalidFieldError(
@@ -177,7 +179,7 @@ def _athena_fields(*, workgroup: str, schema: str, database: str) -> dict[str, s
             "schema and database must differ: query results must not land inside the data",
             field="database",
         )
-    return {"workgroup": workgroup, "schema": schema, "database": database}
+    return workgroup, schema, database
 
 
 def trust_policy(conn: Connection, service_principal_arn: str) -> PolicyDocument:
@@ -205,7 +207,10 @@ def activate(conn: Connection, *, validated_fingerprint: str | None, now: dateti
             f"run `byob connections validate {conn.name}` first"
         )
     return dataclasses.replace(
-        conn, status=Status.ACTIVE, updated_at=now, first_activated_at=conn.first_activated_at or now
+        conn,
+        status=Status.ACTIVE,
+        updated_at=now,
+        first_activated_at=conn.first_activated_at or now,
     )
 
 

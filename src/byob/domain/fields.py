@@ -106,9 +106,7 @@ def base_path(value: str | None) -> str:
             field="base_path",
         )
     if ".." in value:
-        raise InvalidFieldError(
-            f"base path {value!r} must not contain '..'", field="base_path"
-        )
+        raise InvalidFieldError(f"base path {value!r} must not contain '..'", field="base_path")
     value = value.rstrip("/")
     if not value:
         return ""

@@ -61,9 +61,7 @@ def data_key(prefix: str, model: str, stamp: TransferStamp, file_part: int) -> s
 
 
 def manifest_key(prefix: str, model: str, stamp: TransferStamp, transfer_id: str) -> str:
-    return join(
-        prefix, MANIFESTS_FOLDER, model, f"dt={stamp.date}", f"manifest_{transfer_id}.json"
-    )
+    return join(prefix, MANIFESTS_FOLDER, model, f"dt={stamp.date}", f"manifest_{transfer_id}.json")
 
 
 def connection_test_key(prefix: str, token: str) -> str:

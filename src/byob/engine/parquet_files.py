@@ -3,6 +3,7 @@ target size, every byte hashed on its way out."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,10 +139,8 @@ class RollingParquetWriter:
         if self._current is not None:
             _, target, _, writer = self._current
             self._current = None
-            try:
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:
-                pass
             target.abort()
 
 

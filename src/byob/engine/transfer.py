@@ -179,7 +179,8 @@ class TransferRunner:
         key = layout.data_key(self.conn.data_prefix, model.name, stamp, part)
         self.transfers.file_started(record.id, part, key, attempt)
         writer = self.destination.open_writer(
-            key, on_started=lambda upload_id: self.transfers.file_upload_id(record.id, part, upload_id)
+            key,
+            on_started=lambda upload_id: self.transfers.file_upload_id(record.id, part, upload_id),
         )
         return key, writer
 
@@ -269,7 +270,12 @@ class TransferRunner:
 
 def _columns(model: ResolvedModel) -> list[dict[str, Any]]:
     return [
-        {"name": c.name, "source": c.source_name, "type": str(c.type), "glue_type": c.type.glue_type()}
+        {
+            "name": c.name,
+            "source": c.source_name,
+            "type": str(c.type),
+            "glue_type": c.type.glue_type(),
+        }
         for c in model.columns
     ]
 

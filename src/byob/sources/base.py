@@ -27,9 +27,7 @@ class Source(ABC):
         """The source's own clock (UTC), which cursor values are written with."""
 
     @abstractmethod
-    def read(
-        self, model: ResolvedModel, tenant: str, window: Window
-    ) -> Iterator[pa.RecordBatch]:
+    def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the tenant's rows with ``window.low < cursor <= window.high``, columns in the
         model's order. Batches are not yet cast to the model's schema."""
 

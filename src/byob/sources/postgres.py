@@ -111,7 +111,9 @@ class AdbcPostgresSource(Source):
             cur.close()
             self._conn.rollback()
 
-    def select_sql(self, model: ResolvedModel, tenant: str, window: Window) -> tuple[str, tuple[str, ...]]:
+    def select_sql(
+        self, model: ResolvedModel, tenant: str, window: Window
+    ) -> tuple[str, tuple[str, ...]]:
         """The SELECT for one tenant's window. Values are never part of the SQL text: they are
         bound as parameters (see ``read``) and referenced as ``current_setting('byob.pN')``."""
         spec = model.spec
@@ -119,8 +121,7 @@ class AdbcPostgresSource(Source):
             self.columns(spec.table)
         source_types = self._source_types[spec.table]
         select = ", ".join(
-            f"{_select_expr(c.source_name, c.type)} AS {quote_ident(c.name)}"
-            for c in model.columns
+            f"{_select_expr(c.source_name, c.type)} AS {quote_ident(c.name)}" for c in model.columns
         )
         cursor = quote_ident(spec.cursor_column)
         cursor_type = "timestamptz" if model.cursor.type.kind is Kind.TIMESTAMPTZ else "timestamp"
@@ -150,9 +151,14 @@ def _select_expr(name: str, ctype: t.ColumnType) -> str:
         # Text is the lossless common form of uuid, json, enums, intervals and numerics;
         # decimals are parsed from it on the Arrow side, which refuses lossy rescaling.
         return f"{col}::text"
-    if ctype.kind is Kind.LIST and ctype.element is not None and ctype.element.kind in (
-        Kind.STRING,
-        Kind.DECIMAL,
+    if (
+        ctype.kind is Kind.LIST
+        and ctype.element is not None
+        and ctype.element.kind
+        in (
+            Kind.STRING,
+            Kind.DECIMAL,
+        )
     ):
         return f"{col}::text[]"
     if ctype.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):

@@ -44,11 +44,14 @@ class SqliteSource(Source):
     def columns(self, table: str) -> list[SourceColumn]:
         try:
             rows = self._conn.execute(
-                "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", (table,)
+                'SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,)
             ).fetchall()
         except sqlite3.Error as exc:
             raise SourceError(f"cannot describe table {table!r}: {exc}") from exc
-        return [(name, t.from_sqlite(decl or ""), not (notnull or pk)) for name, decl, notnull, pk in rows]
+        return [
+            (name, t.from_sqlite(decl or ""), not (notnull or pk))
+            for name, decl, notnull, pk in rows
+        ]
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -63,7 +66,9 @@ class SqliteSource(Source):
             where.append(f"{cursor} > ?")
             params.append(_text(window.low))
         sql = f"SELECT {select} FROM {quote_table(spec.table)} WHERE {' AND '.join(where)}"
-        schema = pa.schema([(c.name, _RAW_ARROW.get(c.type.kind, pa.string())) for c in model.columns])
+        schema = pa.schema(
+            [(c.name, _RAW_ARROW.get(c.type.kind, pa.string())) for c in model.columns]
+        )
         try:
             cur = self._conn.execute(sql, params)
             while rows := cur.fetchmany(_BATCH_ROWS):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from byob.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"

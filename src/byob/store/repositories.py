@@ -46,7 +46,11 @@ class Connections:
     def add(self, conn: Connection, *, secret_sealed: str | None = None) -> Connection:
         try:
             with self.engine.begin() as db:
-                db.execute(T.connections.insert().values(**_connection_row(conn), secret_sealed=secret_sealed))
+                db.execute(
+                    T.connections.insert().values(
+                        **_connection_row(conn), secret_sealed=secret_sealed
+                    )
+                )
         except sa.exc.IntegrityError as exc:
             raise ConflictError(
                 f"a connection named {conn.name!r} already exists; choose another name",

@@ -71,7 +71,12 @@ validations = sa.Table(
     "validations",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column(
+        "connection_id",
+        sa.ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("passed", sa.Boolean, nullable=False),
     sa.Column("checks", sa.JSON, nullable=False),
@@ -81,7 +86,9 @@ validations = sa.Table(
 model_states = sa.Table(
     "model_states",
     metadata,
-    sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("model", sa.String(128), primary_key=True),
     sa.Column("high_water_mark", UTCDateTime, nullable=True),
     sa.Column("last_transfer_id", sa.String(32), nullable=True),
