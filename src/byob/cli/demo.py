@@ -17,9 +17,15 @@ def demo(
         typer.Option(help="Keep the demo's files here (default: a temporary directory)."),
     ] = None,
     scale: Annotated[float, typer.Option(help="Dataset size multiplier (1.0 ≈ 100k+ rows).")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON (the walk-through goes to stderr).")] = False,
 ) -> None:
     """Generate a billing dataset, onboard a customer in an in-process AWS emulator, and
     deliver two transfers (backfill, then incremental) into their bucket."""
-    from byob.demo.runner import run_demo
+    from byob.cli.output import emit_json
+    from byob.demo import runner
 
-    run_demo(workdir=workdir, scale=scale)
+    if as_json:
+        runner.console.stderr = True
+    figures = runner.run_demo(workdir=workdir, scale=scale)
+    if as_json:
+        emit_json(figures)
