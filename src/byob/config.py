@@ -50,6 +50,9 @@ def parse_config(raw: dict[str, Any], *, origin: str, base_dir: Path) -> Project
             f'{origin}: [source] needs url = "postgresql://…" or path = "file.sqlite"',
             field="source",
         )
+    for key in ("url", "path"):
+        if key in source and not isinstance(source[key], str):
+            raise ConfigError(f"{origin}: [source] {key} must be text", field=f"source.{key}")
     url = source.get("url") or ""
     if not url:
         sqlite_path = Path(source["path"])
@@ -98,7 +101,10 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
         )
     columns = entry.get("columns")
     if columns is not None and (
-        not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns)
+        not isinstance(columns, list)
+        or not columns
+        or not all(isinstance(c, str) for c in columns)
+        or len(set(columns)) != len(columns)
     ):
         raise ConfigError(
             f"{where}: columns must be a non-empty list of column names", field="columns"

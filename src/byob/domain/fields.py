@@ -6,7 +6,6 @@ saying what a valid value looks like.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from byob.errors import InvalidFieldError
@@ -23,13 +22,16 @@ COMMERCIAL_REGIONS: tuple[str, ...] = (
     "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
 )  # fmt: skip
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
+_IP_SHAPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _CONNECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BASE_PATH_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()=-]+")
-_ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})")
+_ROLE_ARN = re.compile(
+    r"arn:aws:iam::([0-9]{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})", re.ASCII
+)
 _ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 
 
@@ -66,11 +68,7 @@ def _bucket_problem(name: str) -> str | None:
         )
     if ".." in name:
         return "it must not contain two adjacent periods"
-    try:
-        ipaddress.IPv4Address(name)
-    except ValueError:
-        pass
-    else:
+    if _IP_SHAPED.fullmatch(name):
         return "it must not be formatted as an IP address"
     for prefix in _BUCKET_PREFIXES:
         if name.startswith(prefix):

@@ -113,7 +113,11 @@ def from_postgres(
     """
     name = type_name.strip().lower()
     if name.endswith("[]"):
-        return list_of(from_postgres(name[:-2], is_enum=is_enum))
+        return list_of(
+            from_postgres(
+                name[:-2], is_enum=is_enum, decimal_for_unconstrained=decimal_for_unconstrained
+            )
+        )
     if is_enum:
         return STRING
     match = _NUMERIC.fullmatch(name)

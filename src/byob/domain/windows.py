@@ -39,6 +39,8 @@ def plan_window(
 ) -> tuple[TransferType, Window]:
     """Fix the next window. The new mark trails the source's clock by the settle lag, so rows
     committed late with an earlier cursor value still fall into a later window."""
+    if source_now.tzinfo is None or (previous_high is not None and previous_high.tzinfo is None):
+        raise ValueError("window bounds must be timezone-aware")
     high = source_now - settle_lag
     if full_refresh or previous_high is None:
         # A first transfer is a backfill: it holds every current row, like a full refresh.
