@@ -66,7 +66,7 @@ def onboard_s3(
     policies = app.policies(conn)
     customer.create_role(policies["role_name"], policies["trust_policy"], policies["permissions_policy"])
     _, checks = app.validate(conn.name)
-    assert all(c.outcome.value == "passed" for c in checks), [c.as_dict() for c in checks]
+    assert all(c.outcome.value in ("passed", "warning") for c in checks), [c.as_dict() for c in checks]
     return app.activate(conn.name), customer
 
 

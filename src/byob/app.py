@@ -131,6 +131,7 @@ class Byob:
             conn=conn, destination=self.destination(conn),
             aws=None if conn.type is ConnectionType.LOCAL else self.aws,
             secret_access_key=self.secret_of(conn), timeout=self.settings.check_timeout_seconds,
+            strict_trust=self.settings.trust_check_is_strict,
         )  # fmt: skip
         results = checks.run()
         self.validations.add(

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20
     check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
     aws_max_attempts: Annotated[int, Field(ge=1)] = 5
+    # None: strict on AWS itself, lenient (a warning) on an S3-compatible endpoint or emulator,
+    # which may not evaluate trust policies.
+    strict_trust_check: bool | None = None
+
+    @property
+    def trust_check_is_strict(self) -> bool:
+        if self.strict_trust_check is not None:
+            return self.strict_trust_check
+        return not self.aws_endpoint_url
 
     @property
     def state_url(self) -> str:

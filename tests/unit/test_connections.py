@@ -221,7 +221,7 @@ def test_activate_without_validation_is_refused() -> None:
 def test_activate_with_a_stale_validation_is_refused() -> None:
     old = make()
     stale = old.destination_fingerprint()
-    moved = c.update(old, now=LATER, bucket="other-bucket")
+    moved = c.revise(old, {"bucket": "other-bucket"}, now=LATER)
     assert moved.destination_fingerprint() != stale
     with pytest.raises(ConflictError):
         c.activate(moved, validated_fingerprint=stale, now=LATER)
@@ -267,19 +267,19 @@ def test_fingerprint_ignores_non_destination_fields() -> None:
         {"base_path": ""},
         {"account_id": "210987654321"},
         {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/other"},
-        {"auth": AuthKind.HMAC, "access_key_id": "AKIAIOSFODNN7EXAMPLE"},
-        {"secret_fingerprint": "rotated"},
+        {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "rotated"},
+        {"type": "athena", "schema": "billing", "database": "results"},
     ],
 )
 def test_update_of_destination_returns_active_connection_to_draft(
     changes: dict[str, Any],
 ) -> None:
     conn = active()
-    got = c.update(conn, now=LATER, **changes)
+    got = c.revise(conn, changes, now=LATER)
     assert got.status is Status.DRAFT
     assert got.updated_at == LATER
     for key, value in changes.items():
-        assert getattr(got, key) == value
+        assert str(getattr(got, key)) == str(value)
     # the old validation no longer counts
     with pytest.raises(ConflictError):
         c.activate(got, validated_fingerprint=conn.destination_fingerprint(), now=LATER)
@@ -288,7 +288,7 @@ def test_update_of_destination_returns_active_connection_to_draft(
 @pytest.mark.parametrize("changes", [{"frequency_minutes": 60}, {"name": "renamed"}])
 def test_update_of_schedule_or_name_keeps_it_active(changes: dict[str, Any]) -> None:
     conn = active()
-    got = c.update(conn, now=LATER, **changes)
+    got = c.revise(conn, changes, now=LATER)
     assert got.status is Status.ACTIVE
     assert got.updated_at == LATER
     for key, value in changes.items():
@@ -297,7 +297,7 @@ def test_update_of_schedule_or_name_keeps_it_active(changes: dict[str, Any]) -> 
 
 def test_update_with_same_values_keeps_it_active() -> None:
     conn = active()
-    assert c.update(conn, now=LATER, bucket=conn.bucket).status is Status.ACTIVE
+    assert c.revise(conn, {"bucket": conn.bucket}, now=LATER).status is Status.ACTIVE
 
 
 def test_pause_only_from_active() -> None:
@@ -313,3 +313,43 @@ def test_pause_only_from_active() -> None:
 def test_activating_an_active_connection_is_a_no_op() -> None:
     conn = active()
     assert c.activate(conn, validated_fingerprint=None, now=LATER) == conn
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"external_id": "mine"}, "external_id"),
+        ({"status": "active"}, "status"),
+        ({"bucket": "Bad_Bucket"}, "bucket"),
+        ({"region": "mars-1"}, "region"),
+        ({"base_path": "/abs"}, "base_path"),
+        ({"role_arn": "arn:aws:iam::999999999999:role/x"}, "role_arn"),
+        ({"access_key_id": "AKIAIOSFODNN7EXAMPLE"}, "secret_access_key"),
+        ({"frequency_minutes": 7}, "frequency_minutes"),
+        ({"type": "local"}, "type"),
+    ],
+)
+def test_revise_refuses_bad_or_forbidden_changes(changes: dict[str, Any], field: str) -> None:
+    conn = active()
+    with pytest.raises(InvalidFieldError) as err:
+        c.revise(conn, changes, now=LATER)
+    assert err.value.field == field
+
+
+def test_revise_back_to_the_generated_role_after_hmac() -> None:
+    conn = active()
+    hmac = c.revise(conn, {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "f"}, now=LATER)
+    assert hmac.auth is AuthKind.HMAC and hmac.role_arn == ""
+    back = c.revise(hmac, {"auth": "role"}, now=LATER)
+    assert back.auth is AuthKind.ROLE and back.access_key_id == ""
+    assert back.role_arn.endswith("/" + back.role_name) and back.role_name.startswith("byob-")
+    assert back.external_id == conn.external_id
+
+
+def test_describe_changes_never_shows_a_secret() -> None:
+    conn = active()
+    after = c.revise(conn, {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "s3cr3tfp"}, now=LATER)
+    changes = c.describe_changes(conn, after)
+    assert changes["secret_access_key"] == ["", "(changed)"]
+    assert "s3cr3tfp" not in repr(changes)
+    assert changes["status"] == ["active", "draft"]

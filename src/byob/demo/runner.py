@@ -256,7 +256,7 @@ def _print_dataset(counts: dict[str, int], per_tenant: dict[str, dict[str, int]]
 def _print_checks(checks: list[Any]) -> None:
     table = Table("check", "result", "details", title="validation", title_justify="left")
     for c in checks:
-        colour = "green" if c.outcome.value == "passed" else "red"
+        colour = {"passed": "green", "warning": "yellow"}.get(c.outcome.value, "red")
         table.add_row(c.name, f"[{colour}]{c.outcome.value}[/]", c.message)
     console.print(table)
 

@@ -54,18 +54,25 @@ class _CheckFailed(Exception):
         self.message, self.aws_code = message, aws_code
 
 
+class _CheckWarning(_CheckFailed):
+    """The check could not prove its point, but nothing is known to be wrong."""
+
+
 class ConnectionChecks:
     """Runs a connection's checks in order; a failed check skips the ones that depend on it."""
 
     def __init__(
         self, *, conn: Connection, destination: Destination, aws: AwsSessions | None,
-        secret_access_key: str | None, timeout: float,
+        secret_access_key: str | None, timeout: float, strict_trust: bool = True,
     ) -> None:  # fmt: skip
         self.conn = conn
         self.destination = destination
         self.aws = aws
         self.secret = secret_access_key
         self.timeout = timeout
+        # On AWS a trust policy without the external ID condition fails validation; an
+        # S3-compatible endpoint or emulator may not evaluate trust policies at all.
+        self.strict_trust = strict_trust
         self.test_key = layout.connection_test_key(conn.data_prefix, secrets.token_hex(8))
 
     def run(self) -> list[CheckResult]:
@@ -73,8 +80,10 @@ class ConnectionChecks:
         if self.conn.type is not ConnectionType.LOCAL:
             if self.conn.auth is AuthKind.ROLE:
                 plan.append(("assume_role", self._assume_role))
+                plan.append(("external_id_required", self._external_id_required))
             else:
                 plan.append(("credentials", self._credentials))
+            plan.append(("bucket_region", self._bucket_region))
         plan += [("write_test_object", self._write), ("delete_test_object", self._delete)]
         results: list[CheckResult] = []
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check")
@@ -99,6 +108,8 @@ class ConnectionChecks:
         except FutureTimeout:
             outcome, code = Outcome.FAILED, "Timeout"
             message = f"no answer within {self.timeout:.0f} s; check the region and network, then revalidate"
+        except _CheckWarning as exc:
+            outcome, code, message = Outcome.WARNING, exc.aws_code, exc.message
         except _CheckFailed as exc:
             outcome, code, message = Outcome.FAILED, exc.aws_code, exc.message
         except ByobError as exc:
@@ -131,6 +142,71 @@ class ConnectionChecks:
                 code,
             ) from exc
         return f"assumed {self.conn.role_arn} with the connection's external ID"
+
+    def _external_id_required(self) -> str:
+        """The confused-deputy guard: without the external ID, AssumeRole must be refused."""
+        assert self.aws is not None
+        sts = self.aws.service_client("sts", self.conn.region)
+        session_name = role_session_name(self.conn)
+        try:
+            sts.assume_role(RoleArn=self.conn.role_arn, RoleSessionName=session_name, DurationSeconds=900)
+        except (ClientError, BotoCoreError) as exc:
+            code = aws_error_code(exc)
+            if code in ("AccessDenied", "AccessDeniedException", "403"):
+                return "AssumeRole without the external ID was refused, as it must be"
+            raise _CheckFailed(f"{code} on AssumeRole without the external ID: {exc}", code) from exc
+        wrong_refused = False
+        try:
+            sts.assume_role(
+                RoleArn=self.conn.role_arn, RoleSessionName=session_name, DurationSeconds=900,
+                ExternalId="byob-wrong-external-id-probe",
+            )  # fmt: skip
+        except (ClientError, BotoCoreError):
+            wrong_refused = True
+        hole = (
+            f"AssumeRole of {self.conn.role_arn} succeeded without the external ID: the trust "
+            "policy lacks the condition StringEquals sts:ExternalId = "
+            f"{self.conn.external_id}, so anyone who learns the role ARN could make byob "
+            "write into your bucket (the confused-deputy problem). Replace the role's trust "
+            "policy with the one shown"
+        )
+        if self.strict_trust:
+            raise _CheckFailed(hole, "ExternalIdNotRequired")
+        observed = "refuses a wrong one" if wrong_refused else "accepts a wrong one too"
+        raise _CheckWarning(
+            "not proven: the endpoint in BYOB_AWS_ENDPOINT_URL accepted AssumeRole without the "
+            f"external ID (and {observed}); AWS itself refuses it when the trust policy has the "
+            "external ID condition, and fails this check when it has not",
+            "ExternalIdNotEnforced",
+        )
+
+    def _bucket_region(self) -> str:
+        """S3 tells a bucket's region even to callers without s3:ListBucket (in the 403)."""
+        session = self.aws.for_connection(self.conn, self.secret) if self.aws else None
+        assert session is not None and self.aws is not None
+        s3 = self.aws.client(session, "s3", self.conn.region)
+        try:
+            response = s3.head_bucket(Bucket=self.conn.bucket)
+            headers = response["ResponseMetadata"]["HTTPHeaders"]
+        except ClientError as exc:
+            code = aws_error_code(exc)
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            if code in ("404", "NoSuchBucket"):
+                raise _CheckFailed(
+                    f"bucket {self.conn.bucket} does not exist; create it in {self.conn.region} "
+                    "or fix the bucket name",
+                    "NoSuchBucket",
+                ) from exc
+        except BotoCoreError as exc:
+            raise _CheckFailed(f"cannot reach bucket {self.conn.bucket}: {exc}", type(exc).__name__) from exc
+        actual = headers.get("x-amz-bucket-region")
+        if actual and actual != self.conn.region:
+            raise _CheckFailed(
+                f"bucket {self.conn.bucket} is in {actual}, not {self.conn.region}; set the "
+                f"connection's region to {actual}",
+                "WrongRegion",
+            )
+        return f"bucket {self.conn.bucket} is in {actual or self.conn.region}"
 
     def _credentials(self) -> str:
         assert self.aws is not None

@@ -220,9 +220,124 @@ def pause(conn: Connection, *, now: datetime) -> Connection:
     return dataclasses.replace(conn, status=Status.PAUSED, updated_at=now)
 
 
-def update(conn: Connection, *, now: datetime, **changes: object) -> Connection:
-    """Apply changes; any change to where or how it writes returns it to draft."""
-    changed = dataclasses.replace(conn, updated_at=now, **changes)  # type: ignore[arg-type]
+EDITABLE_FIELDS = frozenset(
+    {"name", "type", "account_id", "bucket", "region", "base_path", "path", "auth", "role_arn",
+     "access_key_id", "secret_fingerprint", "workgroup", "schema", "database", "frequency_minutes"}
+)  # fmt: skip
+FREQUENCIES = (15, 60, 360, 720, 1440)
+
+
+def revise(conn: Connection, changes: dict[str, object], *, now: datetime) -> Connection:
+    """Apply a recipient's or operator's changes, each checked by the same rules as creation.
+    Any change to where or how the connection writes returns it to draft. The external ID and
+    generated role name never change."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidFieldError(f"{name!r} cannot be changed", field=name)
+    values: dict[str, object] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        values[key] = _checked(conn, key, value)
+    if "type" in values and values["type"] is ConnectionType.LOCAL:
+        raise InvalidFieldError("a connection cannot become local", field="type")
+    auth = values.get("auth", conn.auth)
+    if "access_key_id" in values:
+        auth = AuthKind.HMAC
+        if "secret_fingerprint" not in values:
+            raise InvalidFieldError(
+                "a new access key ID needs its secret access key", field="secret_access_key"
+            )
+    elif "role_arn" in values:
+        auth = AuthKind.ROLE
+    account = str(values.get("account_id", conn.account_id))
+    if auth is AuthKind.ROLE:
+        if "role_arn" in values:
+            arn = str(values["role_arn"])
+        elif conn.role_arn and conn.role_arn.split(":")[4] == account:
+            arn = conn.role_arn
+        else:
+            arn = policies.role_arn(account, conn.role_name or _generated_role(conn))
+        fields.role_arn(arn, expected_account_id=account)
+        values |= {"role_arn": arn, "role_name": arn.rsplit("/", 1)[1],
+                   "access_key_id": "", "secret_fingerprint": ""}  # fmt: skip
+    elif auth is AuthKind.HMAC:
+        if not (values.get("access_key_id") or conn.access_key_id):
+            raise InvalidFieldError("HMAC auth needs an access key ID", field="access_key_id")
+        values |= {"role_arn": "", "role_name": ""}
+    values["auth"] = auth
+    kind = values.get("type", conn.type)
+    if kind is ConnectionType.ATHENA:
+        values["workgroup"], values["schema"], values["database"] = _athena_fields(
+            workgroup=str(values.get("workgroup", conn.workgroup)),
+            schema=str(values.get("schema", conn.schema)),
+            database=str(values.get("database", conn.database)),
+        )
+    changed = dataclasses.replace(conn, updated_at=now, **values)  # type: ignore[arg-type]
     if changed.destination_fingerprint() != conn.destination_fingerprint():
         changed = dataclasses.replace(changed, status=Status.DRAFT)
     return changed
+
+
+def _generated_role(conn: Connection) -> str:
+    return policies.role_name(conn.name, conn.id[:6].lower())
+
+
+def _checked(conn: Connection, key: str, value: object) -> object:
+    text = str(value)
+    if key == "name":
+        return fields.connection_name(text)
+    if key == "type":
+        try:
+            return ConnectionType(text)
+        except ValueError:
+            raise InvalidFieldError(f"connection type {text!r} is not s3 or athena", field="type") from None
+    if key == "auth":
+        try:
+            return AuthKind(text)
+        except ValueError:
+            raise InvalidFieldError(f"auth {text!r} is not role or hmac", field="auth") from None
+    checks = {
+        "account_id": fields.account_id, "bucket": fields.bucket_name, "region": fields.region,
+        "base_path": fields.base_path, "access_key_id": fields.access_key_id,
+    }  # fmt: skip
+    if key in checks:
+        return checks[key](text)
+    if key == "frequency_minutes":
+        if not isinstance(value, int) or value not in FREQUENCIES:
+            raise InvalidFieldError(
+                f"frequency must be one of {', '.join(map(str, FREQUENCIES))} minutes",
+                field="frequency_minutes",
+            )
+        return value
+    if key == "role_arn":
+        return text.strip()  # checked against the account below
+    return text
+
+
+def disable(conn: Connection, *, now: datetime) -> Connection:
+    return dataclasses.replace(conn, status=Status.DISABLED, updated_at=now)
+
+
+def describe_changes(before: Connection, after: Connection) -> dict[str, list[object]]:
+    """Field → [old, new] for the audit log; secrets only as '(changed)'."""
+    out: dict[str, list[object]] = {}
+    for f in dataclasses.fields(Connection):
+        if f.name in ("updated_at",):
+            continue
+        old, new = getattr(before, f.name), getattr(after, f.name)
+        if old != new:
+            if f.name == "secret_fingerprint":
+                out["secret_access_key"] = ["(set)" if old else "", "(changed)"]
+            else:
+                out[f.name] = [_plain(old), _plain(new)]
+    return out
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    return value

@@ -133,3 +133,38 @@ transfer_files = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, default=1),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # never the key
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant", sa.String(256), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # never the token
+    sa.Column("created_by", sa.String(160), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("spent_at", UTCDateTime, nullable=True),
+    sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="SET NULL"), nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(160), nullable=False),  # "operator:<key name>", "link:<id>", "cli"
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("connection_id", sa.String(32), nullable=True, index=True),
+    sa.Column("changes", sa.JSON, nullable=False),  # field → [old, new]; secrets as "(changed)"
+)

@@ -1,0 +1,82 @@
+"""Who may act: operator API keys and one-time connection links. Tokens are random and shown
+once; only their SHA-256 is stored, so a leaked state store yields no usable token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from byob.errors import InvalidFieldError
+
+API_KEY_PREFIX = "byob_key_"
+LINK_PREFIX = "byob_link_"
+TOKEN_BYTES = 32  # 256 bits: guessing is hopeless
+DEFAULT_LINK_LIFETIME = timedelta(days=7)
+MAX_LINK_LIFETIME = timedelta(days=90)
+
+
+def new_token(prefix: str) -> str:
+    """A URL-safe random token; the prefix tells operators which kind of secret leaked."""
+    return prefix + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_hash(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """'7d', '12h', '30m' → a lifetime between one minute and 90 days."""
+    text = text.strip().lower()
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise InvalidFieldError(
+            f"expiry {text!r} must look like 7d, 12h or 30m", field="expires"
+        )
+    lifetime = timedelta(**{units[text[-1]]: int(text[:-1])})
+    if not timedelta(minutes=1) <= lifetime <= MAX_LINK_LIFETIME:
+        raise InvalidFieldError("a link must live between 1 minute and 90 days", field="expires")
+    return lifetime
+
+
+class LinkState(StrEnum):
+    OPEN = "open"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    SPENT = "spent"  # its connection was activated
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    id: str
+    tenant: str
+    created_at: datetime
+    expires_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    spent_at: datetime | None = None
+    connection_id: str | None = None
+
+    def state(self, now: datetime) -> LinkState:
+        if self.revoked_at is not None:
+            return LinkState.REVOKED
+        if self.spent_at is not None:
+            return LinkState.SPENT
+        if now >= self.expires_at:
+            return LinkState.EXPIRED
+        return LinkState.OPEN
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKey:
+    id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
