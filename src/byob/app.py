@@ -17,6 +17,7 @@ from byob.destinations.base import Destination
 from byob.destinations.checks import CheckResult, ConnectionChecks, passed
 from byob.destinations.local import LocalDestination
 from byob.domain import connections as rules
+from byob.domain import fields as field_rules
 from byob.domain.connections import AuthKind, Connection, ConnectionType
 from byob.domain.models import ResolvedModel, resolve
 from byob.engine.transfer import EngineOptions, Progress, TransferResult, TransferRunner
@@ -24,6 +25,7 @@ from byob.errors import ConfigError, ConflictError
 from byob.settings import Settings
 from byob.sources.base import Source, open_source
 from byob.store import secrets as secret_store
+from byob.store.access import AuditLog
 from byob.store.db import create_engine, migrate
 from byob.store.repositories import Connections, Transfers, Validation, Validations, new_id
 
@@ -42,6 +44,7 @@ class Byob:
         self.connections = Connections(self.engine)
         self.validations = Validations(self.engine)
         self.transfers = Transfers(self.engine)
+        self.audit_log = AuditLog(self.engine)
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -104,16 +107,56 @@ class Byob:
 
     # -- connections -------------------------------------------------------------------------
 
+    def audit(
+        self, *, actor: str, action: str, connection_id: str | None, changes: dict[str, Any]
+    ) -> None:
+        self.audit_log.record(
+            actor=actor, action=action, connection_id=connection_id, changes=changes,
+            now=self.clock(),
+        )  # fmt: skip
+
     def create_connection(
-        self, *, secret_access_key: str | None = None, **fields: Any
+        self, *, secret_access_key: str | None = None, actor: str = "cli", **fields: Any
     ) -> Connection:
         cid = new_id()
+        if secret_access_key is not None:
+            secret_access_key = field_rules.secret_access_key(secret_access_key)
         fingerprint = secret_store.fingerprint(secret_access_key) if secret_access_key else ""
         conn = rules.new_connection(
             id=cid, now=self.clock(), secret_fingerprint=fingerprint, **fields
         )
         sealed = self.secrets.seal(secret_access_key, context=cid) if secret_access_key else None
-        return self.connections.add(conn, secret_sealed=sealed)
+        self.connections.add(conn, secret_sealed=sealed)
+        self.audit(actor=actor, action="connection.create", connection_id=cid,
+                   changes=rules.describe_changes(_blank(conn), conn))  # fmt: skip
+        return conn
+
+    def update_connection(
+        self, name: str, changes: dict[str, Any], *, secret_access_key: str | None = None,
+        actor: str = "cli",
+    ) -> Connection:  # fmt: skip
+        """Change fields (each checked); changing where or how it writes returns it to draft,
+        which stops its transfers until it is validated and activated again."""
+        conn = self.connections.get(name)
+        changes = dict(changes)
+        sealed = None
+        if secret_access_key is not None:
+            secret_access_key = field_rules.secret_access_key(secret_access_key)
+            changes["secret_fingerprint"] = secret_store.fingerprint(secret_access_key)
+            if "access_key_id" not in changes and conn.access_key_id:
+                changes["access_key_id"] = conn.access_key_id
+            sealed = self.secrets.seal(secret_access_key, context=conn.id)
+        updated = rules.revise(conn, changes, now=self.clock())
+        if updated.name != conn.name and any(
+            c.name == updated.name for c in self.connections.list()
+        ):
+            raise ConflictError(f"a connection named {updated.name!r} already exists", field="name")
+        if sealed is None and updated.auth is not AuthKind.HMAC:
+            sealed = ""  # a connection moved off HMAC keeps no secret
+        self.connections.save(updated, secret_sealed=sealed)
+        self.audit(actor=actor, action="connection.update", connection_id=conn.id,
+                   changes=rules.describe_changes(conn, updated))  # fmt: skip
+        return updated
 
     def policies(self, conn: Connection) -> dict[str, Any]:
         out: dict[str, Any] = {"permissions_policy": rules.permissions_policy(conn)}
@@ -125,7 +168,7 @@ class Byob:
             }  # fmt: skip
         return out
 
-    def validate(self, name: str) -> tuple[Connection, list[CheckResult]]:
+    def validate(self, name: str, *, actor: str = "cli") -> tuple[Connection, list[CheckResult]]:
         conn = self.connections.get(name)
         checks = ConnectionChecks(
             conn=conn, destination=self.destination(conn),
@@ -134,22 +177,41 @@ class Byob:
             strict_trust=self.settings.trust_check_is_strict,
         )  # fmt: skip
         results = checks.run()
+        ok = passed(results)
         self.validations.add(
             Validation(
                 connection_id=conn.id, fingerprint=conn.destination_fingerprint(),
-                passed=passed(results), checks=[r.as_dict() for r in results],
-                created_at=self.clock(),
+                passed=ok, checks=[r.as_dict() for r in results], created_at=self.clock(),
             )
         )  # fmt: skip
+        self.audit(actor=actor, action="connection.validate", connection_id=conn.id,
+                   changes={"passed": ok})  # fmt: skip
         return conn, results
 
-    def activate(self, name: str) -> Connection:
+    def activate(self, name: str, *, actor: str = "cli") -> Connection:
         conn = self.connections.get(name)
         latest = self.validations.latest(conn.id)
         fingerprint = latest.fingerprint if latest and latest.passed else None
-        return self.connections.save(
-            rules.activate(conn, validated_fingerprint=fingerprint, now=self.clock())
-        )
+        active = rules.activate(conn, validated_fingerprint=fingerprint, now=self.clock())
+        self.connections.save(active)
+        self.audit(actor=actor, action="connection.activate", connection_id=conn.id,
+                   changes=rules.describe_changes(conn, active))  # fmt: skip
+        return active
+
+    def pause(self, name: str, *, actor: str = "cli") -> Connection:
+        conn = self.connections.get(name)
+        paused = rules.pause(conn, now=self.clock())
+        self.connections.save(paused)
+        self.audit(actor=actor, action="connection.pause", connection_id=conn.id,
+                   changes=rules.describe_changes(conn, paused))  # fmt: skip
+        return paused
+
+    def delete_connection(self, name: str, *, actor: str = "cli") -> None:
+        """Forget a connection and its history; data already delivered stays where it is."""
+        conn = self.connections.get(name)
+        self.connections.delete(conn.id)
+        self.audit(actor=actor, action="connection.delete", connection_id=conn.id,
+                   changes={"name": [conn.name, None]})  # fmt: skip
 
     # -- models and transfers ----------------------------------------------------------------
 
@@ -157,10 +219,20 @@ class Byob:
         with self.source() as src:
             return [resolve(spec, src.columns(spec.table)) for spec in self.config.models]
 
-    def run_transfers(
-        self, name: str, *, model: str | None = None, full_refresh: bool = False,
-        progress: Callable[[str], Progress] | None = None,
-    ) -> list[TransferResult]:  # fmt: skip
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            settle_lag=timedelta(seconds=self.settings.settle_lag_seconds),
+            row_group_bytes=self.settings.row_group_bytes,
+            file_target_bytes=self.settings.file_target_bytes,
+        )
+
+    def runner(self, conn: Connection, source: Source) -> TransferRunner:
+        return TransferRunner(
+            conn=conn, source=source, destination=self.destination(conn),
+            transfers=self.transfers, options=self.engine_options(), clock=self.clock,
+        )  # fmt: skip
+
+    def active_connection(self, name: str) -> Connection:
         conn = self.connections.get(name)
         if conn.status is not rules.Status.ACTIVE:
             raise ConflictError(
@@ -168,21 +240,27 @@ class Byob:
                 f"(run `byob connections validate {conn.name}` and "
                 f"`byob connections activate {conn.name}`)"
             )
+        return conn
+
+    def run_transfers(
+        self, name: str, *, model: str | None = None, full_refresh: bool = False,
+        progress: Callable[[str], Progress] | None = None,
+    ) -> list[TransferResult]:  # fmt: skip
+        """Run now, in this thread: every model (or one), interrupted windows first."""
+        conn = self.active_connection(name)
         specs = [self.config.model(model)] if model else list(self.config.models)
-        options = EngineOptions(
-            settle_lag=timedelta(seconds=self.settings.settle_lag_seconds),
-            row_group_bytes=self.settings.row_group_bytes,
-            file_target_bytes=self.settings.file_target_bytes,
-        )
         results: list[TransferResult] = []
         with self.source() as src:
-            runner = TransferRunner(
-                conn=conn, source=src, destination=self.destination(conn),
-                transfers=self.transfers, options=options, clock=self.clock,
-            )  # fmt: skip
+            runner = self.runner(conn, src)
             for spec in specs:
                 results += runner.run(
                     spec, full_refresh=full_refresh,
                     progress=progress(spec.name) if progress else None,
                 )  # fmt: skip
         return results
+
+def _blank(conn: Connection) -> Connection:
+    """An empty connection to describe a creation as changes from nothing."""
+    return Connection(id=conn.id, name="", tenant="", type=conn.type, status=conn.status,
+                      auth=conn.auth, workgroup=conn.workgroup, created_at=conn.created_at,
+                      updated_at=conn.updated_at)  # fmt: skip

@@ -83,3 +83,21 @@ class SecretError(ByobError):
     """A sealed secret could not be opened: the secret key is wrong or the value is corrupt."""
 
     code = "secret_error"
+
+
+class AuthenticationError(ByobError):
+    """Missing or unknown credentials: send `Authorization: Bearer <API key or link token>`."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(ByobError):
+    """These credentials may not do this."""
+
+    code = "forbidden"
+
+
+class GoneError(ByobError):
+    """This link can no longer be used."""
+
+    code = "gone"

@@ -91,23 +91,37 @@ class TransferRunner:
         self, spec: ModelSpec, *, full_refresh: bool = False, progress: Progress | None = None
     ) -> list[TransferResult]:
         """Finish an interrupted transfer of this model if there is one, then run a new one."""
+        model, records = self.prepare(spec, full_refresh=full_refresh)
+        return [self.execute(model, record, progress=progress) for record in records]
+
+    def prepare(
+        self, spec: ModelSpec, *, full_refresh: bool = False
+    ) -> tuple[ResolvedModel, list[TransferRecord]]:
+        """Check the model and fix the windows to run: interrupted transfers first, oldest
+        first (same windows, same file names), then a new one. Persisted before any row is
+        read; the caller runs them in order and stops at the first failure."""
         model = self.resolve(spec)
-        results = []
-        unfinished = self.transfers.unfinished(self.conn.id, spec.name)
-        if unfinished is not None:
-            results.append(self._execute(model, unfinished, resumed=True, progress=progress))
+        records = self.transfers.pending(self.conn.id, spec.name)
+        if records and records[-1].attempts == 0 and not full_refresh:
+            return model, records  # a planned window has not run yet: run it, don't pile up
         state = self.transfers.model_state(self.conn.id, spec.name)
+        previous_high = records[-1].window.high if records else state.high_water_mark
         kind, window = plan_window(
-            previous_high=state.high_water_mark, source_now=self.source.now(),
+            previous_high=previous_high, source_now=self.source.now(),
             settle_lag=self.options.settle_lag, full_refresh=full_refresh,
         )  # fmt: skip
         now = self._start_time(spec.name)
-        record = self.transfers.plan(
+        planned = self.transfers.plan(
             connection_id=self.conn.id, model=spec.name, kind=kind, window=window,
             started_at=now, now=now,
         )  # fmt: skip
-        results.append(self._execute(model, record, resumed=False, progress=progress))
-        return results
+        records.append(planned)
+        return model, records
+
+    def execute(
+        self, model: ResolvedModel, record: TransferRecord, *, progress: Progress | None = None
+    ) -> TransferResult:
+        return self._execute(model, record, resumed=record.attempts > 0, progress=progress)
 
     def _start_time(self, model: str) -> datetime:
         """File names carry the start time to the second; two transfers of one model must not

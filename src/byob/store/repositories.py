@@ -59,12 +59,17 @@ class Connections:
         return conn
 
     def save(self, conn: Connection, *, secret_sealed: str | None = None) -> Connection:
+        """Save; ``secret_sealed`` replaces the sealed secret ("" erases it), None keeps it."""
         values = _connection_row(conn)
         if secret_sealed is not None:
-            values["secret_sealed"] = secret_sealed
+            values["secret_sealed"] = secret_sealed or None
         with self.engine.begin() as db:
             db.execute(T.connections.update().where(T.connections.c.id == conn.id).values(**values))
         return conn
+
+    def delete(self, connection_id: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(T.connections.delete().where(T.connections.c.id == connection_id))
 
     def get(self, name_or_id: str) -> Connection:
         c = T.connections.c
@@ -193,18 +198,23 @@ class Transfers:
             return ModelState(high_water_mark=None, last_transfer_id=None, columns=None)
         return ModelState(**row._mapping)
 
-    def unfinished(self, connection_id: str, model: str) -> TransferRecord | None:
-        """The transfer a retry must finish before any new window is planned."""
+    def pending(self, connection_id: str, model: str) -> list[TransferRecord]:
+        """Transfers not yet succeeded, oldest first: they must finish in this order, since
+        each one's window starts where the previous one's ends."""
         c = T.transfers.c
         with self.engine.connect() as db:
-            row = db.execute(
+            rows = db.execute(
                 sa.select(T.transfers)
                 .where(c.connection_id == connection_id, c.model == model,
                        c.status.in_(("planned", "running", "failed")))
-                .order_by(c.created_at.desc())
-                .limit(1)
-            ).first()  # fmt: skip
-        return _transfer(row) if row else None
+                .order_by(c.created_at, c.started_at)
+            )  # fmt: skip
+            return [_transfer(r) for r in rows]
+
+    def unfinished(self, connection_id: str, model: str) -> TransferRecord | None:
+        """The oldest transfer a retry must finish first."""
+        pending = self.pending(connection_id, model)
+        return pending[0] if pending else None
 
     def plan(
         self, *, connection_id: str, model: str, kind: TransferType, window: Window,
