@@ -11,31 +11,11 @@ import typer
 from byob.cli import output
 from byob.cli.main import JsonOpt, build_app, connections_app, models_app
 from byob.domain.connections import Connection
+from byob.views import connection_view
 
 
-def connection_dict(conn: Connection) -> dict[str, Any]:
-    """What any interface may show of a connection: never a secret."""
-    data = {
-        "id": conn.id, "name": conn.name, "tenant": conn.tenant, "type": conn.type.value,
-        "status": conn.status.value, "location": conn.location(), "auth": conn.auth.value,
-        "created_at": conn.created_at.isoformat(), "updated_at": conn.updated_at.isoformat(),
-    }  # fmt: skip
-    if conn.type.value != "local":
-        data |= {
-            "account_id": conn.account_id, "bucket": conn.bucket, "region": conn.region,
-            "base_path": conn.base_path,
-        }  # fmt: skip
-    if conn.auth.value == "role":
-        data |= {
-            "role_name": conn.role_name,
-            "role_arn": conn.role_arn,
-            "external_id": conn.external_id,
-        }
-    if conn.auth.value == "hmac":
-        data["access_key_id"] = conn.access_key_id
-    if conn.type.value == "athena":
-        data |= {"workgroup": conn.workgroup, "schema": conn.schema, "database": conn.database}
-    return data
+def connection_dict(conn: Connection, byob: Any = None) -> dict[str, Any]:
+    return connection_view(conn, byob)
 
 
 @connections_app.command("create")
@@ -131,21 +111,15 @@ def show(name: str, as_json: JsonOpt = False) -> None:
     """Show a connection, its latest validation and its models' high-water marks."""
     byob = build_app()
     conn = byob.connections.get(name)
-    latest = byob.validations.latest(conn.id)
-    data = connection_dict(conn)
-    data["validation"] = (
-        {"passed": latest.passed, "at": latest.created_at.isoformat(), "checks": latest.checks,
-         "current": latest.fingerprint == conn.destination_fingerprint()}
-        if latest else None
-    )  # fmt: skip
+    data = connection_dict(conn, byob)
     if as_json:
         output.emit_json({"connection": data})
         return
     for key, value in data.items():
         if key != "validation":
             output.console.print(f"[bold]{key}[/]: {value}")
-    if latest:
-        _print_checks(latest.checks)
+    if data["validation"]:
+        _print_checks(data["validation"]["checks"])
 
 
 @connections_app.command("validate")
@@ -215,3 +189,58 @@ def check_models(as_json: JsonOpt = False) -> None:
         for warning in m.warnings:
             output.console.print(f"[yellow]warning:[/] {warning}")
     output.console.print(f"[green]{len(models)} models OK[/]")
+
+
+@connections_app.command("update")
+def update(
+    name: str,
+    new_name: Annotated[str | None, typer.Option("--name", help="Rename.")] = None,
+    bucket: Annotated[str | None, typer.Option()] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+    base_path: Annotated[str | None, typer.Option()] = None,
+    account_id: Annotated[str | None, typer.Option()] = None,
+    role_arn: Annotated[str | None, typer.Option()] = None,
+    access_key_id: Annotated[str | None, typer.Option(help="Switch to (or rotate) HMAC keys; the secret from BYOB_SECRET_ACCESS_KEY or a prompt.")] = None,
+    rotate_secret: Annotated[bool, typer.Option("--rotate-secret", help="Replace the HMAC secret.")] = False,
+    frequency: Annotated[int | None, typer.Option("--frequency", help="Minutes: 15, 60, 360, 720 or 1440.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a connection; changing where or how it writes returns it to draft."""
+    changes = {k: v for k, v in {
+        "name": new_name, "bucket": bucket, "region": region, "base_path": base_path,
+        "account_id": account_id, "role_arn": role_arn, "access_key_id": access_key_id,
+        "frequency_minutes": frequency}.items() if v is not None}  # fmt: skip
+    secret = None
+    if access_key_id or rotate_secret:
+        secret = os.environ.get("BYOB_SECRET_ACCESS_KEY") or typer.prompt(
+            "Secret access key", hide_input=True
+        )
+    byob = build_app()
+    conn = byob.update_connection(name, changes, secret_access_key=secret)
+    if as_json:
+        output.emit_json({"connection": connection_dict(conn, byob)})
+    else:
+        output.console.print(f"Connection [bold]{conn.name}[/] updated; status {conn.status}")
+
+
+@connections_app.command("pause")
+def pause(name: str, as_json: JsonOpt = False) -> None:
+    """Stop a connection's transfers until it is activated again."""
+    byob = build_app()
+    conn = byob.pause(name)
+    if as_json:
+        output.emit_json({"connection": connection_dict(conn, byob)})
+    else:
+        output.console.print(f"Connection [bold]{conn.name}[/] is paused")
+
+
+@connections_app.command("delete")
+def delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False, as_json: JsonOpt = False) -> None:
+    """Forget a connection and its history (delivered data stays in the bucket)."""
+    if not yes:
+        typer.confirm(f"Delete connection {name} and its transfer history?", abort=True)
+    build_app().delete_connection(name)
+    if as_json:
+        output.emit_json({"deleted": name})
+    else:
+        output.console.print(f"Connection [bold]{name}[/] deleted")

@@ -52,7 +52,8 @@ def build_app() -> Any:
     return byob
 
 
-from byob.cli import connections as _connections  # noqa: E402,F401 - registers commands
+from byob.cli import access as _access  # noqa: E402,F401 - registers commands
+from byob.cli import connections as _connections  # noqa: E402,F401
 from byob.cli import demo as _demo  # noqa: E402,F401
 from byob.cli import transfers as _transfers  # noqa: E402,F401
 

@@ -87,10 +87,13 @@ class Connections:
                 sa.select(T.connections.c.secret_sealed).where(T.connections.c.id == connection_id)
             ).scalar()
 
-    def list(self, *, tenant: str | None = None) -> list[Connection]:
-        query = sa.select(T.connections).order_by(T.connections.c.created_at)
+    def list(
+        self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Connection]:
+        query = sa.select(T.connections).order_by(T.connections.c.created_at, T.connections.c.id)
         if tenant is not None:
             query = query.where(T.connections.c.tenant == tenant)
+        query = query.limit(limit).offset(offset)
         with self.engine.connect() as db:
             return [_connection(r) for r in db.execute(query)]
 
@@ -249,12 +252,12 @@ class Transfers:
             raise NotFoundError(f"no transfer {transfer_id!r}")
         return _transfer(row)
 
-    def list(self, connection_id: str, *, limit: int = 50) -> list[TransferRecord]:
+    def list(self, connection_id: str, *, limit: int = 50, offset: int = 0) -> list[TransferRecord]:
         c = T.transfers.c
         with self.engine.connect() as db:
             rows = db.execute(
                 sa.select(T.transfers).where(c.connection_id == connection_id)
-                .order_by(c.created_at.desc()).limit(limit)
+                .order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
             )  # fmt: skip
             return [_transfer(r) for r in rows]
 

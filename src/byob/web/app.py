@@ -1,0 +1,145 @@
+"""The FastAPI application: built from a Byob app at the entry point, never at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from byob.access import Access, Principal
+from byob.app import Byob
+from byob.errors import (
+    AuthenticationError,
+    ByobError,
+    ConflictError,
+    GoneError,
+    InvalidFieldError,
+    NotFoundError,
+    PermissionDeniedError,
+    SchemaChangeError,
+)
+from byob.workers.local import LocalWorkers
+
+log = logging.getLogger("byob.api")
+
+_STATUS = {
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    GoneError: 410,
+    InvalidFieldError: 422,
+    SchemaChangeError: 409,
+}
+
+
+def status_of(exc: ByobError) -> int:
+    for kind, status in _STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400 if exc.field else 502  # a failure met downstream (AWS, the source)
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def create_app(byob: Byob, *, workers: LocalWorkers | None = None) -> FastAPI:
+    from byob.web import routes_connections, routes_links, routes_transfers
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if app.state.workers is not None:
+            app.state.workers.shutdown(wait=True)
+
+    app = FastAPI(
+        title="byob", version="1", docs_url="/docs", openapi_url="/openapi.json",
+        description="Deliver each tenant's rows into storage the tenant owns.", lifespan=lifespan,
+    )  # fmt: skip
+    app.state.byob = byob
+    app.state.access = Access(byob)
+    app.state.workers = workers
+
+    @app.exception_handler(ByobError)
+    async def _byob_error(_: Request, exc: ByobError) -> JSONResponse:
+        return error_response(status_of(exc), exc.code, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "extra_forbidden":
+            message = f"unknown field {field!r}"
+        return error_response(422, "invalid_field", f"{field}: {message}" if field else message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "an unexpected error occurred; see the server log")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(routes_connections.router, prefix="/api/v1")
+    app.include_router(routes_links.router, prefix="/api/v1")
+    app.include_router(routes_links.recipient, prefix="/api/v1")
+    app.include_router(routes_transfers.router, prefix="/api/v1")
+    return app
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send `Authorization: Bearer <API key or link token>`")
+    return token.strip()
+
+
+def principal(request: Request) -> Principal:
+    return request.app.state.access.authenticate(_bearer(request))
+
+
+def operator(request: Request) -> Principal:
+    who = principal(request)
+    if not who.is_operator:
+        raise PermissionDeniedError("a connection link cannot use operator endpoints")
+    return who
+
+
+def recipient(request: Request) -> Principal:
+    who = principal(request)
+    if who.link is None:
+        raise PermissionDeniedError("recipient endpoints take a connection link token")
+    return who
+
+
+def get_byob(request: Request) -> Byob:
+    return request.app.state.byob
+
+
+def get_access(request: Request) -> Access:
+    return request.app.state.access
+
+
+ByobDep = Annotated[Byob, Depends(get_byob)]
+AccessDep = Annotated[Access, Depends(get_access)]
+Operator = Annotated[Principal, Depends(operator)]
+Recipient = Annotated[Principal, Depends(recipient)]

@@ -1,0 +1,200 @@
+"""Request and response bodies, named by role. Unknown fields are refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConnectionCreate(Strict):
+    name: Annotated[str, Field(max_length=63, examples=["acme-s3"])]
+    tenant: Annotated[str, Field(max_length=256)]
+    type: Literal["s3", "athena"] = "s3"
+    account_id: Annotated[str, Field(max_length=64, examples=["123456789012"])]
+    bucket: Annotated[str, Field(max_length=255)]
+    region: Annotated[str, Field(max_length=32, examples=["eu-west-1"])]
+    base_path: Annotated[str | None, Field(max_length=1024)] = None
+    role_arn: Annotated[str | None, Field(max_length=2048)] = None
+    access_key_id: Annotated[str | None, Field(max_length=128)] = None
+    secret_access_key: Annotated[str | None, Field(max_length=256)] = None
+    workgroup: Annotated[str, Field(max_length=128)] = "primary"
+    schema_: Annotated[str, Field(alias="schema", max_length=255)] = ""
+    database: Annotated[str, Field(max_length=255)] = ""
+
+
+class RecipientConnectionCreate(Strict):
+    """What a recipient fills in through a link; the tenant comes from the link."""
+
+    name: Annotated[str, Field(max_length=63)]
+    type: Literal["s3", "athena"] = "s3"
+    account_id: Annotated[str, Field(max_length=64)]
+    bucket: Annotated[str, Field(max_length=255)]
+    region: Annotated[str, Field(max_length=32)]
+    base_path: Annotated[str | None, Field(max_length=1024)] = None
+    role_arn: Annotated[str | None, Field(max_length=2048)] = None
+    access_key_id: Annotated[str | None, Field(max_length=128)] = None
+    secret_access_key: Annotated[str | None, Field(max_length=256)] = None
+    workgroup: Annotated[str, Field(max_length=128)] = "primary"
+    schema_: Annotated[str, Field(alias="schema", max_length=255)] = ""
+    database: Annotated[str, Field(max_length=255)] = ""
+
+
+class ConnectionUpdate(Strict):
+    name: Annotated[str | None, Field(max_length=63)] = None
+    type: Literal["s3", "athena"] | None = None
+    account_id: Annotated[str | None, Field(max_length=64)] = None
+    bucket: Annotated[str | None, Field(max_length=255)] = None
+    region: Annotated[str | None, Field(max_length=32)] = None
+    base_path: Annotated[str | None, Field(max_length=1024)] = None
+    auth: Literal["role", "hmac"] | None = None
+    role_arn: Annotated[str | None, Field(max_length=2048)] = None
+    access_key_id: Annotated[str | None, Field(max_length=128)] = None
+    secret_access_key: Annotated[str | None, Field(max_length=256)] = None
+    workgroup: Annotated[str | None, Field(max_length=128)] = None
+    schema_: Annotated[str | None, Field(alias="schema", max_length=255)] = None
+    database: Annotated[str | None, Field(max_length=255)] = None
+    frequency_minutes: Literal[15, 60, 360, 720, 1440] | None = None
+
+
+class CheckPublic(BaseModel):
+    name: str
+    outcome: Literal["passed", "failed", "warning", "skipped"]
+    message: str
+    aws_code: str | None
+    duration_ms: int
+    at: datetime
+
+
+class ValidationPublic(BaseModel):
+    passed: bool
+    at: datetime
+    current: bool  # ran against the connection's present settings
+    checks: list[CheckPublic]
+
+
+class ConnectionPublic(BaseModel):
+    """A connection as any caller may see it: never a secret."""
+
+    id: str
+    name: str
+    tenant: str
+    type: str
+    status: str
+    location: str
+    auth: str
+    account_id: str = ""
+    bucket: str = ""
+    region: str = ""
+    base_path: str = ""
+    role_name: str = ""
+    role_arn: str = ""
+    external_id: str = ""
+    access_key_id: str = ""
+    workgroup: str = ""
+    schema_: Annotated[str, Field(serialization_alias="schema")] = ""
+    database: str = ""
+    frequency_minutes: int
+    created_at: datetime
+    updated_at: datetime
+    validation: ValidationPublic | None = None
+
+
+class Policies(BaseModel):
+    role_name: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    trust_policy: dict[str, Any] | None = None
+    permissions_policy: dict[str, Any]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_offset: int | None
+
+
+class LinkCreate(Strict):
+    tenant: Annotated[str, Field(min_length=1, max_length=256)]
+    expires: Annotated[str, Field(pattern=r"^\d{1,4}[dhm]$", examples=["7d"])] = "7d"
+
+
+class LinkPublic(BaseModel):
+    id: str
+    tenant: str
+    state: Literal["open", "expired", "revoked", "spent"]
+    created_at: datetime
+    expires_at: datetime
+    created_by: str
+    connection_id: str | None
+
+
+class LinkCreated(LinkPublic):
+    token: str  # shown once
+    url: str
+
+
+class TransferTrigger(Strict):
+    connection: Annotated[str, Field(max_length=63)]
+    model: Annotated[str | None, Field(max_length=128)] = None
+    full_refresh: bool = False
+
+
+class WindowPublic(BaseModel):
+    low: datetime | None
+    high: datetime
+
+
+class TransferPublic(BaseModel):
+    id: str
+    connection_id: str
+    model: str
+    type: str
+    status: str
+    started_at: datetime
+    window: WindowPublic
+    rows: int
+    bytes: int
+    files: int
+    attempts: int
+    error: str | None
+    manifest: str | None
+    finished_at: datetime | None
+
+
+class TransfersTriggered(BaseModel):
+    transfers: list[TransferPublic]
+    busy: list[str]
+
+
+class ColumnPublic(BaseModel):
+    name: str
+    source: str
+    type: str
+    glue_type: str
+
+
+class ModelPublic(BaseModel):
+    name: str
+    table: str
+    tenant_column: str
+    cursor_column: str
+    primary_key: list[str]
+    columns: list[ColumnPublic]
+    warnings: list[str]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
