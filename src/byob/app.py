@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -20,6 +20,9 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain.connections import AuthKind, Connection, ConnectionType
 from byob.domain.models import ResolvedModel, resolve
+
+if TYPE_CHECKING:
+    from byob.destinations.glue import GlueCatalog
 from byob.engine.transfer import EngineOptions, Progress, TransferResult, TransferRunner
 from byob.errors import ConfigError, ConflictError
 from byob.settings import Settings
@@ -95,14 +98,9 @@ class Byob:
         from byob.destinations.s3 import S3Destination
 
         session = self.aws.for_connection(conn, self.secret_of(conn))
-        who = (
-            f"role {conn.role_name or conn.role_arn}"
-            if conn.auth is AuthKind.ROLE
-            else (f"the IAM user of access key {conn.access_key_id}")
-        )
         return S3Destination(
             self.aws.client(session, "s3", conn.region), bucket=conn.bucket, region=conn.region,
-            who=who, part_bytes=self.settings.multipart_part_bytes,
+            who=_who(conn), part_bytes=self.settings.multipart_part_bytes,
         )  # fmt: skip
 
     # -- connections -------------------------------------------------------------------------
@@ -226,10 +224,22 @@ class Byob:
             file_target_bytes=self.settings.file_target_bytes,
         )
 
+    def catalog(self, conn: Connection) -> GlueCatalog | None:
+        if conn.type is not ConnectionType.ATHENA:
+            return None
+        from byob.destinations.glue import GlueCatalog
+
+        session = self.aws.for_connection(conn, self.secret_of(conn))
+        return GlueCatalog(
+            self.aws.client(session, "glue", conn.region), account_id=conn.account_id,
+            database=conn.schema, bucket=conn.bucket, who=_who(conn),
+        )  # fmt: skip
+
     def runner(self, conn: Connection, source: Source) -> TransferRunner:
         return TransferRunner(
             conn=conn, source=source, destination=self.destination(conn),
             transfers=self.transfers, options=self.engine_options(), clock=self.clock,
+            catalog=self.catalog(conn),
         )  # fmt: skip
 
     def active_connection(self, name: str) -> Connection:
@@ -264,3 +274,10 @@ def _blank(conn: Connection) -> Connection:
     return Connection(id=conn.id, name="", tenant="", type=conn.type, status=conn.status,
                       auth=conn.auth, workgroup=conn.workgroup, created_at=conn.created_at,
                       updated_at=conn.updated_at)  # fmt: skip
+
+
+def _who(conn: Connection) -> str:
+    """Whose permissions an AWS refusal is about, for messages."""
+    if conn.auth is AuthKind.ROLE:
+        return f"role {conn.role_name or conn.role_arn}"
+    return f"the IAM user of access key {conn.access_key_id}"

@@ -15,6 +15,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from byob.aws.sessions import AwsSessions, aws_error_code, role_session_name
+from byob.destinations.athena_checks import AthenaChecks
+from byob.destinations.athena_checks import CheckFailed as _CheckFailed
+from byob.destinations.athena_checks import CheckWarning as _CheckWarning
 from byob.destinations.base import Destination
 from byob.domain import layout
 from byob.domain.connections import AuthKind, Connection, ConnectionType
@@ -48,16 +51,6 @@ def passed(results: list[CheckResult]) -> bool:
     return all(r.outcome in (Outcome.PASSED, Outcome.WARNING) for r in results)
 
 
-class _CheckFailed(Exception):
-    def __init__(self, message: str, aws_code: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.aws_code = message, aws_code
-
-
-class _CheckWarning(_CheckFailed):
-    """The check could not prove its point, but nothing is known to be wrong."""
-
-
 class ConnectionChecks:
     """Runs a connection's checks in order; a failed check skips the ones that depend on it."""
 
@@ -85,6 +78,14 @@ class ConnectionChecks:
                 plan.append(("credentials", self._credentials))
             plan.append(("bucket_region", self._bucket_region))
         plan += [("write_test_object", self._write), ("delete_test_object", self._delete)]
+        if self.conn.type is ConnectionType.ATHENA:
+            athena = self._athena()
+            plan += [
+                ("workgroup", athena.workgroup),
+                ("glue_database", athena.glue_database),
+                ("athena_query", athena.athena_query),
+                ("athena_output_location", athena.athena_output_location),
+            ]
         results: list[CheckResult] = []
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check")
         try:
@@ -123,6 +124,17 @@ class ConnectionChecks:
             outcome = Outcome.WARNING
             message += f" (the test object {self.destination.url(self.test_key)} was left behind; you may delete it)"
         return _result(name, outcome, message, code, int((monotonic() - start) * 1000))
+
+    def _athena(self) -> AthenaChecks:
+        assert self.aws is not None
+        session = self.aws.for_connection(self.conn, self.secret)
+        who = (f"role {self.conn.role_name}" if self.conn.auth is AuthKind.ROLE
+               else f"the IAM user of access key {self.conn.access_key_id}")  # fmt: skip
+        return AthenaChecks(
+            conn=self.conn, athena=self.aws.client(session, "athena", self.conn.region),
+            glue=self.aws.client(session, "glue", self.conn.region), who=who,
+            timeout=self.timeout,
+        )  # fmt: skip
 
     def _assume_role(self) -> str:
         assert self.aws is not None

@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -40,6 +40,12 @@ from byob.sources.base import Source
 from byob.store.repositories import TransferRecord, Transfers
 
 Clock = Callable[[], datetime]
+
+
+class Catalog(Protocol):
+    """A table catalog kept in step with delivered files (Glue for Athena connections)."""
+
+    def sync(self, model: ResolvedModel, *, transfer_date: date) -> Any: ...
 Progress = Callable[[int], None]  # rows delivered so far in this transfer
 
 _QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
@@ -65,7 +71,7 @@ class TransferRunner:
     def __init__(
         self, *, conn: Connection, source: Source, destination: Destination, transfers: Transfers,
         options: EngineOptions, clock: Clock = lambda: datetime.now(UTC),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep, catalog: Catalog | None = None,
     ) -> None:  # fmt: skip
         self.conn = conn
         self.source = source
@@ -74,6 +80,7 @@ class TransferRunner:
         self.options = options
         self.clock = clock
         self.sleep = sleep
+        self.catalog = catalog
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -144,6 +151,9 @@ class TransferRunner:
         writer: RollingParquetWriter | None = None
         try:
             self._abort_leftover_uploads(previous)
+            if self.catalog is not None:
+                # Columns reach the catalog before any file carrying them is written.
+                self.catalog.sync(model, transfer_date=record.started_at.astimezone(UTC).date())
             schema = arrow_schema(model)
             writer = RollingParquetWriter(
                 schema,

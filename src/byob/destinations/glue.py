@@ -1,0 +1,127 @@
+"""The Glue catalog for Athena connections: the database, one table per model with partition
+projection, and the `<model>_latest` view. DDL goes through the Glue API (synchronous, and
+within the granted actions), never through Athena DDL."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from byob.aws.sessions import aws_error_code
+from byob.domain import athena
+from byob.domain.models import ResolvedModel
+from byob.errors import DestinationError
+
+_DENIED = ("AccessDeniedException", "AccessDenied", "403")
+_MISSING = ("EntityNotFoundException",)
+
+
+class GlueCatalog:
+    def __init__(self, client: Any, *, account_id: str, database: str, bucket: str, who: str) -> None:
+        self.client = client
+        self.account_id = account_id
+        self.database = database
+        self.bucket = bucket
+        self.who = who
+
+    def _error(self, exc: BaseException, action: str, resource: str) -> DestinationError:
+        code = aws_error_code(exc)
+        if code in _DENIED:
+            return DestinationError(
+                f"AccessDeniedException on {action}: the permissions policy attached to "
+                f"{self.who} must allow {action} on arn:aws:glue:*:{self.account_id}:{resource}",
+                aws_code="AccessDeniedException",
+            )
+        return DestinationError(f"{code} on {action} of {resource}: {exc}", aws_code=code)
+
+    def ensure_database(self) -> bool:
+        """Get or create the Glue database; True when it was created."""
+        try:
+            self.client.get_database(Name=self.database)
+            return False
+        except ClientError as exc:
+            if aws_error_code(exc) not in _MISSING:
+                raise self._error(exc, "glue:GetDatabase", f"database/{self.database}") from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "glue:GetDatabase", f"database/{self.database}") from exc
+        try:
+            self.client.create_database(
+                DatabaseInput={"Name": self.database, "Description": "Data delivered by byob"}
+            )
+        except ClientError as exc:
+            if aws_error_code(exc) != "AlreadyExistsException":
+                raise self._error(exc, "glue:CreateDatabase", f"database/{self.database}") from exc
+        return True
+
+    def get_table(self, name: str) -> dict[str, Any] | None:
+        try:
+            table: dict[str, Any] = self.client.get_table(DatabaseName=self.database, Name=name)["Table"]
+            return table
+        except ClientError as exc:
+            if aws_error_code(exc) in _MISSING:
+                return None
+            raise self._error(exc, "glue:GetTable", f"table/{self.database}/{name}") from exc
+
+    def sync(self, model: ResolvedModel, *, transfer_date: date) -> dict[str, Any]:
+        """Before files are written: the table has every column they carry, its projection
+        range covers the day they land in, and the latest-version view matches."""
+        self.ensure_database()
+        current = athena.glue_columns([(c.name, c.type) for c in model.columns])
+        existing = self.get_table(model.name)
+        if existing is None:
+            table = athena.table_input(
+                model=model.name, bucket=self.bucket, prefix=self.database, columns=current,
+                earliest=transfer_date,
+            )  # fmt: skip
+            self._write_table("glue:CreateTable", table, create=True)
+        else:
+            table = _as_input(existing)
+            columns = athena.merge_columns(table["StorageDescriptor"]["Columns"], current)
+            start = athena.projection_start(table["Parameters"])
+            changed = columns != table["StorageDescriptor"]["Columns"]
+            if start is None or start > transfer_date:
+                # A query outside the projection range silently returns no rows.
+                table["Parameters"]["projection.dt.range"] = f"{transfer_date.isoformat()},NOW"
+                changed = True
+            table["StorageDescriptor"]["Columns"] = columns
+            if changed:
+                self._write_table("glue:UpdateTable", table, create=False)
+        self._sync_view(model, table["StorageDescriptor"]["Columns"])
+        return table
+
+    def _sync_view(self, model: ResolvedModel, columns: list[dict[str, str]]) -> None:
+        view = athena.view_input(
+            schema=self.database, model=model.name, columns=columns,
+            primary_key=[model.column(k).name for k in model.spec.primary_key],
+            cursor=model.cursor.name,
+        )  # fmt: skip
+        existing = self.get_table(view["Name"])
+        if existing is None:
+            self._write_table("glue:CreateTable", view, create=True)
+        elif existing.get("ViewOriginalText") != view["ViewOriginalText"]:
+            self._write_table("glue:UpdateTable", view, create=False)
+
+    def _write_table(self, action: str, table: dict[str, Any], *, create: bool) -> None:
+        try:
+            if create:
+                self.client.create_table(DatabaseName=self.database, TableInput=table)
+            else:
+                self.client.update_table(DatabaseName=self.database, TableInput=table, SkipArchive=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, action, f"table/{self.database}/{table['Name']}") from exc
+
+
+_INPUT_KEYS = ("Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys",
+               "ViewOriginalText", "ViewExpandedText", "TableType", "Parameters")  # fmt: skip
+_SD_KEYS = ("Columns", "Location", "InputFormat", "OutputFormat", "Compressed", "SerdeInfo",
+            "BucketColumns", "SortColumns", "Parameters", "StoredAsSubDirectories")  # fmt: skip
+
+
+def _as_input(table: dict[str, Any]) -> dict[str, Any]:
+    """GetTable's answer carries read-only fields UpdateTable refuses; keep the input ones."""
+    out = {k: table[k] for k in _INPUT_KEYS if k in table}
+    out["StorageDescriptor"] = {k: v for k, v in table["StorageDescriptor"].items() if k in _SD_KEYS}
+    out["Parameters"] = dict(table.get("Parameters", {}))
+    return out

@@ -1,0 +1,115 @@
+"""Athena connections: Glue tables with partition projection, kept in step with the source,
+and a `<model>_latest` view whose SQL DuckDB runs over the delivered files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byob.demo.readback import connect_s3
+from byob.domain.athena import decode_view
+from tests.support import CUSTOMER, make_app, pg_exec, pg_insert, write_config
+
+pytestmark = pytest.mark.integration
+
+MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
+         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+
+
+@pytest.fixture
+def source(pg_url: str) -> str:
+    pg_exec(
+        pg_url,
+        'CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "Amount" numeric(18,2), '
+        "dt date, small integer, updated_at timestamptz NOT NULL)",
+    )
+    pg_insert(
+        pg_url,
+        "INSERT INTO invoices VALUES (%s, %s, %s, '2026-01-02', 1, now() - interval '1 hour')",
+        [(i, "acme" if i % 4 else "globex", f"{i}.50") for i in range(1, 201)],
+    )
+    return pg_url
+
+
+def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
+    customer = aws.customer(CUSTOMER, "us-east-1")
+    customer.create_bucket("lake")
+    conn = app.create_connection(
+        name="acme-athena", tenant="acme", type="athena", account_id=CUSTOMER, bucket="lake",
+        region="us-east-1", schema="billing", database="results",
+    )  # fmt: skip
+    policies = app.policies(conn)
+    customer.create_role(policies["role_name"], policies["trust_policy"], policies["permissions_policy"])
+    _, checks = app.validate(conn.name)
+    outcomes = {c.name: c.outcome.value for c in checks}
+    assert outcomes == {
+        "assume_role": "passed", "external_id_required": "warning", "bucket_region": "passed",
+        "write_test_object": "passed", "delete_test_object": "passed", "workgroup": "passed",
+        "glue_database": "passed", "athena_query": "passed", "athena_output_location": "passed",
+    }, [c.as_dict() for c in checks]  # fmt: skip
+    return app.activate(conn.name), customer
+
+
+def test_athena_connection_creates_the_glue_table_and_view(tmp_path: Path, source: str, aws: Any) -> None:
+    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [MODEL]), aws)
+    conn, customer = _onboard(app, aws)
+    [result] = app.run_transfers(conn.name)
+    assert result.record.rows == 150
+
+    glue = customer.client("glue")
+    table = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]
+    assert table["TableType"] == "EXTERNAL_TABLE"
+    assert table["StorageDescriptor"]["Columns"] == [
+        {"Name": "id", "Type": "bigint"}, {"Name": "tenant_id", "Type": "string"},
+        {"Name": "amount", "Type": "decimal(18,2)"}, {"Name": "dt_source", "Type": "date"},
+        {"Name": "small", "Type": "int"}, {"Name": "updated_at", "Type": "timestamp"},
+    ]  # fmt: skip
+    assert table["StorageDescriptor"]["Location"] == "s3://lake/billing/invoices/"
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    params = table["Parameters"]
+    day = result.record.started_at.date().isoformat()
+    assert params["projection.enabled"] == "true"
+    assert params["projection.dt.range"] == f"{day},NOW"
+    assert params["storage.location.template"] == "s3://lake/billing/invoices/dt=${dt}/"
+
+    # A column added at the source reaches Glue before files carrying it; a widened type too.
+    pg_exec(source, "ALTER TABLE invoices ADD COLUMN note text", "ALTER TABLE invoices ALTER COLUMN small TYPE bigint",
+            "UPDATE invoices SET note = 'n', updated_at = now() WHERE id IN (1, 2)")  # fmt: skip
+    app.run_transfers(conn.name)
+    columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"]["Columns"]
+    assert columns[-1] == {"Name": "note", "Type": "string"}
+    assert {"Name": "small", "Type": "bigint"} in columns
+
+    # A dropped column stays in the table: older files still carry it.
+    pg_exec(source, "ALTER TABLE invoices DROP COLUMN note")
+    app.run_transfers(conn.name)
+    columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"]["Columns"]
+    assert {"Name": "note", "Type": "string"} in columns
+
+    view = glue.get_table(DatabaseName="billing", Name="invoices_latest")["Table"]
+    assert view["TableType"] == "VIRTUAL_VIEW" and view["Parameters"]["presto_view"] == "true"
+    sql = decode_view(view["ViewOriginalText"])["originalSql"]
+
+    con = connect_s3(aws.endpoint_url, **customer.credentials())
+    con.execute(
+        "CREATE VIEW invoices AS SELECT * FROM read_parquet('s3://lake/billing/invoices/*/*.parquet', "
+        "hive_partitioning = true, union_by_name = true)"
+    )
+    latest = con.execute(sql.replace('"billing"."invoices"', "invoices")).fetchall()
+    assert len(latest) == 150  # one row per id, however many versions were delivered
+    by_id = {row[0]: row for row in latest}
+    total = con.execute("SELECT count(*) FROM invoices").fetchone()[0]
+    assert total == 152  # two updated rows arrived twice
+    note_index = [c["Name"] for c in columns].index("note")
+    assert by_id[1][note_index] == "n" and by_id[3][note_index] is None
+
+
+def test_model_named_athena_output_is_refused() -> None:
+    from byob.domain.models import ModelSpec
+    from byob.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reserved"):
+        ModelSpec(name="athena_output", table="t", tenant_column="a", cursor_column="b", primary_key=("id",))
