@@ -48,6 +48,8 @@ class Byob:
         self.validations = Validations(self.engine)
         self.transfers = Transfers(self.engine)
         self.audit_log = AuditLog(self.engine)
+        # Called with (event, payload) on transfer outcomes and failing connections (webhooks).
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -184,7 +186,24 @@ class Byob:
         )  # fmt: skip
         self.audit(actor=actor, action="connection.validate", connection_id=conn.id,
                    changes={"passed": ok})  # fmt: skip
+        if ok and conn.failing_check:
+            self.connections.clear_failing(conn.id)  # transfers resume
+            conn = self.connections.get(conn.id)
         return conn, results
+
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
+        """Tell the operator's webhook (if any) that something happened."""
+        if self.on_event is not None:
+            self.on_event(event, payload)
+
+    def mark_failing(self, name: str, *, check: str, message: str) -> None:
+        """Stop scheduling a connection whose setup no longer works, saying why."""
+        conn = self.connections.get(name)
+        self.connections.mark_failing(conn.id, check=check, message=message, now=self.clock())
+        self.audit(actor="byob", action="connection.failing", connection_id=conn.id,
+                   changes={"check": check, "message": message})  # fmt: skip
+        self.emit("connection.failing", {"connection": conn.name, "tenant": conn.tenant,
+                                         "check": check, "message": message})  # fmt: skip
 
     def activate(self, name: str, *, actor: str = "cli") -> Connection:
         conn = self.connections.get(name)

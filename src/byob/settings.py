@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     config: Path | None = None  # the models file (TOML)
     secret_key: str = ""  # base64url 32-byte key sealing secrets; default: a 0600 file in home
     aws_endpoint_url: str = ""
-    public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links  # an S3-compatible endpoint or the AWS emulator
+    public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
+    webhook_url: str = ""  # POSTed on transfer outcomes and failing connections
+    webhook_secret: str = ""  # signs webhook bodies (HMAC-SHA256)
+    log_json: bool = True  # an S3-compatible endpoint or the AWS emulator
     service_principal_arn: str = ""  # default: sts:GetCallerIdentity of byob's credentials
     settle_lag_seconds: Annotated[float, Field(ge=0)] = 30.0
     file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20

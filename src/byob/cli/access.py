@@ -112,14 +112,69 @@ def revoke_link(link_id: str, as_json: JsonOpt = False) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
-    workers: Annotated[int, typer.Option(help="Transfer threads (embedded default).")] = 2,
+    workers: Annotated[int, typer.Option(help="Transfer threads (embedded default only).")] = 2,
+    schedule: Annotated[bool, typer.Option("--schedule/--no-schedule", help="Run the scheduler.")] = True,
+    tick: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 5.0,
 ) -> None:
-    """Serve the REST API (OpenAPI at /docs) with local transfer workers."""
+    """Serve the REST API (OpenAPI at /docs) and the scheduler; on the embedded default also
+    the transfer workers (with PostgreSQL state, run `byob worker` processes)."""
     import uvicorn
 
+    from byob.logs import configure
+    from byob.runtime import build_runtime
     from byob.web.app import create_app
-    from byob.workers.local import LocalWorkers
 
     byob = build_app()
-    api = create_app(byob, workers=LocalWorkers(byob, threads=workers))
-    uvicorn.run(api, host=host, port=port, log_level="info", access_log=True)
+    configure(json_lines=byob.settings.log_json)
+    runtime = build_runtime(byob, threads=workers)
+    api = create_app(byob, workers=runtime.dispatcher, queue_probe=runtime.queue_probe)
+    if schedule:
+        runtime.scheduler.start(interval=tick)
+    try:
+        uvicorn.run(api, host=host, port=port, log_config=None, access_log=True)
+    finally:
+        runtime.stop()
+
+
+@app.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Transfers this process runs at once.")] = 2,
+    name: Annotated[str | None, typer.Option(help="Worker name in the queue.")] = None,
+) -> None:
+    """Take transfers from the PostgreSQL queue until SIGTERM (which drains running ones)."""
+    from byob.errors import ConfigError
+    from byob.logs import configure
+    from byob.runtime import build_runtime, is_production
+    from byob.workers import queue as q
+
+    byob = build_app()
+    configure(json_lines=byob.settings.log_json)
+    if not is_production(byob):
+        raise ConfigError(
+            "byob worker needs a PostgreSQL state store (BYOB_DATABASE_URL=postgresql://…); "
+            "the embedded default runs its workers inside `byob serve`",
+            field="BYOB_DATABASE_URL",
+        )
+    runtime = build_runtime(byob)
+    jobs = q.make_queue(byob.settings.state_url)
+    try:
+        q.run_worker(byob, jobs, concurrency=concurrency, name=name)
+    finally:
+        if runtime.notifier is not None:
+            runtime.notifier.close()
+
+
+@app.command("migrate")
+def migrate(as_json: JsonOpt = False) -> None:
+    """Bring the state store (and, on PostgreSQL, the queue) up to date."""
+    from byob.runtime import is_production
+
+    byob = build_app()
+    if is_production(byob):
+        from byob.workers import queue as q
+
+        q.ensure_schema(q.make_queue(byob.settings.state_url))
+    if as_json:
+        output.emit_json({"migrated": True})
+    else:
+        output.console.print("state store is up to date")

@@ -65,6 +65,10 @@ class Connection:
     database: str = ""
     frequency_minutes: int = 1440
     first_activated_at: datetime | None = None
+    last_slot: datetime | None = None
+    failing_check: str | None = None
+    failing_message: str | None = None
+    failing_since: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

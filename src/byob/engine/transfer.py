@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from byob import logs
 from byob.destinations.base import Destination, ObjectWriter
 from byob.domain import layout
 from byob.domain.connections import Connection
@@ -128,7 +129,12 @@ class TransferRunner:
     def execute(
         self, model: ResolvedModel, record: TransferRecord, *, progress: Progress | None = None
     ) -> TransferResult:
-        return self._execute(model, record, resumed=record.attempts > 0, progress=progress)
+        token = logs.context.set({"connection": self.conn.name, "tenant": self.conn.tenant,
+                                  "model": model.name, "transfer": record.id})  # fmt: skip
+        try:
+            return self._execute(model, record, resumed=record.attempts > 0, progress=progress)
+        finally:
+            logs.context.reset(token)
 
     def _start_time(self, model: str) -> datetime:
         """File names carry the start time to the second; two transfers of one model must not
@@ -146,8 +152,10 @@ class TransferRunner:
         self, model: ResolvedModel, record: TransferRecord, *, resumed: bool,
         progress: Progress | None,
     ) -> TransferResult:  # fmt: skip
-        attempt = self.transfers.start_attempt(record.id)
         previous = self.transfers.files(record.id)
+        if self.transfers.cancel_requested(record.id):
+            return self._cancel(model, record, previous)
+        attempt = self.transfers.start_attempt(record.id)
         writer: RollingParquetWriter | None = None
         try:
             self._abort_leftover_uploads(previous)
@@ -165,11 +173,18 @@ class TransferRunner:
                 file_target_bytes=self.options.file_target_bytes,
             )  # fmt: skip
             delivered = 0
+            checked = time.monotonic()
             for batch in self._read_ahead(model, record, schema):
                 writer.write(batch)
                 delivered += batch.num_rows
                 if progress:
                     progress(delivered)
+                if time.monotonic() - checked > 1.0:
+                    checked = time.monotonic()
+                    if self.transfers.cancel_requested(record.id):
+                        writer.abort()
+                        writer = None
+                        return self._cancel(model, record, self.transfers.files(record.id))
             files = writer.finish()
             writer = None
             self._void_surplus(previous, keep=len(files), record=record, schema=schema)
@@ -195,6 +210,14 @@ class TransferRunner:
         return TransferResult(
             record=self.transfers.get(record.id), resumed=resumed, warnings=model.warnings
         )
+
+    def _cancel(self, model: ResolvedModel, record: TransferRecord, files: list[Any]) -> TransferResult:
+        """Remove (or empty) every file the transfer wrote: its window will be delivered again
+        by the next transfer, so nothing of it may stay visible."""
+        self._abort_leftover_uploads(files)
+        self._void_surplus(files, keep=0, record=record, schema=arrow_schema(model))
+        self.transfers.cancelled(record.id, now=self.clock())
+        return TransferResult(record=self.transfers.get(record.id), resumed=False, warnings=())
 
     def _open_file(
         self, record: TransferRecord, model: ResolvedModel, part: int, attempt: int

@@ -81,6 +81,46 @@ class Connections:
             raise NotFoundError(f"no connection named {name_or_id!r}", field="name")
         return _connection(row)
 
+    def schedulable(self, now: datetime) -> list[Connection]:
+        """Active, healthy connections whose current schedule slot has not been dispatched."""
+        from byob.domain.schedules import FREQUENCIES, slot_start
+
+        c = T.connections.c
+        per_frequency = [
+            sa.and_(c.frequency_minutes == f,
+                    sa.or_(c.last_slot.is_(None), c.last_slot < slot_start(f, now)))
+            for f in FREQUENCIES
+        ]  # fmt: skip
+        query = sa.select(T.connections).where(
+            c.status == "active", c.failing_check.is_(None), sa.or_(*per_frequency)
+        )
+        with self.engine.connect() as db:
+            return [_connection(r) for r in db.execute(query)]
+
+    def claim_slot(self, connection_id: str, *, previous: datetime | None, slot: datetime) -> bool:
+        """Compare-and-set the dispatched slot: of many schedulers, exactly one wins a slot."""
+        c = T.connections.c
+        same = c.last_slot.is_(None) if previous is None else c.last_slot == previous
+        with self.engine.begin() as db:
+            done = db.execute(
+                T.connections.update().where(c.id == connection_id, same).values(last_slot=slot)
+            ).rowcount
+        return done == 1
+
+    def mark_failing(self, connection_id: str, *, check: str, message: str, now: datetime) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                T.connections.update().where(T.connections.c.id == connection_id)
+                .values(failing_check=check, failing_message=message[:4000], failing_since=now)
+            )  # fmt: skip
+
+    def clear_failing(self, connection_id: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                T.connections.update().where(T.connections.c.id == connection_id)
+                .values(failing_check=None, failing_message=None, failing_since=None)
+            )  # fmt: skip
+
     def sealed_secret(self, connection_id: str) -> str | None:
         with self.engine.connect() as db:
             return db.execute(
@@ -151,6 +191,7 @@ class TransferRecord:
     manifest_key: str | None
     created_at: datetime
     finished_at: datetime | None
+    cancel_requested: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -324,6 +365,42 @@ class Transfers:
                 .where(c.transfer_id == transfer_id, c.file_part == file_part)
                 .values(state="void", upload_id=None, rows=0, bytes=0, sha256=None)
             )
+
+    def request_cancel(self, transfer_id: str, *, now: datetime) -> TransferRecord:
+        """A queued transfer is cancelled at once; a running one stops at its next batch and
+        removes its files. Later windows of the model start where this one starts, so they
+        are cancelled with it and the next transfer covers them all again."""
+        record = self.get(transfer_id)
+        c = T.transfers.c
+        tail = sa.and_(
+            c.connection_id == record.connection_id, c.model == record.model,
+            c.status.in_(("planned", "running", "failed")), c.created_at >= record.created_at,
+        )  # fmt: skip
+        with self.engine.begin() as db:
+            db.execute(
+                T.transfers.update().where(tail, c.status == "planned", c.attempts == 0)
+                .values(status="cancelled", finished_at=now, error="cancelled before it started")
+            )  # fmt: skip
+            db.execute(T.transfers.update().where(tail).values(cancel_requested=True))
+        return self.get(transfer_id)
+
+    def cancel_requested(self, transfer_id: str) -> bool:
+        c = T.transfers.c
+        with self.engine.connect() as db:
+            return bool(db.execute(sa.select(c.cancel_requested).where(c.id == transfer_id)).scalar())
+
+    def cancelled(self, transfer_id: str, *, now: datetime) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                T.transfers.update().where(T.transfers.c.id == transfer_id)
+                .values(status="cancelled", finished_at=now, error="cancelled; its files were removed")
+            )  # fmt: skip
+
+    def counts_by_status(self) -> dict[str, int]:
+        c = T.transfers.c
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(c.status, sa.func.count()).group_by(c.status))
+            return {status: int(n) for status, n in rows}
 
     def fail(self, transfer_id: str, error: str, *, now: datetime) -> None:
         with self.engine.begin() as db:

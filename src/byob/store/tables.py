@@ -63,6 +63,13 @@ connections = sa.Table(
     sa.Column("frequency_minutes", sa.Integer, nullable=False, default=1440),
     # Once activated, a recipient may withdraw s3:DeleteObject (the seeds allow it).
     sa.Column("first_activated_at", UTCDateTime, nullable=True),
+    # The last schedule slot dispatched; claimed with compare-and-set so one scheduler wins.
+    sa.Column("last_slot", UTCDateTime, nullable=True),
+    # Set when a transfer meets a permission or configuration error; cleared by a passing
+    # validation. Transfers do not run while it is set.
+    sa.Column("failing_check", sa.String(64), nullable=True),
+    sa.Column("failing_message", sa.Text, nullable=True),
+    sa.Column("failing_since", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -115,7 +122,9 @@ transfers = sa.Table(
     sa.Column("manifest_key", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
+    sa.Index("ix_transfers_status", "status"),
 )
 
 transfer_files = sa.Table(

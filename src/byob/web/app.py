@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from byob.access import Access, Principal
@@ -24,7 +23,7 @@ from byob.errors import (
     PermissionDeniedError,
     SchemaChangeError,
 )
-from byob.workers.local import LocalWorkers
+from byob.metrics import ByobCollector
 
 log = logging.getLogger("byob.api")
 
@@ -54,18 +53,12 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def create_app(byob: Byob, *, workers: LocalWorkers | None = None) -> FastAPI:
+def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> FastAPI:
     from byob.web import routes_connections, routes_links, routes_transfers
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if app.state.workers is not None:
-            app.state.workers.shutdown(wait=True)
 
     app = FastAPI(
         title="byob", version="1", docs_url="/docs", openapi_url="/openapi.json",
-        description="Deliver each tenant's rows into storage the tenant owns.", lifespan=lifespan,
+        description="Deliver each tenant's rows into storage the tenant owns.",
     )  # fmt: skip
     app.state.byob = byob
     app.state.access = Access(byob)
@@ -97,6 +90,13 @@ def create_app(byob: Byob, *, workers: LocalWorkers | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    registry = CollectorRegistry()
+    registry.register(ByobCollector(byob, queue_probe or (lambda: (0, 0.0))))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(routes_connections.router, prefix="/api/v1")
     app.include_router(routes_links.router, prefix="/api/v1")

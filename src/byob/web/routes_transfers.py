@@ -23,7 +23,8 @@ def trigger_transfer(body: TransferTrigger, request: Request, byob: ByobDep, who
     byob.audit(actor=who.actor, action="transfer.trigger", connection_id=None,
                changes={"connection": body.connection, "model": body.model,
                         "full_refresh": body.full_refresh})  # fmt: skip
-    return {"transfers": [transfer_view(r) for r in triggered.planned], "busy": triggered.busy}
+    return {"transfers": [transfer_view(r) for r in triggered.planned], "queued": triggered.queued,
+            "busy": triggered.busy}  # fmt: skip
 
 
 @router.get("/transfers", response_model=Page[TransferPublic])

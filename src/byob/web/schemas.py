@@ -169,8 +169,9 @@ class TransferPublic(BaseModel):
 
 
 class TransfersTriggered(BaseModel):
-    transfers: list[TransferPublic]
-    busy: list[str]
+    transfers: list[TransferPublic]  # windows already fixed (embedded workers)
+    queued: list[str]  # models queued for distributed workers
+    busy: list[str]  # models already running or waiting
 
 
 class ColumnPublic(BaseModel):

@@ -1,0 +1,33 @@
+"""Schedules aligned to UTC: a 60-minute connection runs at the top of each hour, a 1440-minute
+one at midnight UTC, a 15-minute one at :00, :15, :30 and :45."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+FREQUENCIES = (15, 60, 360, 720, 1440)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def slot_start(frequency_minutes: int, now: datetime) -> datetime:
+    """The start of the schedule slot that contains ``now``."""
+    if frequency_minutes not in FREQUENCIES:
+        raise ValueError(f"frequency must be one of {FREQUENCIES}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    step = timedelta(minutes=frequency_minutes)
+    return _EPOCH + ((now.astimezone(UTC) - _EPOCH) // step) * step
+
+
+def next_run(frequency_minutes: int, now: datetime) -> datetime:
+    """The first aligned time strictly after ``now``."""
+    return slot_start(frequency_minutes, now) + timedelta(minutes=frequency_minutes)
+
+
+def due(frequency_minutes: int, *, last_slot: datetime | None, now: datetime) -> datetime | None:
+    """The slot to run now, if the current slot has not run yet (a missed slot runs once,
+    late; slots are never run twice)."""
+    current = slot_start(frequency_minutes, now)
+    if last_slot is not None and last_slot >= current:
+        return None
+    return current
