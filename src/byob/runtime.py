@@ -34,16 +34,22 @@ class Runtime:
             self.notifier.close()
 
 
-def build_runtime(byob: Byob, *, threads: int = 2) -> Runtime:
-    notifier = None
-    if byob.settings.webhook_url:
-        from byob.webhooks import WebhookNotifier
+def attach_notifier(byob: Byob) -> Any:
+    """Send byob's events to the operator's webhook, if one is configured."""
+    if not byob.settings.webhook_url:
+        return None
+    from byob.webhooks import WebhookNotifier
 
-        if not byob.settings.webhook_secret:
-            raise ConfigError("BYOB_WEBHOOK_URL needs BYOB_WEBHOOK_SECRET to sign its bodies",
-                              field="BYOB_WEBHOOK_SECRET")  # fmt: skip
-        notifier = WebhookNotifier(byob.settings.webhook_url, byob.settings.webhook_secret)
-        byob.on_event = notifier
+    if not byob.settings.webhook_secret:
+        raise ConfigError("BYOB_WEBHOOK_URL needs BYOB_WEBHOOK_SECRET to sign its bodies",
+                          field="BYOB_WEBHOOK_SECRET")  # fmt: skip
+    notifier = WebhookNotifier(byob.settings.webhook_url, byob.settings.webhook_secret)
+    byob.on_event = notifier
+    return notifier
+
+
+def build_runtime(byob: Byob, *, threads: int = 2) -> Runtime:
+    notifier = attach_notifier(byob)
     if is_production(byob):
         from byob.workers import queue as q
 

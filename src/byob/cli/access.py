@@ -144,7 +144,7 @@ def worker(
     """Take transfers from the PostgreSQL queue until SIGTERM (which drains running ones)."""
     from byob.errors import ConfigError
     from byob.logs import configure
-    from byob.runtime import build_runtime, is_production
+    from byob.runtime import attach_notifier, is_production
     from byob.workers import queue as q
 
     byob = build_app()
@@ -155,13 +155,14 @@ def worker(
             "the embedded default runs its workers inside `byob serve`",
             field="BYOB_DATABASE_URL",
         )
-    runtime = build_runtime(byob)
+    notifier = attach_notifier(byob)
     jobs = q.make_queue(byob.settings.state_url)
+    q.ensure_schema(jobs)
     try:
         q.run_worker(byob, jobs, concurrency=concurrency, name=name)
     finally:
-        if runtime.notifier is not None:
-            runtime.notifier.close()
+        if notifier is not None:
+            notifier.close()
 
 
 @app.command("migrate")

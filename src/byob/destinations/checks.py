@@ -218,7 +218,9 @@ class ConnectionChecks:
                 f"connection's region to {actual}",
                 "WrongRegion",
             )
-        return f"bucket {self.conn.bucket} is in {actual or self.conn.region}"
+        if not actual:
+            return f"bucket {self.conn.bucket} exists (the endpoint did not report its region)"
+        return f"bucket {self.conn.bucket} is in {actual}"
 
     def _credentials(self) -> str:
         assert self.aws is not None

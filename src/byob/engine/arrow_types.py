@@ -48,6 +48,10 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, model: ResolvedModel) -> p
             array = array.storage
         if array.type != field.type:
             try:
+                if column.type.kind in _TRUNCATING and pa.types.is_timestamp(array.type):
+                    # Drop sub-millisecond digits toward the past (a plain unsafe cast rounds
+                    # toward 1970, which moves pre-1970 instants forward, even across days).
+                    array = pc.floor_temporal(array, unit="millisecond")
                 array = pc.cast(array, field.type, safe=column.type.kind not in _TRUNCATING)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SchemaChangeError(

@@ -16,6 +16,7 @@ How a retry stays exactly-once with only s3:PutObject (see README "Exactly once"
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -48,6 +49,8 @@ class Catalog(Protocol):
 
     def sync(self, model: ResolvedModel, *, transfer_date: date) -> Any: ...
 Progress = Callable[[int], None]  # rows delivered so far in this transfer
+
+log = logging.getLogger("byob.transfer")
 
 _QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
 
@@ -195,10 +198,15 @@ class TransferRunner:
                 now=self.clock(),
             )  # fmt: skip
         except BaseException as exc:
-            if writer is not None:
-                writer.abort()
             message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
+            # Record the failure first: the abort below may itself be refused (a withdrawn
+            # policy), and the original error is the one that matters.
             self.transfers.fail(record.id, message, now=self.clock())
+            if writer is not None:
+                try:
+                    writer.abort()
+                except Exception as abort_exc:  # noqa: BLE001 - the retry aborts it again
+                    log.warning("aborting the upload failed too: %s", abort_exc)
             if isinstance(exc, ByobError):
                 raise
             if isinstance(exc, Exception):

@@ -102,6 +102,12 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
     app.include_router(routes_links.router, prefix="/api/v1")
     app.include_router(routes_links.recipient, prefix="/api/v1")
     app.include_router(routes_transfers.router, prefix="/api/v1")
+    from starlette.staticfiles import StaticFiles
+
+    from byob.web import pages  # the web pages: operator's and the recipient's wizard
+
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
 
 

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from byob.access import Access
 from byob.app import Byob
-from byob.domain import schedules
 from byob.domain.access import API_KEY_PREFIX, parse_lifetime
-from byob.domain.connections import Connection, Status
+from byob.domain.connections import Connection
 from byob.errors import ByobError, ConflictError
 from byob.views import link_view
 from byob.web import pages_connect
@@ -37,6 +36,7 @@ from byob.web.pages_base import (
     safe_next,
     write_session,
 )
+from byob.web.pages_help import next_run
 
 __all__ = ["STATIC_DIR", "next_run", "router"]
 
@@ -52,16 +52,6 @@ NOTICES = {
     "revoked": "The link was revoked; it can no longer be opened.",
 }
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
-
-
-def next_run(conn: Connection, now: datetime) -> datetime | None:
-    """When the schedule next runs an active connection (slots aligned to UTC)."""
-    if conn.status is not Status.ACTIVE:
-        return None
-    try:
-        return schedules.next_run(conn.frequency_minutes, now)
-    except ValueError:
-        return None
 
 
 # -- dependencies --------------------------------------------------------------------------------
@@ -159,7 +149,7 @@ def _summary(byob: Byob, conn: Connection, now: datetime) -> dict[str, Any]:
     return {
         "conn": conn, "validation": latest,
         "validation_current": bool(latest and latest.fingerprint == conn.destination_fingerprint()),
-        "last_transfer": last[0] if last else None, "next_run": next_run(conn, now),
+        "last_transfer": last[0] if last else None, "next_run": next_run(conn, now), "now": now,
     }  # fmt: skip
 
 

@@ -128,7 +128,7 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def error_page(status: int, title: str, message: str) -> HTMLResponse:
-    return render("error.html", status=status, title=title, message=message)
+    return render("error.html", status=status, title=title, message=message, code=status)
 
 
 # -- sessions: sealed (AES-GCM) with the app's secret box, so they are private and unforgeable --

@@ -30,7 +30,8 @@ log = logging.getLogger("byob.queue")
 QUEUE = "byob-transfers"
 MAINTENANCE_QUEUE = "byob-maintenance"
 MAX_ATTEMPTS = 6
-blueprint = procrastinate.Blueprint()
+# Workers beat every 2 s; one silent for this long is gone (killed, machine lost).
+STALLED_AFTER = 15.0
 _worker_app: dict[str, Byob] = {}  # the Byob app of this worker process (set by run_worker)
 
 
@@ -51,7 +52,9 @@ def lock_of(connection_id: str, model: str) -> str:
     return f"byob:{connection_id}:{model}"
 
 
-@blueprint.task(name="transfer", queue=QUEUE, retry=JitteredRetry())
+TRANSFER_TASK = "byob.transfer"
+
+
 def transfer(connection_id: str, model: str, full_refresh: bool = False) -> dict[str, Any]:
     byob = _worker_app["byob"]
     conn = byob.connections.get(connection_id)
@@ -80,12 +83,10 @@ def transfer(connection_id: str, model: str, full_refresh: bool = False) -> dict
     return {"transfers": [r.id for r in done], "rows": sum(r.rows for r in done)}
 
 
-@blueprint.periodic(cron="* * * * *")
-@blueprint.task(name="retry_stalled_jobs", queue=MAINTENANCE_QUEUE, queueing_lock="byob-retry-stalled", pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """Requeue jobs whose worker stopped sending heartbeats (killed, machine lost)."""
     manager = context.app.job_manager
-    stalled = list(await manager.get_stalled_jobs(queue=QUEUE))
+    stalled = list(await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER))
     for job in stalled:
         log.warning("retrying stalled job %s (%s)", job.id, job.task_kwargs)
         await manager.retry_job(job)
@@ -96,7 +97,13 @@ def make_queue(database_url: str) -> procrastinate.App:
     """A Procrastinate app on the state store's PostgreSQL database."""
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
-    app.add_tasks_from(blueprint, namespace="byob")
+    # Registered per App (not on a shared Blueprint, which namespacing would mutate).
+    app.task(name=TRANSFER_TASK, queue=QUEUE, retry=JitteredRetry())(transfer)
+    stalled = app.task(
+        name="byob.retry_stalled_jobs", queue=MAINTENANCE_QUEUE,
+        queueing_lock="byob-retry-stalled", pass_context=True,
+    )(retry_stalled_jobs)  # fmt: skip
+    app.periodic(cron="* * * * *")(stalled)
     return app
 
 
@@ -113,7 +120,7 @@ def ensure_schema(queue: procrastinate.App) -> None:
 
 def defer_transfer(queue: procrastinate.App, conn: Connection, model: str, *, full_refresh: bool = False) -> bool:
     """Queue one model of one connection; False when one is already waiting."""
-    task = queue.tasks["byob:transfer"]
+    task = queue.tasks[TRANSFER_TASK]
     lock = lock_of(conn.id, model)
     try:
         task.configure(lock=lock, queueing_lock=lock).defer(

@@ -1,0 +1,380 @@
+"""The recipient's wizard, reached only through a connection link: type → bucket → IAM role →
+validate → activate. The wizard's state is the connection record itself, so a refresh or a
+second visit resumes where the recipient left off."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from byob.access import Access, Principal
+from byob.app import Byob
+from byob.domain import fields
+from byob.domain.access import LINK_PREFIX, Link, LinkState
+from byob.domain.connections import AuthKind, Connection, Status
+from byob.errors import AuthenticationError, ByobError, GoneError, InvalidFieldError
+from byob.web import pages_help
+from byob.web.pages_base import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SECURITY_HEADERS,
+    PageError,
+    PageRoute,
+    Redirect,
+    Session,
+    check_csrf,
+    form_body,
+    read_session,
+    redirect,
+    render,
+    write_session,
+)
+from byob.web.pages_fields import check_form, field_message
+
+router = APIRouter(prefix="/connect", route_class=PageRoute, include_in_schema=False)
+LINK_SESSION_SECONDS = 24 * 3600
+STEPS = (("type", "Connection type"), ("bucket", "S3 bucket"), ("role", "IAM role"),
+         ("validate", "Validate"))  # fmt: skip
+TYPES = (
+    ("s3", "Bring your own S3 bucket",
+     "byob writes Parquet files into a bucket you own; read them with any engine."),
+    ("athena", "S3 bucket with AWS Athena",
+     "The same files, registered in AWS Glue so you can query them in Athena at once."),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The recipient: their link session and the link behind it."""
+
+    session: Session
+    link: Link
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(actor=self.session.actor, link=self.link)
+
+    def connection(self, byob: Byob) -> Connection | None:
+        return byob.connections.get(self.link.connection_id) if self.link.connection_id else None
+
+
+def _holder(request: Request, *, allow_spent: bool) -> Holder:
+    byob: Byob = request.app.state.byob
+    access: Access = request.app.state.access
+    session = read_session(request, byob, "link")
+    if session is None or session.link_id is None:
+        raise PageError(
+            401, "Open your connection link",
+            "These pages are reached through the connection link your vendor sent you. Open "
+            "that link again; it works until your connection is activated.",
+        )  # fmt: skip
+    link = access.links.get(session.link_id)
+    state = link.state(byob.clock())
+    if state is LinkState.OPEN or (allow_spent and state is LinkState.SPENT):
+        return Holder(session=session, link=link)
+    raise PageError(410, "This link can no longer be used", _gone(state))
+
+
+def _gone(state: LinkState) -> str:
+    why = {LinkState.EXPIRED: "has expired", LinkState.REVOKED: "was revoked",
+           LinkState.SPENT: "was used: its connection is active"}[state]  # fmt: skip
+    return f"This connection link {why}. Ask your vendor for a new one."
+
+
+def open_holder(request: Request) -> Holder:
+    return _holder(request, allow_spent=False)
+
+
+def any_holder(request: Request) -> Holder:
+    return _holder(request, allow_spent=True)
+
+
+Recipient = Annotated[Holder, Depends(open_holder)]
+Form = Annotated[dict[str, str], Depends(form_body)]
+
+
+def posted(request: Request, holder: Recipient, form: Form) -> Holder:
+    check_csrf(request, holder.session, form.get(CSRF_FIELD))
+    return holder
+
+
+PostedBy = Annotated[Holder, Depends(posted)]
+
+
+def _byob(request: Request) -> Byob:
+    return request.app.state.byob
+
+
+ByobDep = Annotated[Byob, Depends(_byob)]
+
+
+def _page(template: str, holder: Holder, step: str, status: int = 200, **context: Any) -> Response:
+    return render(
+        template, status=status, session=holder.session, steps=STEPS, step=step,
+        tenant=holder.link.tenant, **context,
+    )  # fmt: skip
+
+
+def _need(holder: Holder, byob: Byob) -> Connection:
+    """The link's connection, or back to the bucket step that creates it."""
+    conn = holder.connection(byob)
+    if conn is None:
+        raise Redirect("/connect/bucket")
+    if conn.status is Status.ACTIVE:
+        raise Redirect("/connect/done")
+    return conn
+
+
+# -- resume and the type step --------------------------------------------------------------------
+
+
+@router.get("")
+def resume(request: Request, byob: ByobDep) -> Response:
+    if (read_session(request, byob, "link") is None
+            and request.headers.get("sec-fetch-site") == "cross-site"):  # fmt: skip
+        # Browsers withhold a SameSite=Strict cookie from the redirect that ends a navigation
+        # begun on another site (the email holding the link); one same-site hop sends it.
+        return render("connect/continue.html")
+    holder = any_holder(request)
+    conn = holder.connection(byob)
+    if conn is None:
+        return redirect("/connect/type")
+    if conn.status is Status.ACTIVE or holder.link.state(byob.clock()) is LinkState.SPENT:
+        return redirect("/connect/done")
+    if byob.validations.latest(conn.id) is not None:
+        return redirect("/connect/validate")
+    return redirect("/connect/role")
+
+
+@router.get("/type")
+def type_step(holder: Recipient, byob: ByobDep) -> Response:
+    conn = holder.connection(byob)
+    if conn is not None and conn.status is Status.ACTIVE:
+        return redirect("/connect/done")
+    return _page("connect/type.html", holder, "type", types=TYPES,
+                 chosen=conn.type.value if conn else "s3", error="")  # fmt: skip
+
+
+@router.post("/type")
+def choose_type(holder: PostedBy, form: Form) -> Response:
+    chosen = form.get("type", "")
+    if chosen not in dict((t[0], t) for t in TYPES):
+        return _page("connect/type.html", holder, "type", status=422, types=TYPES, chosen="s3",
+                     error="Choose the kind of connection to create.")  # fmt: skip
+    return redirect(f"/connect/bucket?type={chosen}")
+
+
+# -- the bucket step -----------------------------------------------------------------------------
+
+
+def _values(conn: Connection | None, kind: str) -> dict[str, str]:
+    if conn is None:
+        return {"type": kind, "name": "", "account_id": "", "bucket": "", "region": "",
+                "base_path": "", "auth": "role", "role_arn": "", "access_key_id": "",
+                "workgroup": "primary", "schema": "", "database": ""}  # fmt: skip
+    generated = conn.role_name.startswith("byob-") and conn.role_arn.endswith(conn.role_name)
+    return {
+        "type": kind, "name": conn.name, "account_id": conn.account_id, "bucket": conn.bucket,
+        "region": conn.region, "base_path": conn.base_path, "auth": conn.auth.value,
+        "role_arn": "" if generated else conn.role_arn, "access_key_id": conn.access_key_id,
+        "workgroup": conn.workgroup or "primary", "schema": conn.schema, "database": conn.database,
+    }  # fmt: skip
+
+
+def _bucket_page(holder: Holder, conn: Connection | None, values: dict[str, str],
+                 errors: dict[str, str], status: int = 200, error: str = "") -> Response:  # fmt: skip
+    return _page(
+        "connect/bucket.html", holder, "bucket", status=status, values=values, errors=errors,
+        error=error, regions=fields.COMMERCIAL_REGIONS, conn=conn,
+        secret_stored=bool(conn and conn.auth is AuthKind.HMAC and conn.secret_fingerprint),
+    )  # fmt: skip
+
+
+@router.get("/bucket")
+def bucket_step(holder: Recipient, byob: ByobDep, type: str = "") -> Response:
+    conn = holder.connection(byob)
+    if conn is not None and conn.status is Status.ACTIVE:
+        return redirect("/connect/done")
+    kind = type if type in ("s3", "athena") else (conn.type.value if conn else "s3")
+    return _bucket_page(holder, conn, _values(conn, kind), {})
+
+
+@router.post("/bucket")
+def save_bucket(holder: PostedBy, byob: ByobDep, request: Request, form: Form) -> Response:
+    access: Access = request.app.state.access
+    conn = holder.connection(byob)
+    if conn is not None and conn.status is Status.ACTIVE:
+        return redirect("/connect/done")
+    values = {k: form.get(k, "").strip() for k in _values(None, "s3")}
+    values["type"] = values["type"] if values["type"] in ("s3", "athena") else "s3"
+    values["auth"] = values["auth"] if values["auth"] in ("role", "hmac") else "role"
+    secret = form.get("secret_access_key", "").strip()
+    keeps_secret = bool(
+        conn and conn.auth is AuthKind.HMAC and conn.secret_fingerprint
+        and values["access_key_id"] == conn.access_key_id
+    )  # fmt: skip
+    errors = check_form(values, secret, secret_required=not keeps_secret)
+    if errors:
+        return _bucket_page(holder, conn, values, errors, status=422)
+    athena = values["type"] == "athena"
+    record = {k: values[k] for k in ("name", "type", "account_id", "bucket", "region", "base_path")}
+    if athena:
+        record |= {k: values[k] for k in ("workgroup", "schema", "database")}
+    hmac_auth = values["auth"] == "hmac"
+    try:
+        if conn is None:
+            if hmac_auth:
+                record["access_key_id"] = values["access_key_id"]
+            elif values["role_arn"]:
+                record["role_arn"] = values["role_arn"]
+            conn = access.create_via_link(holder.principal, record, secret if hmac_auth else None)
+        else:
+            record["auth"] = values["auth"]
+            if not hmac_auth and values["role_arn"]:
+                record["role_arn"] = values["role_arn"]
+            if hmac_auth and (secret or values["access_key_id"] != conn.access_key_id):
+                record["access_key_id"] = values["access_key_id"]
+            conn = byob.update_connection(
+                conn.id, record, secret_access_key=secret if hmac_auth and secret else None,
+                actor=holder.session.actor,
+            )  # fmt: skip
+    except ByobError as exc:
+        known = exc.field in values or exc.field == "secret_access_key"
+        return _bucket_page(holder, conn, values, {exc.field: exc.message} if known and exc.field else {},
+                            status=422 if isinstance(exc, InvalidFieldError) else 409,
+                            error="" if known else exc.message)  # fmt: skip
+    return redirect("/connect/role")
+
+
+@router.post("/validate-field")
+async def validate_field(request: Request) -> Response:
+    """The same field rules as the API, for messages while the recipient types."""
+    holder = await run_in_threadpool(open_holder, request)
+    check_csrf(request, holder.session, request.headers.get(CSRF_HEADER))
+    try:
+        body = json.loads(await request.body())
+        name, value = str(body["field"]), str(body.get("value", ""))
+        context = {str(k): str(v) for k, v in dict(body.get("context") or {}).items()}
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": "send {field, value, context}"}, status_code=400)
+    message = field_message(name, value, context)
+    return JSONResponse({"field": name, "ok": message is None, "message": message or ""},
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+# -- the IAM role step ---------------------------------------------------------------------------
+
+
+def _role_page(holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200) -> Response:
+    return _page("connect/role.html", holder, "role", status=status, conn=conn,
+                 policies=byob.policies(conn), error=error)  # fmt: skip
+
+
+@router.get("/role")
+def role_step(holder: Recipient, byob: ByobDep) -> Response:
+    return _role_page(holder, byob, _need(holder, byob))
+
+
+@router.post("/role")
+def confirm_role(holder: PostedBy, byob: ByobDep, form: Form) -> Response:
+    conn = _need(holder, byob)
+    if form.get("confirm") != "yes":
+        what = "the role" if conn.auth is AuthKind.ROLE else "the policy"
+        return _role_page(holder, byob, conn, status=422,
+                          error=f"Confirm that you created {what} as shown before you continue.")  # fmt: skip
+    return redirect("/connect/validate")
+
+
+@router.get("/policies/{which}.json")
+def download_policy(which: str, holder: Recipient, byob: ByobDep) -> Response:
+    conn = _need(holder, byob)
+    policy = byob.policies(conn).get(f"{which}_policy")
+    if which not in ("trust", "permissions") or policy is None:
+        raise PageError(404, "Not found", "There is no such policy for this connection.")
+    return Response(
+        json.dumps(policy, indent=2) + "\n", media_type="application/json",
+        headers=SECURITY_HEADERS | {
+            "Content-Disposition": f'attachment; filename="{conn.name}-{which}-policy.json"'},
+    )  # fmt: skip
+
+
+# -- validate and activate -----------------------------------------------------------------------
+
+
+def _validate_page(holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200) -> Response:
+    latest = byob.validations.latest(conn.id)
+    current = bool(latest and latest.fingerprint == conn.destination_fingerprint())
+    return _page(
+        "connect/validate.html", holder, "validate", status=status, conn=conn, latest=latest,
+        current=current, can_activate=bool(latest and latest.passed and current), error=error,
+        labels=pages_help.CHECK_LABELS, fixes=pages_help.CHECK_FIXES,
+    )  # fmt: skip
+
+
+@router.get("/validate")
+def validate_step(holder: Recipient, byob: ByobDep) -> Response:
+    return _validate_page(holder, byob, _need(holder, byob))
+
+
+@router.post("/validate")
+def run_validation(holder: PostedBy, byob: ByobDep) -> Response:
+    conn = _need(holder, byob)
+    byob.validate(conn.id, actor=holder.session.actor)
+    return redirect("/connect/validate#result")
+
+
+@router.post("/activate")
+def activate(holder: PostedBy, byob: ByobDep, request: Request) -> Response:
+    conn = _need(holder, byob)
+    try:
+        active = byob.activate(conn.id, actor=holder.session.actor)
+    except ByobError as exc:
+        return _validate_page(holder, byob, conn, error=exc.message, status=409)
+    request.app.state.access.after_activation(active)
+    return redirect("/connect/done")
+
+
+@router.get("/done")
+def done(request: Request, byob: ByobDep) -> Response:
+    holder = any_holder(request)
+    conn = holder.connection(byob)
+    if conn is None or conn.status is not Status.ACTIVE:
+        return redirect("/connect")
+    models = pages_help.model_names(byob)
+    return _page(
+        "connect/done.html", holder, "done", conn=conn, models=models,
+        layout=pages_help.layout_lines(conn, models), next_run=pages_help.next_run(conn, byob.clock()), now=byob.clock(),
+        examples=pages_help.examples(conn, models),
+    )  # fmt: skip
+
+
+# -- the landing page: last, so the fixed paths above win --------------------------------------
+
+
+@router.get("/{token}")
+def landing(token: str, request: Request, byob: ByobDep) -> Response:
+    """Check the token, bind a session cookie to its link, and drop the token from the URL."""
+    access: Access = request.app.state.access
+    if not token.startswith(LINK_PREFIX):
+        raise PageError(404, "Link not found", _UNKNOWN)
+    try:
+        link = access.open_link(token)
+    except AuthenticationError:
+        raise PageError(404, "Link not found", _UNKNOWN) from None
+    except GoneError as exc:
+        raise PageError(410, "This link can no longer be used", exc.message) from None
+    expires = min(link.expires_at.timestamp(), time.time() + LINK_SESSION_SECONDS)
+    session = Session(kind="link", link_id=link.id, actor=f"link:{link.id}", expires=expires)
+    response = redirect("/connect")
+    write_session(response, request, byob, session)
+    return response
+
+
+_UNKNOWN = ("This connection link is not valid. Check that you copied the whole link, or ask "
+            "your vendor for a new one.")  # fmt: skip

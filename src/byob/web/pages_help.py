@@ -1,0 +1,113 @@
+"""Words the wizard shows: what each check means and where to fix it, and, once a connection
+is active, what arrives where, when, and how to query it. Pure functions of a connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from byob.app import Byob
+from byob.domain import layout, schedules
+from byob.domain.athena import LATEST_SUFFIX
+from byob.domain.connections import Connection, ConnectionType, Status
+from byob.errors import ByobError
+
+CHECK_LABELS = {
+    "assume_role": "Assume your IAM role with the external ID",
+    "external_id_required": "Your role refuses callers without the external ID",
+    "credentials": "The access key works",
+    "bucket_region": "The bucket exists in the chosen region",
+    "write_test_object": "Write a test object",
+    "delete_test_object": "Delete the test object",
+    "workgroup": "The Athena workgroup",
+    "glue_database": "The Glue database",
+    "athena_query": "A test Athena query",
+    "athena_output_location": "Where Athena writes query results",
+}
+
+# Check → (the wizard step to fix it on, what to do there).
+CHECK_FIXES = {
+    "assume_role": ("role", "Create the role with exactly the role name and trust policy of the "
+                    "IAM role step, in the AWS account you entered, then revalidate."),
+    "external_id_required": ("role", "Replace the role's trust policy with the one shown: it "
+                             "must require this connection's external ID."),
+    "credentials": ("bucket", "Check the access key ID and enter the secret access key again."),
+    "bucket_region": ("bucket", "Check the bucket name and region; create the bucket if it "
+                      "does not exist yet."),
+    "write_test_object": ("role", "Attach the permissions policy shown, unchanged, to the role."),
+    "delete_test_object": ("role", "The permissions policy must allow s3:DeleteObject until the "
+                           "connection is active."),
+    "workgroup": ("bucket", "Check the workgroup name, or that the policy allows it."),
+    "glue_database": ("role", "Attach the permissions policy shown: it allows the Glue calls."),
+    "athena_query": ("role", "Attach the permissions policy shown: it allows the Athena calls."),
+    "athena_output_location": ("bucket", "Let the workgroup use the query results location "
+                               "shown, or turn off its output location override."),
+}  # fmt: skip
+
+
+def model_names(byob: Byob) -> list[str]:
+    try:
+        return [m.name for m in byob.config.models]
+    except ByobError:
+        return []
+
+
+def next_run(conn: Connection, now: datetime) -> datetime | None:
+    """When the scheduler next dispatches an active, healthy connection: its current UTC-aligned
+    slot if that has not run yet (so at once, e.g. just after activation), else the next one."""
+    if conn.status is not Status.ACTIVE or getattr(conn, "failing_check", None):
+        return None
+    try:
+        slot = schedules.due(conn.frequency_minutes, last_slot=getattr(conn, "last_slot", None), now=now)
+        return slot if slot is not None else schedules.next_run(conn.frequency_minutes, now)
+    except ValueError:
+        return None
+
+
+def _prefix(conn: Connection, model: str) -> str:
+    return layout.join(conn.bucket, layout.model_prefix(conn.data_prefix, model))
+
+
+def layout_lines(conn: Connection, models: list[str]) -> list[dict[str, str]]:
+    """Where each model's files and manifests land."""
+    return [
+        {"model": m,
+         "data": f"s3://{_prefix(conn, m)}/dt=YYYY-MM-DD/<part>_<YYYYMMDDHHMMSS>.parquet",
+         "manifest": "s3://" + layout.join(conn.bucket, conn.data_prefix, layout.MANIFESTS_FOLDER,
+                                           m, "dt=YYYY-MM-DD", "manifest_<transfer id>.json")}
+        for m in models or ["<model>"]
+    ]  # fmt: skip
+
+
+def examples(conn: Connection, models: list[str]) -> list[dict[str, str]]:
+    """Ready-to-run queries over the delivered data, for the engines that fit the connection."""
+    model = models[0] if models else "<model>"
+    if conn.type is ConnectionType.ATHENA:
+        sql = (
+            f'-- Every row version delivered so far (run in workgroup "{conn.workgroup}")\n'
+            f'SELECT * FROM "{conn.schema}"."{model}"\n'
+            "WHERE dt >= date_format(current_date - interval '7' day, '%Y-%m-%d')\n"
+            "LIMIT 100;\n\n"
+            "-- The latest version of each row\n"
+            f'SELECT * FROM "{conn.schema}"."{model}{LATEST_SUFFIX}" LIMIT 100;\n'
+        )
+        return [{"engine": "Athena SQL", "language": "sql", "code": sql}]
+    glob = f"s3://{_prefix(conn, model)}/*/*.parquet"
+    duckdb = (
+        "INSTALL httpfs; LOAD httpfs;\n"
+        f"CREATE SECRET (TYPE s3, PROVIDER credential_chain, REGION '{conn.region}');\n"
+        f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true)\n"
+        "LIMIT 100;\n"
+    )
+    pyarrow = (
+        "import pyarrow.dataset as ds\n"
+        "from pyarrow import fs\n\n"
+        "dataset = ds.dataset(\n"
+        f'    "{_prefix(conn, model)}", format="parquet", partitioning="hive",\n'
+        f'    filesystem=fs.S3FileSystem(region="{conn.region}"),\n'
+        ")\n"
+        "print(dataset.to_table().num_rows)\n"
+    )
+    return [
+        {"engine": "DuckDB", "language": "sql", "code": duckdb},
+        {"engine": "Python (pyarrow)", "language": "python", "code": pyarrow},
+    ]
