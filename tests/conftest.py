@@ -60,3 +60,12 @@ def aws(_aws_server: LocalAws) -> Iterator[LocalAws]:
 @pytest.fixture
 def state_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.sqlite'}"
+
+
+@pytest.fixture(autouse=True)
+def _close_apps() -> Iterator[None]:
+    from tests.support import OPEN_APPS
+
+    yield
+    while OPEN_APPS:
+        OPEN_APPS.pop().close()

@@ -15,6 +15,9 @@ from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.settings import load_settings
 
 CUSTOMER = "210987654321"
+# Apps made by tests; conftest disposes their engines after each test, so no pooled database
+# connection outlives its test (ResourceWarnings are errors here).
+OPEN_APPS: list[Byob] = []
 
 
 def write_config(path: Path, source_url: str, models: Iterable[dict[str, Any]]) -> Path:
@@ -49,6 +52,7 @@ def make_app(
         if aws else None,
     )  # fmt: skip
     app.migrate()
+    OPEN_APPS.append(app)
     return app
 
 

@@ -54,8 +54,8 @@ def test_assumed_role_session_uses_external_id_and_refreshes(tmp_path: Path, aws
     first = credentials.get_frozen_credentials().access_key
     # Pretend the hour is nearly over (botocore's clock and the fetcher's cache both say so):
     # the next signed request must assume the role again rather than use expiring credentials.
-    credentials._expiry_time = datetime.now(UTC) + timedelta(seconds=30)  # noqa: SLF001
-    credentials._refresh_using.__self__._cache.clear()  # noqa: SLF001
+    credentials._expiry_time = datetime.now(UTC) + timedelta(seconds=30)
+    credentials._refresh_using.__self__._cache.clear()
     assert credentials.get_frozen_credentials().access_key != first
     assert len(sessions.assume_role_calls) == 2
     assert sessions.assume_role_calls[1]["ExternalId"] == conn.external_id

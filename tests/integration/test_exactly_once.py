@@ -118,7 +118,7 @@ def _cli(env: dict[str, str], *args: str, wrapper: tuple[str, int] | None = None
 def _setup(tmp_path: Path, events: str, aws: Any, **app_settings: Any) -> tuple[Any, Any, dict[str, str]]:
     config = write_config(tmp_path / "byob.toml", events, [MODEL])
     app = make_app(tmp_path, config, aws, **app_settings)
-    conn, customer = onboard_s3(app, aws)
+    _, customer = onboard_s3(app, aws)
     return app, customer, _env(tmp_path, config, aws)
 
 

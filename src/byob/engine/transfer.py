@@ -205,7 +205,7 @@ class TransferRunner:
             if writer is not None:
                 try:
                     writer.abort()
-                except Exception as abort_exc:  # noqa: BLE001 - the retry aborts it again
+                except Exception as abort_exc:
                     log.warning("aborting the upload failed too: %s", abort_exc)
             if isinstance(exc, ByobError):
                 raise
