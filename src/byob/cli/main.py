@@ -74,13 +74,12 @@ def run() -> None:
     except (typer.Abort, KeyboardInterrupt):
         output.errors.print("aborted")
         sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # the one place unexpected errors are reported
+        # Usage errors come from the click that typer bundles; match them by shape.
+        if hasattr(exc, "exit_code") and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
+        if type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"):
             sys.exit(exc.exit_code)
         if _state["verbose"]:
             traceback.print_exc()

@@ -75,3 +75,18 @@ def show(transfer_id: str, as_json: JsonOpt = False) -> None:
         return
     for key, value in data.items():
         output.console.print(f"[bold]{key}[/]: {value}")
+
+
+@transfers_app.command("cancel")
+def cancel(transfer_id: str, as_json: JsonOpt = False) -> None:
+    """Cancel a transfer: a queued one at once; a running one stops and removes its files.
+    Its window (and any later one of the model) is delivered again by the next transfer."""
+    byob = build_app()
+    record = byob.transfers.request_cancel(transfer_id, now=byob.clock())
+    byob.audit(actor="cli", action="transfer.cancel", connection_id=record.connection_id,
+               changes={"transfer": record.id})  # fmt: skip
+    if as_json:
+        output.emit_json(record.as_dict())
+    else:
+        state = "cancelled" if record.status == "cancelled" else "will stop at its next batch"
+        output.console.print(f"Transfer {record.id} {state}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -115,7 +116,8 @@ class _MultipartWriter(ObjectWriter):
             finally:
                 self._in_flight.release()
 
-        self._parts.append(self._dest._pool.submit(upload))
+        # Part uploads log with the transfer's context.
+        self._parts.append(self._dest._pool.submit(contextvars.copy_context().run, upload))
         # Surface a failed part now rather than after encoding the whole file.
         for done in [f for f in self._parts if f.done()]:
             self._result(done)

@@ -15,6 +15,7 @@ How a retry stays exactly-once with only s3:PutObject (see README "Exactly once"
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import queue
@@ -113,10 +114,13 @@ class TransferRunner:
         read; the caller runs them in order and stops at the first failure."""
         model = self.resolve(spec)
         records = self.transfers.pending(self.conn.id, spec.name)
-        if records and records[-1].attempts == 0 and not full_refresh:
+        if records and records[-1].attempts == 0 and not records[-1].cancel_requested and not full_refresh:
             return model, records  # a planned window has not run yet: run it, don't pile up
         state = self.transfers.model_state(self.conn.id, spec.name)
-        previous_high = records[-1].window.high if records else state.high_water_mark
+        # Cancelled windows are delivered again by the new one: start after the last window
+        # that will really be delivered.
+        kept = [r for r in records if not r.cancel_requested]
+        previous_high = kept[-1].window.high if kept else state.high_water_mark
         kind, window = plan_window(
             previous_high=previous_high, source_now=self.source.now(),
             settle_lag=self.options.settle_lag, full_refresh=full_refresh,
@@ -269,7 +273,11 @@ class TransferRunner:
                 except queue.Full:
                     continue
 
-        reader = threading.Thread(target=produce, name=f"read-{model.name}", daemon=True)
+        # The reader thread logs with this transfer's context too.
+        context = contextvars.copy_context()
+        reader = threading.Thread(
+            target=context.run, args=(produce,), name=f"read-{model.name}", daemon=True
+        )
         reader.start()
         try:
             while True:

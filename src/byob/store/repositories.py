@@ -107,6 +107,15 @@ class Connections:
             ).rowcount
         return done == 1
 
+    def release_slot(self, connection_id: str, *, slot: datetime, previous: datetime | None) -> None:
+        """Undo a claim whose dispatch failed, so the next tick tries the slot again."""
+        c = T.connections.c
+        with self.engine.begin() as db:
+            db.execute(
+                T.connections.update().where(c.id == connection_id, c.last_slot == slot)
+                .values(last_slot=previous)
+            )  # fmt: skip
+
     def mark_failing(self, connection_id: str, *, check: str, message: str, now: datetime) -> None:
         with self.engine.begin() as db:
             db.execute(

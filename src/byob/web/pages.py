@@ -36,7 +36,7 @@ from byob.web.pages_base import (
     safe_next,
     write_session,
 )
-from byob.web.pages_help import next_run
+from byob.web.pages_help import CHECK_LABELS, next_run
 
 __all__ = ["STATIC_DIR", "next_run", "router"]
 
@@ -192,6 +192,7 @@ def _connection_page(
         "connection.html", status=status, session=session, **summary,
         history=validation_history(byob, conn), transfers=byob.transfers.list(conn.id, limit=5),
         policies=_policies(byob, conn), links=links, notice=NOTICES.get(notice, ""), error=error,
+        labels=CHECK_LABELS,
     )  # fmt: skip
 
 

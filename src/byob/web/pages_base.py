@@ -109,7 +109,7 @@ def templates() -> Environment:
         loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )  # fmt: skip
-    env.filters |= {"when": _when, "size": _size, "pretty_json": pretty_json}
+    env.filters |= {"when": _when, "size": _size, "pretty_json": pretty_json, "sentence": sentence}
     env.globals["duration"] = duration
     return env
 
@@ -127,7 +127,16 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
 
 
+def sentence(text: str) -> str:
+    """byob's error messages are lower-case clauses (for CLI lines); pages show sentences."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def error_page(status: int, title: str, message: str) -> HTMLResponse:
+    message = sentence(message)
     return render("error.html", status=status, title=title, message=message, code=status)
 
 
@@ -174,7 +183,8 @@ def write_session(response: Response, request: Request, byob: Byob, session: Ses
         OPERATOR_COOKIE if session.kind == "operator" else LINK_COOKIE, sealed,
         max_age=max(int(session.expires - time.time()), 1),
         path="/" if session.kind == "operator" else LINK_COOKIE_PATH,
-        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        httponly=True, samesite="strict",
+        secure=request.url.scheme == "https" or byob.settings.public_url.startswith("https://"),
     )  # fmt: skip
 
 
@@ -198,6 +208,8 @@ async def form_body(request: Request) -> dict[str, str]:
     except UnicodeDecodeError:
         raise PageError(400, "Unreadable form", "The form was not valid UTF-8.") from None
     out: dict[str, str] = {}
+    if any("\x00" in key or "\x00" in value for key, value in pairs):
+        raise PageError(400, "Unreadable form", "The form contains a NUL character.")
     for key, value in pairs:
         out.setdefault(key, value)
     return out
@@ -237,6 +249,10 @@ class PageRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:
+            target = f"{request.url.path}?{request.url.query}"
+            if "\x00" in target or "%00" in target:
+                # No page takes a NUL, and PostgreSQL text refuses it: say so, not 500.
+                return error_page(400, "Bad request", "The address contains a NUL character.")
             try:
                 return await handler(request)
             except Redirect as exc:

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from byob import logs
 from byob.domain.models import ResolvedModel
 from byob.errors import ByobError
 from byob.store.repositories import TransferRecord
@@ -69,6 +70,8 @@ class LocalWorkers:
     def _run(
         self, name: str, model: ResolvedModel, records: list[TransferRecord], key: tuple[str, str]
     ) -> None:
+        token = logs.context.set({"connection": name, "model": model.name,
+                                  "transfer": records[0].id if records else ""})  # fmt: skip
         try:
             for attempt in range(1, self.max_attempts + 1):
                 try:
@@ -91,6 +94,7 @@ class LocalWorkers:
                     self.sleep(backoff(attempt))
                     records = self.app.transfers.pending(records[0].connection_id, model.name)
         finally:
+            logs.context.reset(token)
             self._release(key)
 
     def _run_once(self, name: str, model: ResolvedModel, records: list[TransferRecord]) -> None:

@@ -41,10 +41,14 @@ class Scheduler:
             try:
                 self.dispatch(conn)
                 dispatched.append(conn.name)
-            except ByobError as exc:
-                log.warning("scheduling %s failed: %s", conn.name, exc.message)
-            except Exception:
-                log.exception("scheduling %s failed", conn.name)
+            except Exception as exc:
+                # Give the slot back: a queue that is briefly unreachable must not cost a
+                # daily connection its day.
+                self.app.connections.release_slot(conn.id, slot=slot, previous=conn.last_slot)
+                if isinstance(exc, ByobError):
+                    log.warning("scheduling %s failed: %s", conn.name, exc.message)
+                else:
+                    log.exception("scheduling %s failed", conn.name)
         return dispatched
 
     def start(self, *, interval: float = 5.0) -> None:

@@ -63,6 +63,11 @@
       } else {
         input.removeAttribute("aria-invalid");
         if (field) field.classList.remove("has-error");
+        // The server's list of problems forgets a field once it is fixed.
+        var summary = document.getElementById("form-errors");
+        var item = summary && summary.querySelector('a[href="#' + input.id + '"]');
+        if (item) item.closest("li").remove();
+        if (summary && !summary.querySelector("li")) summary.hidden = true;
       }
     };
     var check = function (input) {

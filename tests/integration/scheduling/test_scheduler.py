@@ -1,0 +1,226 @@
+"""The scheduler, driven through an injected clock (no sleeps): UTC-aligned slots fire once
+each, only for active and healthy connections, and two schedulers on one state store (two
+`byob serve` processes) dispatch each slot once. On SQLite and on PostgreSQL state stores."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byob.app import Byob
+from byob.domain.connections import Connection
+from byob.errors import DestinationError
+from byob.workers.scheduler import Scheduler
+from tests.integration.scheduling.helpers import FakeClock, at
+from tests.support import make_app, write_config
+
+pytestmark = pytest.mark.integration
+
+FREQUENCIES = {"quarterly": 15, "hourly": 60, "daily": 1440}
+
+
+class Recorder:
+    """A dispatch that records (connection, clock time) instead of running transfers."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.calls: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, conn: Connection) -> None:
+        with self._lock:
+            self.calls.append((conn.name, self.clock()))
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(name for name, _ in self.calls)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The state store: SQLite (embedded default) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite'}"
+    return str(request.getfixturevalue("state_pg_url"))
+
+
+def _app(tmp_path: Path, state_url: str) -> Byob:
+    # The scheduler never reads the source: the models file only has to exist.
+    config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'source.sqlite'}", [])
+    return make_app(tmp_path, config, database_url=state_url)
+
+
+@pytest.fixture
+def app(tmp_path: Path, state_url: str) -> Iterator[Byob]:
+    byob = _app(tmp_path, state_url)
+    yield byob
+    byob.close()
+
+
+def _local(
+    app: Byob, tmp_path: Path, name: str, *, frequency: int = 15, activate: bool = True
+) -> Connection:
+    conn = app.create_connection(
+        name=name, tenant="acme", type="local", path=str(tmp_path / "out" / name)
+    )
+    app.update_connection(name, {"frequency_minutes": frequency})
+    if activate:
+        _, checks = app.validate(name)
+        assert all(c.outcome.value in ("passed", "warning") for c in checks), [
+            c.as_dict() for c in checks
+        ]
+        conn = app.activate(name)
+    return app.connections.get(conn.id)
+
+
+def test_slots_fire_at_aligned_utc_times_once_each(app: Byob, tmp_path: Path) -> None:
+    for name, frequency in FREQUENCIES.items():
+        conn = _local(app, tmp_path, name, frequency=frequency)
+        assert conn.status.value == "active" and conn.frequency_minutes == frequency
+    clock = FakeClock(at("2026-11-22T10:07:00"))
+    dispatch = Recorder(clock)
+    scheduler = Scheduler(app, dispatch, clock=clock)
+
+    # Newly active: the current slot of each has not run yet, so all three run now (late).
+    assert sorted(scheduler.tick()) == ["daily", "hourly", "quarterly"]
+    assert dispatch.names() == ["daily", "hourly", "quarterly"]
+    assert {n: app.connections.get(n).last_slot for n in FREQUENCIES} == {
+        "quarterly": at("2026-11-22T10:00:00"), "hourly": at("2026-11-22T10:00:00"),
+        "daily": at("2026-11-22T00:00:00"),
+    }  # fmt: skip
+
+    expected = [
+        ("2026-11-22T10:07:30", []),  # same slots: nothing twice
+        ("2026-11-22T10:14:59", []),
+        ("2026-11-22T10:15:00", ["quarterly"]),
+        ("2026-11-22T10:15:00", []),  # the same instant again
+        ("2026-11-22T10:59:00", ["quarterly"]),  # the 10:45 slot
+        ("2026-11-22T11:00:00", ["hourly", "quarterly"]),
+        ("2026-11-22T11:00:01", []),
+        ("2026-11-23T00:00:00", ["daily", "hourly", "quarterly"]),  # missed slots run once
+        ("2026-11-23T00:14:59.999999", []),
+    ]
+    for when, names in expected:
+        clock.set(when)
+        dispatch.clear()
+        assert sorted(scheduler.tick()) == names, when
+        assert dispatch.names() == names, when
+        assert all(t == clock() for _, t in dispatch.calls)
+    assert {n: app.connections.get(n).last_slot for n in FREQUENCIES} == {
+        "quarterly": at("2026-11-23T00:00:00"), "hourly": at("2026-11-23T00:00:00"),
+        "daily": at("2026-11-23T00:00:00"),
+    }  # fmt: skip
+
+
+def test_paused_draft_and_failing_connections_are_never_dispatched(
+    app: Byob, tmp_path: Path
+) -> None:
+    _local(app, tmp_path, "healthy")
+    _local(app, tmp_path, "paused")
+    app.pause("paused")
+    _local(app, tmp_path, "draft", activate=False)
+    _local(app, tmp_path, "failing")
+    app.mark_failing("failing", check="transfer", message="AccessDenied on PutObject")
+    assert app.connections.get("draft").status.value == "draft"
+
+    clock = FakeClock(at("2026-11-22T10:07:00"))
+    dispatch = Recorder(clock)
+    scheduler = Scheduler(app, dispatch, clock=clock)
+    for when in (
+        "2026-11-22T10:07:00",
+        "2026-11-22T10:15:00",
+        "2026-11-22T11:00:00",
+        "2026-11-23T00:00:00",
+    ):
+        clock.set(when)
+        assert scheduler.tick() == ["healthy"], when
+    assert dispatch.names() == ["healthy"] * 4
+    for name in ("paused", "draft", "failing"):
+        assert app.connections.get(name).last_slot is None, name
+
+    # A passing validation clears failing: the next slot runs it again.
+    conn, _ = app.validate("failing")
+    assert conn.failing_check is None
+    clock.set("2026-11-23T00:15:00")
+    assert sorted(scheduler.tick()) == ["failing", "healthy"]
+
+
+def test_a_failing_dispatch_does_not_stop_the_others(app: Byob, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        _local(app, tmp_path, name)
+    clock = FakeClock(at("2026-11-22T10:07:00"))
+    seen: list[str] = []
+
+    def dispatch(conn: Connection) -> None:
+        seen.append(conn.name)
+        if conn.name == "b":
+            raise DestinationError("queue unavailable")
+
+    assert sorted(Scheduler(app, dispatch, clock=clock).tick()) == ["a", "c"]
+    assert sorted(seen) == ["a", "b", "c"]
+
+
+def _tick(
+    scheduler: Scheduler, results: list[list[str]], i: int, errors: list[BaseException]
+) -> None:
+    try:
+        results[i] = scheduler.tick()
+    except BaseException as exc:  # reported by the caller
+        errors.append(exc)
+
+
+def test_two_schedulers_at_the_same_instant_dispatch_each_slot_once(
+    app: Byob, tmp_path: Path, state_url: str
+) -> None:
+    for name, frequency in FREQUENCIES.items():
+        _local(app, tmp_path, name, frequency=frequency)
+    other = _app(tmp_path, state_url)  # a second `byob serve` on the same state store
+    clock = FakeClock(at("2026-11-22T10:07:00"))
+    dispatch = Recorder(clock)  # shared: counts dispatches of both schedulers together
+    schedulers = [Scheduler(app, dispatch, clock=clock), Scheduler(other, dispatch, clock=clock)]
+
+    # Both read the due connections before either claims a slot: only compare-and-set on the
+    # slot keeps them from both dispatching.
+    barrier = threading.Barrier(2, timeout=30)
+    for byob in (app, other):
+        read = byob.connections.schedulable
+
+        def schedulable(now: Any, read: Any = read) -> list[Connection]:
+            due = read(now)
+            barrier.wait()
+            return due
+
+        byob.connections.schedulable = schedulable  # type: ignore[method-assign]
+
+    try:
+        for when, names in [
+            ("2026-11-22T10:07:00", ["daily", "hourly", "quarterly"]),
+            ("2026-11-22T10:15:00", ["quarterly"]),
+            ("2026-11-22T11:00:00", ["hourly", "quarterly"]),
+            ("2026-11-23T00:00:00", ["daily", "hourly", "quarterly"]),
+        ]:
+            clock.set(when)
+            dispatch.clear()
+            results: list[list[str]] = [[], []]
+            errors: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_tick, args=(schedulers[i], results, i, errors))
+                for i in range(2)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert not errors, errors
+            assert dispatch.names() == names, when
+            assert sorted(results[0] + results[1]) == names, when
+    finally:
+        other.close()

@@ -1,0 +1,471 @@
+"""What operators see: signed webhooks (verified as a receiver would, retried with backoff),
+Prometheus metrics at /metrics, and JSON log lines that carry the connection and transfer and
+never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byob import logs
+from byob.app import Byob
+from byob.demo.emulator import LocalAws
+from byob.errors import ConfigError, SourceError
+from byob.runtime import build_runtime
+from byob.web.app import create_app
+from byob.webhooks import WebhookNotifier, sign, verify
+from byob.workers import queue as q
+from byob.workers.local import LocalWorkers
+from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, free_port
+from tests.support import make_app, onboard_s3, write_config
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec-test-7f3a9c"
+
+
+# -- a webhook receiver ------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    event: str
+    timestamp: str
+    signature: str
+    content_type: str
+    body: bytes
+    verified: bool
+    status: int
+
+
+class Receiver:
+    """An operator's endpoint on 127.0.0.1: verifies each POST as a receiver must, answers 500
+    to the first ``fail_first`` requests and 200 (or 401 when unverified) after."""
+
+    def __init__(self, secret: str, *, fail_first: int = 0) -> None:
+        self.secret = secret
+        self.fail_first = fail_first
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                timestamp = self.headers.get("X-Byob-Timestamp", "")
+                signature = self.headers.get("X-Byob-Signature", "")
+                ok = verify(
+                    receiver.secret,
+                    timestamp=timestamp,
+                    body=body,
+                    signature=signature,
+                    now=time.time(),
+                )
+                with receiver._lock:
+                    failing = len(receiver.received) < receiver.fail_first
+                    status = 500 if failing else (200 if ok else 401)
+                    receiver.received.append(Received(
+                        event=self.headers.get("X-Byob-Event", ""), timestamp=timestamp,
+                        signature=signature, content_type=self.headers.get("Content-Type", ""),
+                        body=body, verified=ok, status=status,
+                    ))  # fmt: skip
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:  # quiet
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/byob"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(SECRET, fail_first=1)
+    yield r
+    r.close()
+
+
+# -- a byob with a local destination (no AWS needed) ---------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path, pg_url: str) -> Iterator[Byob]:
+    create_invoices(pg_url)
+    byob = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
+    byob.create_connection(name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
+    byob.validate("c1")
+    byob.activate("c1")
+    yield byob
+    byob.close()
+
+
+def run_local(app: Byob, name: str = "c1", *, sleeps: list[float] | None = None) -> LocalWorkers:
+    workers = LocalWorkers(app, sleep=(sleeps if sleeps is not None else []).append)
+    try:
+        workers.trigger(name)
+        for future in list(workers.futures):
+            future.result(timeout=120)
+    finally:
+        workers.shutdown()
+    return workers
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+def test_webhooks_are_signed_retried_and_verifiable(app: Byob, receiver: Receiver) -> None:
+    sleeps: list[float] = []
+    notifier = WebhookNotifier(receiver.url, SECRET, sleep=sleeps.append)
+    app.on_event = notifier
+    try:
+        run_local(app)
+        app.mark_failing("c1", check="transfer", message="AccessDenied on PutObject to s3://bkt/x")
+    finally:
+        notifier.close(timeout=30)  # delivers what is queued, then stops
+
+    got = receiver.received
+    assert [(r.event, r.status) for r in got] == [
+        ("transfer.succeeded", 500), ("transfer.succeeded", 200), ("connection.failing", 200),
+    ]  # fmt: skip
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 1.0  # one backoff before the retry
+    assert all(r.verified for r in got), got
+    assert all(r.content_type == "application/json" for r in got)
+    assert got[0].body == got[1].body  # the retry sends the same event
+    assert all(re.fullmatch(r"sha256=[0-9a-f]{64}", r.signature) for r in got)
+
+    succeeded = json.loads(got[1].body)
+    conn = app.connections.get("c1")
+    [record] = app.transfers.list(conn.id)
+    assert succeeded["event"] == "transfer.succeeded"
+    assert succeeded["data"]["connection"] == "c1" and succeeded["data"]["tenant"] == "acme"
+    assert succeeded["data"]["transfer"]["id"] == record.id
+    assert succeeded["data"]["transfer"]["rows"] == len(acme_ids()) == record.rows
+    assert succeeded["data"]["transfer"]["status"] == "succeeded"
+    failing = json.loads(got[2].body)
+    assert failing["event"] == "connection.failing"
+    assert failing["data"] == {"connection": "c1", "tenant": "acme", "check": "transfer",
+                               "message": "AccessDenied on PutObject to s3://bkt/x"}  # fmt: skip
+
+    # What a receiver must refuse: a changed body, another secret, a replay, a forged stamp.
+    r = got[2]
+    now = float(r.timestamp)
+    assert verify(SECRET, timestamp=r.timestamp, body=r.body, signature=r.signature, now=now)
+    tampered = r.body.replace(b"AccessDenied", b"AccessGranted")
+    assert tampered != r.body
+    assert not verify(SECRET, timestamp=r.timestamp, body=tampered, signature=r.signature, now=now)
+    assert not verify(
+        "another-secret", timestamp=r.timestamp, body=r.body, signature=r.signature, now=now
+    )
+    assert not verify(
+        SECRET, timestamp=r.timestamp, body=r.body, signature=r.signature, now=now + 301
+    )
+    later = str(int(now) + 1)
+    assert not verify(SECRET, timestamp=later, body=r.body, signature=r.signature, now=now)
+    assert verify(
+        SECRET, timestamp=later, body=r.body, signature=sign(SECRET, later, r.body), now=now
+    )
+
+
+def test_an_unreachable_or_failing_receiver_is_retried_then_given_up(receiver: Receiver) -> None:
+    receiver.fail_first = 100
+    sleeps: list[float] = []
+    notifier = WebhookNotifier(receiver.url, SECRET, max_attempts=4, sleep=sleeps.append)
+    try:
+        assert notifier.deliver("transfer.failed", {"connection": "c1"}) is False
+    finally:
+        notifier.close()
+    assert [r.status for r in receiver.received] == [500] * 4
+    assert len(sleeps) == 3
+    for attempt, slept in enumerate(sleeps, start=1):
+        assert 0 <= slept <= min(60.0, 1.0 * 2 ** (attempt - 1))
+
+    closed = WebhookNotifier(
+        f"http://127.0.0.1:{free_port()}/", SECRET, max_attempts=2, sleep=sleeps.append
+    )
+    try:
+        assert closed.deliver("transfer.failed", {}) is False  # connection refused: retried too
+    finally:
+        closed.close()
+    assert len(sleeps) == 4
+
+
+def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'src.sqlite'}", [])
+    app = make_app(tmp_path, config, webhook_url="http://127.0.0.1:9/hook", webhook_secret=SECRET)
+    runtime = build_runtime(app)
+    try:
+        assert isinstance(runtime.notifier, WebhookNotifier) and app.on_event is runtime.notifier
+    finally:
+        runtime.stop()
+        app.close()
+    unsigned = make_app(tmp_path / "b", config, webhook_url="http://127.0.0.1:9/hook")
+    try:
+        with pytest.raises(ConfigError, match="BYOB_WEBHOOK_SECRET"):
+            build_runtime(unsigned)
+    finally:
+        unsigned.close()
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+# starlette.testclient warns on import that it would rather use `httpx2`, a package this project
+# does not install (httpx is what its dev dependencies pin); the client works with httpx.
+TESTCLIENT_ON_HTTPX = pytest.mark.filterwarnings(
+    "ignore:Using `httpx` with `starlette.testclient` is deprecated"
+    ":starlette.exceptions.StarletteDeprecationWarning"
+)
+
+
+def _scrape(api: Any) -> Any:
+    """GET /metrics in-process (imported here, under TESTCLIENT_ON_HTTPX)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(api) as client:
+        return client.get("/metrics")
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not in:\n{text}"
+    return float(match.group(1))
+
+
+@TESTCLIENT_ON_HTTPX
+def test_metrics_report_transfers_rows_bytes_durations_and_the_queue(app: Byob) -> None:
+    workers = run_local(app)
+    conn = app.connections.get("c1")
+    [record] = app.transfers.list(conn.id)
+    # A planned transfer that is cancelled before it runs counts as cancelled.
+    with app.source() as src:
+        _, planned = app.runner(conn, src).prepare(app.config.model("invoices"))
+    app.transfers.request_cancel(planned[-1].id, now=app.clock())
+
+    response = _scrape(create_app(app, workers=workers, queue_probe=workers.queue_depth))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'byob_transfers{status="succeeded"} 1.0' in text
+    assert 'byob_transfers{status="cancelled"} 1.0' in text
+    assert _metric(text, "byob_rows_delivered_total") == record.rows == len(acme_ids())
+    assert _metric(text, "byob_bytes_delivered_total") == record.bytes > 0
+    assert 'byob_transfer_duration_seconds_bucket{le="+Inf"} 1.0' in text
+    assert re.search(
+        r'^byob_transfer_duration_seconds_bucket\{le="1\.0"\} [01]\.0$', text, re.MULTILINE
+    )
+    assert _metric(text, "byob_transfer_duration_seconds_count") == 1.0
+    assert _metric(text, "byob_transfer_duration_seconds_sum") >= 0
+    assert _metric(text, "byob_queue_depth") == 0.0
+    assert _metric(text, "byob_queue_oldest_age_seconds") == 0.0
+
+
+@TESTCLIENT_ON_HTTPX
+def test_metrics_report_the_postgresql_queue_depth_and_oldest_waiting_job(
+    tmp_path: Path, pg_url: str, state_pg_url: str
+) -> None:
+    create_invoices(pg_url)
+    app = make_app(
+        tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), database_url=state_pg_url
+    )
+    try:
+        for name in ("c1", "c2"):
+            app.create_connection(name=name, tenant="acme", type="local", path=str(tmp_path / name))
+            app.validate(name)
+            app.activate(name)
+        jobs = q.make_queue(state_pg_url)
+        q.ensure_schema(jobs)
+        with jobs.open():
+            assert q.defer_transfer(jobs, app.connections.get("c1"), "invoices")
+            assert q.defer_transfer(jobs, app.connections.get("c2"), "invoices")
+            # The first job has waited five minutes.
+            jobs.connector.get_sync_connector().execute_query(
+                "UPDATE procrastinate_events SET at = now() - interval '5 minutes' "
+                "WHERE type = 'deferred' AND job_id = (SELECT min(id) FROM procrastinate_jobs)"
+            )
+            text = _scrape(create_app(app, queue_probe=lambda: q.queue_depth(jobs))).text
+        assert _metric(text, "byob_queue_depth") == 2.0
+        assert 300 <= _metric(text, "byob_queue_oldest_age_seconds") < 360
+        assert "byob_transfers{" not in text  # nothing ran yet
+        assert _metric(text, "byob_rows_delivered_total") == 0.0
+    finally:
+        app.close()
+
+
+# -- JSON logs -----------------------------------------------------------------------------------
+
+TOKEN = "byob_key_" + "Q7x" * 13 + "Z"  # an API key: byob_key_ and 40 characters
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # 40 characters
+assert len(TOKEN) == 49 and len(AWS_SECRET) == 40
+
+
+class JsonLogs:
+    """byob's JSON logging on pytest's captured stderr."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def start(self) -> None:
+        # Called in the test body: pytest swaps the captured stderr between setup and call.
+        logs.configure(json_lines=True)
+        self.capsys.readouterr()
+
+    def entries(self) -> tuple[str, list[dict[str, Any]]]:
+        err = self.capsys.readouterr().err
+        return err, _entries(err)
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[JsonLogs]:
+    """The root logger is restored afterwards (configure replaces its handlers)."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    try:
+        yield JsonLogs(capsys)
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def _entries(err: str) -> list[dict[str, Any]]:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines
+    bad = [line for line in lines if not line.startswith("{")]
+    assert not bad, "\n".join(bad[:40])
+    return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
+def test_log_lines_are_json_with_the_transfer_and_no_secrets(
+    tmp_path: Path, pg_url: str, aws: LocalAws, json_logs: JsonLogs
+) -> None:
+    json_logs.start()
+    create_invoices(pg_url)
+    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws)
+    inside = logging.getLogger("byob.test.inside")
+
+    def log_upload(**_: Any) -> None:
+        # A line logged by anything running inside the transfer, with secrets in it.
+        inside.info(
+            "uploading with token %s and secret_access_key=abcd1234efgh5678 and %s",
+            TOKEN,
+            AWS_SECRET,
+        )
+
+    try:
+        conn, _ = onboard_s3(app, aws)
+        original = app.destination
+
+        def destination(c: Any) -> Any:
+            dest = original(c)
+            dest.client.meta.events.register("before-call.s3.PutObject", log_upload)
+            return dest
+
+        app.destination = destination  # type: ignore[method-assign]
+        run_local(app, conn.name)
+        try:
+            raise RuntimeError(
+                f"cannot connect to postgresql://byob:hunter2pass@db:5432/x with {TOKEN}"
+            )
+        except RuntimeError:
+            logging.getLogger("byob.test.outside").exception(
+                "failed: aws_secret_access_key = %s", AWS_SECRET
+            )
+        [record] = app.transfers.list(conn.id)
+    finally:
+        app.close()
+
+    err, entries = json_logs.entries()
+    for secret in (TOKEN, AWS_SECRET, "abcd1234efgh5678", "hunter2pass"):
+        assert secret not in err
+    during = [e for e in entries if e["logger"] == "byob.test.inside"]
+    assert len(during) == 2  # the data file and the manifest
+    for e in during:
+        assert (e["connection"], e["tenant"], e["model"], e["transfer"]) == (
+            conn.name,
+            "acme",
+            "invoices",
+            record.id,
+        )
+        assert e["level"] == "info" and e["at"].endswith("+00:00")
+        assert "byob_key_[redacted]" in e["message"]
+        assert "secret_access_key=[redacted]" in e["message"]
+        assert "[redacted-40]" in e["message"]
+    [outside] = [e for e in entries if e["logger"] == "byob.test.outside"]
+    assert "connection" not in outside and "transfer" not in outside  # not inside a transfer
+    assert "[redacted]" in outside["message"] and "exception" in outside
+    assert "RuntimeError" in outside["exception"] and "byob:[redacted]@db" in outside["exception"]
+
+
+@contextmanager
+def _flaky_source(app: Byob) -> Iterator[list[int]]:
+    """The source's first read logs a line and fails (a transient SourceError); later reads log
+    and succeed. Yields the number of reads so far."""
+    original = app.source
+    reads = [0]
+
+    @contextmanager
+    def source() -> Iterator[Any]:
+        with original() as src:
+            real_read = src.read
+
+            def read(model: Any, tenant: str, window: Any) -> Iterator[Any]:
+                reads[0] += 1
+                logging.getLogger("byob.test.reader").info("reading %s", model.name)
+                if reads[0] == 1:
+                    raise SourceError("server closed the connection unexpectedly")
+                yield from real_read(model, tenant, window)
+
+            src.read = read  # type: ignore[method-assign]
+            yield src
+
+    app.source = source  # type: ignore[method-assign]
+    yield reads
+
+
+def test_the_retry_warning_carries_the_connection_and_transfer(
+    app: Byob, json_logs: JsonLogs
+) -> None:
+    json_logs.start()
+    with _flaky_source(app) as reads:
+        run_local(app)
+    assert reads[0] == 2
+    [record] = app.transfers.list(app.connections.get("c1").id)
+    assert record.status == "succeeded"
+    _, entries = json_logs.entries()
+    [warning] = [e for e in entries if e["logger"] == "byob.workers"]
+    assert "failed (attempt 1" in warning["message"]
+    assert (warning.get("connection"), warning.get("transfer")) == ("c1", record.id)
+
+
+def test_lines_logged_while_reading_the_source_carry_the_transfer(
+    app: Byob, json_logs: JsonLogs
+) -> None:
+    json_logs.start()
+    with _flaky_source(app) as reads:
+        run_local(app)
+    assert reads[0] == 2
+    [record] = app.transfers.list(app.connections.get("c1").id)
+    _, entries = json_logs.entries()
+    reading = [e for e in entries if e["logger"] == "byob.test.reader"]
+    assert len(reading) == 2
+    for e in reading:
+        assert (e.get("connection"), e.get("transfer")) == ("c1", record.id)

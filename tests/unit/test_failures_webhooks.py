@@ -1,0 +1,222 @@
+"""Failure verdicts, backoff, webhook signatures and the queue's retry strategy."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from byob.errors import (
+    ByobError,
+    ConfigError,
+    DestinationError,
+    SchemaChangeError,
+    SourceError,
+    TransferError,
+)
+from byob.webhooks import sign, verify
+from byob.workers import queue as q
+from byob.workers.failures import PERMANENT_AWS_CODES, Verdict, backoff, classify
+
+# -- classify ------------------------------------------------------------------------------------
+
+
+def _wrapped(cause: BaseException) -> TransferError:
+    try:
+        raise TransferError("transfer of model 'invoices' failed") from cause
+    except TransferError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("error", "verdict"),
+    [
+        (
+            DestinationError("AccessDenied on PutObject", aws_code="AccessDenied"),
+            Verdict.CONNECTION_FAILING,
+        ),
+        (DestinationError("no bucket", aws_code="NoSuchBucket"), Verdict.CONNECTION_FAILING),
+        (DestinationError("glue denied", aws_code="403"), Verdict.CONNECTION_FAILING),
+        (DestinationError("bad key", aws_code="InvalidAccessKeyId"), Verdict.CONNECTION_FAILING),
+        (DestinationError("slow down", aws_code="SlowDown"), Verdict.RETRY),
+        (DestinationError("timeout", aws_code="RequestTimeout"), Verdict.RETRY),
+        (DestinationError("network", aws_code="EndpointConnectionError"), Verdict.RETRY),
+        (DestinationError("unknown", aws_code=None), Verdict.RETRY),
+        (SchemaChangeError("amount changed from decimal to text"), Verdict.MODEL_FAILING),
+        (ConfigError("no such model", field="model"), Verdict.MODEL_FAILING),
+        (SourceError("server closed the connection"), Verdict.RETRY),
+        (TransferError("failed without a cause"), Verdict.RETRY),
+        (ByobError("something"), Verdict.RETRY),
+        (OSError("connection reset"), Verdict.RETRY),
+        (RuntimeError("unexpected"), Verdict.RETRY),
+    ],
+    ids=lambda v: getattr(v, "aws_code", None) or type(v).__name__,
+)
+def test_classify(error: BaseException, verdict: Verdict) -> None:
+    assert classify(error) is verdict
+
+
+@pytest.mark.parametrize(
+    ("cause", "verdict"),
+    [
+        (
+            DestinationError("AccessDenied on PutObject", aws_code="AccessDenied"),
+            Verdict.CONNECTION_FAILING,
+        ),
+        (DestinationError("slow down", aws_code="SlowDown"), Verdict.RETRY),
+        (SchemaChangeError("type changed"), Verdict.MODEL_FAILING),
+        (SourceError("reset"), Verdict.RETRY),
+        (ValueError("bad data"), Verdict.RETRY),
+    ],
+)
+def test_classify_follows_the_cause_of_a_wrapped_error(
+    cause: BaseException, verdict: Verdict
+) -> None:
+    wrapped = _wrapped(cause)
+    assert wrapped.__cause__ is cause
+    assert classify(wrapped) is verdict
+
+
+def test_classify_follows_a_chain_of_causes() -> None:
+    inner = _wrapped(DestinationError("AccessDenied", aws_code="AccessDenied"))
+    assert classify(_wrapped(inner)) is Verdict.CONNECTION_FAILING
+
+
+def test_every_aws_permission_refusal_is_permanent() -> None:
+    for code in (
+        "AccessDenied",
+        "AccessDeniedException",
+        "KMS.AccessDeniedException",
+        "SignatureDoesNotMatch",
+    ):
+        assert code in PERMANENT_AWS_CODES
+    for code in ("SlowDown", "Throttling", "InternalError", "ServiceUnavailable", "RequestTimeout"):
+        assert code not in PERMANENT_AWS_CODES
+
+
+# -- backoff -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("base", "cap"), [(2.0, 300.0), (1.0, 60.0), (0.5, 5.0)])
+def test_backoff_stays_within_the_exponential_ceiling(base: float, cap: float) -> None:
+    rng = random.Random(1234)
+    for attempt in range(1, 16):
+        ceiling = min(cap, base * 2 ** (attempt - 1))
+        waits = [backoff(attempt, base=base, cap=cap, rng=rng) for _ in range(200)]
+        assert all(0 <= w <= ceiling for w in waits), (attempt, max(waits), ceiling)
+        # Full jitter: spread over the whole range, not clustered at the ceiling.
+        assert min(waits) < ceiling / 4 and max(waits) > ceiling * 3 / 4
+
+
+def test_backoff_is_reproducible_with_a_seeded_rng() -> None:
+    first = [backoff(n, rng=random.Random(7)) for n in range(1, 10)]
+    again = [backoff(n, rng=random.Random(7)) for n in range(1, 10)]
+    assert first == again
+
+
+def test_backoff_is_capped() -> None:
+    rng = random.Random(99)
+    assert max(backoff(40, rng=rng) for _ in range(1000)) <= 300.0
+    assert max(backoff(40, base=1.0, cap=60.0, rng=rng) for _ in range(1000)) <= 60.0
+
+
+# -- webhook signatures --------------------------------------------------------------------------
+
+SECRET = "whsec-unit"
+BODY = b'{"event": "transfer.succeeded", "data": {"rows": 40}}'
+STAMP = "1795316400"
+NOW = 1795316400.0
+
+
+def test_sign_is_hmac_sha256_over_timestamp_dot_body() -> None:
+    expected = hmac.new(SECRET.encode(), STAMP.encode() + b"." + BODY, hashlib.sha256).hexdigest()
+    assert sign(SECRET, STAMP, BODY) == "sha256=" + expected
+
+
+def test_verify_accepts_a_fresh_good_signature() -> None:
+    signature = sign(SECRET, STAMP, BODY)
+    assert verify(SECRET, timestamp=STAMP, body=BODY, signature=signature, now=NOW)
+    assert verify(SECRET, timestamp=STAMP, body=BODY, signature=signature, now=NOW + 300)
+    assert verify(SECRET, timestamp=STAMP, body=BODY, signature=signature, now=NOW - 300)
+
+
+@pytest.mark.parametrize(
+    ("secret", "timestamp", "body", "now"),
+    [
+        (SECRET, STAMP, BODY.replace(b"40", b"41"), NOW),  # tampered body
+        (SECRET, STAMP, BODY + b" ", NOW),  # one byte more
+        ("another-secret", STAMP, BODY, NOW),  # wrong secret
+        (SECRET, STAMP, BODY, NOW + 301),  # stale: a replay
+        (SECRET, STAMP, BODY, NOW - 301),  # from the future
+        (SECRET, "1795316401", BODY, NOW),  # the timestamp is signed too
+    ],
+    ids=["tampered", "extended", "wrong-secret", "stale", "future", "other-timestamp"],
+)
+def test_verify_refuses(secret: str, timestamp: str, body: bytes, now: float) -> None:
+    signature = sign(SECRET, STAMP, BODY)
+    assert not verify(secret, timestamp=timestamp, body=body, signature=signature, now=now)
+
+
+@pytest.mark.parametrize("timestamp", ["", "yesterday", "17953164OO", "0x6b"])
+def test_verify_refuses_a_non_numeric_timestamp(timestamp: str) -> None:
+    signature = sign(SECRET, timestamp, BODY)
+    assert verify(SECRET, timestamp=timestamp, body=BODY, signature=signature, now=NOW) is False
+
+
+def test_verify_refuses_a_malformed_signature() -> None:
+    good = sign(SECRET, STAMP, BODY)
+    for bad in ("", good.removeprefix("sha256="), "sha1=" + good[7:], good.upper()):
+        assert not verify(SECRET, timestamp=STAMP, body=BODY, signature=bad, now=NOW)
+
+
+# -- the queue's retry strategy ------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    attempts: int
+
+
+def test_transient_failures_are_retried_with_backoff_below_max_attempts() -> None:
+    strategy = q.JitteredRetry()
+    for attempts in range(q.MAX_ATTEMPTS - 1):
+        before = datetime.now(UTC)
+        decision = strategy.get_retry_decision(
+            exception=q.TransientTransferError("slow down"), job=Job(attempts)
+        )
+        after = datetime.now(UTC)
+        assert decision is not None, attempts
+        # Procrastinate turns retry_in into an absolute time: now + backoff(attempts + 1).
+        ceiling = timedelta(seconds=min(300.0, 2.0 * 2**attempts))
+        assert decision.retry_at is not None
+        assert before <= decision.retry_at <= after + ceiling, (
+            attempts,
+            decision.retry_at - before,
+        )
+
+
+def test_the_last_attempt_is_not_retried() -> None:
+    strategy = q.JitteredRetry()
+    for attempts in (q.MAX_ATTEMPTS - 1, q.MAX_ATTEMPTS, q.MAX_ATTEMPTS + 5):
+        assert (
+            strategy.get_retry_decision(exception=q.TransientTransferError("x"), job=Job(attempts))
+            is None
+        )
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [
+        SchemaChangeError("type changed"),
+        DestinationError("AccessDenied", aws_code="AccessDenied"),
+        RuntimeError("a bug"),
+        SourceError("not wrapped: the task wraps what it retries"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_other_failures_are_not_retried(exception: BaseException) -> None:
+    assert q.JitteredRetry().get_retry_decision(exception=exception, job=Job(0)) is None
