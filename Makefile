@@ -27,6 +27,7 @@ demo: setup  ## the whole product end to end, embedded
 	$(VENV)/bin/byob demo
 
 test: setup-test  ## PostgreSQL + the AWS emulator + the whole suite
+	scripts/ensure-chromium
 	scripts/with-postgres $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup-bench  ## transfer throughput and memory against floors and dlt

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dataset import TABLE
 from measure import Measured, run_measured
+from outputs import EMULATOR_CREDENTIALS
 
 MODEL = TABLE
 
@@ -67,22 +68,22 @@ def byob_env(work_dir: Path, extra: dict[str, str] | None = None) -> dict[str, s
 
 
 def byob_s3_args(endpoint_url: str, bucket: str, tenant: str) -> list[str]:
-    """TODO(byob S3): the exact `connections create --type s3` flags are not settled yet.
+    """TODO(byob S3): confirm/complete the `connections create --type s3` flags.
 
-    Fill in once the CLI's S3 options exist. The emulator is moto on `endpoint_url`
-    (any access key / secret, region us-east-1); `bucket` already exists. Each tenant should
-    land under its own prefix so outputs can be counted per tenant.
+    Sketch from `byob connections create --help` as of writing: bucket, region and a
+    per-tenant folder, authenticated with an HMAC key (`--access-key-id`; byob reads the
+    secret from BYOB_SECRET_ACCESS_KEY, which Destination.env supplies). The endpoint is not
+    a flag: byob takes it from BYOB_AWS_ENDPOINT_URL (also in Destination.env). The emulator
+    (moto at `endpoint_url`, region us-east-1) accepts any key; `bucket` already exists.
+    Each tenant must land under its own prefix so outputs can be counted per tenant.
     """
+    del endpoint_url  # passed through the environment instead; kept for whoever completes this
     return [
-        "--bucket",
-        bucket,
-        "--prefix",
-        f"bench/{tenant}",
-        "--endpoint-url",
-        endpoint_url,
-        "--region",
-        "us-east-1",
-    ]
+        "--bucket", bucket,
+        "--region", EMULATOR_CREDENTIALS["AWS_DEFAULT_REGION"],
+        "--base-path", f"bench/{tenant}",
+        "--access-key-id", EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    ]  # fmt: skip
 
 
 @dataclass
@@ -166,11 +167,17 @@ class Byob:
         self.reset_state()
         result = ByobRun()
         for tenant in tenants:
-            self.setup(tenant, timeout=max(budget, 60))
             remaining = budget - result.seconds
-            if remaining <= 0:
+            if remaining <= 0:  # checked before the (untimed, slow) setup of the next tenant
                 raise TimeoutError(f"byob exceeded {budget:.0f}s after {result.runs} tenants")
-            measured, report = self.transfer(tenant, timeout=remaining)
+            self.setup(tenant, timeout=max(budget, 60))
+            try:
+                measured, report = self.transfer(tenant, timeout=remaining)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"byob exceeded its {budget:.0f}s budget at tenant {result.runs + 1}"
+                    f" of {len(tenants)} ({tenant})"
+                ) from None
             result.seconds += measured.seconds
             result.peak_rss_mb = max(result.peak_rss_mb, measured.peak_rss_mb or 0.0)
             for transfer in report.get("transfers", []):

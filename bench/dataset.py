@@ -4,10 +4,14 @@ The table is generated server-side with a single `INSERT ... SELECT ... FROM gen
 whose every column is a deterministic expression of the series value, so two builds with the
 same parameters hold identical rows, and nothing crosses the wire while building.
 
-Tenant layout: in every block of 10,000 consecutive ids, the first `share * 10,000` belong to
-`tenant_000` and the rest are dealt round-robin to `tenant_001` … `tenant_199`. Every tenant's
-rows are therefore spread over the whole heap, as in a real multi-tenant table filled over time,
-rather than clustered (which would flatter every reader equally and hide the index's cost).
+Tenant layouts:
+  interleaved (default) — in every block of 10,000 consecutive ids the first `share * 10,000`
+      belong to `tenant_000` and the rest are dealt round-robin to `tenant_001` … `tenant_199`,
+      so every tenant's rows are spread over the whole heap, as in a real multi-tenant table
+      filled over time. Reading one small tenant then costs a bitmap heap scan touching one
+      page per row, which dominates the all-tenants figures of per-tenant exporters.
+  clustered — each tenant's rows are one contiguous id range (as after CLUSTER, or with
+      per-tenant partitions): per-tenant reads become cheap sequential range reads.
 """
 
 from __future__ import annotations
@@ -84,10 +88,7 @@ SELECT
 FROM (
     SELECT
         i,
-        CASE WHEN mod(i, {BLOCK}) < %(big)s THEN 0
-             ELSE 1 + mod((i / {BLOCK}) * ({BLOCK} - %(big)s) + mod(i, {BLOCK}) - %(big)s,
-                          {TENANT_COUNT - 1})
-        END AS t,
+        {{tenant}} AS t,
         mod(i * 104729, 10000000) AS a,
         TIMESTAMPTZ '2020-01-01 00:00:00+00'
             + mod(i, 1800) * INTERVAL '1 day'
@@ -97,6 +98,20 @@ FROM (
 ) AS s
 """
 
+# Tenant number of series value i, per layout (see the module docstring).
+TENANT_EXPRESSIONS = {
+    "interleaved": f"""
+        CASE WHEN mod(i, {BLOCK}) < %(big)s THEN 0
+             ELSE 1 + mod((i / {BLOCK}) * ({BLOCK} - %(big)s) + mod(i, {BLOCK}) - %(big)s,
+                          {TENANT_COUNT - 1})
+        END""",
+    "clustered": f"""
+        CASE WHEN i <= %(big_rows)s THEN 0
+             ELSE 1 + ((i - %(big_rows)s - 1) * {TENANT_COUNT - 1}) / (%(rows)s - %(big_rows)s)
+        END""",
+}
+LAYOUTS = tuple(TENANT_EXPRESSIONS)
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -104,6 +119,7 @@ class Dataset:
 
     rows: int
     tenant_share: float
+    layout: str = "interleaved"
 
     @property
     def big_per_block(self) -> int:
@@ -113,7 +129,15 @@ class Dataset:
     @property
     def marker(self) -> str:
         """Table comment written last, so its presence proves a complete build."""
-        return f"byob-bench v1 rows={self.rows} big_per_block={self.big_per_block}"
+        return (
+            f"byob-bench v2 rows={self.rows} big_per_block={self.big_per_block}"
+            f" layout={self.layout}"
+        )
+
+    @property
+    def big_rows(self) -> int:
+        """Rows of the largest tenant in the clustered layout."""
+        return round(self.tenant_share * self.rows)
 
 
 def tenants() -> list[str]:
@@ -153,9 +177,11 @@ def ensure_dataset(pg_url: str, dataset: Dataset, log=print) -> bool:
 
 def _insert_in_chunks(conn: psycopg.Connection, dataset: Dataset, chunk: int = 1_000_000) -> None:
     """Insert the rows a million at a time, to bound the size of any single transaction."""
+    sql = INSERT.replace("{tenant}", TENANT_EXPRESSIONS[dataset.layout])
+    params = {"big": dataset.big_per_block, "big_rows": dataset.big_rows, "rows": dataset.rows}
     for lo in range(1, dataset.rows + 1, chunk):
         hi = min(lo + chunk - 1, dataset.rows)
-        conn.execute(INSERT, {"lo": lo, "hi": hi, "big": dataset.big_per_block})
+        conn.execute(sql, {**params, "lo": lo, "hi": hi})
 
 
 def tenant_row_counts(pg_url: str) -> dict[str, int]:

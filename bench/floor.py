@@ -135,20 +135,40 @@ def tenant_path(out_dir: Path, tenant: str) -> Path:
     return out_dir / f"tenant_id={tenant}" / "part-00000.parquet"
 
 
-def stream_tenant(conn, tenant: str) -> Iterator[pa.RecordBatch]:
-    """The tenant's rows as ADBC record batches, with the tenant bound as a parameter."""
+def stream_tenant(conn, tenant: str, inline: bool = False) -> Iterator[pa.RecordBatch]:
+    """The tenant's rows as ADBC record batches.
+
+    By default the tenant is a bound parameter. ADBC's PostgreSQL driver (1.13) cannot run a
+    parameterised query through `COPY … TO STDOUT (FORMAT binary)`, so it falls back to
+    PQexecParams, where libpq buffers the WHOLE result before the first batch is produced:
+    peak memory grows with the tenant and reading is roughly twice as slow. `inline=True`
+    puts the tenant in the SQL as a quoted literal instead, which keeps the streaming COPY
+    path.
+    """
     with conn.cursor() as cursor:
-        cursor.execute(QUERY, (tenant,))
+        if inline:
+            cursor.execute(QUERY.replace("$1", quote_literal(tenant)))
+        else:
+            cursor.execute(QUERY, (tenant,))
         yield from cursor.fetch_record_batch()
 
 
-def export_serial(pg_url: str, tenants: Iterable[str], out_dir: Path) -> Written:
+def quote_literal(value: str) -> str:
+    """A PostgreSQL string literal (standard_conforming_strings, the default since 9.1)."""
+    if "\x00" in value:
+        raise ValueError("NUL cannot appear in a PostgreSQL string")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def export_serial(
+    pg_url: str, tenants: Iterable[str], out_dir: Path, inline: bool = False
+) -> Written:
     """Read, cast and encode each tenant in turn on this one thread."""
     written = Written()
     with adbc.connect(pg_url) as conn:
         for tenant in tenants:
             writer = TenantFileWriter(tenant_path(out_dir, tenant))
-            for batch in stream_tenant(conn, tenant):
+            for batch in stream_tenant(conn, tenant, inline):
                 writer.write(to_target(batch))
             writer.close()
             _record(written, writer)
@@ -159,7 +179,9 @@ def export_serial(pg_url: str, tenants: Iterable[str], out_dir: Path) -> Written
 _DONE = object()
 
 
-def export_overlapped(pg_url: str, tenants: Iterable[str], out_dir: Path) -> Written:
+def export_overlapped(
+    pg_url: str, tenants: Iterable[str], out_dir: Path, inline: bool = False
+) -> Written:
     """Read on a background thread while this thread casts and encodes.
 
     The reader carries on into the next tenant while the encoder finishes the previous one,
@@ -167,7 +189,10 @@ def export_overlapped(pg_url: str, tenants: Iterable[str], out_dir: Path) -> Wri
     """
     items: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     reader = threading.Thread(
-        target=_read_all, args=(pg_url, list(tenants), items), name="adbc-reader", daemon=True
+        target=_read_all,
+        args=(pg_url, list(tenants), inline, items),
+        name="adbc-reader",
+        daemon=True,
     )
     # daemon: if encoding fails we raise and exit; a reader blocked on a full queue must not
     # keep the process alive.
@@ -190,12 +215,12 @@ def export_overlapped(pg_url: str, tenants: Iterable[str], out_dir: Path) -> Wri
     return written
 
 
-def _read_all(pg_url: str, tenants: list[str], items: queue.Queue) -> None:
+def _read_all(pg_url: str, tenants: list[str], inline: bool, items: queue.Queue) -> None:
     """Reader thread body: every tenant's batches into the queue, errors included."""
     try:
         with adbc.connect(pg_url) as conn:
             for tenant in tenants:
-                for batch in stream_tenant(conn, tenant):
+                for batch in stream_tenant(conn, tenant, inline):
                     items.put((tenant, batch))
                 items.put((tenant, None))
     except BaseException as exc:  # handed to the encoder thread, which re-raises it

@@ -5,6 +5,7 @@ The bench never trusts a contender's own report of what it wrote; it counts from
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,29 +59,34 @@ def emulator_filesystem(endpoint_url: str) -> pafs.S3FileSystem:
 
 
 class S3Emulator:
-    """An in-process moto S3 server on a free port, with one bucket created."""
+    """An in-process moto S3 server on a free port (objects live in this process's memory)."""
 
-    def __init__(self, bucket: str = "byob-bench") -> None:
-        self.bucket = bucket
+    def __init__(self) -> None:
         self._server = None
         self.endpoint_url = ""
 
     def __enter__(self) -> S3Emulator:
-        import boto3
         from moto.server import ThreadedMotoServer
 
+        # The server logs every request through werkzeug; thousands of lines drown the report.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def create_bucket(self, name: str) -> str:
+        import boto3
+
         boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name=EMULATOR_CREDENTIALS["AWS_DEFAULT_REGION"],
-        ).create_bucket(Bucket=self.bucket)
-        return self
+        ).create_bucket(Bucket=name)
+        return name
 
     def __exit__(self, *exc) -> None:
         if self._server is not None:
@@ -88,4 +94,9 @@ class S3Emulator:
 
     def env(self) -> dict[str, str]:
         """Environment for a client of the emulator (byob's subprocesses)."""
-        return {**EMULATOR_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
+        return {
+            **EMULATOR_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint_url,  # boto3's own override
+            "BYOB_AWS_ENDPOINT_URL": self.endpoint_url,  # byob's setting
+            "BYOB_SECRET_ACCESS_KEY": EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        }

@@ -5,7 +5,7 @@ it from outside, with /usr/bin/time or psutil) and so that imports, caches and a
 state of one contender cannot help or hurt the next.
 
     python bench/run_contender.py {floor-serial|floor-overlapped|dlt} \
-        --pg-url URL --scope {largest|all} --out DIR --result FILE.json
+        --pg-url URL --scope {largest|all} --out DIR --result FILE.json [--inline-tenant]
 
 The result file holds what the child knows from inside (inner seconds, files written); the
 parent does not trust it for rows or bytes, which it reads back from the files themselves.
@@ -32,13 +32,13 @@ def scope_tenants(scope: str) -> list[str]:
     return [LARGEST_TENANT] if scope == "largest" else tenants()
 
 
-def run_floor(contender: str, pg_url: str, scope: str, out: Path) -> dict:
+def run_floor(contender: str, pg_url: str, scope: str, out: Path, inline: bool) -> dict:
     """Export the scope's tenants, one Parquet file each, serially or overlapped."""
     import floor
 
     export = floor.export_serial if contender == "floor-serial" else floor.export_overlapped
     started = time.perf_counter()
-    written = export(pg_url, scope_tenants(scope), out)
+    written = export(pg_url, scope_tenants(scope), out, inline)
     return {"inner_seconds": time.perf_counter() - started, "files": written.files}
 
 
@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scope", choices=("largest", "all"), required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument(
+        "--inline-tenant",
+        action="store_true",
+        help="floors: tenant as a SQL literal (ADBC's streaming COPY path), not a parameter",
+    )
     args = parser.parse_args(argv)
 
     shutil.rmtree(args.out, ignore_errors=True)
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.contender == "dlt":
         result = run_dlt(args.pg_url, args.scope, args.out)
     else:
-        result = run_floor(args.contender, args.pg_url, args.scope, args.out)
+        result = run_floor(args.contender, args.pg_url, args.scope, args.out, args.inline_tenant)
     args.result.write_text(json.dumps(result))
     return 0
 

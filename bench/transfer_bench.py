@@ -1,7 +1,9 @@
 """Transfer benchmark: PostgreSQL rows → per-tenant Parquet, byob against a floor and dlt.
 
     python bench/transfer_bench.py --pg-url URL [--rows 5000000] [--tenant-share 0.2]
-        [--work-dir DIR] [--skip-dlt] [--skip-byob] [--skip-s3] [--timeout 300]
+        [--layout interleaved|clustered] [--work-dir DIR] [--timeout 300] [--repeat 1]
+        [--scope largest|all|both]
+        [--skip-dlt] [--skip-byob] [--skip-s3] [--floor-inline-tenant] [--keep-outputs]
 
 Contenders, each in its own subprocess, on two scopes (the largest tenant; every tenant):
   floor-serial       ADBC record-batch stream → cast → ParquetWriter, one thread
@@ -16,12 +18,14 @@ See bench/README.md for what the figures mean and the targets they are held to.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -31,9 +35,17 @@ from rich.table import Table
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-import dlt_contender  # noqa: E402  (light: dlt itself is imported only in the child)
+import dlt_contender  # noqa: E402  (cheap: dlt itself is imported only in the child)
 from byob_contender import Byob, Destination  # noqa: E402
-from dataset import LARGEST_TENANT, TABLE, Dataset, ensure_dataset, tenant_row_counts, tenants  # noqa: E402
+from dataset import (  # noqa: E402
+    LARGEST_TENANT,
+    LAYOUTS,
+    TABLE,
+    Dataset,
+    ensure_dataset,
+    tenant_row_counts,
+    tenants,
+)
 from measure import run_measured  # noqa: E402
 from outputs import Output, S3Emulator, local_output, s3_output  # noqa: E402
 
@@ -91,31 +103,21 @@ class Figure:
 # Contenders
 
 
-def run_child_contender(
-    name: str, scope: str, pg_url: str, work_dir: Path, timeout: float, keep: bool
-) -> Figure:
+def run_child_contender(name: str, scope: str, args: argparse.Namespace) -> Figure:
     """A floor or dlt, in its own `run_contender.py` process."""
-    out = work_dir / "out" / f"{name}-{scope}"
-    result_file = work_dir / "out" / f"{name}-{scope}.json"
+    out = args.work_dir / "out" / f"{name}-{scope}"
+    result_file = args.work_dir / "out" / f"{name}-{scope}.json"
     result_file.unlink(missing_ok=True)
-    cmd = [
-        sys.executable,
-        str(BENCH_DIR / "run_contender.py"),
-        name,
-        "--pg-url",
-        pg_url,
-        "--scope",
-        scope,
-        "--out",
-        str(out),
-        "--result",
-        str(result_file),
-    ]
+    cmd = [sys.executable, str(BENCH_DIR / "run_contender.py"), name, "--pg-url", args.pg_url]
+    cmd += ["--scope", scope, "--out", str(out), "--result", str(result_file)]
+    if args.floor_inline_tenant:
+        cmd.append("--inline-tenant")
     # cwd = work dir: dlt reads ./.dlt/ config from its working directory; keep it empty.
-    measured = run_measured(cmd, cwd=work_dir, timeout=timeout)
+    measured = run_measured(cmd, cwd=args.work_dir, timeout=args.timeout)
     figure = Figure(name, scope, seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb)
     if measured.timed_out:
         figure.status = "timeout"
+        figure.detail["error"] = f"killed after {args.timeout:.0f}s"
     elif measured.returncode != 0:
         figure.status = "error"
         figure.detail["stderr"] = measured.stderr[-3000:]
@@ -123,32 +125,26 @@ def run_child_contender(
         inner = json.loads(result_file.read_text())
         figure.detail = {k: v for k, v in inner.items() if k != "files"}
         figure.record_output(local_output(dlt_contender.table_dir(out) if name == "dlt" else out))
-    if not keep:
+    if not args.keep_outputs:
         shutil.rmtree(out, ignore_errors=True)
     return figure
 
 
 def run_byob(
-    label: str,
-    scope: str,
-    pg_url: str,
-    work_dir: Path,
-    timeout: float,
-    keep: bool,
-    s3: S3Emulator | None = None,
+    label: str, scope: str, args: argparse.Namespace, s3: S3Emulator | None = None
 ) -> Figure:
     """byob via its CLI: one connection + one `transfers run` per tenant of the scope."""
     scope_tenants = [LARGEST_TENANT] if scope == "largest" else tenants()
     if s3 is None:
-        out = work_dir / "out" / f"byob-{scope}"
+        out = args.work_dir / "out" / f"byob-{scope}"
         destination = Destination("local", out_dir=out)
     else:
-        destination = Destination(
-            "s3", endpoint_url=s3.endpoint_url, bucket=s3.bucket, env=s3.env()
-        )
+        # A fresh bucket per scope, so counting the bucket counts this run only.
+        bucket = s3.create_bucket(f"byob-bench-{scope}")
+        destination = Destination("s3", endpoint_url=s3.endpoint_url, bucket=bucket, env=s3.env())
     figure = Figure(label, scope)
     try:
-        run = Byob(work_dir, pg_url, destination).export(scope_tenants, budget=timeout)
+        run = Byob(args.work_dir, args.pg_url, destination).export(scope_tenants, args.timeout)
     except TimeoutError as exc:
         figure.status, figure.detail["error"] = "timeout", str(exc)
         return figure
@@ -163,10 +159,10 @@ def run_byob(
     }
     if s3 is None:
         figure.record_output(local_output(out))
-        if not keep:
+        if not args.keep_outputs:
             shutil.rmtree(out, ignore_errors=True)
     else:
-        figure.record_output(s3_output(s3.endpoint_url, s3.bucket))
+        figure.record_output(s3_output(s3.endpoint_url, destination.bucket))
     return figure
 
 
@@ -174,65 +170,56 @@ def run_byob(
 # Orchestration
 
 
-def warm_up(pg_url: str) -> None:
-    """Read the whole table once so every contender starts from the same (warm) page cache."""
-    with psycopg.connect(pg_url) as conn:
+def settle_and_warm(pg_url: str) -> None:
+    """Start every run from the same state: nothing left to flush, the table in page cache.
+
+    A fresh build leaves ~1 GB of dirty pages that the checkpointer would otherwise write out
+    over the next minutes, in the middle of the first contenders (doubling some timings).
+    """
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            console.log("[yellow]no privilege to CHECKPOINT; timings may include flushes[/yellow]")
         conn.execute(f"SELECT count(*), sum(length(notes)) FROM {TABLE}").fetchone()
 
 
 def run_all(args: argparse.Namespace, expected: dict[str, int]) -> list[Figure]:
-    """Every selected contender on both scopes, largest tenant first."""
-    figures: list[Figure] = []
-    s3 = S3Emulator() if not (args.skip_byob or args.skip_s3) else None
-    with s3 if s3 is not None else _null():
-        for scope in SCOPES:
-            plan = [*FLOORS] + ([] if args.skip_dlt else ["dlt"])
-            for name in plan:
-                figures.append(
-                    _announce(
-                        run_child_contender(
-                            name, scope, args.pg_url, args.work_dir, args.timeout, args.keep_outputs
-                        )
-                    )
-                )
-            if not args.skip_byob:
-                figures.append(
-                    _announce(
-                        run_byob(
-                            BYOB_LOCAL,
-                            scope,
-                            args.pg_url,
-                            args.work_dir,
-                            args.timeout,
-                            args.keep_outputs,
-                        )
-                    )
-                )
-                if s3 is not None:
-                    figures.append(
-                        _announce(
-                            run_byob(
-                                BYOB_S3,
-                                scope,
-                                args.pg_url,
-                                args.work_dir,
-                                args.timeout,
-                                args.keep_outputs,
-                                s3=s3,
-                            )
-                        )
-                    )
-    for figure in figures:
-        figure.expected_rows = expected[figure.scope]
-    return figures
+    """Every selected contender on both scopes, largest tenant first, `--repeat` rounds.
+
+    Whole rounds are repeated (rather than each contender back to back) so that a slow spell
+    of the machine is spread over contenders instead of landing on one.
+    """
+    children = [*FLOORS] + ([] if args.skip_dlt else ["dlt"])
+    use_s3 = not (args.skip_byob or args.skip_s3)
+    rounds: list[list[Figure]] = []
+    with S3Emulator() if use_s3 else contextlib.nullcontext() as s3:
+        for round_no in range(args.repeat):
+            if args.repeat > 1:
+                console.log(f"round {round_no + 1} of {args.repeat}")
+            figures: list[Figure] = []
+            for scope in args.scopes:
+                runs = [partial(run_child_contender, name, scope, args) for name in children]
+                if not args.skip_byob:
+                    runs.append(partial(run_byob, BYOB_LOCAL, scope, args))
+                if use_s3:
+                    runs.append(partial(run_byob, BYOB_S3, scope, args, s3=s3))
+                for run in runs:
+                    figure = run()
+                    figure.expected_rows = expected[scope]
+                    figures.append(_announce(figure))
+            rounds.append(figures)
+    return [best_of(list(runs)) for runs in zip(*rounds, strict=True)]
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+def best_of(runs: list[Figure]) -> Figure:
+    """The fastest run of one contender and scope — or its first failure, which must show."""
+    failed = [f for f in runs if not f.ok]
+    best = failed[0] if failed else min(runs, key=lambda f: f.seconds or float("inf"))
+    if len(runs) > 1:
+        best.detail["seconds_all_rounds"] = [f.seconds for f in runs]
+        best.detail["peak_rss_mb_all_rounds"] = [f.peak_rss_mb for f in runs]
+    return best
 
 
 def _announce(figure: Figure) -> Figure:
@@ -271,56 +258,59 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(figures: list[Figure]) -> list[dict]:
-    """The headline comparisons, each with its target where byob has one."""
+    """The headline comparisons, each with byob's target where it has one."""
     out: list[dict] = []
 
-    def add(name: str, value: float | None, target: str = "", met: bool | None = None) -> None:
-        out.append({"name": name, "value": value, "target": target, "met": met})
+    def add(name: str, value: float | None, target: str = "", met=None) -> None:
+        """`met` is a predicate on value; left blank when the value could not be computed."""
+        ok = None if value is None or met is None else met(value)
+        out.append({"name": name, "value": value, "target": target, "met": ok})
+
+    def seconds(contender: str, scope: str) -> float | None:
+        figure = _find(figures, contender, scope)
+        return figure.seconds if figure else None
+
+    def rows_per_s(contender: str, scope: str) -> float | None:
+        figure = _find(figures, contender, scope)
+        return figure.rows_per_s if figure else None
 
     for scope, label in SCOPES.items():
-        serial, overlapped = (
-            _find(figures, "floor-serial", scope),
-            _find(figures, "floor-overlapped", scope),
-        )
-        dlt = _find(figures, "dlt", scope)
+        if not any(f.scope == scope for f in figures):
+            continue  # scope not run (--scope)
         add(
             f"floor overlapped speedup over serial ({label})",
-            _ratio(serial and serial.seconds, overlapped and overlapped.seconds),
+            _ratio(seconds("floor-serial", scope), seconds("floor-overlapped", scope)),
         )
-        for byob_label in (BYOB_LOCAL, BYOB_S3):
-            byob = _find(figures, byob_label, scope)
-            if byob is None:
+        for byob in (BYOB_LOCAL, BYOB_S3):
+            figure = _find(figures, byob, scope)
+            if figure is None:
                 continue
-            vs_dlt = _ratio(byob.rows_per_s, dlt and dlt.rows_per_s)
             add(
-                f"{byob_label} rows/s ÷ dlt rows/s ({label})",
-                vs_dlt,
+                f"{byob} rows/s ÷ dlt rows/s ({label})",
+                _ratio(figure.rows_per_s, rows_per_s("dlt", scope)),
                 f"≥ {TARGET_VS_DLT}",
-                None if vs_dlt is None else vs_dlt >= TARGET_VS_DLT,
+                lambda v: v >= TARGET_VS_DLT,
             )
-            vs_floor = _ratio(byob.seconds, overlapped and overlapped.seconds)
             add(
-                f"{byob_label} time ÷ overlapped floor time ({label})",
-                vs_floor,
+                f"{byob} time ÷ overlapped floor time ({label})",
+                _ratio(figure.seconds, seconds("floor-overlapped", scope)),
                 f"≤ {TARGET_VS_FLOOR}",
-                None if vs_floor is None else vs_floor <= TARGET_VS_FLOOR,
+                lambda v: v <= TARGET_VS_FLOOR,
             )
-            rss = byob.peak_rss_mb
             add(
-                f"{byob_label} peak RSS MB ({label})",
-                rss,
+                f"{byob} peak RSS MB ({label})",
+                figure.peak_rss_mb,
                 f"< {TARGET_RSS_MB:.0f}",
-                None if rss is None else rss < TARGET_RSS_MB,
+                lambda v: v < TARGET_RSS_MB,
             )
-    for byob_label in (BYOB_LOCAL, BYOB_S3):
-        small, big = _find(figures, byob_label, "largest"), _find(figures, byob_label, "all")
+    for byob in (BYOB_LOCAL, BYOB_S3):
+        small, big = _find(figures, byob, "largest"), _find(figures, byob, "all")
         if small and big:
-            growth = _ratio(big.peak_rss_mb, small.peak_rss_mb)
             add(
-                f"{byob_label} all-tenant peak RSS ÷ largest-tenant peak RSS",
-                growth,
+                f"{byob} all-tenant peak RSS ÷ largest-tenant peak RSS",
+                _ratio(big.peak_rss_mb, small.peak_rss_mb),
                 f"≤ {TARGET_RSS_GROWTH}",
-                None if growth is None else growth <= TARGET_RSS_GROWTH,
+                lambda v: v <= TARGET_RSS_GROWTH,
             )
     return out
 
@@ -379,11 +369,14 @@ def write_results(path: Path, args, dataset: Dataset, figures, ratio_rows, error
                 "dataset": {
                     "rows": dataset.rows,
                     "tenant_share": dataset.tenant_share,
+                    "layout": dataset.layout,
                     "tenants": len(tenants()),
                     "largest_tenant": LARGEST_TENANT,
                 },
                 "cpus": os.cpu_count(),
                 "timeout_seconds": args.timeout,
+                "repeat": args.repeat,
+                "floor_inline_tenant": args.floor_inline_tenant,
                 "figures": [f.as_json() for f in figures],
                 "ratios": ratio_rows,
                 "row_mismatches": errors,
@@ -407,9 +400,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.2,
         help="share of all rows held by the largest tenant",
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="interleaved",
+        help="how tenants' rows lie in the heap (see bench/dataset.py)",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "byob-bench")
     parser.add_argument(
+        "--scope",
+        choices=("largest", "all", "both"),
+        default="both",
+        help="largest tenant only, all tenants only, or both (default)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every contender; the fastest run of each is reported",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds allowed per contender and scope"
+    )
+    parser.add_argument(
+        "--floor-inline-tenant",
+        action="store_true",
+        help="floors put the tenant in the SQL as a literal (ADBC streams via COPY) instead of "
+        "binding it (ADBC buffers the whole result); see bench/README.md",
     )
     parser.add_argument("--skip-dlt", action="store_true")
     parser.add_argument("--skip-byob", action="store_true")
@@ -422,16 +439,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.pg_url:
         parser.error("--pg-url or BYOB_BENCH_PG_URL is required")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not 0 < args.tenant_share < 1:
         parser.error("--tenant-share must be between 0 and 1")
     args.work_dir = args.work_dir.resolve()
+    args.scopes = list(SCOPES) if args.scope == "both" else [args.scope]
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    dataset = Dataset(rows=args.rows, tenant_share=args.tenant_share)
+    dataset = Dataset(rows=args.rows, tenant_share=args.tenant_share, layout=args.layout)
     ensure_dataset(args.pg_url, dataset, log=console.log)
     counts = tenant_row_counts(args.pg_url)
     expected = {"largest": counts.get(LARGEST_TENANT, 0), "all": sum(counts.values())}
@@ -439,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{expected['all']:,} rows, {len(counts)} tenants; "
         f"{LARGEST_TENANT} holds {expected['largest']:,}"
     )
-    warm_up(args.pg_url)
+    settle_and_warm(args.pg_url)
 
     figures = run_all(args, expected)
     errors = row_mismatches(figures)

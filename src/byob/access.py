@@ -130,7 +130,12 @@ class Access:
         conn = self.app.create_connection(
             tenant=link.tenant, secret_access_key=secret, actor=f"link:{link.id}", **fields
         )
-        self.links.attach(link.id, conn.id)
+        try:
+            self.links.attach(link.id, conn.id)
+        except ConflictError:
+            # Another request through the same link won the race: one link, one connection.
+            self.app.delete_connection(conn.id, actor=f"link:{link.id}")
+            raise
         return conn
 
     def after_activation(self, conn: Connection) -> None:

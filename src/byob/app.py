@@ -24,8 +24,9 @@ from byob.domain.models import ResolvedModel, resolve
 
 if TYPE_CHECKING:
     from byob.destinations.glue import GlueCatalog
+from byob.engine.parquet_files import use_returning_allocator
 from byob.engine.transfer import EngineOptions, Progress, TransferResult, TransferRunner
-from byob.errors import ConfigError, ConflictError, SourceError
+from byob.errors import ConfigError, ConflictError, InvalidFieldError, SourceError
 from byob.settings import Settings
 from byob.sources.base import Source, open_source
 from byob.store import secrets as secret_store
@@ -43,6 +44,7 @@ class Byob:
     ) -> None:  # fmt: skip
         self.settings = settings
         self.clock = clock
+        use_returning_allocator()
         self.engine = engine or create_engine(settings.state_url)
         self._aws = aws
         self.connections = Connections(self.engine)
@@ -142,6 +144,11 @@ class Byob:
         self, *, secret_access_key: str | None = None, actor: str = "cli", **fields: Any
     ) -> Connection:
         cid = new_id()
+        if secret_access_key is not None and not fields.get("access_key_id"):
+            raise InvalidFieldError(
+                "a secret access key goes with an access key ID; give both, or neither for "
+                "role-based access", field="access_key_id",
+            )  # fmt: skip
         if secret_access_key is not None:
             secret_access_key = field_rules.secret_access_key(secret_access_key)
         fingerprint = secret_store.fingerprint(secret_access_key) if secret_access_key else ""
@@ -163,6 +170,11 @@ class Byob:
         conn = self.connections.get(name)
         changes = dict(changes)
         sealed = None
+        if secret_access_key is not None and not (changes.get("access_key_id") or conn.access_key_id):
+            raise InvalidFieldError(
+                "a secret access key goes with an access key ID; this connection uses a role",
+                field="access_key_id",
+            )
         if secret_access_key is not None:
             secret_access_key = field_rules.secret_access_key(secret_access_key)
             changes["secret_fingerprint"] = secret_store.fingerprint(secret_access_key)

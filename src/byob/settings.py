@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite file under `home`
     config: Path | None = None  # the models file (TOML)
     secret_key: str = ""  # base64url 32-byte key sealing secrets; default: a 0600 file in home
-    aws_endpoint_url: str = ""
+    aws_endpoint_url: str = ""  # an S3-compatible endpoint or the AWS emulator
     public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
     webhook_url: str = ""  # POSTed on transfer outcomes and failing connections
     webhook_secret: str = ""  # signs webhook bodies (HMAC-SHA256)
@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     service_principal_arn: str = ""  # default: sts:GetCallerIdentity of byob's credentials
     settle_lag_seconds: Annotated[float, Field(ge=0)] = 30.0
     file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20
-    row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 64 << 20
+    row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 32 << 20
     multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20
     check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
     aws_max_attempts: Annotated[int, Field(ge=1)] = 5

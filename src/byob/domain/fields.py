@@ -133,6 +133,10 @@ def base_path(value: str | None) -> str:
 def connection_name(value: str) -> str:
     """A connection name: 1-63 letters, digits, '_', '.', '-', starting with a letter or digit."""
     value = value.strip()
+    if re.fullmatch(r"[0-9a-f]{32}", value):
+        raise InvalidFieldError(
+            "a connection name must not look like a connection ID (32 hex digits)", field="name"
+        )
     if not _CONNECTION_NAME.fullmatch(value):
         raise InvalidFieldError(
             f"connection name {value!r} must be 1-63 characters of letters, digits, '_', '.' "
@@ -146,6 +150,8 @@ def tenant(value: str) -> str:
     """A tenant identifier as stored in the source's tenant column: any non-empty text."""
     if not value or not value.strip() or len(value) > 256:
         raise InvalidFieldError("tenant must be 1-256 characters", field="tenant")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidFieldError("tenant must not contain control characters", field="tenant")
     return value
 
 

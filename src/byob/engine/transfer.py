@@ -37,7 +37,11 @@ from byob.domain.models import ModelSpec, ResolvedModel, resolve
 from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import plan_window
 from byob.engine.arrow_types import arrow_schema, conform
-from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
+from byob.engine.parquet_files import (
+    RollingParquetWriter,
+    WrittenFile,
+    empty_parquet,
+)
 from byob.errors import ByobError, DestinationError, TransferError
 from byob.sources.base import Source
 from byob.store.repositories import TransferRecord, Transfers
@@ -59,7 +63,7 @@ _QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
     settle_lag: timedelta = timedelta(seconds=30)
-    row_group_bytes: int = 64 << 20
+    row_group_bytes: int = 32 << 20
     file_target_bytes: int = 256 << 20
 
 

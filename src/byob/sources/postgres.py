@@ -29,7 +29,7 @@ ORDER BY a.attnum
 
 # Read batches of about this many bytes from the driver: large enough to amortise per-batch
 # overhead, small enough that a few in flight keep memory bounded.
-_BATCH_BYTES_HINT = 8 << 20
+_BATCH_BYTES_HINT = 4 << 20
 
 
 class AdbcPostgresSource(Source):

@@ -74,9 +74,10 @@ class Connections:
     def get(self, name_or_id: str) -> Connection:
         c = T.connections.c
         with self.engine.connect() as db:
-            row = db.execute(
-                sa.select(T.connections).where(sa.or_(c.name == name_or_id, c.id == name_or_id))
-            ).first()
+            # An ID is exact and wins; names are looked up only when no ID matches.
+            row = db.execute(sa.select(T.connections).where(c.id == name_or_id)).first()
+            if row is None:
+                row = db.execute(sa.select(T.connections).where(c.name == name_or_id)).first()
         if row is None:
             raise NotFoundError(f"no connection named {name_or_id!r}", field="name")
         return _connection(row)

@@ -64,6 +64,15 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
     app.state.access = Access(byob)
     app.state.workers = workers
 
+    @app.middleware("http")
+    async def _refuse_nul(request: Request, call_next: Any) -> Any:
+        # No stored text may hold NUL (PostgreSQL refuses it); say so instead of failing later.
+        body = await request.body()
+        raw = request.url.path + "?" + str(request.url.query)
+        if "\x00" in raw or "%00" in raw.lower() or b"\\u0000" in body or b"\x00" in body:
+            return error_response(422, "invalid_field", "text must not contain NUL characters")
+        return await call_next(request)
+
     @app.exception_handler(ByobError)
     async def _byob_error(_: Request, exc: ByobError) -> JSONResponse:
         return error_response(status_of(exc), exc.code, exc.message, exc.field)
@@ -71,6 +80,8 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            return error_response(422, "invalid_json", "the request body is not valid JSON")
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
         message = first.get("msg", "invalid request")

@@ -14,22 +14,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ConnectionCreate(Strict):
-    name: Annotated[str, Field(max_length=63, examples=["acme-s3"])]
-    tenant: Annotated[str, Field(max_length=256)]
-    type: Literal["s3", "athena"] = "s3"
-    account_id: Annotated[str, Field(max_length=64, examples=["123456789012"])]
-    bucket: Annotated[str, Field(max_length=255)]
-    region: Annotated[str, Field(max_length=32, examples=["eu-west-1"])]
-    base_path: Annotated[str | None, Field(max_length=1024)] = None
-    role_arn: Annotated[str | None, Field(max_length=2048)] = None
-    access_key_id: Annotated[str | None, Field(max_length=128)] = None
-    secret_access_key: Annotated[str | None, Field(max_length=256)] = None
-    workgroup: Annotated[str, Field(max_length=128)] = "primary"
-    schema_: Annotated[str, Field(alias="schema", max_length=255)] = ""
-    database: Annotated[str, Field(max_length=255)] = ""
-
-
 class RecipientConnectionCreate(Strict):
     """What a recipient fills in through a link; the tenant comes from the link."""
 
@@ -45,6 +29,12 @@ class RecipientConnectionCreate(Strict):
     workgroup: Annotated[str, Field(max_length=128)] = "primary"
     schema_: Annotated[str, Field(alias="schema", max_length=255)] = ""
     database: Annotated[str, Field(max_length=255)] = ""
+
+
+class ConnectionCreate(RecipientConnectionCreate):
+    """What an operator fills in: the recipient's fields plus the tenant."""
+
+    tenant: Annotated[str, Field(max_length=256)]
 
 
 class ConnectionUpdate(Strict):

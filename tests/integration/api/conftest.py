@@ -1,0 +1,290 @@
+"""A real `byob serve` process, against a SQLite and against a PostgreSQL state store.
+
+Starting a server (and its operator key, through the CLI) costs seconds, so each kind of
+server is shared by every API test (pytest groups the tests by parameter, so each starts
+once). Tests isolate themselves with unique connection names and tenants, and request the
+function-scoped `aws` fixture when they need a wiped AWS emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from byob.app import Byob
+from byob.demo.emulator import LocalAws
+from byob.settings import load_settings
+from byob.store import tables as T
+from byob.store.db import create_engine
+from tests.integration.api.helpers import ACME_IDS
+from tests.support import pg_exec, pg_insert, write_config
+
+BYOB = [sys.executable, "-m", "byob.cli"]
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running `byob serve` and what tests need to talk to it and inspect its state."""
+
+    kind: str  # "sqlite" or "postgresql"
+    base_url: str
+    token: str  # the operator key named "ops"
+    env: dict[str, str]
+    home: Path
+    database_url: str
+    source_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None  # `byob worker`, with PostgreSQL state
+    _byob: Byob | None = field(default=None, repr=False)
+    _engine: sa.Engine | None = field(default=None, repr=False)
+
+    # -- talking to it ----------------------------------------------------------------------
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An HTTP client; with the operator key unless another token (or "") is given."""
+        token = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*BYOB, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+    def api_key(self, name: str) -> str:
+        done = self.cli("api-keys", "create", "--name", name, "--json")
+        assert done.returncode == 0, done.stderr
+        token = json.loads(done.stdout)["token"]
+        assert isinstance(token, str)
+        return token
+
+    @property
+    def worker_log_path(self) -> Path:
+        return self.log_path.with_name("worker.log")
+
+    def log(self) -> str:
+        """What the server (and its worker) logged so far."""
+        paths = [self.log_path, self.worker_log_path]
+        return "".join(p.read_text(errors="replace") for p in paths if p.exists())
+
+    # -- its state store ----------------------------------------------------------------------
+
+    @property
+    def byob(self) -> Byob:
+        """byob wired to the server's state store (for the audit log and the like)."""
+        if self._byob is None:
+            self._byob = Byob(
+                load_settings(home=self.home, database_url=self.database_url,
+                              config=self.env["BYOB_CONFIG"])
+            )  # fmt: skip
+        return self._byob
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = create_engine(self.database_url)
+        return self._engine
+
+    def execute(self, statement: Any) -> None:
+        with self.engine.begin() as db:
+            db.execute(statement)
+
+    def link_row(self, link_id: str) -> dict[str, Any]:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(T.links).where(T.links.c.id == link_id)).one()
+        return dict(row._mapping)
+
+    def state_text(self) -> str:
+        """Everything the state store holds, as text: the raw SQLite files (database and WAL),
+        or every column of every table of the PostgreSQL database."""
+        if self.kind == "sqlite":
+            path = Path(self.database_url.removeprefix("sqlite:///"))
+            raw = b"".join(
+                p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()
+            )
+            return raw.decode("latin-1")
+        chunks: list[str] = []
+        with psycopg.connect(self.database_url) as db:
+            tables = db.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+            ).fetchall()
+            assert tables
+            for (table,) in tables:
+                columns = db.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND table_name = %s",
+                    (table,),
+                ).fetchall()
+                for (column,) in columns:
+                    rows = db.execute(f'SELECT "{column}"::text FROM "{table}"').fetchall()
+                    chunks += [r[0] for r in rows if r[0] is not None]
+        return "\n".join(chunks)
+
+    def close(self) -> None:
+        if self._byob is not None:
+            self._byob.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def source_url(pg_server_url: str) -> Iterator[str]:
+    """The vendor's source database for the module: invoices of tenants acme and globex."""
+    name = f"src_{uuid.uuid4().hex[:12]}"
+    pg_exec(pg_server_url, f'CREATE DATABASE "{name}"')
+    url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
+    try:
+        pg_exec(
+            url,
+            "CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
+            "amount numeric(18,2), updated_at timestamptz NOT NULL)",
+        )
+        pg_insert(
+            url,
+            "INSERT INTO invoices VALUES (%s, %s, %s, now() - interval '1 hour')",
+            [(i, "acme" if i in ACME_IDS else "globex", f"{i}.25") for i in range(1, 61)],
+        )
+        yield url
+    finally:
+        pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"byob serve exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"byob serve did not answer /healthz in {STARTUP_SECONDS} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    source_url: str, pg_server_url: str, _aws_server: LocalAws,
+) -> Iterator[Server]:  # fmt: skip
+    """`python -m byob.cli serve` in its own process, with an operator key named "ops".
+
+    The scheduler is off (`--no-schedule`) so that only tests start transfers. With a
+    PostgreSQL state store transfers go through the queue, so a `byob worker` runs too."""
+    kind = request.param
+    tmp = tmp_path_factory.mktemp(f"serve-{kind}")
+    config = write_config(tmp / "byob.toml", source_url, [
+        {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
+         "cursor_column": "updated_at", "primary_key": ["id"]}])  # fmt: skip
+    state_name = None
+    if kind == "sqlite":
+        database_url = f"sqlite:///{tmp / 'state.sqlite'}"
+    else:
+        state_name = f"state_{uuid.uuid4().hex[:12]}"
+        pg_exec(pg_server_url, f'CREATE DATABASE "{state_name}"')
+        database_url = f"{pg_server_url.rsplit('/', 1)[0]}/{state_name}"
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ) | {
+        "BYOB_HOME": str(tmp / ".byob"), "BYOB_CONFIG": str(config),
+        "BYOB_AWS_ENDPOINT_URL": _aws_server.endpoint_url, "BYOB_SETTLE_LAG_SECONDS": "0",
+        "BYOB_DATABASE_URL": database_url, "BYOB_PUBLIC_URL": base_url,
+        "BYOB_CHECK_TIMEOUT_SECONDS": "20", "BYOB_AWS_MAX_ATTEMPTS": "2",
+    }  # fmt: skip
+    log_path = tmp / "server.log"
+    srv = Server(
+        kind=kind, base_url=base_url, token="", env=env, home=tmp / ".byob",
+        database_url=database_url, source_url=source_url, log_path=log_path,
+    )  # fmt: skip
+    try:
+        srv.token = srv.api_key("ops")
+        with log_path.open("wb") as log_file:
+            srv.process = subprocess.Popen(
+                [*BYOB, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-schedule"],
+                env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        _wait_healthy(base_url, srv.process, log_path)
+        if kind == "postgresql":
+            with srv.worker_log_path.open("wb") as log_file:
+                srv.worker = subprocess.Popen(
+                    [*BYOB, "worker", "--concurrency", "2"],
+                    env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+        yield srv
+    finally:
+        for process in (srv.worker, srv.process):
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        srv.close()
+        if state_name is not None:
+            pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{state_name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def ops(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client holding the operator key."""
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def anonymous(server: Server) -> Iterator[httpx.Client]:
+    with server.client("") as client:
+        yield client
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def _server_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When a test fails, show what the server logged meanwhile."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    srv: Server = request.getfixturevalue("server")
+    start = srv.log_path.stat().st_size if srv.log_path.exists() else 0
+    yield
+    if request.node.stash.get(_CALL_FAILED, False):
+        with srv.log_path.open("rb") as log:
+            log.seek(start)
+            print(f"--- server log ({srv.kind}) during the test ---")
+            print(log.read().decode(errors="replace")[-20000:])
