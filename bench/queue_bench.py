@@ -188,8 +188,7 @@ def main() -> None:
         jobs = q.make_queue(state_url)
         reset_slots(state_url)
         dispatcher = q.QueueDispatcher(byob, jobs)
-        scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.name))
-        scheduler.tick()
+        Scheduler(byob, lambda conn, d=dispatcher: d.trigger(conn.name)).tick()
     dispatcher.shutdown()
 
     # The floor: the same transfers in one process, no queue, no worker.
