@@ -150,7 +150,7 @@ def main() -> None:
     results: dict[str, object] = {"connections": args.connections}
     # The scheduler: claim every slot and defer every job, in one tick.
     dispatcher = q.QueueDispatcher(byob, jobs)
-    scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.name))
+    scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.id))
     start = time.perf_counter()
     dispatched = scheduler.tick()
     tick_seconds = time.perf_counter() - start
@@ -188,7 +188,7 @@ def main() -> None:
         jobs = q.make_queue(state_url)
         reset_slots(state_url)
         dispatcher = q.QueueDispatcher(byob, jobs)
-        Scheduler(byob, lambda conn, d=dispatcher: d.trigger(conn.name)).tick()
+        Scheduler(byob, lambda conn, d=dispatcher: d.trigger(conn.id)).tick()
     dispatcher.shutdown()
 
     # The floor: the same transfers in one process, no queue, no worker.

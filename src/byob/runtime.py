@@ -60,5 +60,5 @@ def build_runtime(byob: Byob, *, threads: int = 2) -> Runtime:
     else:
         dispatcher = LocalWorkers(byob, threads=threads)
         probe = dispatcher.queue_depth
-    scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.name))
+    scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.id))
     return Runtime(byob=byob, dispatcher=dispatcher, scheduler=scheduler, queue_probe=probe, notifier=notifier)

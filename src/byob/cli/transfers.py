@@ -12,15 +12,24 @@ from byob.cli.main import JsonOpt, build_app, transfers_app
 
 @transfers_app.command("run")
 def run(
-    connection: str,
+    connection: Annotated[str | None, typer.Argument(help="The connection (or --all).")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="Re-deliver every row.")
     ] = False,
+    run_all: Annotated[
+        bool, typer.Option("--all", help="Every active, healthy connection, one after another.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a transfer now: finish an interrupted one, then move the new rows of every model."""
+    if run_all == (connection is not None):
+        raise typer.BadParameter("give a connection name or --all, not both or neither")
     byob = build_app()
+    if run_all:
+        _run_all(byob, model=model, full_refresh=full_refresh, as_json=as_json)
+        return
+    assert connection is not None
     with output.rows_progress(not as_json) as progress:
         tasks: dict[str, int] = {}
 
@@ -46,6 +55,26 @@ def run(
     for result in results:
         for warning in result.warnings:
             output.console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    conns = [c for c in byob.connections.list() if c.status.value == "active" and not c.failing_check]
+    records = []
+    with output.rows_progress(not as_json) as progress:
+        for conn in conns:
+            task = progress.add_task(conn.name, total=None) if progress else None
+            results = byob.run_transfers(conn.id, model=model, full_refresh=full_refresh)
+            rows = sum(r.record.rows for r in results)
+            if progress is not None and task is not None:
+                progress.update(task, completed=rows)
+            records += [r.record.as_dict() | {"connection": conn.name, "resumed": r.resumed} for r in results]
+    if as_json:
+        output.emit_json({"connections": [c.name for c in conns], "transfers": records})
+        return
+    output.console.print(
+        f"{len(conns)} connections: {sum(r['rows'] for r in records):,} rows in "
+        f"{sum(r['files'] for r in records)} files ({output.human_bytes(sum(r['bytes'] for r in records))})"
+    )
 
 
 @transfers_app.command("list")

@@ -54,7 +54,7 @@ class AthenaChecks:
         wg = self.conn.workgroup
         arn = f"arn:aws:athena:{self.conn.region}:{self.conn.account_id}:workgroup/{wg}"
         try:
-            config = self.athena.get_work_group(WorkGroup=wg)["WorkGroup"].get("Configuration", {})
+            found = self.athena.get_work_group(WorkGroup=wg).get("WorkGroup")
         except ClientError as exc:
             if aws_error_code(exc) == "InvalidRequestException":
                 raise CheckFailed(
@@ -64,6 +64,12 @@ class AthenaChecks:
             raise self._denied(exc, "athena:GetWorkGroup", arn) from exc
         except BotoCoreError as exc:
             raise self._denied(exc, "athena:GetWorkGroup", arn) from exc
+        if not found:  # some endpoints answer an empty document rather than an error
+            raise CheckFailed(
+                f"workgroup {wg!r} does not exist in {self.conn.region}; create it or use 'primary'",
+                "InvalidRequestException",
+            )
+        config = found.get("Configuration", {})
         if config.get("ManagedQueryResultsConfiguration", {}).get("Enabled"):
             raise CheckFailed(
                 f"workgroup {wg!r} uses Athena managed query results, so results cannot land "

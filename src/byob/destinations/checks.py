@@ -115,6 +115,9 @@ class ConnectionChecks:
             outcome, code, message = Outcome.FAILED, exc.aws_code, exc.message
         except ByobError as exc:
             outcome, code, message = Outcome.FAILED, getattr(exc, "aws_code", None), exc.message
+        except Exception as exc:
+            outcome, code = Outcome.FAILED, type(exc).__name__
+            message = f"the check could not complete: {type(exc).__name__}: {exc}"
         if (
             name == "delete_test_object"
             and outcome is Outcome.FAILED
