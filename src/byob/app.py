@@ -4,6 +4,7 @@ every interface (CLI, API, workers) calls. Built at entry points, never at impor
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,8 @@ class Byob:
         self._sources = threading.local()
         self._sources_lock = threading.Lock()
         self._all_sources: list[Source] = []
+        # Source connections are closed even when an app is dropped without close().
+        weakref.finalize(self, _close_all, self._all_sources)
         # Called with (event, payload) on transfer outcomes and failing connections (webhooks).
         self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -62,9 +65,7 @@ class Byob:
 
     def close(self) -> None:
         with self._sources_lock:
-            sources, self._all_sources = self._all_sources, []
-        for src in sources:
-            src.close()
+            _close_all(self._all_sources)
         self.engine.dispose()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -341,3 +342,8 @@ def _who(conn: Connection) -> str:
     if conn.auth is AuthKind.ROLE:
         return f"role {conn.role_name or conn.role_arn}"
     return f"the IAM user of access key {conn.access_key_id}"
+
+
+def _close_all(sources: list[Source]) -> None:
+    while sources:
+        sources.pop().close()

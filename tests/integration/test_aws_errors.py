@@ -29,7 +29,7 @@ from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.demo.readback import connect_s3
 from byob.errors import ConflictError, DestinationError, TransferError
 from byob.settings import load_settings
-from tests.support import CUSTOMER, pg_exec, write_config
+from tests.support import CUSTOMER, OPEN_APPS, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +73,7 @@ def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> B
     )
     app = Byob(load_settings(**options), aws=sessions)
     app.migrate()
+    OPEN_APPS.append(app)
     return app
 
 
