@@ -30,8 +30,9 @@ test: setup-test  ## PostgreSQL + the AWS emulator + the whole suite
 	scripts/ensure-chromium
 	scripts/with-postgres $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: setup-bench  ## transfer throughput and memory against floors and dlt
-	scripts/with-postgres $(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS)
+bench: setup-bench  ## transfer throughput and memory against floors and dlt; queue throughput
+	scripts/with-postgres bash -c '$(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS) && $(VENV)/bin/python bench/queue_bench.py $(QUEUE_BENCH_ARGS)'
+
 
 lint: setup-test
 	$(VENV)/bin/ruff check src tests bench
