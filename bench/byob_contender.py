@@ -68,21 +68,19 @@ def byob_env(work_dir: Path, extra: dict[str, str] | None = None) -> dict[str, s
 
 
 def byob_s3_args(endpoint_url: str, bucket: str, tenant: str) -> list[str]:
-    """TODO(byob S3): confirm/complete the `connections create --type s3` flags.
+    """`connections create --type s3` flags: role-based, as recipients onboard by default.
 
-    Sketch from `byob connections create --help` as of writing: bucket, region and a
-    per-tenant folder, authenticated with an HMAC key (`--access-key-id`; byob reads the
-    secret from BYOB_SECRET_ACCESS_KEY, which Destination.env supplies). The endpoint is not
-    a flag: byob takes it from BYOB_AWS_ENDPOINT_URL (also in Destination.env). The emulator
-    (moto at `endpoint_url`, region us-east-1) accepts any key; `bucket` already exists.
-    Each tenant must land under its own prefix so outputs can be counted per tenant.
+    The emulator (moto at `endpoint_url`, via BYOB_AWS_ENDPOINT_URL in the environment) lets
+    byob assume any role in the recipient's account without IAM enforcement; bucket names
+    are global there, so the bucket the benchmark made is the recipient's. Each tenant lands
+    under its own folder so outputs can be counted per tenant.
     """
-    del endpoint_url  # passed through the environment instead; kept for whoever completes this
+    del endpoint_url  # passed through the environment
     return [
+        "--account-id", "210987654321",
         "--bucket", bucket,
         "--region", EMULATOR_CREDENTIALS["AWS_DEFAULT_REGION"],
         "--base-path", f"bench/{tenant}",
-        "--access-key-id", EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
     ]  # fmt: skip
 
 

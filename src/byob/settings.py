@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     service_principal_arn: str = ""  # default: sts:GetCallerIdentity of byob's credentials
     settle_lag_seconds: Annotated[float, Field(ge=0)] = 30.0
     file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20
-    row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 32 << 20
+    row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 16 << 20
     multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20
     check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
     aws_max_attempts: Annotated[int, Field(ge=1)] = 5

@@ -18,8 +18,11 @@ def run(
         bool, typer.Option("--full-refresh", help="Re-deliver every row.")
     ] = False,
     run_all: Annotated[
-        bool, typer.Option("--all", help="Every active, healthy connection, one after another.")
+        bool, typer.Option("--all", help="Every active, healthy connection.")
     ] = False,
+    parallel: Annotated[
+        int, typer.Option("--parallel", min=1, max=32, help="With --all: connections at once.")
+    ] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a transfer now: finish an interrupted one, then move the new rows of every model."""
@@ -27,7 +30,7 @@ def run(
         raise typer.BadParameter("give a connection name or --all, not both or neither")
     byob = build_app()
     if run_all:
-        _run_all(byob, model=model, full_refresh=full_refresh, as_json=as_json)
+        _run_all(byob, model=model, full_refresh=full_refresh, as_json=as_json, parallel=parallel)
         return
     assert connection is not None
     with output.rows_progress(not as_json) as progress:
@@ -57,17 +60,25 @@ def run(
             output.console.print(f"[yellow]warning:[/] {warning}")
 
 
-def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool, parallel: int) -> None:  # type: ignore[no-untyped-def]
+    """Every active, healthy connection, a few at a time: one connection's source scan
+    overlaps another's encoding and bookkeeping."""
+    from concurrent.futures import ThreadPoolExecutor
+
     conns = [c for c in byob.connections.list() if c.status.value == "active" and not c.failing_check]
-    records = []
+    records: list[dict] = []  # type: ignore[type-arg]
     with output.rows_progress(not as_json) as progress:
-        for conn in conns:
-            task = progress.add_task(conn.name, total=None) if progress else None
+        overall = progress.add_task("connections", total=len(conns)) if progress else None
+
+        def one(conn):  # type: ignore[no-untyped-def]
             results = byob.run_transfers(conn.id, model=model, full_refresh=full_refresh)
-            rows = sum(r.record.rows for r in results)
-            if progress is not None and task is not None:
-                progress.update(task, completed=rows)
-            records += [r.record.as_dict() | {"connection": conn.name, "resumed": r.resumed} for r in results]
+            if progress is not None and overall is not None:
+                progress.advance(overall)
+            return [r.record.as_dict() | {"connection": conn.name, "resumed": r.resumed} for r in results]
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="byob-run") as pool:
+            for done in pool.map(one, conns):
+                records += done
     if as_json:
         output.emit_json({"connections": [c.name for c in conns], "transfers": records})
         return

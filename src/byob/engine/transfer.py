@@ -57,13 +57,13 @@ Progress = Callable[[int], None]  # rows delivered so far in this transfer
 
 log = logging.getLogger("byob.transfer")
 
-_QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
+_QUEUE_BATCHES = 2  # read-ahead: bounded so memory does not grow with the table
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
     settle_lag: timedelta = timedelta(seconds=30)
-    row_group_bytes: int = 32 << 20
+    row_group_bytes: int = 16 << 20
     file_target_bytes: int = 256 << 20
 
 
