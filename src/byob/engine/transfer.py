@@ -57,7 +57,7 @@ Progress = Callable[[int], None]  # rows delivered so far in this transfer
 
 log = logging.getLogger("byob.transfer")
 
-_QUEUE_BATCHES = 2  # read-ahead: bounded so memory does not grow with the table
+_QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
 
 
 @dataclass(frozen=True, kw_only=True)
