@@ -12,6 +12,7 @@ export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo test bench lint setup setup-test setup-bench clean
+BENCH_ARGS ?= --floor-inline-tenant
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
