@@ -20,6 +20,15 @@ CUSTOMER = "210987654321"
 OPEN_APPS: list[Byob] = []
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def write_config(path: Path, source_url: str, models: Iterable[dict[str, Any]]) -> Path:
     lines = ["[source]", f'url = "{source_url}"']
     for m in models:

@@ -89,10 +89,19 @@ def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str],
     assert any(k.startswith("exports/billing/invoices/dt=") and k.endswith(".parquet") for k in keys)
     assert any(k.startswith("exports/billing/_manifests/invoices/dt=") for k in keys)
 
+    # `--all` runs every active connection: nothing new since, so an empty incremental.
+    everything = byob(env, "transfers", "run", "--all", "--json")
+    assert everything.returncode == 0, everything.stderr
+    report = json.loads(everything.stdout)
+    assert report["connections"] == ["acme-s3"]
+    assert [(t["type"], t["rows"], t["status"]) for t in report["transfers"]] == [("incremental", 0, "succeeded")]
+    assert byob(env, "transfers", "run").returncode == 2  # a connection or --all
+
     human = byob(env, "transfers", "list", "acme-s3")
     assert human.returncode == 0 and "succeeded" in human.stdout
     listed = json.loads(byob(env, "transfers", "list", "acme-s3", "--json").stdout)
-    shown = json.loads(byob(env, "transfers", "show", listed["transfers"][0]["id"], "--json").stdout)
+    backfill = listed["transfers"][-1]  # newest first: the backfill is the oldest
+    shown = json.loads(byob(env, "transfers", "show", backfill["id"], "--json").stdout)
     assert shown["files"][0]["state"] == "committed"
     assert json.loads(byob(env, "connections", "list", "--json").stdout)["connections"][0]["status"] == "active"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from byob.demo.emulator import LocalAws
-from tests.support import pg_exec, pg_insert, write_config
+from tests.support import free_port, pg_exec, pg_insert, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,12 +36,6 @@ PHONE = {"width": 390, "height": 844}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives a real Chromium against `byob serve`")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assert_fits(page: Any) -> None:
@@ -120,7 +113,7 @@ def serving(tmp: Path, source_url: str, endpoint_url: str, **extra_env: str) -> 
     config = write_config(tmp / "byob.toml", source_url, [
         {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
          "cursor_column": "updated_at", "primary_key": ["id"]}])  # fmt: skip
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = dict(os.environ) | {
         "BYOB_HOME": str(tmp / ".byob"), "BYOB_CONFIG": str(config),

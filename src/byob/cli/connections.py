@@ -10,12 +10,7 @@ import typer
 
 from byob.cli import output
 from byob.cli.main import JsonOpt, build_app, connections_app, models_app
-from byob.domain.connections import Connection
 from byob.views import connection_view
-
-
-def connection_dict(conn: Connection, byob: Any = None) -> dict[str, Any]:
-    return connection_view(conn, byob)
 
 
 @connections_app.command("create")
@@ -60,7 +55,7 @@ def create(
     )  # fmt: skip
     policies = byob.policies(conn) if conn.type.value != "local" else {}
     if as_json:
-        output.emit_json({"connection": connection_dict(conn), **policies})
+        output.emit_json({"connection": connection_view(conn), **policies})
         return
     output.console.print(f"Created draft connection [bold]{conn.name}[/] → {conn.location()}")
     _print_policies(policies)
@@ -98,7 +93,7 @@ def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt
     byob = build_app()
     conns = byob.connections.list(tenant=tenant)
     if as_json:
-        output.emit_json({"connections": [connection_dict(c) for c in conns]})
+        output.emit_json({"connections": [connection_view(c) for c in conns]})
         return
     output.table(
         "Connections", ["name", "tenant", "type", "status", "location"],
@@ -111,7 +106,7 @@ def show(name: str, as_json: JsonOpt = False) -> None:
     """Show a connection, its latest validation and its models' high-water marks."""
     byob = build_app()
     conn = byob.connections.get(name)
-    data = connection_dict(conn, byob)
+    data = connection_view(conn, byob)
     if as_json:
         output.emit_json({"connection": data})
         return
@@ -164,7 +159,7 @@ def activate(name: str, as_json: JsonOpt = False) -> None:
     byob = build_app()
     conn = byob.activate(name)
     if as_json:
-        output.emit_json({"connection": connection_dict(conn)})
+        output.emit_json({"connection": connection_view(conn)})
     else:
         output.console.print(f"Connection [bold]{conn.name}[/] is [green]active[/]")
 
@@ -218,7 +213,7 @@ def update(
     byob = build_app()
     conn = byob.update_connection(name, changes, secret_access_key=secret)
     if as_json:
-        output.emit_json({"connection": connection_dict(conn, byob)})
+        output.emit_json({"connection": connection_view(conn, byob)})
     else:
         output.console.print(f"Connection [bold]{conn.name}[/] updated; status {conn.status}")
 
@@ -229,7 +224,7 @@ def pause(name: str, as_json: JsonOpt = False) -> None:
     byob = build_app()
     conn = byob.pause(name)
     if as_json:
-        output.emit_json({"connection": connection_dict(conn, byob)})
+        output.emit_json({"connection": connection_view(conn, byob)})
     else:
         output.console.print(f"Connection [bold]{conn.name}[/] is paused")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,16 +30,10 @@ from byob.settings import load_settings
 from byob.store import tables as T
 from byob.store.db import create_engine
 from tests.integration.api.helpers import ACME_IDS
-from tests.support import pg_exec, pg_insert, write_config
+from tests.support import free_port, pg_exec, pg_insert, write_config
 
 BYOB = [sys.executable, "-m", "byob.cli"]
 STARTUP_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -207,7 +200,7 @@ def server(
         state_name = f"state_{uuid.uuid4().hex[:12]}"
         pg_exec(pg_server_url, f'CREATE DATABASE "{state_name}"')
         database_url = f"{pg_server_url.rsplit('/', 1)[0]}/{state_name}"
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = dict(os.environ) | {
         "BYOB_HOME": str(tmp / ".byob"), "BYOB_CONFIG": str(config),

@@ -27,8 +27,8 @@ from byob.web.app import create_app
 from byob.webhooks import WebhookNotifier, sign, verify
 from byob.workers import queue as q
 from byob.workers.local import LocalWorkers
-from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, free_port
-from tests.support import make_app, onboard_s3, write_config
+from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices
+from tests.support import free_port, make_app, onboard_s3, write_config
 
 pytestmark = pytest.mark.integration
 
