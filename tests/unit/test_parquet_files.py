@@ -13,7 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from byob.destinations.base import ObjectWriter
-from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
+from byob.engine.parquet_files import (
+    RollingParquetWriter,
+    WrittenFile,
+    dictionary_columns,
+    empty_parquet,
+)
 
 MIB = 1 << 20
 
@@ -243,3 +248,30 @@ def test_empty_parquet_reads_back_with_schema_and_no_rows() -> None:
     assert table.num_rows == 0
     assert table.schema.equals(schema, check_metadata=False)
     assert table.schema.metadata[b"byob.model"] == b"invoices"
+
+
+def test_dictionary_encoding_only_for_repeating_columns() -> None:
+    rows = 20_000
+    schema = pa.schema([
+        ("id", pa.int64()), ("status", pa.string()), ("tags", pa.list_(pa.string())),
+        ("note", pa.string()), ("flag", pa.bool_()),
+    ])  # fmt: skip
+    batch = pa.record_batch([
+        pa.array(range(rows), pa.int64()),
+        pa.array(["open", "paid", "void"] * (rows // 3) + ["open"] * (rows % 3)),
+        pa.array([["a", "b"]] * rows, pa.list_(pa.string())),
+        pa.array([None] * rows, pa.string()),  # nothing to judge: the cheap default stays
+        pa.array([True, False] * (rows // 2)),
+    ], schema=schema)  # fmt: skip
+    assert dictionary_columns(pa.Table.from_batches([batch])) == ["status", "tags.list.element", "note"]
+
+    sink = Sink()
+    writer = sink.writer(schema, row_group_bytes=1, file_target_bytes=1 << 40)
+    writer.write(batch)
+    writer.finish()
+    data = sink.objects[0].data
+    chunks = {c.path_in_schema: c for c in map(metadata(data).row_group(0).column, range(5))}
+    assert "RLE_DICTIONARY" in chunks["status"].encodings
+    assert "RLE_DICTIONARY" in chunks["tags.list.element"].encodings
+    assert "RLE_DICTIONARY" not in chunks["id"].encodings
+    assert pq.read_table(io.BytesIO(data)).equals(pa.Table.from_batches([batch]))

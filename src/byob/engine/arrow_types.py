@@ -49,9 +49,7 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, model: ResolvedModel) -> p
         if array.type != field.type:
             try:
                 if column.type.kind in _TRUNCATING and pa.types.is_timestamp(array.type):
-                    # Drop sub-millisecond digits toward the past (a plain unsafe cast rounds
-                    # toward 1970, which moves pre-1970 instants forward, even across days).
-                    array = pc.floor_temporal(array, unit="millisecond")
+                    array = _floor_to_ms(array)
                 array = pc.cast(array, field.type, safe=column.type.kind not in _TRUNCATING)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SchemaChangeError(
@@ -61,3 +59,19 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, model: ResolvedModel) -> p
                 ) from exc
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _floor_to_ms(array: pa.Array) -> pa.Array:
+    """Prepare sub-millisecond timestamps for the truncating cast to milliseconds.
+
+    An unsafe cast drops digits toward 1970, which is toward the past only for instants after
+    it; before 1970 it would move an instant forward, even across a day. ``floor_temporal``
+    is exact everywhere but costs several times the cast, so it runs only for batches that
+    hold an instant before 1970.
+    """
+    if array.null_count == len(array):
+        return array
+    earliest = pc.min(array.view(pa.int64()))
+    if earliest.as_py() >= 0:
+        return array
+    return pc.floor_temporal(array, unit="millisecond")
