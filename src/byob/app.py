@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from byob.aws.sessions import AwsConfig, AwsSessions
 from byob.config import ProjectConfig, load_config
 from byob.destinations.base import Destination
-from byob.destinations.checks import CheckResult, ConnectionChecks, passed
 from byob.destinations.local import LocalDestination
 from byob.domain import connections as rules
 from byob.domain import fields as field_rules
@@ -24,6 +22,10 @@ from byob.domain.connections import AuthKind, Connection, ConnectionType
 from byob.domain.models import ResolvedModel, resolve
 
 if TYPE_CHECKING:
+    # boto3 and botocore take ~0.15 s to import; a transfer to a local directory never needs
+    # them, so they are imported where AWS is first used.
+    from byob.aws.sessions import AwsSessions
+    from byob.destinations.checks import CheckResult
     from byob.destinations.glue import GlueCatalog
 from byob.engine.parquet_files import use_returning_allocator
 from byob.engine.transfer import EngineOptions, Progress, TransferResult, TransferRunner
@@ -73,6 +75,8 @@ class Byob:
     @property
     def aws(self) -> AwsSessions:
         if self._aws is None:
+            from byob.aws.sessions import AwsConfig, AwsSessions
+
             self._aws = AwsSessions(
                 AwsConfig(endpoint_url=self.settings.aws_endpoint_url,
                           max_attempts=self.settings.aws_max_attempts)
@@ -205,6 +209,8 @@ class Byob:
         return out
 
     def validate(self, name: str, *, actor: str = "cli") -> tuple[Connection, list[CheckResult]]:
+        from byob.destinations.checks import ConnectionChecks, passed
+
         conn = self.connections.get(name)
         checks = ConnectionChecks(
             conn=conn, destination=self.destination(conn),
