@@ -61,6 +61,9 @@ class Byob:
         weakref.finalize(self, _close_all, self._all_sources)
         # Called with (event, payload) on transfer outcomes and failing connections (webhooks).
         self.on_event: Callable[[str, dict[str, Any]], None] | None = None
+        # How many transfers this process runs at once (worker threads, `--parallel`): they
+        # share one memory budget (EngineOptions.shared_by).
+        self.concurrent_transfers = 1
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -283,7 +286,7 @@ class Byob:
             settle_lag=timedelta(seconds=self.settings.settle_lag_seconds),
             row_group_bytes=self.settings.row_group_bytes,
             file_target_bytes=self.settings.file_target_bytes,
-        )
+        ).shared_by(self.concurrent_transfers)
 
     def catalog(self, conn: Connection) -> GlueCatalog | None:
         if conn.type is not ConnectionType.ATHENA:

@@ -58,6 +58,7 @@ def build_runtime(byob: Byob, *, threads: int = 2) -> Runtime:
         dispatcher: Any = q.QueueDispatcher(byob, jobs)
         probe = lambda: q.queue_depth(jobs)  # noqa: E731
     else:
+        byob.concurrent_transfers = threads
         dispatcher = LocalWorkers(byob, threads=threads)
         probe = dispatcher.queue_depth
     scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.id))

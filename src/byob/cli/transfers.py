@@ -21,7 +21,7 @@ def run(
         bool, typer.Option("--all", help="Every active, healthy connection.")
     ] = False,
     parallel: Annotated[
-        int, typer.Option("--parallel", min=1, max=32, help="With --all: connections at once.")
+        int, typer.Option("--parallel", min=1, max=32, help="With --all: connections at once (sharing one transfer's buffers).")
     ] = 2,
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,6 +66,7 @@ def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool, para
     from concurrent.futures import ThreadPoolExecutor
 
     conns = [c for c in byob.connections.list() if c.status.value == "active" and not c.failing_check]
+    byob.concurrent_transfers = parallel
     records: list[dict] = []  # type: ignore[type-arg]
     with output.rows_progress(not as_json) as progress:
         overall = progress.add_task("connections", total=len(conns)) if progress else None

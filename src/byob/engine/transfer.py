@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -57,14 +57,33 @@ Progress = Callable[[int], None]  # rows delivered so far in this transfer
 
 log = logging.getLogger("byob.transfer")
 
-_QUEUE_BATCHES = 4  # read-ahead: bounded so memory does not grow with the table
+# Row groups smaller than this cost readers more than the memory they save.
+_MIN_SHARED_ROW_GROUP_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
+    """How one transfer runs. The two buffers (the row group being filled and the batches
+    read ahead) are what a transfer's memory consists of beyond the process itself."""
+
     settle_lag: timedelta = timedelta(seconds=30)
     row_group_bytes: int = 16 << 20
     file_target_bytes: int = 256 << 20
+    read_ahead_batches: int = 4  # bounded, so memory does not grow with the table
+
+    def shared_by(self, transfers: int) -> EngineOptions:
+        """The options for each of ``transfers`` running at once in one process: they split
+        the buffers of one, so the process's peak memory is set by its configuration, not by
+        how many connections it serves at a time (down to row groups of 4 MiB, below which
+        readers would pay for it)."""
+        if transfers <= 1:
+            return self
+        floor = min(self.row_group_bytes, _MIN_SHARED_ROW_GROUP_BYTES)
+        return replace(
+            self,
+            row_group_bytes=max(self.row_group_bytes // transfers, floor),
+            read_ahead_batches=max(self.read_ahead_batches // transfers, 1),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,7 +270,7 @@ class TransferRunner:
         self, model: ResolvedModel, record: TransferRecord, schema: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
         """Read and cast in a second thread so reading overlaps encoding and uploading."""
-        batches: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_BATCHES)
+        batches: queue.Queue[Any] = queue.Queue(maxsize=self.options.read_ahead_batches)
         stop = threading.Event()
         done = object()
 

@@ -154,6 +154,7 @@ def queue_depth(queue: procrastinate.App) -> tuple[int, float]:
 def run_worker(byob: Byob, queue: procrastinate.App, *, concurrency: int, name: str | None = None) -> None:
     """Take transfers until SIGTERM/SIGINT; a first signal drains running jobs gracefully."""
     _worker_app["byob"] = byob
+    byob.concurrent_transfers = concurrency
     queue.run_worker(
         queues=[QUEUE, MAINTENANCE_QUEUE], concurrency=concurrency, name=name,
         install_signal_handlers=True, update_heartbeat_interval=2.0, stalled_worker_timeout=10.0,
