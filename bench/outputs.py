@@ -64,6 +64,7 @@ class S3Emulator:
     def __init__(self) -> None:
         self._server = None
         self.endpoint_url = ""
+        self._buckets = 0
 
     def __enter__(self) -> S3Emulator:
         from moto.server import ThreadedMotoServer
@@ -77,7 +78,12 @@ class S3Emulator:
         return self
 
     def create_bucket(self, name: str) -> str:
+        """A new, empty bucket named after ``name`` (numbered: every round gets its own, so
+        counting a bucket counts one run)."""
         import boto3
+
+        self._buckets += 1
+        name = f"{name}-{self._buckets}"
 
         boto3.client(
             "s3",

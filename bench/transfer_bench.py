@@ -285,17 +285,21 @@ def ratios(figures: list[Figure]) -> list[dict]:
             figure = _find(figures, byob, scope)
             if figure is None:
                 continue
+            # Speed is held to its targets writing local files, like the floors and dlt; to
+            # the emulator it is reported only (moto's own speed dominates). Memory is held to
+            # its targets either way.
+            timed = byob == BYOB_LOCAL
             add(
                 f"{byob} rows/s ÷ dlt rows/s ({label})",
                 _ratio(figure.rows_per_s, rows_per_s("dlt", scope)),
-                f"≥ {TARGET_VS_DLT}",
-                lambda v: v >= TARGET_VS_DLT,
+                f"≥ {TARGET_VS_DLT}" if timed else "reported",
+                (lambda v: v >= TARGET_VS_DLT) if timed else None,
             )
             add(
                 f"{byob} time ÷ overlapped floor time ({label})",
                 _ratio(figure.seconds, seconds("floor-overlapped", scope)),
-                f"≤ {TARGET_VS_FLOOR}",
-                lambda v: v <= TARGET_VS_FLOOR,
+                f"≤ {TARGET_VS_FLOOR}" if timed else "reported",
+                (lambda v: v <= TARGET_VS_FLOOR) if timed else None,
             )
             add(
                 f"{byob} peak RSS MB ({label})",

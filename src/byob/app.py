@@ -135,7 +135,7 @@ class Byob:
         session = self.aws.for_connection(conn, self.secret_of(conn))
         return S3Destination(
             self.aws.client(session, "s3", conn.region), bucket=conn.bucket, region=conn.region,
-            who=_who(conn), part_bytes=self.settings.multipart_part_bytes,
+            who=_who(conn), part_bytes=self.engine_options().part_bytes,
         )  # fmt: skip
 
     # -- connections -------------------------------------------------------------------------
@@ -286,6 +286,7 @@ class Byob:
             settle_lag=timedelta(seconds=self.settings.settle_lag_seconds),
             row_group_bytes=self.settings.row_group_bytes,
             file_target_bytes=self.settings.file_target_bytes,
+            part_bytes=self.settings.multipart_part_bytes,
         ).shared_by(self.concurrent_transfers)
 
     def catalog(self, conn: Connection) -> GlueCatalog | None:

@@ -28,6 +28,12 @@ def test_buffers_are_split_down_to_a_floor(
     assert shared.file_target_bytes == EngineOptions().file_target_bytes  # not a buffer
 
 
+@pytest.mark.parametrize(("transfers", "part_mib"), [(1, 16), (2, 8), (3, 16 / 3), (4, 5), (16, 5)])
+def test_multipart_parts_are_split_down_to_the_s3_minimum(transfers: int, part_mib: float) -> None:
+    shared = EngineOptions(part_bytes=16 * MIB).shared_by(transfers)
+    assert shared.part_bytes == pytest.approx(part_mib * MIB, abs=1024)
+
+
 def test_row_groups_configured_below_the_floor_stay_as_configured() -> None:
     shared = EngineOptions(row_group_bytes=1 * MIB).shared_by(4)
     assert shared.row_group_bytes == 1 * MIB

@@ -28,7 +28,6 @@ class S3Destination(Destination):
         self.region = region
         self.who = who  # "role byob-acme-3f2a" or "the access key's user", for messages
         self.part_bytes = part_bytes
-        self._pool = ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
 
     def error(self, exc: BaseException, action: str, key: str) -> DestinationError:
         return explain(
@@ -69,12 +68,12 @@ class S3Destination(Destination):
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
 
 class _MultipartWriter(ObjectWriter):
-    """Buffers encoded bytes into parts; a file smaller than one part is a single PutObject."""
+    """Buffers encoded bytes into parts; a file smaller than one part is a single PutObject.
+
+    Parts upload on the writer's own threads, which end with the file (commit or abort): a
+    destination holds no threads, so nothing is left running when a transfer is dropped."""
 
     def __init__(
         self, dest: S3Destination, key: str, on_started: Callable[[str], None] | None
@@ -85,6 +84,7 @@ class _MultipartWriter(ObjectWriter):
         self._buffer = bytearray()
         self._parts: list[Future[dict[str, Any]]] = []
         self._in_flight = threading.BoundedSemaphore(_PARTS_IN_FLIGHT)
+        self._pool: ThreadPoolExecutor | None = None
         self._size = 0
         self.upload_id: str | None = None
 
@@ -117,7 +117,9 @@ class _MultipartWriter(ObjectWriter):
                 self._in_flight.release()
 
         # Part uploads log with the transfer's context.
-        self._parts.append(self._dest._pool.submit(contextvars.copy_context().run, upload))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        self._parts.append(self._pool.submit(contextvars.copy_context().run, upload))
         # Surface a failed part now rather than after encoding the whole file.
         for done in [f for f in self._parts if f.done()]:
             self._result(done)
@@ -139,7 +141,10 @@ class _MultipartWriter(ObjectWriter):
         if self._buffer:
             self._send_part(bytes(self._buffer))
             self._buffer.clear()
-        parts = [self._result(f) for f in self._parts]
+        try:
+            parts = [self._result(f) for f in self._parts]
+        finally:
+            self._stop_uploads()
         try:
             client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
@@ -155,6 +160,12 @@ class _MultipartWriter(ObjectWriter):
             if not future.cancelled():
                 with contextlib.suppress(Exception):
                     future.result()
+        self._stop_uploads()
         self._buffer.clear()
         if self.upload_id is not None:
             self._dest.abort_upload(self._key, self.upload_id)
+
+    def _stop_uploads(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -59,23 +59,27 @@ log = logging.getLogger("byob.transfer")
 
 # Row groups smaller than this cost readers more than the memory they save.
 _MIN_SHARED_ROW_GROUP_BYTES = 4 << 20
+# S3 refuses multipart parts below 5 MiB (all but the last).
+MIN_PART_BYTES = 5 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
-    """How one transfer runs. The two buffers (the row group being filled and the batches
-    read ahead) are what a transfer's memory consists of beyond the process itself."""
+    """How one transfer runs. Its buffers (the row group being filled, the batches read
+    ahead, the multipart parts being filled and sent) are what a transfer's memory consists
+    of beyond the process itself."""
 
     settle_lag: timedelta = timedelta(seconds=30)
     row_group_bytes: int = 16 << 20
     file_target_bytes: int = 256 << 20
     read_ahead_batches: int = 4  # bounded, so memory does not grow with the table
+    part_bytes: int = 16 << 20  # multipart part size (S3 destinations)
 
     def shared_by(self, transfers: int) -> EngineOptions:
         """The options for each of ``transfers`` running at once in one process: they split
         the buffers of one, so the process's peak memory is set by its configuration, not by
         how many connections it serves at a time (down to row groups of 4 MiB, below which
-        readers would pay for it)."""
+        readers would pay for it, and to S3's smallest part)."""
         if transfers <= 1:
             return self
         floor = min(self.row_group_bytes, _MIN_SHARED_ROW_GROUP_BYTES)
@@ -83,6 +87,7 @@ class EngineOptions:
             self,
             row_group_bytes=max(self.row_group_bytes // transfers, floor),
             read_ahead_batches=max(self.read_ahead_batches // transfers, 1),
+            part_bytes=max(self.part_bytes // transfers, min(self.part_bytes, MIN_PART_BYTES)),
         )
 
 
