@@ -289,6 +289,7 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
     else:
         assert len(uploads) <= 1  # the abort was refused too: the rerun must abort it
     assert app.transfers.model_state(conn.id, "events") == state_before
+    assert _part_upload_threads() == []  # the aborted file's uploaders ended with it
     failed = app.transfers.list(conn.id)[0]
     assert failed.id != first.record.id
     assert failed.status == "failed" and "AccessDenied" in (failed.error or ""), failed
@@ -304,10 +305,15 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
     assert results[0].record.window == failed.window
     assert results[0].record.bytes > 10 << 20 and hook.parts >= 2  # a multipart file indeed
     assert customer.client("s3").list_multipart_uploads(Bucket="bkt").get("Uploads", []) == []
+    assert _part_upload_threads() == []
     aws.enforce_iam(False)
     ids = duckdb_ids(aws, customer)
     assert len(ids) == len(set(ids)) == len(source_ids(events)) == 40 + 200_000
     assert set(ids) == set(source_ids(events))
+
+
+def _part_upload_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("s3-part")]
 
 
 # -- (c) a bucket that does not exist, a bucket in another region ------------------------------
