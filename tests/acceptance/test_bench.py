@@ -1,0 +1,41 @@
+"""The benchmark `make bench` runs, at a size a test can afford: every contender but dlt (a
+bench-only dependency) writes exactly the source's rows, and the report carries the figures
+and ratios the README quotes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.acceptance
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: str) -> None:
+    work = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "transfer_bench.py"), "--pg-url", pg_url,
+         "--rows", "20000", "--work-dir", str(work), "--floor-inline-tenant", "--skip-dlt",
+         "--timeout", "240"],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ, COLUMNS="200"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    results = json.loads((work / "results.json").read_text())
+    figures = {(f["contender"], f["scope"]): f for f in results["figures"]}
+    expected = {"largest": 4_000, "all": 20_000}
+    for contender in ("floor-serial", "floor-overlapped", "byob", "byob → S3"):
+        for scope, rows in expected.items():
+            figure = figures[(contender, scope)]
+            assert figure["status"] == "ok", figure
+            assert figure["rows"] == figure["expected_rows"] == rows, figure
+            assert figure["seconds"] > 0 and figure["peak_rss_mb"] > 0, figure
+    assert figures[("byob", "all")]["files"] == 200  # one file per tenant
+    names = {r["name"] for r in results["ratios"]}
+    assert "byob all-tenant peak RSS ÷ largest-tenant peak RSS" in names
+    assert "byob time ÷ overlapped floor time (largest tenant)" in names
