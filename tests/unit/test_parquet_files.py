@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -275,3 +277,22 @@ def test_dictionary_encoding_only_for_repeating_columns() -> None:
     assert "RLE_DICTIONARY" in chunks["tags.list.element"].encodings
     assert "RLE_DICTIONARY" not in chunks["id"].encodings
     assert pq.read_table(io.BytesIO(data)).equals(pa.Table.from_batches([batch]))
+
+
+@pytest.mark.parametrize(("chosen", "pool"), [(None, "jemalloc"), ("system", "system")])
+def test_arrow_allocates_from_jemalloc_unless_the_operator_chose_a_pool(
+    chosen: str | None, pool: str
+) -> None:
+    """In a fresh interpreter, as at every entry point: importing byob names the pool before
+    pyarrow loads, for Arrow's C++ code and Python-side calls alike."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    script = (
+        "import byob.engine.parquet_files as p, pyarrow as pa\n"
+        "p.use_returning_allocator()\n"
+        "print(pa.default_memory_pool().backend_name)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=60, check=True)  # fmt: skip
+    assert out.stdout.strip() == pool

@@ -69,9 +69,7 @@ def _floor_to_ms(array: pa.Array) -> pa.Array:
     is exact everywhere but costs several times the cast, so it runs only for batches that
     hold an instant before 1970.
     """
-    if array.null_count == len(array):
-        return array
-    earliest = pc.min(array.view(pa.int64()))
-    if earliest.as_py() >= 0:
+    earliest = pc.min(array.view(pa.int64())).as_py()  # None when every value is null
+    if earliest is None or earliest >= 0:
         return array
     return pc.floor_temporal(array, unit="millisecond")

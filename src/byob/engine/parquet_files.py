@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,8 +55,11 @@ def dictionary_columns(table: pa.Table) -> list[str]:
 
 
 def use_returning_allocator() -> None:
-    """Prefer jemalloc, which hands freed buffers back to the system sooner than mimalloc:
-    row groups come and go all transfer long, and peak RSS is what operators provision for."""
+    """Use, Python-side too, the pool `byob/__init__.py` names for Arrow's C++ code (jemalloc
+    unless the operator chose another), and let jemalloc hand freed pages back at once: row
+    groups come and go all transfer long, and peak RSS is what operators provision for."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") != "jemalloc":
+        return  # the operator's choice stands
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow build without jemalloc
