@@ -226,20 +226,6 @@ def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
         unsigned.close()
 
 
-def test_the_embedded_workers_share_one_transfers_buffers(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'src.sqlite'}", [])
-    app = make_app(tmp_path, config, row_group_bytes=16 << 20)
-    alone = app.engine_options()
-    runtime = build_runtime(app, threads=2)
-    try:
-        shared = app.engine_options()
-        assert shared.row_group_bytes == alone.row_group_bytes // 2
-        assert shared.read_ahead_batches == alone.read_ahead_batches // 2
-    finally:
-        runtime.stop()
-        app.close()
-
-
 # -- metrics -------------------------------------------------------------------------------------
 
 
