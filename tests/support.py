@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import subprocess
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import psycopg
+import pytest
 
 from byob.app import Byob
 from byob.aws.sessions import AwsConfig, AwsSessions
@@ -93,3 +97,50 @@ def pg_insert(url: str, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
     with psycopg.connect(url) as db, db.cursor() as cur:
         cur.executemany(sql, list(rows))
         db.commit()
+
+
+def create_invoices(url: str, *, rows: int = 60, is_acme: Callable[[int], bool]) -> None:
+    """``rows`` invoices an hour old, owned by tenant acme where ``is_acme(id)``, else globex."""
+    pg_exec(
+        url,
+        "CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
+        "amount numeric(18,2), updated_at timestamptz NOT NULL)",
+    )
+    pg_insert(
+        url,
+        "INSERT INTO invoices VALUES (%s, %s, %s, now() - interval '1 hour')",
+        [(i, "acme" if is_acme(i) else "globex", f"{i}.25") for i in range(1, rows + 1)],
+    )
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path,
+                 *, seconds: float = 60) -> None:  # fmt: skip
+    """Wait for a started `byob serve` to answer /healthz; fail with its log if it does not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"byob serve exited with {process.returncode}:\n{_log(log_path)}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"byob serve did not answer /healthz in {seconds:.0f} s:\n{_log(log_path)}")
+
+
+def _log(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+def before_s3_call(app: Byob, operation: str, handler: Callable[..., Any]) -> None:
+    """Run ``handler`` (a botocore event handler) before every S3 ``operation`` the
+    destinations of ``app`` send; raising from it fails the call as AWS would."""
+    original = app.destination
+
+    def destination(conn: Any) -> Any:
+        dest = original(conn)
+        dest.client.meta.events.register(f"before-call.s3.{operation}", handler)
+        return dest
+
+    app.destination = destination  # type: ignore[method-assign]

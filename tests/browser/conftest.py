@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from byob.demo.emulator import LocalAws
-from tests.support import free_port, pg_exec, pg_insert, write_config
+from tests.support import free_port, pg_exec, pg_insert, wait_healthy, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -134,7 +133,7 @@ def serving(tmp: Path, source_url: str, endpoint_url: str, **extra_env: str) -> 
     srv = Served(base_url=base_url, env=env, home=tmp / ".byob", log_path=log_path,
                  process=process, ops_token=json.loads(made.stdout)["token"])  # fmt: skip
     try:
-        _wait_healthy(srv)
+        wait_healthy(srv.base_url, srv.process, srv.log_path)
         yield srv
     finally:
         process.terminate()
@@ -162,20 +161,6 @@ def strict_served(tmp_path: Path, source_url: str, aws: LocalAws) -> Iterator[Se
     can switch IAM enforcement on (which refuses the emulator's dummy keys)."""
     with serving(tmp_path, source_url, aws.endpoint_url, **aws.create_service_user()) as srv:
         yield srv
-
-
-def _wait_healthy(srv: Served) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if srv.process.poll() is not None:
-            pytest.fail(f"byob serve exited with {srv.process.returncode}:\n{srv.log()}")
-        try:
-            if httpx.get(f"{srv.base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"byob serve did not answer /healthz in 60 s:\n{srv.log()}")
 
 
 @pytest.fixture(scope="session")

@@ -37,14 +37,20 @@ def open_link_from_email(page: Any, url: str) -> None:
     page.wait_for_url(re.compile(r"/connect/type$"))
 
 
-def expect_field_error(page: Any, name: str, value: str, message: str, *, select: bool = False) -> None:
-    """Type a bad value; the live check shows the rule's exact message next to the field."""
+def set_field(page: Any, name: str, value: str, *, select: bool = False) -> Any:
+    """Enter a value as a person does (leaving the field runs its live check)."""
     field = page.locator(f"#f-{name}")
     if select:
         field.select_option(value)
     else:
         field.fill(value)
         field.blur()
+    return field
+
+
+def expect_field_error(page: Any, name: str, value: str, message: str, *, select: bool = False) -> None:
+    """Type a bad value; the live check shows the rule's exact message next to the field."""
+    field = set_field(page, name, value, select=select)
     error = page.locator(f"#f-{name}-error")
     error.wait_for(state="visible")
     page.wait_for_function(
@@ -56,12 +62,7 @@ def expect_field_error(page: Any, name: str, value: str, message: str, *, select
 
 
 def clear_field_error(page: Any, name: str, value: str, *, select: bool = False) -> None:
-    field = page.locator(f"#f-{name}")
-    if select:
-        field.select_option(value)
-    else:
-        field.fill(value)
-        field.blur()
+    field = set_field(page, name, value, select=select)
     page.wait_for_function(
         "id => document.getElementById(id).textContent === ''", arg=f"f-{name}-error"
     )

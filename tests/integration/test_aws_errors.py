@@ -29,7 +29,7 @@ from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.demo.readback import connect_s3
 from byob.errors import ConflictError, DestinationError, TransferError
 from byob.settings import load_settings
-from tests.support import CUSTOMER, OPEN_APPS, pg_exec, write_config
+from tests.support import CUSTOMER, OPEN_APPS, before_s3_call, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -214,14 +214,7 @@ class RevokeOnPart:
                 self.revoke()
 
     def install(self, app: Byob) -> None:
-        original = app.destination
-
-        def destination(conn: Any) -> Any:
-            dest = original(conn)
-            dest.client.meta.events.register("before-call.s3.UploadPart", self)
-            return dest
-
-        app.destination = destination  # type: ignore[method-assign]
+        before_s3_call(app, "UploadPart", self)
 
 
 def _multipart_setup(

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from byob.app import Byob
 from byob.demo.emulator import LocalAws
+from byob.destinations.checks import CheckResult
 from tests.integration.test_aws_errors import (
     checks_by_name,
     customer_admin,
@@ -46,15 +48,20 @@ def _trust(principal: str, external_id: str | None) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
+
+def validate_enforced(app: Byob, aws: LocalAws, name: str) -> list[CheckResult]:
+    """Validate with the emulator enforcing IAM, as AWS always does."""
+    aws.enforce_iam(True)
+    try:
+        return app.validate(name)[1]
+    finally:
+        aws.enforce_iam(False)
+
 def test_a_wrong_external_id_fails_assume_role(tmp_path: Path, events: str, aws: LocalAws) -> None:  # noqa: F811
     app = enforcing_app(tmp_path, events, aws)
     principal = app.service_principal()
     conn = _same_account_connection(app, aws, trust=_trust(principal, "SomeoneElsesExternalId0000000000"))
-    aws.enforce_iam(True)
-    try:
-        _, checks = app.validate(conn.name)
-    finally:
-        aws.enforce_iam(False)
+    checks = validate_enforced(app, aws, conn.name)
     assume = checks_by_name(checks)["assume_role"]
     assert assume.outcome.value == "failed" and assume.aws_code == "AccessDenied", assume.message
     assert conn.role_arn in assume.message and "external ID" in assume.message
@@ -67,11 +74,7 @@ def test_a_trust_policy_without_the_condition_is_reported(
 ) -> None:
     app = enforcing_app(tmp_path, events, aws, strict_trust_check=strict)
     conn = _same_account_connection(app, aws, trust=_trust(app.service_principal(), None))
-    aws.enforce_iam(True)
-    try:
-        _, checks = app.validate(conn.name)
-    finally:
-        aws.enforce_iam(False)
+    checks = validate_enforced(app, aws, conn.name)
     check = checks_by_name(checks)["external_id_required"]
     if strict:  # AWS itself: the confused-deputy hole fails validation
         assert check.outcome.value == "failed" and check.aws_code == "ExternalIdNotRequired"
@@ -158,11 +161,7 @@ def test_athena_denials_name_the_permission_and_resource(tmp_path: Path, events:
     the check must still say which permission on which resource to grant."""
     app = enforcing_app(tmp_path, events, aws)
     conn = _athena_connection(app, customer_admin(aws))
-    aws.enforce_iam(True)
-    try:
-        _, checks = app.validate(conn.name)
-    finally:
-        aws.enforce_iam(False)
+    checks = validate_enforced(app, aws, conn.name)
     by_name = checks_by_name(checks)
     assert by_name["write_test_object"].outcome.value == "passed"
     check = by_name["workgroup"]

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from byob.settings import load_settings
 from byob.store import tables as T
 from byob.store.db import create_engine
 from tests.integration.api.helpers import ACME_IDS
-from tests.support import free_port, pg_exec, pg_insert, write_config
+from tests.support import create_invoices, free_port, pg_exec, wait_healthy, write_config
 
 BYOB = [sys.executable, "-m", "byob.cli"]
 STARTUP_SECONDS = 60
@@ -150,33 +149,10 @@ def source_url(pg_server_url: str) -> Iterator[str]:
     pg_exec(pg_server_url, f'CREATE DATABASE "{name}"')
     url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
     try:
-        pg_exec(
-            url,
-            "CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
-            "amount numeric(18,2), updated_at timestamptz NOT NULL)",
-        )
-        pg_insert(
-            url,
-            "INSERT INTO invoices VALUES (%s, %s, %s, now() - interval '1 hour')",
-            [(i, "acme" if i in ACME_IDS else "globex", f"{i}.25") for i in range(1, 61)],
-        )
+        create_invoices(url, is_acme=ACME_IDS.__contains__)
         yield url
     finally:
         pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"byob serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"byob serve did not answer /healthz in {STARTUP_SECONDS} s:\n{log_path.read_text()}")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
@@ -220,7 +196,7 @@ def server(
                 [*BYOB, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-schedule"],
                 env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        _wait_healthy(base_url, srv.process, log_path)
+        wait_healthy(base_url, srv.process, log_path, seconds=STARTUP_SECONDS)
         if kind == "postgresql":
             with srv.worker_log_path.open("wb") as log_file:
                 srv.worker = subprocess.Popen(

@@ -1,4 +1,5 @@
-"""What the scheduling tests share: a settable clock, waiting, free ports, a source table."""
+"""What the scheduling tests share: a settable clock, waiting, a source table, a run through
+the embedded workers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tests.support import pg_exec, pg_insert
+from byob.workers.local import LocalWorkers
+from tests import support
+
+if TYPE_CHECKING:
+    from byob.app import Byob
 
 MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
          "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
@@ -54,17 +59,20 @@ def wait_for(
 
 def create_invoices(url: str, rows: int = 60) -> None:
     """``rows`` invoices an hour old; ids not divisible by 3 are acme's, the rest globex's."""
-    pg_exec(
-        url,
-        "CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
-        "amount numeric(18,2), updated_at timestamptz NOT NULL)",
-    )
-    pg_insert(
-        url,
-        "INSERT INTO invoices VALUES (%s, %s, %s, now() - interval '1 hour')",
-        [(i, "acme" if i % 3 else "globex", f"{i}.25") for i in range(1, rows + 1)],
-    )
+    support.create_invoices(url, rows=rows, is_acme=lambda i: i % 3 != 0)
 
 
 def acme_ids(rows: int = 60) -> list[int]:
     return [i for i in range(1, rows + 1) if i % 3]
+
+
+def run_local(app: Byob, name: str = "c1", *, sleeps: list[float] | None = None) -> LocalWorkers:
+    """Trigger through the embedded workers and wait for every transfer they started."""
+    workers = LocalWorkers(app, sleep=(sleeps if sleeps is not None else []).append)
+    try:
+        workers.trigger(name)
+        for future in list(workers.futures):
+            future.result(timeout=180)
+    finally:
+        workers.shutdown()
+    return workers

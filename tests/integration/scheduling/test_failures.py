@@ -29,8 +29,9 @@ from tests.integration.scheduling.helpers import (
     acme_ids,
     at,
     create_invoices,
+    run_local,
 )
-from tests.support import make_app, onboard_s3, pg_insert, write_config
+from tests.support import before_s3_call, make_app, onboard_s3, pg_insert, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +64,7 @@ class FailFirst:
         )  # fmt: skip
 
     def install(self, app: Byob) -> None:
-        original = app.destination
-
-        def destination(conn: Any) -> Any:
-            dest = original(conn)
-            dest.client.meta.events.register(f"before-call.s3.{self.operation}", self)
-            return dest
-
-        app.destination = destination  # type: ignore[method-assign]
+        before_s3_call(app, self.operation, self)
 
 
 class Events:
@@ -87,18 +81,6 @@ class Events:
     def names(self) -> list[str]:
         with self._lock:
             return [e for e, _ in self.items]
-
-
-def run_local(app: Byob, name: str, sleeps: list[float]) -> LocalWorkers:
-    """Trigger through the embedded workers and wait for every transfer they started."""
-    workers = LocalWorkers(app, sleep=sleeps.append)
-    try:
-        workers.trigger(name)
-        for future in list(workers.futures):
-            future.result(timeout=180)
-    finally:
-        workers.shutdown()
-    return workers
 
 
 def delivered_ids(aws: LocalAws, customer: CustomerAccount) -> list[int]:
@@ -134,7 +116,7 @@ def test_a_slowdown_is_retried_with_backoff_and_delivers_every_row_once(
     app.on_event = events
     sleeps: list[float] = []
 
-    run_local(app, conn.name, sleeps)
+    run_local(app, conn.name, sleeps=sleeps)
 
     assert slowdown.fired == 1
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 2.0  # backoff(1): full jitter under base 2 s
@@ -209,7 +191,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
     sleeps: list[float] = []
     try:
         aws.enforce_iam(True)
-        run_local(app, conn.name, sleeps)
+        run_local(app, conn.name, sleeps=sleeps)
 
         failing = app.connections.get(conn.id)
         assert failing.failing_check == "transfer"
@@ -259,7 +241,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
         clock.set("2026-11-24T00:00:00")
         assert scheduler.tick() == [conn.name]
 
-        run_local(app, conn.name, sleeps)
+        run_local(app, conn.name, sleeps=sleeps)
         assert sleeps == []
         records = app.transfers.list(conn.id)
         assert {r.status for r in records} == {"succeeded"}

@@ -26,9 +26,8 @@ from byob.runtime import build_runtime
 from byob.web.app import create_app
 from byob.webhooks import WebhookNotifier, sign, verify
 from byob.workers import queue as q
-from byob.workers.local import LocalWorkers
-from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices
-from tests.support import free_port, make_app, onboard_s3, write_config
+from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, run_local
+from tests.support import before_s3_call, free_port, make_app, onboard_s3, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -117,17 +116,6 @@ def app(tmp_path: Path, pg_url: str) -> Iterator[Byob]:
     byob.activate("c1")
     yield byob
     byob.close()
-
-
-def run_local(app: Byob, name: str = "c1", *, sleeps: list[float] | None = None) -> LocalWorkers:
-    workers = LocalWorkers(app, sleep=(sleeps if sleeps is not None else []).append)
-    try:
-        workers.trigger(name)
-        for future in list(workers.futures):
-            future.result(timeout=120)
-    finally:
-        workers.shutdown()
-    return workers
 
 
 # -- webhooks ------------------------------------------------------------------------------------
@@ -372,14 +360,7 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
 
     try:
         conn, _ = onboard_s3(app, aws)
-        original = app.destination
-
-        def destination(c: Any) -> Any:
-            dest = original(c)
-            dest.client.meta.events.register("before-call.s3.PutObject", log_upload)
-            return dest
-
-        app.destination = destination  # type: ignore[method-assign]
+        before_s3_call(app, "PutObject", log_upload)
         run_local(app, conn.name)
         try:
             raise RuntimeError(
