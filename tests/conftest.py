@@ -4,14 +4,13 @@ on 127.0.0.1, and a byob application wired to both."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from byob.demo.emulator import EMULATOR_CREDENTIALS, LocalAws
+from tests.support import scratch_database
 
 # Tests talk to the emulator only; never to a real account.
 os.environ.update(EMULATOR_CREDENTIALS)
@@ -30,15 +29,8 @@ def pg_server_url() -> str:
 @pytest.fixture
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, empty database per test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = pg_server_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,14 @@ def before_s3_call(app: Byob, operation: str, handler: Callable[..., Any]) -> No
         return dest
 
     app.destination = destination  # type: ignore[method-assign]
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh, empty database on the test cluster, dropped afterwards: its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    pg_exec(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        pg_exec(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,7 +19,13 @@ import httpx
 import pytest
 
 from byob.demo.emulator import LocalAws
-from tests.support import free_port, pg_exec, pg_insert, wait_healthy, write_config
+from tests.support import (
+    create_invoices,
+    free_port,
+    scratch_database,
+    wait_healthy,
+    write_config,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -93,17 +99,9 @@ class Served:
 @pytest.fixture(scope="module")
 def source_url(pg_server_url: str) -> Iterator[str]:
     """The vendor's source: invoices of tenants acme and globex."""
-    name = f"src_{uuid.uuid4().hex[:12]}"
-    pg_exec(pg_server_url, f'CREATE DATABASE "{name}"')
-    url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
-    try:
-        pg_exec(url, "CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
-                     "amount numeric(18,2), updated_at timestamptz NOT NULL)")  # fmt: skip
-        pg_insert(url, "INSERT INTO invoices VALUES (%s, %s, %s, now() - interval '1 hour')",
-                  [(i, "acme" if i % 2 else "globex", f"{i}.25") for i in range(1, 2 * ACME_ROWS + 1)])  # fmt: skip
+    with scratch_database(pg_server_url, "src") as url:
+        create_invoices(url, rows=2 * ACME_ROWS, is_acme=lambda i: i % 2 == 1)
         yield url
-    finally:
-        pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

@@ -29,7 +29,14 @@ from byob.settings import load_settings
 from byob.store import tables as T
 from byob.store.db import create_engine
 from tests.integration.api.helpers import ACME_IDS
-from tests.support import create_invoices, free_port, pg_exec, wait_healthy, write_config
+from tests.support import (
+    create_invoices,
+    free_port,
+    pg_exec,
+    scratch_database,
+    wait_healthy,
+    write_config,
+)
 
 BYOB = [sys.executable, "-m", "byob.cli"]
 STARTUP_SECONDS = 60
@@ -145,14 +152,9 @@ class Server:
 @pytest.fixture(scope="session")
 def source_url(pg_server_url: str) -> Iterator[str]:
     """The vendor's source database for the module: invoices of tenants acme and globex."""
-    name = f"src_{uuid.uuid4().hex[:12]}"
-    pg_exec(pg_server_url, f'CREATE DATABASE "{name}"')
-    url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
-    try:
+    with scratch_database(pg_server_url, "src") as url:
         create_invoices(url, is_acme=ACME_IDS.__contains__)
         yield url
-    finally:
-        pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
