@@ -422,16 +422,22 @@ def _flaky_source(app: Byob) -> Iterator[list[int]]:
     yield reads
 
 
-def test_the_retry_warning_carries_the_connection_and_transfer(
-    app: Byob, json_logs: JsonLogs
-) -> None:
+def _run_with_one_retry(app: Byob, json_logs: JsonLogs) -> tuple[Any, list[dict[str, Any]]]:
+    """One transfer through the embedded workers whose first read fails: the record and the
+    JSON log lines written meanwhile."""
     json_logs.start()
     with _flaky_source(app) as reads:
         run_local(app)
     assert reads[0] == 2
     [record] = app.transfers.list(app.connections.get("c1").id)
+    return record, json_logs.entries()[1]
+
+
+def test_the_retry_warning_carries_the_connection_and_transfer(
+    app: Byob, json_logs: JsonLogs
+) -> None:
+    record, entries = _run_with_one_retry(app, json_logs)
     assert record.status == "succeeded"
-    _, entries = json_logs.entries()
     [warning] = [e for e in entries if e["logger"] == "byob.workers"]
     assert "failed (attempt 1" in warning["message"]
     assert (warning.get("connection"), warning.get("transfer")) == ("c1", record.id)
@@ -440,12 +446,7 @@ def test_the_retry_warning_carries_the_connection_and_transfer(
 def test_lines_logged_while_reading_the_source_carry_the_transfer(
     app: Byob, json_logs: JsonLogs
 ) -> None:
-    json_logs.start()
-    with _flaky_source(app) as reads:
-        run_local(app)
-    assert reads[0] == 2
-    [record] = app.transfers.list(app.connections.get("c1").id)
-    _, entries = json_logs.entries()
+    record, entries = _run_with_one_retry(app, json_logs)
     reading = [e for e in entries if e["logger"] == "byob.test.reader"]
     assert len(reading) == 2
     for e in reading:
