@@ -77,11 +77,15 @@ def byob_s3_args(endpoint_url: str, bucket: str, tenant: str) -> list[str]:
     """
     del endpoint_url  # passed through the environment
     return [
-        "--account-id", "210987654321",
-        "--bucket", bucket,
-        "--region", EMULATOR_CREDENTIALS["AWS_DEFAULT_REGION"],
-        "--base-path", f"bench/{tenant}",
-    ]  # fmt: skip
+        "--account-id",
+        "210987654321",
+        "--bucket",
+        bucket,
+        "--region",
+        EMULATOR_CREDENTIALS["AWS_DEFAULT_REGION"],
+        "--base-path",
+        f"bench/{tenant}",
+    ]
 
 
 @dataclass
@@ -175,10 +179,14 @@ class Byob:
             measured, report = self.transfer(tenants[0], timeout=budget)
         else:
             self.setup_many(tenants, timeout=max(budget, 600))
-            measured = run_measured(self.command("transfers", "run", "--all", "--json"), env=self.env, timeout=budget)
+            measured = run_measured(
+                self.command("transfers", "run", "--all", "--json"), env=self.env, timeout=budget
+            )
             measured.check("byob transfers run --all")
             report = parse_json_output(measured.stdout)
-        result = ByobRun(seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb or 0.0, runs=len(tenants))
+        result = ByobRun(
+            seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb or 0.0, runs=len(tenants)
+        )
         for transfer in report.get("transfers", []):
             if transfer.get("model") == MODEL:
                 result.reported_rows += int(transfer.get("rows", 0))
@@ -197,10 +205,15 @@ class Byob:
             "    conn = byob.create_connection(tenant=tenant, **args)\n"
             "    byob.validate(conn.name); byob.activate(conn.name)\n"
         )
-        specs = [[t, self.destination.create_kwargs(t) | {"name": connection_name(t)}] for t in tenants]
+        specs = [
+            [t, self.destination.create_kwargs(t) | {"name": connection_name(t)}] for t in tenants
+        ]
         python = str(byob_executable().parent / "python")
-        run_measured([python, "-c", script, str(self.config), json.dumps(specs)], env=self.env,
-                     timeout=timeout).check("byob setup of many connections")  # fmt: skip
+        run_measured(
+            [python, "-c", script, str(self.config), json.dumps(specs)],
+            env=self.env,
+            timeout=timeout,
+        ).check("byob setup of many connections")
 
 
 def connection_name(tenant: str) -> str:

@@ -128,7 +128,10 @@ class TenantFileWriter:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(
-                self.path, TARGET_SCHEMA, use_dictionary=dictionary_columns(table), **PARQUET_OPTIONS
+                self.path,
+                TARGET_SCHEMA,
+                use_dictionary=dictionary_columns(table),
+                **PARQUET_OPTIONS,
             )
         # row_group_size = the whole table, so this call is exactly one row group.
         self._writer.write_table(table, row_group_size=table.num_rows)

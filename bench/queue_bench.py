@@ -72,8 +72,14 @@ def build_connections(byob: Byob, state_url: str, tenants: int, out: Path) -> No
     now = byob.clock()
     rows = []
     for i in range(tenants):
-        conn = new_connection(id=new_id(), name=f"c{i}", tenant=f"t{i}", type="local",
-                              path=str(out / f"t{i}"), now=now)  # fmt: skip
+        conn = new_connection(
+            id=new_id(),
+            name=f"c{i}",
+            tenant=f"t{i}",
+            type="local",
+            path=str(out / f"t{i}"),
+            now=now,
+        )
         rows.append(_connection_row(conn) | {"status": "active", "frequency_minutes": 15})
     with byob.engine.begin() as db:
         for start in range(0, len(rows), 1000):
@@ -96,8 +102,15 @@ def run_workers(
 ) -> tuple[int, float]:
     before = count_done(state_url)
     logs = [open(log_dir / f"worker-{n}-{i}.log", "w") for i in range(n)]  # noqa: SIM115
-    procs = [subprocess.Popen([sys.executable, "-m", "byob.cli", "worker", "--concurrency", "1"],
-                              env=env, stdout=logs[i], stderr=subprocess.STDOUT) for i in range(n)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "byob.cli", "worker", "--concurrency", "1"],
+            env=env,
+            stdout=logs[i],
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(n)
+    ]
     # Count from the first finished job, so process start-up is not charged to throughput.
     deadline = time.monotonic() + 120
     while count_done(state_url) == before and time.monotonic() < deadline:
@@ -136,8 +149,10 @@ def main() -> None:
     console.print(f"building {args.connections:,} tenants × {args.rows_per_tenant} rows …")
     build_source(source_url, args.connections, args.rows_per_tenant)
     config = work / "byob.toml"
-    config.write_text(f'[source]\nurl = "{source_url}"\n[[models]]\nname = "tiny"\ntable = "tiny"\n'
-                      'tenant_column = "tenant_id"\ncursor_column = "updated_at"\nprimary_key = ["id"]\n')  # fmt: skip
+    config.write_text(
+        f'[source]\nurl = "{source_url}"\n[[models]]\nname = "tiny"\ntable = "tiny"\n'
+        'tenant_column = "tenant_id"\ncursor_column = "updated_at"\nprimary_key = ["id"]\n'
+    )
     settings = load_settings(
         home=work / ".byob", config=config, database_url=state_url, settle_lag_seconds=0
     )
@@ -156,12 +171,19 @@ def main() -> None:
     tick_seconds = time.perf_counter() - start
     assert len(dispatched) == args.connections, len(dispatched)
     assert scheduler.tick() == []  # the same slot never twice
-    results["scheduler"] = {"dispatched": len(dispatched), "seconds": round(tick_seconds, 2),
-                            "per_second": round(len(dispatched) / tick_seconds, 1)}  # fmt: skip
+    results["scheduler"] = {
+        "dispatched": len(dispatched),
+        "seconds": round(tick_seconds, 2),
+        "per_second": round(len(dispatched) / tick_seconds, 1),
+    }
 
-    env = dict(os.environ) | {"BYOB_HOME": str(work / ".byob"), "BYOB_CONFIG": str(config),
-                              "BYOB_DATABASE_URL": state_url, "BYOB_SETTLE_LAG_SECONDS": "0",
-                              "BYOB_LOG_JSON": "true"}  # fmt: skip
+    env = dict(os.environ) | {
+        "BYOB_HOME": str(work / ".byob"),
+        "BYOB_CONFIG": str(config),
+        "BYOB_DATABASE_URL": state_url,
+        "BYOB_SETTLE_LAG_SECONDS": "0",
+        "BYOB_LOG_JSON": "true",
+    }
     table = Table(
         "workers",
         "jobs done",
@@ -174,8 +196,12 @@ def main() -> None:
     for n in [int(x) for x in args.workers.split(",")]:
         done, elapsed = run_workers(env, n, args.seconds, state_url, work)
         rate = done / elapsed
-        results["workers"][n] = {"jobs": done, "seconds": round(elapsed, 1), "jobs_per_second": round(rate, 1),  # type: ignore[index]
-                                 "ms_per_transfer_per_worker": round(1000 * n / rate, 1) if rate else None}  # fmt: skip
+        results["workers"][n] = {
+            "jobs": done,
+            "seconds": round(elapsed, 1),
+            "jobs_per_second": round(rate, 1),  # type: ignore[index]
+            "ms_per_transfer_per_worker": round(1000 * n / rate, 1) if rate else None,
+        }
         table.add_row(
             str(n),
             f"{done:,}",
@@ -199,8 +225,10 @@ def main() -> None:
     floor = len(names) / (time.perf_counter() - start)
     results["in_process_floor_transfers_per_second"] = round(floor, 1)
 
-    console.print(f"scheduler: {len(dispatched):,} connections dispatched in {tick_seconds:.2f} s "
-                  f"({len(dispatched) / tick_seconds:,.0f}/s)")  # fmt: skip
+    console.print(
+        f"scheduler: {len(dispatched):,} connections dispatched in {tick_seconds:.2f} s "
+        f"({len(dispatched) / tick_seconds:,.0f}/s)"
+    )
     console.print(table)
     console.print(f"in-process floor (no queue): {floor:.1f} transfers/s on one thread")
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))

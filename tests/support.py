@@ -41,7 +41,9 @@ def write_config(path: Path, source_url: str, models: Iterable[dict[str, Any]]) 
         lines.append("[[models]]")
         for key, value in m.items():
             if isinstance(value, list | tuple):
-                lines.append(f"{key} = [{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]")
+                lines.append(
+                    f"{key} = [{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]"
+                )
             else:
                 lines.append(f'{key} = "{value}"')
     path.write_text("\n".join(lines) + "\n")
@@ -49,12 +51,20 @@ def write_config(path: Path, source_url: str, models: Iterable[dict[str, Any]]) 
 
 
 def make_app(
-    tmp_path: Path, config: Path, aws: LocalAws | None = None, *,
-    service_session: boto3.Session | None = None, **settings: Any,
-) -> Byob:  # fmt: skip
+    tmp_path: Path,
+    config: Path,
+    aws: LocalAws | None = None,
+    *,
+    service_session: boto3.Session | None = None,
+    **settings: Any,
+) -> Byob:
     """byob wired to the emulator; ``service_session`` replaces byob's own identity (needed
     when IAM enforcement is on and the emulator's dummy keys are refused)."""
-    options: dict[str, Any] = {"home": tmp_path / ".byob", "config": config, "settle_lag_seconds": 0}
+    options: dict[str, Any] = {
+        "home": tmp_path / ".byob",
+        "config": config,
+        "settle_lag_seconds": 0,
+    }
     options.update(settings)
     if aws is not None:
         options["aws_endpoint_url"] = aws.endpoint_url
@@ -64,28 +74,45 @@ def make_app(
             AwsConfig(endpoint_url=aws.endpoint_url, max_attempts=2),
             service_session or aws.service_session(),
         )
-        if aws else None,
-    )  # fmt: skip
+        if aws
+        else None,
+    )
     app.migrate()
     OPEN_APPS.append(app)
     return app
 
 
 def onboard_s3(
-    app: Byob, aws: LocalAws, *, name: str = "c1", tenant: str = "acme", bucket: str = "bkt",
-    region: str = "us-east-1", base_path: str = "exports", account: str = CUSTOMER,
-) -> tuple[Any, CustomerAccount]:  # fmt: skip
+    app: Byob,
+    aws: LocalAws,
+    *,
+    name: str = "c1",
+    tenant: str = "acme",
+    bucket: str = "bkt",
+    region: str = "us-east-1",
+    base_path: str = "exports",
+    account: str = CUSTOMER,
+) -> tuple[Any, CustomerAccount]:
     """Create an S3 connection, let the customer create bucket and role, validate, activate."""
     customer = aws.customer(account, region)
     customer.create_bucket(bucket)
     conn = app.create_connection(
-        name=name, tenant=tenant, type="s3", account_id=account, bucket=bucket, region=region,
+        name=name,
+        tenant=tenant,
+        type="s3",
+        account_id=account,
+        bucket=bucket,
+        region=region,
         base_path=base_path,
-    )  # fmt: skip
+    )
     policies = app.policies(conn)
-    customer.create_role(policies["role_name"], policies["trust_policy"], policies["permissions_policy"])
+    customer.create_role(
+        policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
+    )
     _, checks = app.validate(conn.name)
-    assert all(c.outcome.value in ("passed", "warning") for c in checks), [c.as_dict() for c in checks]
+    assert all(c.outcome.value in ("passed", "warning") for c in checks), [
+        c.as_dict() for c in checks
+    ]
     return app.activate(conn.name), customer
 
 
@@ -115,8 +142,9 @@ def create_invoices(url: str, *, rows: int = 60, is_acme: Callable[[int], bool])
     )
 
 
-def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path,
-                 *, seconds: float = 60) -> None:  # fmt: skip
+def wait_healthy(
+    base_url: str, process: subprocess.Popen[bytes], log_path: Path, *, seconds: float = 60
+) -> None:
     """Wait for a started `byob serve` to answer /healthz; fail with its log if it does not."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

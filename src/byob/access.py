@@ -70,13 +70,19 @@ class Access:
         now = self.app.clock()
         token = access.new_token(access.LINK_PREFIX)
         link = Link(
-            id=new_id(), tenant=fields.tenant(tenant), created_at=now,
-            expires_at=now + lifetime, created_by=created_by,
-        )  # fmt: skip
+            id=new_id(),
+            tenant=fields.tenant(tenant),
+            created_at=now,
+            expires_at=now + lifetime,
+            created_by=created_by,
+        )
         self.links.add(link, token)
-        self.app.audit(actor=created_by, action="link.create", connection_id=None,
-                       changes={"link": link.id, "tenant": tenant,
-                                "expires_at": link.expires_at.isoformat()})  # fmt: skip
+        self.app.audit(
+            actor=created_by,
+            action="link.create",
+            connection_id=None,
+            changes={"link": link.id, "tenant": tenant, "expires_at": link.expires_at.isoformat()},
+        )
         return link, token
 
     def link_url(self, token: str) -> str:
@@ -99,8 +105,12 @@ class Access:
 
     def revoke_link(self, link_id: str, *, actor: str) -> Link:
         link = self.links.revoke(link_id, now=self.app.clock())
-        self.app.audit(actor=actor, action="link.revoke", connection_id=link.connection_id,
-                       changes={"link": link_id})  # fmt: skip
+        self.app.audit(
+            actor=actor,
+            action="link.revoke",
+            connection_id=link.connection_id,
+            changes={"link": link_id},
+        )
         return link
 
     # -- what a link holder may touch --------------------------------------------------------
@@ -120,7 +130,9 @@ class Access:
             raise NotFoundError(f"no connection named {name_or_id!r}")
         return conn
 
-    def create_via_link(self, principal: Principal, fields: dict[str, Any], secret: str | None) -> Connection:
+    def create_via_link(
+        self, principal: Principal, fields: dict[str, Any], secret: str | None
+    ) -> Connection:
         link = principal.link
         assert link is not None
         if link.connection_id is not None:

@@ -42,9 +42,13 @@ Clock = Callable[[], datetime]
 
 class Byob:
     def __init__(
-        self, settings: Settings, *, clock: Clock = lambda: datetime.now(UTC),
-        aws: AwsSessions | None = None, engine: sa.Engine | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+        aws: AwsSessions | None = None,
+        engine: sa.Engine | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         use_returning_allocator()
@@ -81,9 +85,11 @@ class Byob:
             from byob.aws.sessions import AwsConfig, AwsSessions
 
             self._aws = AwsSessions(
-                AwsConfig(endpoint_url=self.settings.aws_endpoint_url,
-                          max_attempts=self.settings.aws_max_attempts)
-            )  # fmt: skip
+                AwsConfig(
+                    endpoint_url=self.settings.aws_endpoint_url,
+                    max_attempts=self.settings.aws_max_attempts,
+                )
+            )
         return self._aws
 
     @cached_property
@@ -134,9 +140,12 @@ class Byob:
 
         session = self.aws.for_connection(conn, self.secret_of(conn))
         return S3Destination(
-            self.aws.client(session, "s3", conn.region), bucket=conn.bucket, region=conn.region,
-            who=_who(conn), part_bytes=self.engine_options().part_bytes,
-        )  # fmt: skip
+            self.aws.client(session, "s3", conn.region),
+            bucket=conn.bucket,
+            region=conn.region,
+            who=_who(conn),
+            part_bytes=self.engine_options().part_bytes,
+        )
 
     # -- connections -------------------------------------------------------------------------
 
@@ -144,9 +153,12 @@ class Byob:
         self, *, actor: str, action: str, connection_id: str | None, changes: dict[str, Any]
     ) -> None:
         self.audit_log.record(
-            actor=actor, action=action, connection_id=connection_id, changes=changes,
+            actor=actor,
+            action=action,
+            connection_id=connection_id,
+            changes=changes,
             now=self.clock(),
-        )  # fmt: skip
+        )
 
     def create_connection(
         self, *, secret_access_key: str | None = None, actor: str = "cli", **fields: Any
@@ -155,8 +167,9 @@ class Byob:
         if secret_access_key is not None and not fields.get("access_key_id"):
             raise InvalidFieldError(
                 "a secret access key goes with an access key ID; give both, or neither for "
-                "role-based access", field="access_key_id",
-            )  # fmt: skip
+                "role-based access",
+                field="access_key_id",
+            )
         if secret_access_key is not None:
             secret_access_key = field_rules.secret_access_key(secret_access_key)
         fingerprint = secret_store.fingerprint(secret_access_key) if secret_access_key else ""
@@ -165,20 +178,30 @@ class Byob:
         )
         sealed = self.secrets.seal(secret_access_key, context=cid) if secret_access_key else None
         self.connections.add(conn, secret_sealed=sealed)
-        self.audit(actor=actor, action="connection.create", connection_id=cid,
-                   changes=rules.describe_changes(_blank(conn), conn))  # fmt: skip
+        self.audit(
+            actor=actor,
+            action="connection.create",
+            connection_id=cid,
+            changes=rules.describe_changes(_blank(conn), conn),
+        )
         return conn
 
     def update_connection(
-        self, name: str, changes: dict[str, Any], *, secret_access_key: str | None = None,
+        self,
+        name: str,
+        changes: dict[str, Any],
+        *,
+        secret_access_key: str | None = None,
         actor: str = "cli",
-    ) -> Connection:  # fmt: skip
+    ) -> Connection:
         """Change fields (each checked); changing where or how it writes returns it to draft,
         which stops its transfers until it is validated and activated again."""
         conn = self.connections.get(name)
         changes = dict(changes)
         sealed = None
-        if secret_access_key is not None and not (changes.get("access_key_id") or conn.access_key_id):
+        if secret_access_key is not None and not (
+            changes.get("access_key_id") or conn.access_key_id
+        ):
             raise InvalidFieldError(
                 "a secret access key goes with an access key ID; this connection uses a role",
                 field="access_key_id",
@@ -197,18 +220,24 @@ class Byob:
         if sealed is None and updated.auth is not AuthKind.HMAC:
             sealed = ""  # a connection moved off HMAC keeps no secret
         self.connections.save(updated, secret_sealed=sealed)
-        self.audit(actor=actor, action="connection.update", connection_id=conn.id,
-                   changes=rules.describe_changes(conn, updated))  # fmt: skip
+        self.audit(
+            actor=actor,
+            action="connection.update",
+            connection_id=conn.id,
+            changes=rules.describe_changes(conn, updated),
+        )
         return updated
 
     def policies(self, conn: Connection) -> dict[str, Any]:
         out: dict[str, Any] = {"permissions_policy": rules.permissions_policy(conn)}
         if conn.auth is AuthKind.ROLE:
             out = {
-                "role_name": conn.role_name, "role_arn": conn.role_arn,
+                "role_name": conn.role_name,
+                "role_arn": conn.role_arn,
                 "external_id": conn.external_id,
-                "trust_policy": rules.trust_policy(conn, self.service_principal()), **out,
-            }  # fmt: skip
+                "trust_policy": rules.trust_policy(conn, self.service_principal()),
+                **out,
+            }
         return out
 
     def validate(self, name: str, *, actor: str = "cli") -> tuple[Connection, list[CheckResult]]:
@@ -216,21 +245,27 @@ class Byob:
 
         conn = self.connections.get(name)
         checks = ConnectionChecks(
-            conn=conn, destination=self.destination(conn),
+            conn=conn,
+            destination=self.destination(conn),
             aws=None if conn.type is ConnectionType.LOCAL else self.aws,
-            secret_access_key=self.secret_of(conn), timeout=self.settings.check_timeout_seconds,
+            secret_access_key=self.secret_of(conn),
+            timeout=self.settings.check_timeout_seconds,
             strict_trust=self.settings.trust_check_is_strict,
-        )  # fmt: skip
+        )
         results = checks.run()
         ok = passed(results)
         self.validations.add(
             Validation(
-                connection_id=conn.id, fingerprint=conn.destination_fingerprint(),
-                passed=ok, checks=[r.as_dict() for r in results], created_at=self.clock(),
+                connection_id=conn.id,
+                fingerprint=conn.destination_fingerprint(),
+                passed=ok,
+                checks=[r.as_dict() for r in results],
+                created_at=self.clock(),
             )
-        )  # fmt: skip
-        self.audit(actor=actor, action="connection.validate", connection_id=conn.id,
-                   changes={"passed": ok})  # fmt: skip
+        )
+        self.audit(
+            actor=actor, action="connection.validate", connection_id=conn.id, changes={"passed": ok}
+        )
         if ok and conn.failing_check:
             self.connections.clear_failing(conn.id)  # transfers resume
             conn = self.connections.get(conn.id)
@@ -245,10 +280,16 @@ class Byob:
         """Stop scheduling a connection whose setup no longer works, saying why."""
         conn = self.connections.get(name)
         self.connections.mark_failing(conn.id, check=check, message=message, now=self.clock())
-        self.audit(actor="byob", action="connection.failing", connection_id=conn.id,
-                   changes={"check": check, "message": message})  # fmt: skip
-        self.emit("connection.failing", {"connection": conn.name, "tenant": conn.tenant,
-                                         "check": check, "message": message})  # fmt: skip
+        self.audit(
+            actor="byob",
+            action="connection.failing",
+            connection_id=conn.id,
+            changes={"check": check, "message": message},
+        )
+        self.emit(
+            "connection.failing",
+            {"connection": conn.name, "tenant": conn.tenant, "check": check, "message": message},
+        )
 
     def activate(self, name: str, *, actor: str = "cli") -> Connection:
         conn = self.connections.get(name)
@@ -256,24 +297,36 @@ class Byob:
         fingerprint = latest.fingerprint if latest and latest.passed else None
         active = rules.activate(conn, validated_fingerprint=fingerprint, now=self.clock())
         self.connections.save(active)
-        self.audit(actor=actor, action="connection.activate", connection_id=conn.id,
-                   changes=rules.describe_changes(conn, active))  # fmt: skip
+        self.audit(
+            actor=actor,
+            action="connection.activate",
+            connection_id=conn.id,
+            changes=rules.describe_changes(conn, active),
+        )
         return active
 
     def pause(self, name: str, *, actor: str = "cli") -> Connection:
         conn = self.connections.get(name)
         paused = rules.pause(conn, now=self.clock())
         self.connections.save(paused)
-        self.audit(actor=actor, action="connection.pause", connection_id=conn.id,
-                   changes=rules.describe_changes(conn, paused))  # fmt: skip
+        self.audit(
+            actor=actor,
+            action="connection.pause",
+            connection_id=conn.id,
+            changes=rules.describe_changes(conn, paused),
+        )
         return paused
 
     def delete_connection(self, name: str, *, actor: str = "cli") -> None:
         """Forget a connection and its history; data already delivered stays where it is."""
         conn = self.connections.get(name)
         self.connections.delete(conn.id)
-        self.audit(actor=actor, action="connection.delete", connection_id=conn.id,
-                   changes={"name": [conn.name, None]})  # fmt: skip
+        self.audit(
+            actor=actor,
+            action="connection.delete",
+            connection_id=conn.id,
+            changes={"name": [conn.name, None]},
+        )
 
     # -- models and transfers ----------------------------------------------------------------
 
@@ -296,16 +349,23 @@ class Byob:
 
         session = self.aws.for_connection(conn, self.secret_of(conn))
         return GlueCatalog(
-            self.aws.client(session, "glue", conn.region), account_id=conn.account_id,
-            database=conn.schema, bucket=conn.bucket, who=_who(conn),
-        )  # fmt: skip
+            self.aws.client(session, "glue", conn.region),
+            account_id=conn.account_id,
+            database=conn.schema,
+            bucket=conn.bucket,
+            who=_who(conn),
+        )
 
     def runner(self, conn: Connection, source: Source) -> TransferRunner:
         return TransferRunner(
-            conn=conn, source=source, destination=self.destination(conn),
-            transfers=self.transfers, options=self.engine_options(), clock=self.clock,
+            conn=conn,
+            source=source,
+            destination=self.destination(conn),
+            transfers=self.transfers,
+            options=self.engine_options(),
+            clock=self.clock,
             catalog=self.catalog(conn),
-        )  # fmt: skip
+        )
 
     def active_connection(self, name: str) -> Connection:
         """The connection, if it may transfer now: active and not failing."""
@@ -324,9 +384,13 @@ class Byob:
         return conn
 
     def run_transfers(
-        self, name: str, *, model: str | None = None, full_refresh: bool = False,
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        full_refresh: bool = False,
         progress: Callable[[str], Progress] | None = None,
-    ) -> list[TransferResult]:  # fmt: skip
+    ) -> list[TransferResult]:
         """Run now, in this thread: every model (or one), interrupted windows first."""
         conn = self.active_connection(name)
         specs = [self.config.model(model)] if model else list(self.config.models)
@@ -335,16 +399,26 @@ class Byob:
             runner = self.runner(conn, src)
             for spec in specs:
                 results += runner.run(
-                    spec, full_refresh=full_refresh,
+                    spec,
+                    full_refresh=full_refresh,
                     progress=progress(spec.name) if progress else None,
-                )  # fmt: skip
+                )
         return results
+
 
 def _blank(conn: Connection) -> Connection:
     """An empty connection to describe a creation as changes from nothing."""
-    return Connection(id=conn.id, name="", tenant="", type=conn.type, status=conn.status,
-                      auth=conn.auth, workgroup=conn.workgroup, created_at=conn.created_at,
-                      updated_at=conn.updated_at)  # fmt: skip
+    return Connection(
+        id=conn.id,
+        name="",
+        tenant="",
+        type=conn.type,
+        status=conn.status,
+        auth=conn.auth,
+        workgroup=conn.workgroup,
+        created_at=conn.created_at,
+        updated_at=conn.updated_at,
+    )
 
 
 def _who(conn: Connection) -> str:

@@ -111,9 +111,12 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
         )
     try:
         return ModelSpec(
-            name=entry["name"], table=entry["table"], tenant_column=entry["tenant_column"],
-            cursor_column=entry["cursor_column"], primary_key=tuple(pk),
+            name=entry["name"],
+            table=entry["table"],
+            tenant_column=entry["tenant_column"],
+            cursor_column=entry["cursor_column"],
+            primary_key=tuple(pk),
             columns=tuple(columns) if columns else None,
-        )  # fmt: skip
+        )
     except ByobError as exc:
         raise ConfigError(f"{where}: {exc.message}", field=exc.field) from None

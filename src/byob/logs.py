@@ -19,7 +19,12 @@ context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 # Tokens, AWS secret keys and passwords in URLs never reach a log line.
 _SECRETS = [
     (re.compile(r"byob_(key|link)_[A-Za-z0-9_-]{20,}"), r"byob_\1_[redacted]"),
-    (re.compile(r"(?i)(secret[_-]?access[_-]?key|aws_secret_access_key|password|token)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1\2[redacted]"),
+    (
+        re.compile(
+            r"(?i)(secret[_-]?access[_-]?key|aws_secret_access_key|password|token)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
+        ),
+        r"\1\2[redacted]",
+    ),
     (re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"), "[redacted-40]"),
     (re.compile(r"(\w+://[^:/\s]+:)[^@\s]+@"), r"\1[redacted]@"),
 ]
@@ -47,7 +52,9 @@ class JsonFormatter(logging.Formatter):
 
 def configure(*, json_lines: bool = True, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -33,25 +33,39 @@ class ByobCollector(Collector):
         yield by_status
         with self.byob.engine.connect() as db:
             rows, size = db.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(c.rows), 0), sa.func.coalesce(sa.func.sum(c.bytes), 0))
-                .where(c.status == "succeeded")
-            ).one()  # fmt: skip
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(c.rows), 0),
+                    sa.func.coalesce(sa.func.sum(c.bytes), 0),
+                ).where(c.status == "succeeded")
+            ).one()
             durations = [
                 (finished - started).total_seconds()
                 for started, finished in db.execute(
-                    sa.select(c.started_at, c.finished_at).where(c.status == "succeeded", c.finished_at.is_not(None))
+                    sa.select(c.started_at, c.finished_at).where(
+                        c.status == "succeeded", c.finished_at.is_not(None)
+                    )
                 )
             ]
-        yield CounterMetricFamily("byob_rows_delivered", "Rows delivered by succeeded transfers", value=int(rows))
-        yield CounterMetricFamily("byob_bytes_delivered", "Parquet bytes delivered by succeeded transfers", value=int(size))
+        yield CounterMetricFamily(
+            "byob_rows_delivered", "Rows delivered by succeeded transfers", value=int(rows)
+        )
+        yield CounterMetricFamily(
+            "byob_bytes_delivered",
+            "Parquet bytes delivered by succeeded transfers",
+            value=int(size),
+        )
         buckets, total = [], 0
         for bound in DURATION_BUCKETS:
             buckets.append((str(float(bound)), sum(1 for d in durations if d <= bound)))
         buckets.append(("+Inf", len(durations)))
         total = sum(durations)
-        hist = HistogramMetricFamily("byob_transfer_duration_seconds", "Duration of succeeded transfers")
+        hist = HistogramMetricFamily(
+            "byob_transfer_duration_seconds", "Duration of succeeded transfers"
+        )
         hist.add_metric([], buckets, sum_value=total)
         yield hist
         depth, oldest = self.queue_probe()
         yield GaugeMetricFamily("byob_queue_depth", "Transfers waiting for a worker", value=depth)
-        yield GaugeMetricFamily("byob_queue_oldest_age_seconds", "Age of the oldest waiting transfer", value=oldest)
+        yield GaugeMetricFamily(
+            "byob_queue_oldest_age_seconds", "Age of the oldest waiting transfer", value=oldest
+        )

@@ -41,8 +41,10 @@ def attach_notifier(byob: Byob) -> Any:
     from byob.webhooks import WebhookNotifier
 
     if not byob.settings.webhook_secret:
-        raise ConfigError("BYOB_WEBHOOK_URL needs BYOB_WEBHOOK_SECRET to sign its bodies",
-                          field="BYOB_WEBHOOK_SECRET")  # fmt: skip
+        raise ConfigError(
+            "BYOB_WEBHOOK_URL needs BYOB_WEBHOOK_SECRET to sign its bodies",
+            field="BYOB_WEBHOOK_SECRET",
+        )
     notifier = WebhookNotifier(byob.settings.webhook_url, byob.settings.webhook_secret)
     byob.on_event = notifier
     return notifier
@@ -62,4 +64,6 @@ def build_runtime(byob: Byob, *, threads: int = 2) -> Runtime:
         dispatcher = LocalWorkers(byob, threads=threads)
         probe = dispatcher.queue_depth
     scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.id))
-    return Runtime(byob=byob, dispatcher=dispatcher, scheduler=scheduler, queue_probe=probe, notifier=notifier)
+    return Runtime(
+        byob=byob, dispatcher=dispatcher, scheduler=scheduler, queue_probe=probe, notifier=notifier
+    )

@@ -16,17 +16,30 @@ if TYPE_CHECKING:
 
 def connection_view(conn: Connection, byob: Byob | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": conn.id, "name": conn.name, "tenant": conn.tenant, "type": conn.type.value,
-        "status": conn.status.value, "location": conn.location(), "auth": conn.auth.value,
+        "id": conn.id,
+        "name": conn.name,
+        "tenant": conn.tenant,
+        "type": conn.type.value,
+        "status": conn.status.value,
+        "location": conn.location(),
+        "auth": conn.auth.value,
         "frequency_minutes": conn.frequency_minutes,
-        "created_at": conn.created_at, "updated_at": conn.updated_at,
-    }  # fmt: skip
+        "created_at": conn.created_at,
+        "updated_at": conn.updated_at,
+    }
     if conn.type.value != "local":
-        data |= {"account_id": conn.account_id, "bucket": conn.bucket, "region": conn.region,
-                 "base_path": conn.base_path}  # fmt: skip
+        data |= {
+            "account_id": conn.account_id,
+            "bucket": conn.bucket,
+            "region": conn.region,
+            "base_path": conn.base_path,
+        }
     if conn.auth.value == "role":
-        data |= {"role_name": conn.role_name, "role_arn": conn.role_arn,
-                 "external_id": conn.external_id}  # fmt: skip
+        data |= {
+            "role_name": conn.role_name,
+            "role_arn": conn.role_arn,
+            "external_id": conn.external_id,
+        }
     if conn.auth.value == "hmac":
         data["access_key_id"] = conn.access_key_id
     if conn.type.value == "athena":
@@ -34,27 +47,44 @@ def connection_view(conn: Connection, byob: Byob | None = None) -> dict[str, Any
     if byob is not None:
         latest = byob.validations.latest(conn.id)
         data["validation"] = (
-            {"passed": latest.passed, "at": latest.created_at, "checks": latest.checks,
-             "current": latest.fingerprint == conn.destination_fingerprint()}
-            if latest else None
-        )  # fmt: skip
+            {
+                "passed": latest.passed,
+                "at": latest.created_at,
+                "checks": latest.checks,
+                "current": latest.fingerprint == conn.destination_fingerprint(),
+            }
+            if latest
+            else None
+        )
     return data
 
 
 def link_view(link: Link, now: datetime) -> dict[str, Any]:
     return {
-        "id": link.id, "tenant": link.tenant, "state": link.state(now).value,
-        "created_at": link.created_at, "expires_at": link.expires_at,
-        "created_by": link.created_by, "connection_id": link.connection_id,
-    }  # fmt: skip
+        "id": link.id,
+        "tenant": link.tenant,
+        "state": link.state(now).value,
+        "created_at": link.created_at,
+        "expires_at": link.expires_at,
+        "created_by": link.created_by,
+        "connection_id": link.connection_id,
+    }
 
 
 def transfer_view(record: TransferRecord) -> dict[str, Any]:
     return {
-        "id": record.id, "connection_id": record.connection_id, "model": record.model,
-        "type": record.type.value, "status": record.status, "started_at": record.started_at,
+        "id": record.id,
+        "connection_id": record.connection_id,
+        "model": record.model,
+        "type": record.type.value,
+        "status": record.status,
+        "started_at": record.started_at,
         "window": {"low": record.window.low, "high": record.window.high},
-        "rows": record.rows, "bytes": record.bytes, "files": record.files,
-        "attempts": record.attempts, "error": record.error, "manifest": record.manifest_key,
+        "rows": record.rows,
+        "bytes": record.bytes,
+        "files": record.files,
+        "attempts": record.attempts,
+        "error": record.error,
+        "manifest": record.manifest_key,
         "finished_at": record.finished_at,
-    }  # fmt: skip
+    }

@@ -27,7 +27,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, *, timestamp: str, body: bytes, signature: str, now: float, tolerance: float = 300) -> bool:
+def verify(
+    secret: str, *, timestamp: str, body: bytes, signature: str, now: float, tolerance: float = 300
+) -> bool:
     """What a receiver does: a fresh timestamp and a matching signature."""
     try:
         fresh = abs(now - float(timestamp)) <= tolerance
@@ -40,9 +42,14 @@ class WebhookNotifier:
     """Delivers events in a background thread, retrying with backoff; never blocks transfers."""
 
     def __init__(
-        self, url: str, secret: str, *, max_attempts: int = 6, timeout: float = 10.0,
+        self,
+        url: str,
+        secret: str,
+        *,
+        max_attempts: int = 6,
+        timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.url = url
         self.secret = secret
         self.max_attempts = max_attempts
@@ -63,15 +70,22 @@ class WebhookNotifier:
             self.deliver(*item)
 
     def deliver(self, event: str, payload: dict[str, Any]) -> bool:
-        body = json.dumps({"event": event, "at": time.time(), "data": payload}, default=str).encode()
+        body = json.dumps(
+            {"event": event, "at": time.time(), "data": payload}, default=str
+        ).encode()
         for attempt in range(1, self.max_attempts + 1):
             timestamp = str(int(time.time()))
             request = urllib.request.Request(
-                self.url, data=body, method="POST",
-                headers={"Content-Type": "application/json", "X-Byob-Event": event,
-                         "X-Byob-Timestamp": timestamp,
-                         "X-Byob-Signature": sign(self.secret, timestamp, body)},
-            )  # fmt: skip
+                self.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Byob-Event": event,
+                    "X-Byob-Timestamp": timestamp,
+                    "X-Byob-Signature": sign(self.secret, timestamp, body),
+                },
+            )
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     if 200 <= response.status < 300:

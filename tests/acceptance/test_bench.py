@@ -20,11 +20,25 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: str) -> None:
     work = tmp_path / "bench"
     done = subprocess.run(
-        [sys.executable, str(BENCH / "transfer_bench.py"), "--pg-url", pg_url,
-         "--rows", "20000", "--work-dir", str(work), "--floor-inline-tenant", "--skip-dlt",
-         "--timeout", "240"],
-        capture_output=True, text=True, timeout=900, env=dict(os.environ, COLUMNS="200"),
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(BENCH / "transfer_bench.py"),
+            "--pg-url",
+            pg_url,
+            "--rows",
+            "20000",
+            "--work-dir",
+            str(work),
+            "--floor-inline-tenant",
+            "--skip-dlt",
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     results = json.loads((work / "results.json").read_text())
     figures = {(f["contender"], f["scope"]): f for f in results["figures"]}

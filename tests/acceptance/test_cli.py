@@ -34,31 +34,63 @@ def env(tmp_path: Path, pg_url: str, aws: Any) -> dict[str, str]:
         "INSERT INTO invoices VALUES (%s, %s, %s, '2026-01-31', now() - interval '1 hour')",
         [(i, "acme" if i % 2 else "globex", f"{i}.10") for i in range(1, 1001)],
     )
-    config = write_config(tmp_path / "byob.toml", pg_url, [
-        {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}])  # fmt: skip
+    config = write_config(
+        tmp_path / "byob.toml",
+        pg_url,
+        [
+            {
+                "name": "invoices",
+                "table": "invoices",
+                "tenant_column": "tenant_id",
+                "cursor_column": "updated_at",
+                "primary_key": ["id"],
+            }
+        ],
+    )
     return dict(os.environ) | {
-        "BYOB_HOME": str(tmp_path / ".byob"), "BYOB_CONFIG": str(config),
-        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url, "BYOB_SETTLE_LAG_SECONDS": "0",
-    }  # fmt: skip
+        "BYOB_HOME": str(tmp_path / ".byob"),
+        "BYOB_CONFIG": str(config),
+        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url,
+        "BYOB_SETTLE_LAG_SECONDS": "0",
+    }
 
 
 def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str], aws: Any) -> None:
     checked = byob(env, "models", "check", "--json")
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["models"][0]["columns"][2] == {
-        "name": "amount", "source": "amount", "type": "decimal(18,2)", "glue_type": "decimal(18,2)"}
+        "name": "amount",
+        "source": "amount",
+        "type": "decimal(18,2)",
+        "glue_type": "decimal(18,2)",
+    }
 
-    created = byob(env, "connections", "create", "--name", "acme-s3", "--tenant", "acme",
-                   "--account-id", CUSTOMER, "--bucket", "acme-data", "--region", "eu-west-1",
-                   "--base-path", "exports/billing", "--json")  # fmt: skip
+    created = byob(
+        env,
+        "connections",
+        "create",
+        "--name",
+        "acme-s3",
+        "--tenant",
+        "acme",
+        "--account-id",
+        CUSTOMER,
+        "--bucket",
+        "acme-data",
+        "--region",
+        "eu-west-1",
+        "--base-path",
+        "exports/billing",
+        "--json",
+    )
     assert created.returncode == 0, created.stderr
     material = json.loads(created.stdout)
     assert material["connection"]["status"] == "draft"
     condition = material["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]
     assert condition["sts:ExternalId"] == material["external_id"]
     assert material["permissions_policy"]["Statement"][0]["Resource"] == (
-        "arn:aws:s3:::acme-data/exports/billing/*")
+        "arn:aws:s3:::acme-data/exports/billing/*"
+    )
 
     again = json.loads(byob(env, "connections", "policy", "acme-s3", "--json").stdout)
     assert again["trust_policy"] == material["trust_policy"]
@@ -72,21 +104,33 @@ def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str],
 
     customer = aws.customer(CUSTOMER, "eu-west-1")
     customer.create_bucket("acme-data")
-    customer.create_role(material["role_name"], material["trust_policy"], material["permissions_policy"])
+    customer.create_role(
+        material["role_name"], material["trust_policy"], material["permissions_policy"]
+    )
     validated = byob(env, "connections", "validate", "acme-s3", "--json")
     assert validated.returncode == 0, validated.stdout
     checks = {c["name"]: c["outcome"] for c in json.loads(validated.stdout)["checks"]}
-    assert checks == {"assume_role": "passed", "external_id_required": "warning",
-                      "bucket_region": "passed", "write_test_object": "passed",
-                      "delete_test_object": "passed"}  # fmt: skip
+    assert checks == {
+        "assume_role": "passed",
+        "external_id_required": "warning",
+        "bucket_region": "passed",
+        "write_test_object": "passed",
+        "delete_test_object": "passed",
+    }
     assert byob(env, "connections", "activate", "acme-s3").returncode == 0
 
     ran = byob(env, "transfers", "run", "acme-s3", "--json")
     assert ran.returncode == 0, ran.stderr
     transfer = json.loads(ran.stdout)["transfers"][0]
-    assert (transfer["rows"], transfer["status"], transfer["type"]) == (500, "succeeded", "full_refresh")
+    assert (transfer["rows"], transfer["status"], transfer["type"]) == (
+        500,
+        "succeeded",
+        "full_refresh",
+    )
     keys = [o["Key"] for o in customer.keys("acme-data")]
-    assert any(k.startswith("exports/billing/invoices/dt=") and k.endswith(".parquet") for k in keys)
+    assert any(
+        k.startswith("exports/billing/invoices/dt=") and k.endswith(".parquet") for k in keys
+    )
     assert any(k.startswith("exports/billing/_manifests/invoices/dt=") for k in keys)
 
     # `--all` runs every active connection: nothing new since, so an empty incremental.
@@ -94,7 +138,9 @@ def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str],
     assert everything.returncode == 0, everything.stderr
     report = json.loads(everything.stdout)
     assert report["connections"] == ["acme-s3"]
-    assert [(t["type"], t["rows"], t["status"]) for t in report["transfers"]] == [("incremental", 0, "succeeded")]
+    assert [(t["type"], t["rows"], t["status"]) for t in report["transfers"]] == [
+        ("incremental", 0, "succeeded")
+    ]
     assert byob(env, "transfers", "run").returncode == 2  # a connection or --all
 
     human = byob(env, "transfers", "list", "acme-s3")
@@ -103,7 +149,10 @@ def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str],
     backfill = listed["transfers"][-1]  # newest first: the backfill is the oldest
     shown = json.loads(byob(env, "transfers", "show", backfill["id"], "--json").stdout)
     assert shown["files"][0]["state"] == "committed"
-    assert json.loads(byob(env, "connections", "list", "--json").stdout)["connections"][0]["status"] == "active"
+    assert (
+        json.loads(byob(env, "connections", "list", "--json").stdout)["connections"][0]["status"]
+        == "active"
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,11 +161,24 @@ def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str],
         (["--account-id", "12345", "--bucket", "ok-bucket", "--region", "us-east-1"], "account_id"),
         (["--account-id", CUSTOMER, "--bucket", "Bad_Bucket", "--region", "us-east-1"], "bucket"),
         (["--account-id", CUSTOMER, "--bucket", "ok-bucket", "--region", "mars-1"], "region"),
-        (["--account-id", CUSTOMER, "--bucket", "ok-bucket", "--region", "us-east-1",
-          "--base-path", "/abs"], "base_path"),
+        (
+            [
+                "--account-id",
+                CUSTOMER,
+                "--bucket",
+                "ok-bucket",
+                "--region",
+                "us-east-1",
+                "--base-path",
+                "/abs",
+            ],
+            "base_path",
+        ),
     ],
-)  # fmt: skip
-def test_bad_fields_are_one_clear_line_and_change_nothing(env: dict[str, str], args: list[str], field: str) -> None:
+)
+def test_bad_fields_are_one_clear_line_and_change_nothing(
+    env: dict[str, str], args: list[str], field: str
+) -> None:
     result = byob(env, "connections", "create", "--name", "c", "--tenant", "acme", *args)
     assert result.returncode == 1
     assert f"[{field}]" in result.stderr
@@ -124,17 +186,39 @@ def test_bad_fields_are_one_clear_line_and_change_nothing(env: dict[str, str], a
     assert json.loads(byob(env, "connections", "list", "--json").stdout)["connections"] == []
 
 
-def test_a_malformed_models_file_names_the_model_and_field(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_malformed_models_file_names_the_model_and_field(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[source]\nurl = "postgresql://x"\n[[models]]\nname = "m"\ntable = "t"\n'
-                   'tenant_column = "a"\ncursor_column = "b"\nprimary_key = ["id"]\ncolour = "red"\n')  # fmt: skip
+    bad.write_text(
+        '[source]\nurl = "postgresql://x"\n[[models]]\nname = "m"\ntable = "t"\n'
+        'tenant_column = "a"\ncursor_column = "b"\nprimary_key = ["id"]\ncolour = "red"\n'
+    )
     result = byob(env | {"BYOB_CONFIG": str(bad)}, "models", "check")
     assert result.returncode == 1
     assert "models[0]" in result.stderr and "colour" in result.stderr
 
-    missing_column = byob(env, "--config", str(write_config(tmp_path / "m.toml", env_pg(env), [
-        {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "changed_at", "primary_key": ["id"]}])), "models", "check")  # fmt: skip
+    missing_column = byob(
+        env,
+        "--config",
+        str(
+            write_config(
+                tmp_path / "m.toml",
+                env_pg(env),
+                [
+                    {
+                        "name": "invoices",
+                        "table": "invoices",
+                        "tenant_column": "tenant_id",
+                        "cursor_column": "changed_at",
+                        "primary_key": ["id"],
+                    }
+                ],
+            )
+        ),
+        "models",
+        "check",
+    )
     assert missing_column.returncode == 1
     assert "model 'invoices'" in missing_column.stderr and "cursor_column" in missing_column.stderr
 

@@ -19,19 +19,17 @@ import httpx
 import pytest
 
 from byob.demo.emulator import LocalAws
-from tests.support import (
-    create_invoices,
-    free_port,
-    scratch_database,
-    wait_healthy,
-    write_config,
-)
+from tests.support import create_invoices, free_port, scratch_database, wait_healthy, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 BYOB = [sys.executable, "-m", "byob.cli"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 ACME_ROWS = 25  # invoices of tenant acme in the source (globex has as many)
@@ -67,7 +65,9 @@ class Served:
     process: subprocess.Popen[bytes]
 
     def cli(self, *args: str) -> dict[str, Any]:
-        done = subprocess.run([*BYOB, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*BYOB, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         return dict(json.loads(done.stdout))
 
@@ -75,7 +75,11 @@ class Served:
 
     def operator_key(self) -> str:
         """A new operator key, made with `byob api-keys create`."""
-        return str(self.cli("api-keys", "create", "--name", f"ops-{uuid.uuid4().hex[:8]}", "--json")["token"])
+        return str(
+            self.cli("api-keys", "create", "--name", f"ops-{uuid.uuid4().hex[:8]}", "--json")[
+                "token"
+            ]
+        )
 
     def link(self, tenant: str, *, via_cli: bool = False) -> dict[str, Any]:
         """A connection link, from `byob links create` or (faster) the REST API."""
@@ -88,7 +92,9 @@ class Served:
 
     def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.ops_token}"}
-        response = httpx.request(method, self.base_url + path, headers=headers, timeout=60, **kwargs)
+        response = httpx.request(
+            method, self.base_url + path, headers=headers, timeout=60, **kwargs
+        )
         assert response.status_code < 300, response.text
         return dict(response.json())
 
@@ -107,29 +113,60 @@ def source_url(pg_server_url: str) -> Iterator[str]:
 @contextmanager
 def serving(tmp: Path, source_url: str, endpoint_url: str, **extra_env: str) -> Iterator[Served]:
     """`python -m byob.cli serve` on a free port, over its own state in `tmp`."""
-    config = write_config(tmp / "byob.toml", source_url, [
-        {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}])  # fmt: skip
+    config = write_config(
+        tmp / "byob.toml",
+        source_url,
+        [
+            {
+                "name": "invoices",
+                "table": "invoices",
+                "tenant_column": "tenant_id",
+                "cursor_column": "updated_at",
+                "primary_key": ["id"],
+            }
+        ],
+    )
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ) | {
-        "BYOB_HOME": str(tmp / ".byob"), "BYOB_CONFIG": str(config),
-        "BYOB_AWS_ENDPOINT_URL": endpoint_url, "BYOB_SETTLE_LAG_SECONDS": "0",
-        "BYOB_PUBLIC_URL": base_url, "BYOB_AWS_MAX_ATTEMPTS": "2",
-        "BYOB_CHECK_TIMEOUT_SECONDS": "20",
-    } | extra_env  # fmt: skip
+    env = (
+        dict(os.environ)
+        | {
+            "BYOB_HOME": str(tmp / ".byob"),
+            "BYOB_CONFIG": str(config),
+            "BYOB_AWS_ENDPOINT_URL": endpoint_url,
+            "BYOB_SETTLE_LAG_SECONDS": "0",
+            "BYOB_PUBLIC_URL": base_url,
+            "BYOB_AWS_MAX_ATTEMPTS": "2",
+            "BYOB_CHECK_TIMEOUT_SECONDS": "20",
+        }
+        | extra_env
+    )
     # Before serving: this first command also creates and migrates the state store.
-    made = subprocess.run([*BYOB, "api-keys", "create", "--name", "ops", "--json"], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    made = subprocess.run(
+        [*BYOB, "api-keys", "create", "--name", "ops", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     log_path = tmp / "server.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [*BYOB, "serve", "--host", "127.0.0.1", "--port", str(port), "--tick", "1"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    srv = Served(base_url=base_url, env=env, home=tmp / ".byob", log_path=log_path,
-                 process=process, ops_token=json.loads(made.stdout)["token"])  # fmt: skip
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    srv = Served(
+        base_url=base_url,
+        env=env,
+        home=tmp / ".byob",
+        log_path=log_path,
+        process=process,
+        ops_token=json.loads(made.stdout)["token"],
+    )
     try:
         wait_healthy(srv.base_url, srv.process, srv.log_path)
         yield srv
@@ -149,7 +186,9 @@ def served(
 ) -> Iterator[Served]:
     """A server shared by the tests of a module: each test uses its own tenant, and the
     function-scoped `aws` fixture wipes the emulator."""
-    with serving(tmp_path_factory.mktemp("browser-serve"), source_url, _aws_server.endpoint_url) as srv:
+    with serving(
+        tmp_path_factory.mktemp("browser-serve"), source_url, _aws_server.endpoint_url
+    ) as srv:
         yield srv
 
 

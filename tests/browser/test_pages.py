@@ -27,8 +27,11 @@ def expire(served: Served, link_id: str) -> None:
     engine = create_engine(f"sqlite:///{served.home / 'state.sqlite'}")
     try:
         with engine.begin() as db:
-            db.execute(T.links.update().where(T.links.c.id == link_id)
-                       .values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))  # fmt: skip
+            db.execute(
+                T.links.update()
+                .where(T.links.c.id == link_id)
+                .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+            )
     finally:
         engine.dispose()
 
@@ -50,12 +53,17 @@ def test_links_that_can_no_longer_be_used_say_so(served: Served, browser: Any, s
     assert response.status == 410 and "has expired" in page.locator("main").inner_text()
 
     response = page.goto(f"{served.base_url}/connect/byob_link_{'x' * 43}")
-    assert response.status == 404 and "This connection link is not valid" in page.locator("main").inner_text()
+    assert (
+        response.status == 404
+        and "This connection link is not valid" in page.locator("main").inner_text()
+    )
     shoot(page, "unknown")
 
     # Without the link's session the wizard says how to get in; no stack trace anywhere.
     response = page.goto(f"{served.base_url}/connect/bucket")
-    assert response.status == 401 and "Open your connection link" in page.locator("main").inner_text()
+    assert (
+        response.status == 401 and "Open your connection link" in page.locator("main").inner_text()
+    )
 
     # A link revoked in the middle of the wizard stops working at the next page.
     midway = served.link(tenant())
@@ -84,14 +92,23 @@ def test_forms_without_the_csrf_token_are_refused(served: Served) -> None:
         refused = recipient.post("/connect/type", data={"type": "s3"})
         assert refused.status_code == 403
         assert "out of date or did not come from this site" in refused.text
-        assert recipient.post("/connect/type", data={"type": "s3", "csrf_token": "forged"}).status_code == 403
-        other_site = recipient.post("/connect/type", data={"type": "s3", "csrf_token": token},
-                                    headers={"Origin": "https://evil.example"})  # fmt: skip
+        assert (
+            recipient.post("/connect/type", data={"type": "s3", "csrf_token": "forged"}).status_code
+            == 403
+        )
+        other_site = recipient.post(
+            "/connect/type",
+            data={"type": "s3", "csrf_token": token},
+            headers={"Origin": "https://evil.example"},
+        )
         assert other_site.status_code == 403
         live = recipient.post("/connect/validate-field", json={"field": "bucket", "value": "x"})
         assert live.status_code == 403
-        live = recipient.post("/connect/validate-field", json={"field": "bucket", "value": "x"},
-                              headers={"X-CSRF-Token": token})  # fmt: skip
+        live = recipient.post(
+            "/connect/validate-field",
+            json={"field": "bucket", "value": "x"},
+            headers={"X-CSRF-Token": token},
+        )
         assert live.json()["ok"] is False and "3 to 63 characters" in live.json()["message"]
         accepted = recipient.post("/connect/type", data={"type": "s3", "csrf_token": token})
         assert accepted.status_code == 200 and str(accepted.url).endswith("/connect/bucket?type=s3")
@@ -99,8 +116,9 @@ def test_forms_without_the_csrf_token_are_refused(served: Served) -> None:
     with httpx.Client(base_url=served.base_url, follow_redirects=True, timeout=30) as operator:
         form = operator.get("/login")
         assert operator.post("/login", data={"api_key": served.ops_token}).status_code == 403
-        signed_in = operator.post("/login", data={"api_key": served.ops_token,
-                                                  "csrf_token": csrf_of(form.text)})  # fmt: skip
+        signed_in = operator.post(
+            "/login", data={"api_key": served.ops_token, "csrf_token": csrf_of(form.text)}
+        )
         assert signed_in.status_code == 200 and str(signed_in.url).endswith("/connections")
         assert operator.post("/links", data={"tenant": "acme"}).status_code == 403
         assert operator.post("/connections/any/pause", data={}).status_code == 403
@@ -135,7 +153,9 @@ def test_operator_sign_in_needs_a_live_key(served: Served, browser: Any, shoot: 
     page.context.close()
 
 
-def test_operator_creates_copies_and_revokes_a_link(served: Served, browser: Any, shoot: Any) -> None:
+def test_operator_creates_copies_and_revokes_a_link(
+    served: Served, browser: Any, shoot: Any
+) -> None:
     context = browser.new_context(viewport=PHONE)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
     page = context.new_page()
@@ -172,43 +192,65 @@ def test_operator_creates_copies_and_revokes_a_link(served: Served, browser: Any
     context.close()
 
 
-GOOD = {"name": "parity", "type": "s3", "account_id": "210987654321", "bucket": "parity-data",
-        "region": "eu-west-1", "base_path": "exports"}  # fmt: skip
+GOOD = {
+    "name": "parity",
+    "type": "s3",
+    "account_id": "210987654321",
+    "bucket": "parity-data",
+    "region": "eu-west-1",
+    "base_path": "exports",
+}
 BAD = [
-    ("name", "-x", {}), ("account_id", "12345", {}), ("bucket", "Bad_Bucket", {}),
-    ("region", "mars-1", {}), ("base_path", "/abs", {}), ("base_path", "a/../b", {}),
+    ("name", "-x", {}),
+    ("account_id", "12345", {}),
+    ("bucket", "Bad_Bucket", {}),
+    ("region", "mars-1", {}),
+    ("base_path", "/abs", {}),
+    ("base_path", "a/../b", {}),
     ("base_path", "_hidden", {}),
-    ("role_arn", "arn:aws:iam::999999999999:role/r", {}), ("role_arn", "not-an-arn", {}),
+    ("role_arn", "arn:aws:iam::999999999999:role/r", {}),
+    ("role_arn", "not-an-arn", {}),
     ("access_key_id", "akia", {"secret_access_key": "s" * 40}),
     ("secret_access_key", "short", {"access_key_id": "AKIAIOSFODNN7EXAMPLE"}),
     ("schema", "Billing", {"type": "athena", "database": "queries"}),
     ("database", "billing", {"type": "athena", "schema": "billing"}),
     ("workgroup", "bad group", {"type": "athena", "schema": "billing", "database": "queries"}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("field", "value", "extra"), BAD, ids=[f"{f}={v}" for f, v, _ in BAD])
-def test_live_messages_are_the_api_messages(served: Served, field: str, value: str, extra: dict[str, str]) -> None:
+def test_live_messages_are_the_api_messages(
+    served: Served, field: str, value: str, extra: dict[str, str]
+) -> None:
     link = served.link(tenant())
     body = GOOD | extra | {field: value}
-    api = httpx.post(f"{served.base_url}/api/v1/recipient/connection", json=body, timeout=30,
-                     headers={"Authorization": f"Bearer {link['token']}"})  # fmt: skip
+    api = httpx.post(
+        f"{served.base_url}/api/v1/recipient/connection",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {link['token']}"},
+    )
     assert api.status_code == 422, api.text
     error = api.json()["error"]
     assert error["field"] == field
     with httpx.Client(base_url=served.base_url, follow_redirects=True, timeout=30) as browser_like:
         page = browser_like.get(link["url"].removeprefix(served.base_url))
         live = browser_like.post(
-            "/connect/validate-field", headers={"X-CSRF-Token": csrf_of(page.text)},
+            "/connect/validate-field",
+            headers={"X-CSRF-Token": csrf_of(page.text)},
             json={"field": field, "value": value, "context": body},
-        ).json()  # fmt: skip
+        ).json()
         assert live == {"field": field, "ok": False, "message": error["message"]}
         # ... and the server's own check of the submitted form says the same, by the field.
         form = {k: v for k, v in body.items() if k != "type"} | {
-            "csrf_token": csrf_of(page.text), "type": body["type"],
-            "auth": "hmac" if "access_key_id" in body else "role", "workgroup": body.get("workgroup", "primary"),
-        }  # fmt: skip
+            "csrf_token": csrf_of(page.text),
+            "type": body["type"],
+            "auth": "hmac" if "access_key_id" in body else "role",
+            "workgroup": body.get("workgroup", "primary"),
+        }
         submitted = browser_like.post("/connect/bucket", data=form)
         assert submitted.status_code == 422
-        shown = re.search(rf'id="f-{field}-error" data-error-for="{field}">([^<]*)<', submitted.text)
+        shown = re.search(
+            rf'id="f-{field}-error" data-error-for="{field}">([^<]*)<', submitted.text
+        )
         assert shown and html.unescape(shown.group(1)) == error["message"]

@@ -32,7 +32,9 @@ def rule_message(check: Any, *args: Any, **kwargs: Any) -> str:
 
 def open_link_from_email(page: Any, url: str) -> None:
     """Click the link the way a recipient does: from another site (their mail client)."""
-    page.set_content(f'<p>Your vendor invites you: <a id="invite" href="{url}">set up your bucket</a></p>')
+    page.set_content(
+        f'<p>Your vendor invites you: <a id="invite" href="{url}">set up your bucket</a></p>'
+    )
     page.click("#invite")
     page.wait_for_url(re.compile(r"/connect/type$"))
 
@@ -48,7 +50,9 @@ def set_field(page: Any, name: str, value: str, *, select: bool = False) -> Any:
     return field
 
 
-def expect_field_error(page: Any, name: str, value: str, message: str, *, select: bool = False) -> None:
+def expect_field_error(
+    page: Any, name: str, value: str, message: str, *, select: bool = False
+) -> None:
     """Type a bad value; the live check shows the rule's exact message next to the field."""
     field = set_field(page, name, value, select=select)
     error = page.locator(f"#f-{name}-error")
@@ -114,15 +118,25 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     expect_field_error(page, "region", "", rule_message(fields.region, ""), select=True)
     page.locator("#f-base_path").fill("exports/../x")
     page.locator("#f-base_path").blur()
-    page.wait_for_function("t => document.getElementById('f-base_path-error').textContent === t",
-                           arg=rule_message(fields.base_path, "exports/../x"))  # fmt: skip
+    page.wait_for_function(
+        "t => document.getElementById('f-base_path-error').textContent === t",
+        arg=rule_message(fields.base_path, "exports/../x"),
+    )
     page.locator("#f-account_id").fill(CUSTOMER)
     foreign = "arn:aws:iam::999999999999:role/mine"
-    expect_field_error(page, "role_arn", foreign,
-                       rule_message(fields.role_arn, foreign, expected_account_id=CUSTOMER))  # fmt: skip
+    expect_field_error(
+        page,
+        "role_arn",
+        foreign,
+        rule_message(fields.role_arn, foreign, expected_account_id=CUSTOMER),
+    )
     shoot(page, "bucket-live-errors")
     clear_field_error(page, "role_arn", "")
-    for name, value in {"name": "acme-s3", "account_id": CUSTOMER, "base_path": "exports/billing"}.items():
+    for name, value in {
+        "name": "acme-s3",
+        "account_id": CUSTOMER,
+        "base_path": "exports/billing",
+    }.items():
         clear_field_error(page, name, value)
     clear_field_error(page, "region", REGION, select=True)
 
@@ -130,7 +144,9 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     page.locator("#f-bucket").fill("Acme_Data")
     page.get_by_role("button", name="Save & Continue").click()
     page.wait_for_load_state()
-    assert page.locator("#f-bucket-error").inner_text() == rule_message(fields.bucket_name, "Acme_Data")
+    assert page.locator("#f-bucket-error").inner_text() == rule_message(
+        fields.bucket_name, "Acme_Data"
+    )
     assert page.locator("#f-bucket").get_attribute("aria-invalid") == "true"
     assert page.locator("#form-errors").is_visible()
     assert page.locator("#f-name").input_value() == "acme-s3"  # what was typed is kept
@@ -145,9 +161,12 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     external_id = page.locator("#external-id").inner_text()
     assert role_name.startswith("byob-acme-s3") and len(external_id) >= 32
     assert page.locator("#external-id").evaluate("e => e.tagName") == "CODE"
-    assert page.locator("input, textarea, select").evaluate_all(
-        "(els, x) => els.filter(e => e.value === x).length", external_id
-    ) == 0
+    assert (
+        page.locator("input, textarea, select").evaluate_all(
+            "(els, x) => els.filter(e => e.value === x).length", external_id
+        )
+        == 0
+    )
     page.locator('[data-copy="trust-policy"]').click()
     trust = json.loads(page.evaluate("navigator.clipboard.readText()"))
     assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == external_id
@@ -198,7 +217,10 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     text = page.locator("main").inner_text()
     assert "Your connection is active" in text
     assert "s3://acme-data/exports/billing/invoices/dt=YYYY-MM-DD/" in text
-    assert "read_parquet('s3://acme-data/exports/billing/invoices/*/*.parquet', hive_partitioning = true)" in text
+    assert (
+        "read_parquet('s3://acme-data/exports/billing/invoices/*/*.parquet', hive_partitioning = true)"
+        in text
+    )
     assert "The first transfer, a full copy of each table, starts within moments" in text
     shoot(page, "done")
     page.set_viewport_size(PHONE)
@@ -227,7 +249,9 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     shoot(operator, "operator-transfers")
 
     # Run now: a second, incremental transfer (nothing new in the source: no rows).
-    operator.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="acme-s3").click()
+    operator.get_by_role("navigation", name="Breadcrumb").get_by_role(
+        "link", name="acme-s3"
+    ).click()
     for _ in range(20):  # the first transfer's lock is let go just after it succeeds
         operator.get_by_role("button", name="Run now").click()
         operator.wait_for_load_state()
@@ -237,7 +261,9 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     operator.get_by_role("link", name="Transfer history").click()
     wait_for_transfers(operator, 2)
     assert "incremental" in operator.locator("table.transfers tbody tr").first.inner_text()
-    operator.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="acme-s3").click()
+    operator.get_by_role("navigation", name="Breadcrumb").get_by_role(
+        "link", name="acme-s3"
+    ).click()
     assert "Validation history" in operator.locator("main").inner_text()
 
     # The operator revalidates, pauses and resumes.
@@ -285,19 +311,31 @@ def test_hmac_on_a_narrow_screen_never_shows_the_secret(
     shoot(page, "type-phone")
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/connect/bucket\?type=athena"))
-    expect_field_error(page, "schema", "Billing", rule_message(
-        _athena_fields, workgroup="primary", schema="Billing", database="byob_probe_db"))
+    expect_field_error(
+        page,
+        "schema",
+        "Billing",
+        rule_message(
+            _athena_fields, workgroup="primary", schema="Billing", database="byob_probe_db"
+        ),
+    )
     page.locator("#f-schema").fill("billing")
     page.locator("#f-database").fill("billing")
     page.locator("#f-database").blur()
     page.wait_for_function("() => document.getElementById('f-database-error').textContent !== ''")
     page.locator("#f-database").fill("queries")
-    for name, value in {"name": f"{tenant}-athena", "account_id": CUSTOMER, "bucket": "narrow-data"}.items():
+    for name, value in {
+        "name": f"{tenant}-athena",
+        "account_id": CUSTOMER,
+        "bucket": "narrow-data",
+    }.items():
         page.locator(f"#f-{name}").fill(value)
     page.locator("#f-region").select_option("us-east-1")
     page.get_by_label("Access key of an IAM user").check()
     assert page.locator("#f-role_arn").is_hidden()
-    expect_field_error(page, "access_key_id", "akia-lower", rule_message(fields.access_key_id, "akia-lower"))
+    expect_field_error(
+        page, "access_key_id", "akia-lower", rule_message(fields.access_key_id, "akia-lower")
+    )
     page.locator("#f-access_key_id").fill(access_key["AccessKeyId"])
     page.locator("#f-secret_access_key").fill(secret)
     page.locator("#f-bucket").fill("Narrow_Data")  # refused by the server: the form comes back

@@ -14,8 +14,13 @@ from tests.support import CUSTOMER, make_app, pg_exec, pg_insert, write_config
 
 pytestmark = pytest.mark.integration
 
-MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "invoices",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 
 
 @pytest.fixture
@@ -37,22 +42,38 @@ def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
     customer = aws.customer(CUSTOMER, "us-east-1")
     customer.create_bucket("lake")
     conn = app.create_connection(
-        name="acme-athena", tenant="acme", type="athena", account_id=CUSTOMER, bucket="lake",
-        region="us-east-1", schema="billing", database="results",
-    )  # fmt: skip
+        name="acme-athena",
+        tenant="acme",
+        type="athena",
+        account_id=CUSTOMER,
+        bucket="lake",
+        region="us-east-1",
+        schema="billing",
+        database="results",
+    )
     policies = app.policies(conn)
-    customer.create_role(policies["role_name"], policies["trust_policy"], policies["permissions_policy"])
+    customer.create_role(
+        policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
+    )
     _, checks = app.validate(conn.name)
     outcomes = {c.name: c.outcome.value for c in checks}
     assert outcomes == {
-        "assume_role": "passed", "external_id_required": "warning", "bucket_region": "passed",
-        "write_test_object": "passed", "delete_test_object": "passed", "workgroup": "passed",
-        "glue_database": "passed", "athena_query": "passed", "athena_output_location": "passed",
-    }, [c.as_dict() for c in checks]  # fmt: skip
+        "assume_role": "passed",
+        "external_id_required": "warning",
+        "bucket_region": "passed",
+        "write_test_object": "passed",
+        "delete_test_object": "passed",
+        "workgroup": "passed",
+        "glue_database": "passed",
+        "athena_query": "passed",
+        "athena_output_location": "passed",
+    }, [c.as_dict() for c in checks]
     return app.activate(conn.name), customer
 
 
-def test_athena_connection_creates_the_glue_table_and_view(tmp_path: Path, source: str, aws: Any) -> None:
+def test_athena_connection_creates_the_glue_table_and_view(
+    tmp_path: Path, source: str, aws: Any
+) -> None:
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [MODEL]), aws)
     conn, customer = _onboard(app, aws)
     [result] = app.run_transfers(conn.name)
@@ -62,12 +83,17 @@ def test_athena_connection_creates_the_glue_table_and_view(tmp_path: Path, sourc
     table = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]
     assert table["TableType"] == "EXTERNAL_TABLE"
     assert table["StorageDescriptor"]["Columns"] == [
-        {"Name": "id", "Type": "bigint"}, {"Name": "tenant_id", "Type": "string"},
-        {"Name": "amount", "Type": "decimal(18,2)"}, {"Name": "dt_source", "Type": "date"},
-        {"Name": "small", "Type": "int"}, {"Name": "updated_at", "Type": "timestamp"},
-    ]  # fmt: skip
+        {"Name": "id", "Type": "bigint"},
+        {"Name": "tenant_id", "Type": "string"},
+        {"Name": "amount", "Type": "decimal(18,2)"},
+        {"Name": "dt_source", "Type": "date"},
+        {"Name": "small", "Type": "int"},
+        {"Name": "updated_at", "Type": "timestamp"},
+    ]
     assert table["StorageDescriptor"]["Location"] == "s3://lake/billing/invoices/"
-    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith(
+        "ParquetHiveSerDe"
+    )
     assert table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
     params = table["Parameters"]
     day = result.record.started_at.date().isoformat()
@@ -76,17 +102,25 @@ def test_athena_connection_creates_the_glue_table_and_view(tmp_path: Path, sourc
     assert params["storage.location.template"] == "s3://lake/billing/invoices/dt=${dt}/"
 
     # A column added at the source reaches Glue before files carrying it; a widened type too.
-    pg_exec(source, "ALTER TABLE invoices ADD COLUMN note text", "ALTER TABLE invoices ALTER COLUMN small TYPE bigint",
-            "UPDATE invoices SET note = 'n', updated_at = now() WHERE id IN (1, 2)")  # fmt: skip
+    pg_exec(
+        source,
+        "ALTER TABLE invoices ADD COLUMN note text",
+        "ALTER TABLE invoices ALTER COLUMN small TYPE bigint",
+        "UPDATE invoices SET note = 'n', updated_at = now() WHERE id IN (1, 2)",
+    )
     app.run_transfers(conn.name)
-    columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"]["Columns"]
+    columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"][
+        "Columns"
+    ]
     assert columns[-1] == {"Name": "note", "Type": "string"}
     assert {"Name": "small", "Type": "bigint"} in columns
 
     # A dropped column stays in the table: older files still carry it.
     pg_exec(source, "ALTER TABLE invoices DROP COLUMN note")
     app.run_transfers(conn.name)
-    columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"]["Columns"]
+    columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"][
+        "Columns"
+    ]
     assert {"Name": "note", "Type": "string"} in columns
 
     view = glue.get_table(DatabaseName="billing", Name="invoices_latest")["Table"]
@@ -112,4 +146,10 @@ def test_model_named_athena_output_is_refused() -> None:
     from byob.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reserved"):
-        ModelSpec(name="athena_output", table="t", tenant_column="a", cursor_column="b", primary_key=("id",))
+        ModelSpec(
+            name="athena_output",
+            table="t",
+            tenant_column="a",
+            cursor_column="b",
+            primary_key=("id",),
+        )

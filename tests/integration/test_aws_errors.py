@@ -33,8 +33,13 @@ from tests.support import CUSTOMER, OPEN_APPS, before_s3_call, pg_exec, write_co
 
 pytestmark = pytest.mark.integration
 
-MODEL = {"name": "events", "table": "events", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "events",
+    "table": "events",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
@@ -51,23 +56,38 @@ def vendor_session(aws: LocalAws) -> boto3.Session:
     iam = aws.service_session().client("iam", endpoint_url=aws.endpoint_url)
     iam.create_user(UserName="byob-service")
     iam.put_user_policy(
-        UserName="byob-service", PolicyName="assume-customer-roles",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:GetCallerIdentity"], "Resource": "*"}]}),
-    )  # fmt: skip
+        UserName="byob-service",
+        PolicyName="assume-customer-roles",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["sts:AssumeRole", "sts:GetCallerIdentity"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
     key = iam.create_access_key(UserName="byob-service")["AccessKey"]
     return boto3.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
         region_name="us-east-1",
-    )  # fmt: skip
+    )
 
 
 def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> Byob:
     """Like tests.support.make_app, but byob runs as an IAM user moto knows."""
     options: dict[str, Any] = {
-        "home": tmp_path / ".byob", "config": write_config(tmp_path / "byob.toml", url, [MODEL]),
-        "settle_lag_seconds": 0, "aws_endpoint_url": aws.endpoint_url, **settings,
-    }  # fmt: skip
+        "home": tmp_path / ".byob",
+        "config": write_config(tmp_path / "byob.toml", url, [MODEL]),
+        "settle_lag_seconds": 0,
+        "aws_endpoint_url": aws.endpoint_url,
+        **settings,
+    }
     sessions = AwsSessions(
         AwsConfig(endpoint_url=aws.endpoint_url, max_attempts=2), vendor_session(aws)
     )
@@ -80,23 +100,42 @@ def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> B
 def customer_admin(aws: LocalAws, region: str = "us-east-1") -> CustomerAccount:
     """The recipient's administrator, still allowed everything once enforcement is on."""
     customer = aws.customer(CUSTOMER, region)
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-             "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}  # fmt: skip
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            }
+        ],
+    }
     customer.create_role(ADMIN_ROLE, trust, ADMIN_POLICY)
     return customer
 
 
 def new_connection(
-    app: Byob, customer: CustomerAccount, *, bucket: str = "bkt", region: str = "us-east-1",
-    create_bucket: bool = True, permissions: dict[str, Any] | None = None, name: str = "c1",
-) -> Any:  # fmt: skip
+    app: Byob,
+    customer: CustomerAccount,
+    *,
+    bucket: str = "bkt",
+    region: str = "us-east-1",
+    create_bucket: bool = True,
+    permissions: dict[str, Any] | None = None,
+    name: str = "c1",
+) -> Any:
     """The recipient creates the bucket and the role byob asks for (or the given policy)."""
     if create_bucket:
         customer.create_bucket(bucket)
     conn = app.create_connection(
-        name=name, tenant="acme", type="s3", account_id=CUSTOMER, bucket=bucket, region=region,
+        name=name,
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket=bucket,
+        region=region,
         base_path="exports",
-    )  # fmt: skip
+    )
     policies = app.policies(conn)
     customer.create_role(
         policies["role_name"],
@@ -123,8 +162,12 @@ def first_failure(checks: list[Any]) -> Any:
 
 
 def s3_policy(bucket: str, prefix: str, actions: list[str]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": actions, "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*"}]}  # fmt: skip
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*"}
+        ],
+    }
 
 
 def duckdb_ids(aws: LocalAws, customer: CustomerAccount, bucket: str = "bkt") -> list[int]:
@@ -183,9 +226,10 @@ def test_policy_for_another_prefix_fails_the_write_check_and_names_the_fix(
 
     # The recipient pastes the policy byob showed; revalidation passes and activation works.
     customer.client("iam").put_role_policy(
-        RoleName=conn.role_name, PolicyName="byob-transfer",
+        RoleName=conn.role_name,
+        PolicyName="byob-transfer",
         PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
-    )  # fmt: skip
+    )
     _, checks = app.validate(conn.name)
     assert all_passed(checks), [c.as_dict() for c in checks]
     assert app.activate(conn.name).status.value == "active"
@@ -221,8 +265,8 @@ def _multipart_setup(
     tmp_path: Path, events: str, aws: LocalAws
 ) -> tuple[Byob, Any, CustomerAccount, Any]:
     app = enforcing_app(
-        tmp_path, events, aws, multipart_part_bytes=5 << 20, row_group_bytes=2 << 20,
-    )  # fmt: skip
+        tmp_path, events, aws, multipart_part_bytes=5 << 20, row_group_bytes=2 << 20
+    )
     customer = customer_admin(aws)
     conn = new_connection(app, customer)
     aws.enforce_iam(True)
@@ -260,8 +304,11 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
     def revoke() -> None:
         if withdrawn == "put":  # the recipient keeps only the abort and delete permissions
             policy = s3_policy("bkt", "exports", ["s3:DeleteObject", "s3:AbortMultipartUpload"])
-            iam.put_role_policy(RoleName=conn.role_name, PolicyName="byob-transfer",
-                                PolicyDocument=json.dumps(policy))  # fmt: skip
+            iam.put_role_policy(
+                RoleName=conn.role_name,
+                PolicyName="byob-transfer",
+                PolicyDocument=json.dumps(policy),
+            )
         else:
             iam.delete_role_policy(RoleName=conn.role_name, PolicyName="byob-transfer")
 
@@ -289,9 +336,10 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
 
     # The recipient restores the policy; the rerun finishes the same window exactly once.
     iam.put_role_policy(
-        RoleName=conn.role_name, PolicyName="byob-transfer",
+        RoleName=conn.role_name,
+        PolicyName="byob-transfer",
         PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
-    )  # fmt: skip
+    )
     results = app.run_transfers(conn.name)
     assert results[0].resumed and results[0].record.id == failed.id
     assert results[0].record.status == "succeeded" and results[0].record.attempts == 2
@@ -424,14 +472,22 @@ def test_hmac_bad_secret_fails_and_good_key_transfers_and_no_secret_is_kept_in_c
     key = _iam_user_key(customer)
     good_secret = key["SecretAccessKey"]
     bad_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzBADKEY"
-    fields = {"tenant": "acme", "type": "s3", "account_id": CUSTOMER, "bucket": "bkt",
-              "region": "us-east-1", "base_path": "exports", "access_key_id": key["AccessKeyId"]}  # fmt: skip
+    fields = {
+        "tenant": "acme",
+        "type": "s3",
+        "account_id": CUSTOMER,
+        "bucket": "bkt",
+        "region": "us-east-1",
+        "base_path": "exports",
+        "access_key_id": key["AccessKeyId"],
+    }
     bad = app.create_connection(name="bad", secret_access_key=bad_secret, **fields)
     good = app.create_connection(name="good", secret_access_key=good_secret, **fields)
     customer.client("iam").put_user_policy(
-        UserName="byob-writer", PolicyName="byob-transfer",
+        UserName="byob-writer",
+        PolicyName="byob-transfer",
         PolicyDocument=json.dumps(app.policies(good)["permissions_policy"]),
-    )  # fmt: skip
+    )
     aws.enforce_iam(True)
 
     _, bad_checks = app.validate(bad.name)
@@ -468,10 +524,15 @@ def test_hmac_unknown_access_key_fails_the_credentials_check(
     customer = customer_admin(aws)
     customer.create_bucket("bkt")
     conn = app.create_connection(
-        name="unknown", tenant="acme", type="s3", account_id=CUSTOMER, bucket="bkt",
-        region="us-east-1", access_key_id="AKIAIOSFODNN7EXAMPLE",
+        name="unknown",
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="bkt",
+        region="us-east-1",
+        access_key_id="AKIAIOSFODNN7EXAMPLE",
         secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    )  # fmt: skip
+    )
     aws.enforce_iam(True)
     _, checks = app.validate(conn.name)
     creds = checks_by_name(checks)["credentials"]

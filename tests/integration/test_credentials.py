@@ -33,20 +33,39 @@ class RecordingSessions(AwsSessions):
 
 
 def test_assumed_role_session_uses_external_id_and_refreshes(tmp_path: Path, aws: Any) -> None:
-    config = write_config(tmp_path / "byob.toml", "sqlite:////nonexistent.sqlite", [
-        {"name": "m", "table": "m", "tenant_column": "t", "cursor_column": "u", "primary_key": ["id"]}])  # fmt: skip
+    config = write_config(
+        tmp_path / "byob.toml",
+        "sqlite:////nonexistent.sqlite",
+        [
+            {
+                "name": "m",
+                "table": "m",
+                "tenant_column": "t",
+                "cursor_column": "u",
+                "primary_key": ["id"],
+            }
+        ],
+    )
     app = make_app(tmp_path, config, aws)
     sessions = RecordingSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
     conn = app.create_connection(
-        name="acme.prod", tenant="acme", type="s3", account_id=CUSTOMER, bucket="bkt",
+        name="acme.prod",
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="bkt",
         region="eu-west-1",
-    )  # fmt: skip
+    )
 
     session = sessions.for_connection(conn)
     arn = sessions.client(session, "sts", conn.region).get_caller_identity()["Arn"]
     assert arn == f"arn:aws:sts::{CUSTOMER}:assumed-role/{conn.role_name}/byob-acme.prod"
     assert sessions.assume_role_calls == [
-        {"RoleArn": conn.role_arn, "ExternalId": conn.external_id, "RoleSessionName": "byob-acme.prod"}
+        {
+            "RoleArn": conn.role_arn,
+            "ExternalId": conn.external_id,
+            "RoleSessionName": "byob-acme.prod",
+        }
     ]
 
     credentials = session.get_credentials()

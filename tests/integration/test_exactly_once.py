@@ -27,8 +27,13 @@ from tests.support import make_app, onboard_s3, pg_exec, write_config
 pytestmark = pytest.mark.integration
 
 ROWS = 300_000
-MODEL = {"name": "events", "table": "events", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "events",
+    "table": "events",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 TUNING = {  # small files and parts so one transfer has several multipart files
     "BYOB_FILE_TARGET_BYTES": str(6 << 20),
     "BYOB_MULTIPART_PART_BYTES": str(5 << 20),
@@ -100,14 +105,19 @@ def events(pg_url: str) -> str:
 def _env(tmp_path: Path, config: Path, aws: Any) -> dict[str, str]:
     env = dict(os.environ)
     env.update(TUNING)
-    env.update({
-        "BYOB_HOME": str(tmp_path / ".byob"), "BYOB_CONFIG": str(config),
-        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url,
-    })  # fmt: skip
+    env.update(
+        {
+            "BYOB_HOME": str(tmp_path / ".byob"),
+            "BYOB_CONFIG": str(config),
+            "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url,
+        }
+    )
     return env
 
 
-def _cli(env: dict[str, str], *args: str, wrapper: tuple[str, int] | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    env: dict[str, str], *args: str, wrapper: tuple[str, int] | None = None
+) -> subprocess.CompletedProcess[str]:
     if wrapper:
         cmd = [sys.executable, "-c", WRAPPER, wrapper[0], str(wrapper[1]), "--", *args]
     else:
@@ -115,7 +125,9 @@ def _cli(env: dict[str, str], *args: str, wrapper: tuple[str, int] | None = None
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _setup(tmp_path: Path, events: str, aws: Any, **app_settings: Any) -> tuple[Any, Any, dict[str, str]]:
+def _setup(
+    tmp_path: Path, events: str, aws: Any, **app_settings: Any
+) -> tuple[Any, Any, dict[str, str]]:
     config = write_config(tmp_path / "byob.toml", events, [MODEL])
     app = make_app(tmp_path, config, aws, **app_settings)
     _, customer = onboard_s3(app, aws)
@@ -126,13 +138,16 @@ def _assert_exactly_once(app: Any, customer: Any, aws: Any, pg_url: str) -> None
     import psycopg
 
     with psycopg.connect(pg_url) as db:
-        expected = sorted(r[0] for r in db.execute("SELECT id FROM events WHERE tenant_id = 'acme'"))
+        expected = sorted(
+            r[0] for r in db.execute("SELECT id FROM events WHERE tenant_id = 'acme'")
+        )
     con = connect_s3(aws.endpoint_url, **customer.credentials())
     delivered = sorted(
-        r[0] for r in con.execute(
+        r[0]
+        for r in con.execute(
             "SELECT id FROM read_parquet('s3://bkt/exports/events/*/*.parquet', hive_partitioning = true)"
         ).fetchall()
-    )  # fmt: skip
+    )
     assert len(delivered) == len(expected), "rows missing or duplicated"
     assert delivered == expected
     assert customer.client("s3").list_multipart_uploads(Bucket="bkt").get("Uploads", []) == []
@@ -140,14 +155,22 @@ def _assert_exactly_once(app: Any, customer: Any, aws: Any, pg_url: str) -> None
     records = app.transfers.list(conn.id)
     assert records[0].status == "succeeded"
     state = app.transfers.model_state(conn.id, "events")
-    assert state.last_transfer_id == records[-1].id or state.last_transfer_id in {r.id for r in records}
+    assert state.last_transfer_id == records[-1].id or state.last_transfer_id in {
+        r.id for r in records
+    }
 
 
 @pytest.mark.parametrize(
     ("point", "nth"),
-    [("part_uploaded", 1), ("part_uploaded", 3), ("object_completed", 1), ("object_completed", 2),
-     ("file_recorded", 2), ("before_commit", 1)],
-)  # fmt: skip
+    [
+        ("part_uploaded", 1),
+        ("part_uploaded", 3),
+        ("object_completed", 1),
+        ("object_completed", 2),
+        ("file_recorded", 2),
+        ("before_commit", 1),
+    ],
+)
 def test_kill_at_a_step_then_retry_delivers_exactly_once(
     tmp_path: Path, events: str, aws: Any, point: str, nth: int
 ) -> None:
@@ -167,14 +190,18 @@ def test_kill_at_a_step_then_retry_delivers_exactly_once(
     assert finished.window == interrupted.window and finished.started_at == interrupted.started_at
 
 
-def test_random_kills_then_retry_delivers_exactly_once(tmp_path: Path, events: str, aws: Any) -> None:
+def test_random_kills_then_retry_delivers_exactly_once(
+    tmp_path: Path, events: str, aws: Any
+) -> None:
     app, customer, env = _setup(tmp_path, events, aws)
     rng = random.Random(20261122)
     for _ in range(4):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "byob.cli", "transfers", "run", "c1", "--json"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [sys.executable, "-m", "byob.cli", "transfers", "run", "c1", "--json"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.5, 4.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -190,21 +217,25 @@ def test_retry_needing_fewer_files_voids_the_surplus_without_delete_permission(
     empty Parquet files when the recipient has withdrawn s3:DeleteObject."""
     service_keys = aws.create_service_user()
     app, customer, env = _setup(
-        tmp_path, events, aws,
+        tmp_path,
+        events,
+        aws,
         service_session=boto3.Session(
             aws_access_key_id=service_keys["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=service_keys["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+            aws_secret_access_key=service_keys["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
         ),
-    )  # fmt: skip
+    )
     env.update(service_keys)
     iam = customer.client("iam")
     role = app.connections.get("c1").role_name
     iam.put_role_policy(
-        RoleName=role, PolicyName="byob-transfer",
+        RoleName=role,
+        PolicyName="byob-transfer",
         PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
         '"Action": ["s3:PutObject", "s3:AbortMultipartUpload"], '
         '"Resource": "arn:aws:s3:::bkt/exports/*"}]}',
-    )  # fmt: skip
+    )
     aws.enforce_iam(True)
     killed = _cli(env, "transfers", "run", "c1", "--json", wrapper=("file_recorded", 3))
     assert killed.returncode == -signal.SIGKILL, killed.stderr

@@ -24,8 +24,13 @@ from tests.support import make_app, onboard_s3, pg_exec, write_config
 pytestmark = pytest.mark.integration
 
 BUCKET = "bkt"
-MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "invoices",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 
 
 # -- helpers -----------------------------------------------------------------------------------

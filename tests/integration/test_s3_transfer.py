@@ -12,8 +12,13 @@ from tests.support import make_app, onboard_s3, pg_exec, pg_insert, write_config
 
 pytestmark = pytest.mark.integration
 
-MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "invoices",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 
 
 @pytest.fixture
@@ -31,13 +36,18 @@ def invoices(pg_url: str) -> str:
     return pg_url
 
 
-def test_backfill_then_incremental_delivers_each_row_version_once(tmp_path: Path, invoices: str, aws) -> None:
+def test_backfill_then_incremental_delivers_each_row_version_once(
+    tmp_path: Path, invoices: str, aws
+) -> None:
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", invoices, [MODEL]), aws)
     conn, customer = onboard_s3(app, aws)
 
     first = app.run_transfers(conn.name)
     assert [r.record.rows for r in first] == [200]
-    pg_exec(invoices, "UPDATE invoices SET amount = amount + 1, updated_at = now() WHERE id IN (1, 2, 3)")
+    pg_exec(
+        invoices,
+        "UPDATE invoices SET amount = amount + 1, updated_at = now() WHERE id IN (1, 2, 3)",
+    )
     pg_insert(invoices, "INSERT INTO invoices VALUES (%s, %s, %s, now())", [(1001, "acme", "9.99")])
     second = app.run_transfers(conn.name)
     assert second[0].record.type.value == "incremental"
@@ -54,5 +64,7 @@ def test_backfill_then_incremental_delivers_each_row_version_once(tmp_path: Path
 
     manifests = [o["Key"] for o in customer.keys("bkt", "exports/_manifests/invoices/")]
     assert len(manifests) == 2
-    body = json.loads(customer.client("s3").get_object(Bucket="bkt", Key=sorted(manifests)[0])["Body"].read())
+    body = json.loads(
+        customer.client("s3").get_object(Bucket="bkt", Key=sorted(manifests)[0])["Body"].read()
+    )
     assert body["rows"] in (200, 3) and all(f["sha256"] for f in body["files"])

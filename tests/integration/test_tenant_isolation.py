@@ -22,10 +22,20 @@ from tests.support import make_app, onboard_s3, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
-INVOICES = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-            "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
-ACCOUNTS = {"name": "accounts", "table": "accounts", "tenant_column": "org_id",
-            "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+INVOICES = {
+    "name": "invoices",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
+ACCOUNTS = {
+    "name": "accounts",
+    "table": "accounts",
+    "tenant_column": "org_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 
 # Tenants that get a connection.
 HOSTILE = [
@@ -40,9 +50,24 @@ HOSTILE = [
 ]
 # Tenants that only have rows: each is what a careless filter would mix up with one above.
 DECOYS = [
-    "O'Brien", "o''brien", "o", "100", "1000", "100%%", "a%b", "aYb", "a_bc",
-    "x", "東京-u\u0308", "東京", "trail", " trail ", "ACME", "acme%", "",
-]  # fmt: skip
+    "O'Brien",
+    "o''brien",
+    "o",
+    "100",
+    "1000",
+    "100%%",
+    "a%b",
+    "aYb",
+    "a_bc",
+    "x",
+    "東京-u\u0308",
+    "東京",
+    "trail",
+    " trail ",
+    "ACME",
+    "acme%",
+    "",
+]
 assert unicodedata.normalize("NFC", "東京-u\u0308") == "東京-ü"  # the same text, decomposed
 
 ORG_IDS = [42, 4, 420, -42, 0, 2147483647]
@@ -165,9 +190,13 @@ def test_blank_tenants_are_refused(tmp_path: Path, source: str, aws: Any, tenant
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES]), aws)
     with pytest.raises(InvalidFieldError) as caught:
         app.create_connection(
-            name="blank", tenant=tenant, type="s3", account_id="210987654321", bucket="bkt",
+            name="blank",
+            tenant=tenant,
+            type="s3",
+            account_id="210987654321",
+            bucket="bkt",
             region="us-east-1",
-        )  # fmt: skip
+        )
     assert caught.value.field == "tenant"
     assert app.connections.list() == []
 

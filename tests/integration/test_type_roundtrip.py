@@ -39,8 +39,13 @@ pytestmark = pytest.mark.integration
 TENANT = "acme"
 BUCKET = "bkt"
 PREFIX = "exports/everything"
-MODEL = {"name": "everything", "table": "everything", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "everything",
+    "table": "everything",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 
 DDL = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'très content 😀');
@@ -59,61 +64,99 @@ CREATE TABLE everything (
 """
 
 # Rows as SQL literals, so PostgreSQL (not a Python adapter) decides what each value is.
-# fmt: off
 ROWS: dict[int, dict[str, str]] = {
     1: {},  # every nullable column NULL
     2: {  # the largest values
-        "c_smallint": "32767", "c_integer": "2147483647", "c_bigint": "9223372036854775807",
+        "c_smallint": "32767",
+        "c_integer": "2147483647",
+        "c_bigint": "9223372036854775807",
         "c_num18": "9999999999999999.99",
         "c_num38": "9999999999999999999999999999.9999999999",  # 38 digits
         "c_num50": "1234567890123456789012345678901234567890123456.7891",
         "c_numeric": "123456789012345678901234567890.123456789012345678901234567890",
-        "c_real": "3.4028235e38", "c_double": "1.7976931348623157e308", "c_bool": "true",
+        "c_real": "3.4028235e38",
+        "c_double": "1.7976931348623157e308",
+        "c_bool": "true",
         "c_text": "'日本語 text with emoji 🎉👩‍👩‍👧 and a quote '' and a \\ backslash'",
-        "c_varchar": "'ü東京😀 twenty chars!'", "c_char": "'abc'",
-        "c_date": "'9999-12-31'", "c_ts": "'9999-12-31 23:59:59.999999'",
-        "c_tstz": "'9999-12-31 12:00:00.987654+14:00'", "c_time": "'23:59:59.999999'",
+        "c_varchar": "'ü東京😀 twenty chars!'",
+        "c_char": "'abc'",
+        "c_date": "'9999-12-31'",
+        "c_ts": "'9999-12-31 23:59:59.999999'",
+        "c_tstz": "'9999-12-31 12:00:00.987654+14:00'",
+        "c_time": "'23:59:59.999999'",
         "c_interval": "'178000000 years 11 mons 30 days 23:59:59.999999'",
         "c_uuid": "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
-        "c_json": "'{\"b\": [1, 2.50, \"x\"],   \"a\": {\"nested\": null}}'",
-        "c_jsonb": "'{\"b\": [1, 2.50, \"x\"],   \"a\": {\"nested\": null}}'",
-        "c_enum": "'très content 😀'", "c_bytea": "'\\x00ff10deadbeef00'::bytea",
+        "c_json": '\'{"b": [1, 2.50, "x"],   "a": {"nested": null}}\'',
+        "c_jsonb": '\'{"b": [1, 2.50, "x"],   "a": {"nested": null}}\'',
+        "c_enum": "'très content 😀'",
+        "c_bytea": "'\\x00ff10deadbeef00'::bytea",
         "c_int_arr": "'{2147483647,NULL,-2147483648}'",
         "c_text_arr": "ARRAY['a,b', 'quote\"d', NULL, '', '東京 😀']",
     },
     3: {  # the smallest values, and the far past
-        "c_smallint": "-32768", "c_integer": "-2147483648", "c_bigint": "-9223372036854775808",
+        "c_smallint": "-32768",
+        "c_integer": "-2147483648",
+        "c_bigint": "-9223372036854775808",
         "c_num18": "-9999999999999999.99",
         "c_num38": "-9999999999999999999999999999.9999999999",
         "c_num50": "-99999999999999999999999999999999999999999999.9999",
         "c_numeric": "0.000000000000000000000000000001",
-        "c_real": "-1.17549435e-38", "c_double": "-2.2250738585072014e-308", "c_bool": "false",
-        "c_text": "'Ω'", "c_varchar": "'a'", "c_char": "'ab'",  # char(3) 'ab ' pads
-        "c_date": "'0001-01-01'", "c_ts": "'0001-01-01 00:00:00'",
-        "c_tstz": "'1900-01-01 00:00:00+00'", "c_time": "'00:00:00'",
-        "c_interval": "'-1 days -00:00:00.000001'", "c_uuid": "'00000000-0000-0000-0000-000000000000'",
-        "c_json": "'[]'", "c_jsonb": "'[]'", "c_enum": "'sad'", "c_bytea": "'\\x00'::bytea",
-        "c_int_arr": "'{}'", "c_text_arr": "'{}'",
+        "c_real": "-1.17549435e-38",
+        "c_double": "-2.2250738585072014e-308",
+        "c_bool": "false",
+        "c_text": "'Ω'",
+        "c_varchar": "'a'",
+        "c_char": "'ab'",  # char(3) 'ab ' pads
+        "c_date": "'0001-01-01'",
+        "c_ts": "'0001-01-01 00:00:00'",
+        "c_tstz": "'1900-01-01 00:00:00+00'",
+        "c_time": "'00:00:00'",
+        "c_interval": "'-1 days -00:00:00.000001'",
+        "c_uuid": "'00000000-0000-0000-0000-000000000000'",
+        "c_json": "'[]'",
+        "c_jsonb": "'[]'",
+        "c_enum": "'sad'",
+        "c_bytea": "'\\x00'::bytea",
+        "c_int_arr": "'{}'",
+        "c_text_arr": "'{}'",
     },
     4: {  # ordinary values with sub-millisecond digits and a non-UTC offset
-        "c_smallint": "7", "c_integer": "-42", "c_bigint": "1234567890123",
-        "c_num18": "12.30", "c_num38": "0.0000000001", "c_num50": "0.0001", "c_numeric": "'NaN'",
-        "c_real": "0.1", "c_double": "0.1", "c_bool": "true",
-        "c_text": "'e\u0301 vs é, ß, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢'", "c_varchar": "''", "c_char": "'x'",
-        "c_date": "'2024-02-29'", "c_ts": "'2024-02-29 23:59:59.999999'",
-        "c_tstz": "'2024-06-30 23:30:00.123456+05:30'", "c_time": "'12:34:56.789012'",
+        "c_smallint": "7",
+        "c_integer": "-42",
+        "c_bigint": "1234567890123",
+        "c_num18": "12.30",
+        "c_num38": "0.0000000001",
+        "c_num50": "0.0001",
+        "c_numeric": "'NaN'",
+        "c_real": "0.1",
+        "c_double": "0.1",
+        "c_bool": "true",
+        "c_text": "'e\u0301 vs é, ß, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢'",
+        "c_varchar": "''",
+        "c_char": "'x'",
+        "c_date": "'2024-02-29'",
+        "c_ts": "'2024-02-29 23:59:59.999999'",
+        "c_tstz": "'2024-06-30 23:30:00.123456+05:30'",
+        "c_time": "'12:34:56.789012'",
         "c_interval": "'1 year 2 mons 3 days 04:05:06.789'",
         "c_uuid": "'123E4567-E89B-12D3-A456-426614174000'",
-        "c_json": "'null'", "c_jsonb": "'{\"z\": 1, \"a\": \"😀\"}'", "c_enum": "'ok'",
-        "c_bytea": "''::bytea", "c_int_arr": "'{1,2,3}'", "c_text_arr": "'{NULL}'",
+        "c_json": "'null'",
+        "c_jsonb": '\'{"z": 1, "a": "😀"}\'',
+        "c_enum": "'ok'",
+        "c_bytea": "''::bytea",
+        "c_int_arr": "'{1,2,3}'",
+        "c_text_arr": "'{NULL}'",
     },
     5: {  # ±infinity, NaN and infinities of floats
-        "c_date": "'infinity'", "c_ts": "'-infinity'", "c_tstz": "'infinity'",
-        "c_real": "'NaN'", "c_double": "'-Infinity'", "c_numeric": "'Infinity'",
+        "c_date": "'infinity'",
+        "c_ts": "'-infinity'",
+        "c_tstz": "'infinity'",
+        "c_real": "'NaN'",
+        "c_double": "'-Infinity'",
+        "c_numeric": "'Infinity'",
         "c_num50": "'NaN'",
     },
 }
-# fmt: on
 
 # Sub-millisecond digits before 1970 are dropped toward the past, as after 1970.
 PRE_EPOCH_ROWS: dict[int, dict[str, str]] = {
@@ -136,17 +179,35 @@ FROM everything WHERE tenant_id = %s AND id <> ALL(%s) ORDER BY id
 """
 
 EXPECTED_ARROW = {
-    "id": pa.int64(), "tenant_id": pa.string(), "updated_at": pa.timestamp("ms", tz="UTC"),
-    "c_smallint": pa.int16(), "c_integer": pa.int32(), "c_bigint": pa.int64(),
-    "c_num18": pa.decimal128(18, 2), "c_num38": pa.decimal128(38, 10),
-    "c_num50": pa.string(), "c_numeric": pa.string(), "c_real": pa.float32(),
-    "c_double": pa.float64(), "c_bool": pa.bool_(), "c_text": pa.string(),
-    "c_varchar": pa.string(), "c_char": pa.string(), "c_date": pa.date32(),
-    "c_ts": pa.timestamp("ms"), "c_tstz": pa.timestamp("ms", tz="UTC"), "c_time": pa.string(),
-    "c_interval": pa.string(), "c_uuid": pa.string(), "c_json": pa.string(),
-    "c_jsonb": pa.string(), "c_enum": pa.string(), "c_bytea": pa.binary(),
-    "c_int_arr": pa.list_(pa.int32()), "c_text_arr": pa.list_(pa.string()),
-}  # fmt: skip
+    "id": pa.int64(),
+    "tenant_id": pa.string(),
+    "updated_at": pa.timestamp("ms", tz="UTC"),
+    "c_smallint": pa.int16(),
+    "c_integer": pa.int32(),
+    "c_bigint": pa.int64(),
+    "c_num18": pa.decimal128(18, 2),
+    "c_num38": pa.decimal128(38, 10),
+    "c_num50": pa.string(),
+    "c_numeric": pa.string(),
+    "c_real": pa.float32(),
+    "c_double": pa.float64(),
+    "c_bool": pa.bool_(),
+    "c_text": pa.string(),
+    "c_varchar": pa.string(),
+    "c_char": pa.string(),
+    "c_date": pa.date32(),
+    "c_ts": pa.timestamp("ms"),
+    "c_tstz": pa.timestamp("ms", tz="UTC"),
+    "c_time": pa.string(),
+    "c_interval": pa.string(),
+    "c_uuid": pa.string(),
+    "c_json": pa.string(),
+    "c_jsonb": pa.string(),
+    "c_enum": pa.string(),
+    "c_bytea": pa.binary(),
+    "c_int_arr": pa.list_(pa.int32()),
+    "c_text_arr": pa.list_(pa.string()),
+}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -236,27 +297,35 @@ def read_duckdb(aws: Any, customer: Any) -> list[dict[str, Any]]:
 def s3_filesystem(aws: Any, customer: Any) -> pafs.S3FileSystem:
     creds = customer.credentials()
     return pafs.S3FileSystem(
-        endpoint_override=urlparse(aws.endpoint_url).netloc, scheme="http",
-        access_key=creds["key"], secret_key=creds["secret"], session_token=creds["token"],
+        endpoint_override=urlparse(aws.endpoint_url).netloc,
+        scheme="http",
+        access_key=creds["key"],
+        secret_key=creds["secret"],
+        session_token=creds["token"],
         region="us-east-1",
-    )  # fmt: skip
+    )
 
 
 def read_pyarrow(aws: Any, customer: Any) -> pa.Table:
     dataset = ds.dataset(
-        f"{BUCKET}/{PREFIX}", filesystem=s3_filesystem(aws, customer), format="parquet",
+        f"{BUCKET}/{PREFIX}",
+        filesystem=s3_filesystem(aws, customer),
+        format="parquet",
         partitioning="hive",
-    )  # fmt: skip
+    )
     return dataset.to_table()
 
 
 def read_polars(aws: Any, customer: Any) -> pl.DataFrame:
     creds = customer.credentials()
     options = {
-        "aws_endpoint_url": aws.endpoint_url, "aws_access_key_id": creds["key"],
-        "aws_secret_access_key": creds["secret"], "aws_session_token": creds["token"],
-        "aws_region": "us-east-1", "aws_allow_http": "true",
-    }  # fmt: skip
+        "aws_endpoint_url": aws.endpoint_url,
+        "aws_access_key_id": creds["key"],
+        "aws_secret_access_key": creds["secret"],
+        "aws_session_token": creds["token"],
+        "aws_region": "us-east-1",
+        "aws_allow_http": "true",
+    }
     return pl.read_parquet(
         f"s3://{BUCKET}/{PREFIX}/**/*.parquet", storage_options=options, hive_partitioning=True
     )
@@ -311,8 +380,9 @@ def delivered(
             "FROM generate_series(1, 2000) i",
         )
         results += app.run_transfers(conn.name)
-        yield Delivered(aws=aws, customer=customer, results=results, url=url,
-                        expected=expected_rows(url))  # fmt: skip
+        yield Delivered(
+            aws=aws, customer=customer, results=results, url=url, expected=expected_rows(url)
+        )
         app.close()
     finally:
         pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -344,16 +414,36 @@ def test_duckdb_sees_the_declared_sql_types(delivered: Delivered) -> None:
     ).fetchall()
     types = {row[0]: row[1] for row in described}
     assert types == {
-        "id": "BIGINT", "tenant_id": "VARCHAR", "updated_at": "TIMESTAMP WITH TIME ZONE",
-        "c_smallint": "SMALLINT", "c_integer": "INTEGER", "c_bigint": "BIGINT",
-        "c_num18": "DECIMAL(18,2)", "c_num38": "DECIMAL(38,10)", "c_num50": "VARCHAR",
-        "c_numeric": "VARCHAR", "c_real": "FLOAT", "c_double": "DOUBLE", "c_bool": "BOOLEAN",
-        "c_text": "VARCHAR", "c_varchar": "VARCHAR", "c_char": "VARCHAR", "c_date": "DATE",
-        "c_ts": "TIMESTAMP", "c_tstz": "TIMESTAMP WITH TIME ZONE", "c_time": "VARCHAR",
-        "c_interval": "VARCHAR", "c_uuid": "VARCHAR", "c_json": "VARCHAR", "c_jsonb": "VARCHAR",
-        "c_enum": "VARCHAR", "c_bytea": "BLOB", "c_int_arr": "INTEGER[]", "c_text_arr": "VARCHAR[]",
+        "id": "BIGINT",
+        "tenant_id": "VARCHAR",
+        "updated_at": "TIMESTAMP WITH TIME ZONE",
+        "c_smallint": "SMALLINT",
+        "c_integer": "INTEGER",
+        "c_bigint": "BIGINT",
+        "c_num18": "DECIMAL(18,2)",
+        "c_num38": "DECIMAL(38,10)",
+        "c_num50": "VARCHAR",
+        "c_numeric": "VARCHAR",
+        "c_real": "FLOAT",
+        "c_double": "DOUBLE",
+        "c_bool": "BOOLEAN",
+        "c_text": "VARCHAR",
+        "c_varchar": "VARCHAR",
+        "c_char": "VARCHAR",
+        "c_date": "DATE",
+        "c_ts": "TIMESTAMP",
+        "c_tstz": "TIMESTAMP WITH TIME ZONE",
+        "c_time": "VARCHAR",
+        "c_interval": "VARCHAR",
+        "c_uuid": "VARCHAR",
+        "c_json": "VARCHAR",
+        "c_jsonb": "VARCHAR",
+        "c_enum": "VARCHAR",
+        "c_bytea": "BLOB",
+        "c_int_arr": "INTEGER[]",
+        "c_text_arr": "VARCHAR[]",
         "dt": "DATE",
-    }  # fmt: skip
+    }
 
 
 def test_pyarrow_reads_every_value_as_postgres_has_it(delivered: Delivered) -> None:
@@ -445,8 +535,9 @@ def test_parquet_physical_schema(delivered: Delivered) -> None:
 def test_timestamps_before_1970_are_truncated_to_the_millisecond(delivered: Delivered) -> None:
     rows = {r["id"]: r for r in read_pyarrow(delivered.aws, delivered.customer).to_pylist()}
     assert [rows[i]["c_ts"] for i in PRE_EPOCH_ROWS] == [
-        datetime(1969, 12, 31, 23, 59, 59, 999000), datetime(1900, 6, 15, 12, 0, 0, 0),
-    ]  # fmt: skip
+        datetime(1969, 12, 31, 23, 59, 59, 999000),
+        datetime(1900, 6, 15, 12, 0, 0, 0),
+    ]
     assert [rows[i]["c_tstz"] for i in PRE_EPOCH_ROWS] == [
         datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
         datetime(1, 1, 1, 0, 0, 0, 123000, tzinfo=UTC),

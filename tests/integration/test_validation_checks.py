@@ -32,21 +32,34 @@ def _same_account_connection(app: Any, aws: LocalAws, *, trust: dict[str, Any]) 
     """A role in byob's own account whose trust policy names byob's user by exact ARN."""
     admin = aws.service_session()
     admin.client("s3", endpoint_url=aws.endpoint_url).create_bucket(Bucket="own")
-    conn = app.create_connection(name="same", tenant="acme", type="s3", account_id=VENDOR,
-                                 bucket="own", region="us-east-1", base_path="exports")  # fmt: skip
+    conn = app.create_connection(
+        name="same",
+        tenant="acme",
+        type="s3",
+        account_id=VENDOR,
+        bucket="own",
+        region="us-east-1",
+        base_path="exports",
+    )
     iam = admin.client("iam", endpoint_url=aws.endpoint_url)
     iam.create_role(RoleName=conn.role_name, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName=conn.role_name, PolicyName="byob",
-                        PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]))  # fmt: skip
+    iam.put_role_policy(
+        RoleName=conn.role_name,
+        PolicyName="byob",
+        PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
+    )
     return conn
 
 
 def _trust(principal: str, external_id: str | None) -> dict[str, Any]:
-    statement: dict[str, Any] = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": principal}}
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Principal": {"AWS": principal},
+    }
     if external_id is not None:
         statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
     return {"Version": "2012-10-17", "Statement": [statement]}
-
 
 
 def validate_enforced(app: Byob, aws: LocalAws, name: str) -> list[CheckResult]:
@@ -57,10 +70,13 @@ def validate_enforced(app: Byob, aws: LocalAws, name: str) -> list[CheckResult]:
     finally:
         aws.enforce_iam(False)
 
-def test_a_wrong_external_id_fails_assume_role(tmp_path: Path, events: str, aws: LocalAws) -> None:  # noqa: F811
+
+def test_a_wrong_external_id_fails_assume_role(tmp_path: Path, events: str, aws: LocalAws) -> None:
     app = enforcing_app(tmp_path, events, aws)
     principal = app.service_principal()
-    conn = _same_account_connection(app, aws, trust=_trust(principal, "SomeoneElsesExternalId0000000000"))
+    conn = _same_account_connection(
+        app, aws, trust=_trust(principal, "SomeoneElsesExternalId0000000000")
+    )
     checks = validate_enforced(app, aws, conn.name)
     assume = checks_by_name(checks)["assume_role"]
     assert assume.outcome.value == "failed" and assume.aws_code == "AccessDenied", assume.message
@@ -70,7 +86,7 @@ def test_a_wrong_external_id_fails_assume_role(tmp_path: Path, events: str, aws:
 
 @pytest.mark.parametrize("strict", [True, False])
 def test_a_trust_policy_without_the_condition_is_reported(
-    tmp_path: Path, events: str, aws: LocalAws, strict: bool  # noqa: F811
+    tmp_path: Path, events: str, aws: LocalAws, strict: bool
 ) -> None:
     app = enforcing_app(tmp_path, events, aws, strict_trust_check=strict)
     conn = _same_account_connection(app, aws, trust=_trust(app.service_principal(), None))
@@ -86,7 +102,7 @@ def test_a_trust_policy_without_the_condition_is_reported(
 
 
 def test_delete_permission_is_needed_before_activation_and_optional_after(
-    tmp_path: Path, events: str, aws: LocalAws  # noqa: F811
+    tmp_path: Path, events: str, aws: LocalAws
 ) -> None:
     app = enforcing_app(tmp_path, events, aws)
     customer = customer_admin(aws)
@@ -102,13 +118,16 @@ def test_delete_permission_is_needed_before_activation_and_optional_after(
         # With the full policy it validates and activates; then the recipient withdraws
         # s3:DeleteObject, as the seeds allow: revalidation warns and names the leftover.
         customer.client("iam").put_role_policy(
-            RoleName=conn.role_name, PolicyName="byob-transfer",
+            RoleName=conn.role_name,
+            PolicyName="byob-transfer",
             PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
-        )  # fmt: skip
+        )
         app.validate(conn.name)
         app.activate(conn.name)
         customer.client("iam").put_role_policy(
-            RoleName=conn.role_name, PolicyName="byob-transfer", PolicyDocument=json.dumps(no_delete)
+            RoleName=conn.role_name,
+            PolicyName="byob-transfer",
+            PolicyDocument=json.dumps(no_delete),
         )
         _, checks = app.validate(conn.name)
     finally:
@@ -119,17 +138,33 @@ def test_delete_permission_is_needed_before_activation_and_optional_after(
     assert app.connections.get(conn.name).status.value == "active"
 
 
-def _athena_connection(app: Any, customer: Any, *, workgroup: str = "primary", permissions: Any = None) -> Any:
+def _athena_connection(
+    app: Any, customer: Any, *, workgroup: str = "primary", permissions: Any = None
+) -> Any:
     customer.create_bucket("lake")
-    conn = app.create_connection(name="lake", tenant="acme", type="athena", account_id=customer.account_id,
-                                 bucket="lake", region="us-east-1", schema="billing", database="results",
-                                 workgroup=workgroup)  # fmt: skip
+    conn = app.create_connection(
+        name="lake",
+        tenant="acme",
+        type="athena",
+        account_id=customer.account_id,
+        bucket="lake",
+        region="us-east-1",
+        schema="billing",
+        database="results",
+        workgroup=workgroup,
+    )
     policies = app.policies(conn)
-    customer.create_role(policies["role_name"], policies["trust_policy"], permissions or policies["permissions_policy"])
+    customer.create_role(
+        policies["role_name"],
+        policies["trust_policy"],
+        permissions or policies["permissions_policy"],
+    )
     return conn
 
 
-def test_athena_missing_workgroup_fails_and_says_what_to_do(tmp_path: Path, events: str, aws: LocalAws) -> None:  # noqa: F811
+def test_athena_missing_workgroup_fails_and_says_what_to_do(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
     app = enforcing_app(tmp_path, events, aws)
     conn = _athena_connection(app, customer_admin(aws), workgroup="analysts")
     _, checks = app.validate(conn.name)
@@ -140,22 +175,30 @@ def test_athena_missing_workgroup_fails_and_says_what_to_do(tmp_path: Path, even
 
 
 def test_athena_workgroup_enforcing_its_own_results_location_is_a_warning(
-    tmp_path: Path, events: str, aws: LocalAws  # noqa: F811
+    tmp_path: Path, events: str, aws: LocalAws
 ) -> None:
     app = enforcing_app(tmp_path, events, aws)
     customer = customer_admin(aws)
     customer.client("athena").create_work_group(
-        Name="locked", Configuration={"EnforceWorkGroupConfiguration": True,
-                                      "ResultConfiguration": {"OutputLocation": "s3://elsewhere/results/"}},
-    )  # fmt: skip
+        Name="locked",
+        Configuration={
+            "EnforceWorkGroupConfiguration": True,
+            "ResultConfiguration": {"OutputLocation": "s3://elsewhere/results/"},
+        },
+    )
     conn = _athena_connection(app, customer, workgroup="locked")
     _, checks = app.validate(conn.name)
     check = checks_by_name(checks)["workgroup"]
     assert check.outcome.value == "warning", check.message
-    assert "s3://elsewhere/results/" in check.message and "s3://lake/results/athena_output/" in check.message
+    assert (
+        "s3://elsewhere/results/" in check.message
+        and "s3://lake/results/athena_output/" in check.message
+    )
 
 
-def test_athena_denials_name_the_permission_and_resource(tmp_path: Path, events: str, aws: LocalAws) -> None:  # noqa: F811
+def test_athena_denials_name_the_permission_and_resource(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
     """With enforcement on, the emulator refuses the first Athena call (it cannot match the
     seed policy's workgroup resource, and answers 403 where AWS says AccessDeniedException):
     the check must still say which permission on which resource to grant."""
@@ -165,8 +208,13 @@ def test_athena_denials_name_the_permission_and_resource(tmp_path: Path, events:
     by_name = checks_by_name(checks)
     assert by_name["write_test_object"].outcome.value == "passed"
     check = by_name["workgroup"]
-    assert check.outcome.value == "failed" and check.aws_code == "AccessDeniedException", check.message
+    assert check.outcome.value == "failed" and check.aws_code == "AccessDeniedException", (
+        check.message
+    )
     assert "athena:GetWorkGroup" in check.message
     assert f"arn:aws:athena:us-east-1:{conn.account_id}:workgroup/primary" in check.message
     assert conn.role_name in check.message
-    assert [by_name[n].outcome.value for n in ("glue_database", "athena_query")] == ["skipped", "skipped"]
+    assert [by_name[n].outcome.value for n in ("glue_database", "athena_query")] == [
+        "skipped",
+        "skipped",
+    ]

@@ -72,7 +72,9 @@ def test_parse_lifetime_accepts(text: str, lifetime: timedelta) -> None:
     assert parse_lifetime(text) == lifetime
 
 
-@pytest.mark.parametrize("text", ["0m", "91d", "2161h", "7", "d", "-1d", "", "7w", "1.5d", "d7", "7 d"])
+@pytest.mark.parametrize(
+    "text", ["0m", "91d", "2161h", "7", "d", "-1d", "", "7w", "1.5d", "d7", "7 d"]
+)
 def test_parse_lifetime_refuses_naming_the_field(text: str) -> None:
     with pytest.raises(InvalidFieldError) as caught:
         parse_lifetime(text)
@@ -86,9 +88,12 @@ def test_default_lifetime_is_seven_days() -> None:
 
 def link(**overrides: object) -> Link:
     fields: dict[str, object] = {
-        "id": "l1", "tenant": "acme", "created_at": NOW, "expires_at": NOW + timedelta(days=7),
+        "id": "l1",
+        "tenant": "acme",
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(days=7),
         "created_by": "operator:ops",
-    }  # fmt: skip
+    }
     fields.update(overrides)
     return Link(**fields)  # type: ignore[arg-type]
 
@@ -117,13 +122,21 @@ def test_revoked_link() -> None:
     [
         ({"revoked_at": NOW, "spent_at": NOW}, LinkState.REVOKED),
         ({"revoked_at": NOW, "expires_at": NOW - timedelta(days=1)}, LinkState.REVOKED),
-        ({"revoked_at": NOW, "spent_at": NOW, "expires_at": NOW - timedelta(days=1)}, LinkState.REVOKED),
+        (
+            {"revoked_at": NOW, "spent_at": NOW, "expires_at": NOW - timedelta(days=1)},
+            LinkState.REVOKED,
+        ),
         ({"spent_at": NOW, "expires_at": NOW - timedelta(days=1)}, LinkState.SPENT),
         ({"expires_at": NOW - timedelta(days=1), "connection_id": "c1"}, LinkState.EXPIRED),
     ],
-    ids=["revoked-over-spent", "revoked-over-expired", "revoked-over-all", "spent-over-expired",
-         "expired-with-connection"],
-)  # fmt: skip
+    ids=[
+        "revoked-over-spent",
+        "revoked-over-expired",
+        "revoked-over-all",
+        "spent-over-expired",
+        "expired-with-connection",
+    ],
+)
 def test_link_state_precedence(overrides: dict[str, object], state: LinkState) -> None:
     assert link(**overrides).state(NOW) is state
 

@@ -37,9 +37,12 @@ def make(**overrides: Any) -> c.Connection:
 
 def athena(**overrides: Any) -> c.Connection:
     args: dict[str, Any] = {
-        "type": "athena", "name": "acme-athena", "base_path": None,
-        "schema": "acme_billing", "database": "acme_queries",
-    }  # fmt: skip
+        "type": "athena",
+        "name": "acme-athena",
+        "base_path": None,
+        "schema": "acme_billing",
+        "database": "acme_queries",
+    }
     args.update(overrides)
     return make(**args)
 
@@ -193,9 +196,14 @@ def test_athena_fields_are_checked(field: str, overrides: dict[str, Any]) -> Non
 
 def test_new_local_connection(tmp_path) -> None:
     conn = c.new_connection(
-        id="L1", name="local-1", tenant="acme", type="local", now=NOW, path=str(tmp_path),
+        id="L1",
+        name="local-1",
+        tenant="acme",
+        type="local",
+        now=NOW,
+        path=str(tmp_path),
         base_path="out/",
-    )  # fmt: skip
+    )
     assert conn.type is ConnectionType.LOCAL
     assert conn.auth is AuthKind.NONE
     assert conn.base_path == "out"
@@ -271,9 +279,7 @@ def test_fingerprint_ignores_non_destination_fields() -> None:
         {"type": "athena", "schema": "billing", "database": "results"},
     ],
 )
-def test_update_of_destination_returns_active_connection_to_draft(
-    changes: dict[str, Any],
-) -> None:
+def test_update_of_destination_returns_active_connection_to_draft(changes: dict[str, Any]) -> None:
     conn = active()
     got = c.revise(conn, changes, now=LATER)
     assert got.status is Status.DRAFT
@@ -338,7 +344,9 @@ def test_revise_refuses_bad_or_forbidden_changes(changes: dict[str, Any], field:
 
 def test_revise_back_to_the_generated_role_after_hmac() -> None:
     conn = active()
-    hmac = c.revise(conn, {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "f"}, now=LATER)
+    hmac = c.revise(
+        conn, {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "f"}, now=LATER
+    )
     assert hmac.auth is AuthKind.HMAC and hmac.role_arn == ""
     back = c.revise(hmac, {"auth": "role"}, now=LATER)
     assert back.auth is AuthKind.ROLE and back.access_key_id == ""
@@ -348,7 +356,9 @@ def test_revise_back_to_the_generated_role_after_hmac() -> None:
 
 def test_describe_changes_never_shows_a_secret() -> None:
     conn = active()
-    after = c.revise(conn, {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "s3cr3tfp"}, now=LATER)
+    after = c.revise(
+        conn, {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_fingerprint": "s3cr3tfp"}, now=LATER
+    )
     changes = c.describe_changes(conn, after)
     assert changes["secret_access_key"] == ["", "(changed)"]
     assert "s3cr3tfp" not in repr(changes)

@@ -108,7 +108,10 @@ def test_invoices_add_up_and_stay_in_tenant(small: dict[str, pa.Table]) -> None:
     subs = {r["id"]: r for r in small["subscriptions"].to_pylist()}
     for invoice in invoices.values():
         sub = subs[invoice["subscription_id"]]
-        assert (sub["tenant_id"], sub["account_id"]) == (invoice["tenant_id"], invoice["account_id"])
+        assert (sub["tenant_id"], sub["account_id"]) == (
+            invoice["tenant_id"],
+            invoice["account_id"],
+        )
         assert invoice["due_date"] > invoice["invoice_date"]
 
 
@@ -153,14 +156,21 @@ def test_load_sqlite_round_trips(small: dict[str, pa.Table], tmp_path: Path) -> 
     assert date.fromisoformat(got["due_date"]) == expected["due_date"]
     # NUMERIC affinity stores the bound decimal strings as REAL/INTEGER, exactly at this scale.
     assert Decimal(str(got["amount"])).quantize(Decimal("0.01")) == expected["amount"]
-    (kinds,) = _query(path, "SELECT typeof(amount), typeof(created_at), typeof(number) FROM invoices LIMIT 1")
+    (kinds,) = _query(
+        path, "SELECT typeof(amount), typeof(created_at), typeof(number) FROM invoices LIMIT 1"
+    )
     assert kinds[0] in {"real", "integer"} and kinds[1:] == ("text", "text")
 
-    (acct,) = _query(path, "SELECT external_ref, metadata, is_enterprise, notes FROM accounts "
-                           "WHERE id = ?", 1)
+    (acct,) = _query(
+        path, "SELECT external_ref, metadata, is_enterprise, notes FROM accounts WHERE id = ?", 1
+    )
     first = small["accounts"].slice(0, 1).to_pylist()[0]
-    assert acct == (first["external_ref"], first["metadata"], int(first["is_enterprise"]),
-                    first["notes"])
+    assert acct == (
+        first["external_ref"],
+        first["metadata"],
+        int(first["is_enterprise"]),
+        first["notes"],
+    )
     nulls = _query(path, "SELECT count(*) FROM payments WHERE failure_reason IS NULL")
     assert nulls == [(small["payments"]["failure_reason"].null_count,)]
     indexes = {r[0] for r in _query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -186,16 +196,24 @@ def test_mutation_adds_and_updates_rows_with_fresh_updated_at(
         (fresh,) = _query(path, f"SELECT count(*) FROM {name} WHERE updated_at > ?", cutoff)
         assert fresh == (changed[name],), name
         new = mutation.inserts[name]
-        assert new["id"].to_pylist() == list(range(counts[name] + 1, counts[name] + new.num_rows + 1))
+        assert new["id"].to_pylist() == list(
+            range(counts[name] + 1, counts[name] + new.num_rows + 1)
+        )
         assert set(new["tenant_id"].to_pylist()) == set(ds.TENANTS)
         (newest,) = _query(path, f"SELECT max(updated_at) FROM {name}")
         assert newest[0] <= stamp
 
     updates = mutation.updates["invoices"]
     ids = updates["id"].to_pylist()
-    rows = _query(path, f"SELECT status, updated_at FROM invoices WHERE id IN "
-                        f"({', '.join('?' * len(ids))})", *ids)
+    rows = _query(
+        path,
+        f"SELECT status, updated_at FROM invoices WHERE id IN ({', '.join('?' * len(ids))})",
+        *ids,
+    )
     assert rows == [("paid", stamp)] * len(ids)
-    (sub,) = _query(path, "SELECT status, ends_on, auto_renew FROM subscriptions WHERE id = ?",
-                    mutation.updates["subscriptions"]["id"][0].as_py())
+    (sub,) = _query(
+        path,
+        "SELECT status, ends_on, auto_renew FROM subscriptions WHERE id = ?",
+        mutation.updates["subscriptions"]["id"][0].as_py(),
+    )
     assert sub == ("canceled", (NOW - timedelta(minutes=5)).date().isoformat(), 0)

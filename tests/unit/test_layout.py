@@ -135,12 +135,13 @@ KEY = re.compile(
 @settings(database=None)
 @given(
     moment=st.datetimes(
-        min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30),
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9998, 12, 30),
         timezones=st.sampled_from([UTC, PLUS_2, MINUS_5, PLUS_545]),
     ),
     prefix=st.sampled_from(["", "exports", "a/b/c"]),
     part=st.integers(min_value=1, max_value=10_000),
-)  # fmt: skip
+)
 def test_data_key_property_matches_layout(moment: datetime, prefix: str, part: int) -> None:
     key = layout.data_key(prefix, "invoices", stamp(moment), part)
     match = KEY.fullmatch(key)
@@ -166,10 +167,17 @@ def test_manifest_body_lists_files_window_and_totals() -> None:
         {"key": "k2", "rows": 5, "bytes": 50, "sha256": "b" * 64},
     ]
     body = manifest(
-        transfer_id="tr_1", connection="acme", tenant="t1", model="invoices",
-        kind=TransferType.INCREMENTAL, window=window, started_at=started, files=files,
-        columns=[{"name": "id", "type": "bigint"}], location="s3://bkt/exports/invoices/",
-    )  # fmt: skip
+        transfer_id="tr_1",
+        connection="acme",
+        tenant="t1",
+        model="invoices",
+        kind=TransferType.INCREMENTAL,
+        window=window,
+        started_at=started,
+        files=files,
+        columns=[{"name": "id", "type": "bigint"}],
+        location="s3://bkt/exports/invoices/",
+    )
     assert body["transfer_type"] == "incremental"
     assert body["window"] == {
         "cursor_after": "2025-05-31T00:00:00+00:00",
@@ -180,10 +188,17 @@ def test_manifest_body_lists_files_window_and_totals() -> None:
     assert body["started_at"] == started.isoformat()
 
     backfill = manifest(
-        transfer_id="tr_2", connection="acme", tenant="t1", model="invoices",
-        kind=TransferType.FULL_REFRESH, window=Window(low=None, high=window.high),
-        started_at=started, files=[], columns=[], location="s3://bkt/exports/invoices/",
-    )  # fmt: skip
+        transfer_id="tr_2",
+        connection="acme",
+        tenant="t1",
+        model="invoices",
+        kind=TransferType.FULL_REFRESH,
+        window=Window(low=None, high=window.high),
+        started_at=started,
+        files=[],
+        columns=[],
+        location="s3://bkt/exports/invoices/",
+    )
     assert backfill["transfer_type"] == "full_refresh"
     assert backfill["window"]["cursor_after"] is None
     assert backfill["rows"] == 0 and backfill["bytes"] == 0

@@ -80,9 +80,12 @@ SOURCE: list[tuple[str, t.ColumnType, bool]] = [
 
 def spec(**overrides: Any) -> ModelSpec:
     args: dict[str, Any] = {
-        "name": "invoices", "table": "public.invoices", "tenant_column": "tenant_id",
-        "cursor_column": "updated_at", "primary_key": ("id",),
-    }  # fmt: skip
+        "name": "invoices",
+        "table": "public.invoices",
+        "tenant_column": "tenant_id",
+        "cursor_column": "updated_at",
+        "primary_key": ("id",),
+    }
     args.update(overrides)
     return ModelSpec(**args)
 
@@ -91,8 +94,14 @@ def test_resolve_every_column_in_source_order() -> None:
     model = resolve(spec(), SOURCE)
     assert [c.source_name for c in model.columns] == [name for name, _, _ in SOURCE]
     assert [c.name for c in model.columns] == [
-        "id", "tenant_id", "amount", "dt_source", "user", "created_on", "updated_at",
-    ]  # fmt: skip
+        "id",
+        "tenant_id",
+        "amount",
+        "dt_source",
+        "user",
+        "created_on",
+        "updated_at",
+    ]
     assert model.cursor.type == t.TIMESTAMPTZ
     assert model.column("Amount").type == t.decimal(18, 2)
     assert model.column("id").nullable is False
@@ -216,9 +225,12 @@ def test_parse_config() -> None:
     assert cfg.source.url == "postgresql://u@h/db"
     (model,) = cfg.models
     assert model == ModelSpec(
-        name="invoices", table="invoices", tenant_column="tenant_id",
-        cursor_column="updated_at", primary_key=("id",),
-    )  # fmt: skip
+        name="invoices",
+        table="invoices",
+        tenant_column="tenant_id",
+        cursor_column="updated_at",
+        primary_key=("id",),
+    )
     assert cfg.model("invoices") is model
 
 
@@ -273,8 +285,7 @@ def test_unknown_model_keys() -> None:
 
 def test_duplicate_model_names() -> None:
     err = config_error(
-        {"source": {"url": "postgresql://h/db"}, "models": [MODEL, {**MODEL, "table": "b"}]},
-        "name",
+        {"source": {"url": "postgresql://h/db"}, "models": [MODEL, {**MODEL, "table": "b"}]}, "name"
     )
     assert "invoices" in err.message
     assert "unique" in err.message

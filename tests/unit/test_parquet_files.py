@@ -65,9 +65,12 @@ class Sink:
 
     def writer(self, schema: pa.Schema, *, row_group_bytes: int, file_target_bytes: int):
         return RollingParquetWriter(
-            schema, open_object=self.open_object, on_file=self.reported.append,
-            row_group_bytes=row_group_bytes, file_target_bytes=file_target_bytes,
-        )  # fmt: skip
+            schema,
+            open_object=self.open_object,
+            on_file=self.reported.append,
+            row_group_bytes=row_group_bytes,
+            file_target_bytes=file_target_bytes,
+        )
 
 
 BLOB_SCHEMA = pa.schema([("id", pa.int64()), ("blob", pa.binary())])
@@ -254,18 +257,30 @@ def test_empty_parquet_reads_back_with_schema_and_no_rows() -> None:
 
 def test_dictionary_encoding_only_for_repeating_columns() -> None:
     rows = 20_000
-    schema = pa.schema([
-        ("id", pa.int64()), ("status", pa.string()), ("tags", pa.list_(pa.string())),
-        ("note", pa.string()), ("flag", pa.bool_()),
-    ])  # fmt: skip
-    batch = pa.record_batch([
-        pa.array(range(rows), pa.int64()),
-        pa.array(["open", "paid", "void"] * (rows // 3) + ["open"] * (rows % 3)),
-        pa.array([["a", "b"]] * rows, pa.list_(pa.string())),
-        pa.array([None] * rows, pa.string()),  # nothing to judge: the cheap default stays
-        pa.array([True, False] * (rows // 2)),
-    ], schema=schema)  # fmt: skip
-    assert dictionary_columns(pa.Table.from_batches([batch])) == ["status", "tags.list.element", "note"]
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("status", pa.string()),
+            ("tags", pa.list_(pa.string())),
+            ("note", pa.string()),
+            ("flag", pa.bool_()),
+        ]
+    )
+    batch = pa.record_batch(
+        [
+            pa.array(range(rows), pa.int64()),
+            pa.array(["open", "paid", "void"] * (rows // 3) + ["open"] * (rows % 3)),
+            pa.array([["a", "b"]] * rows, pa.list_(pa.string())),
+            pa.array([None] * rows, pa.string()),  # nothing to judge: the cheap default stays
+            pa.array([True, False] * (rows // 2)),
+        ],
+        schema=schema,
+    )
+    assert dictionary_columns(pa.Table.from_batches([batch])) == [
+        "status",
+        "tags.list.element",
+        "note",
+    ]
 
     sink = Sink()
     writer = sink.writer(schema, row_group_bytes=1, file_target_bytes=1 << 40)
@@ -293,6 +308,12 @@ def test_arrow_allocates_from_jemalloc_unless_the_operator_chose_a_pool(
         "p.use_returning_allocator()\n"
         "print(pa.default_memory_pool().backend_name)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=60, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == pool

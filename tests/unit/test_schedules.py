@@ -39,9 +39,13 @@ def test_other_offsets_are_converted_to_utc() -> None:
 def test_due_runs_each_slot_once_and_a_missed_slot_once() -> None:
     assert due(60, last_slot=None, now=at("2026-11-22T10:20:00")) == at("2026-11-22T10:00:00")
     assert due(60, last_slot=at("2026-11-22T10:00:00"), now=at("2026-11-22T10:59:00")) is None
-    assert due(60, last_slot=at("2026-11-22T10:00:00"), now=at("2026-11-22T11:00:00")) == at("2026-11-22T11:00:00")
+    assert due(60, last_slot=at("2026-11-22T10:00:00"), now=at("2026-11-22T11:00:00")) == at(
+        "2026-11-22T11:00:00"
+    )
     # down for three hours: one run for the current slot, not three
-    assert due(60, last_slot=at("2026-11-22T07:00:00"), now=at("2026-11-22T10:05:00")) == at("2026-11-22T10:00:00")
+    assert due(60, last_slot=at("2026-11-22T07:00:00"), now=at("2026-11-22T10:05:00")) == at(
+        "2026-11-22T10:00:00"
+    )
 
 
 @pytest.mark.parametrize("bad", [0, 5, 30, 120, 10080])
@@ -50,7 +54,10 @@ def test_other_frequencies_are_refused(bad: int) -> None:
         slot_start(bad, at("2026-11-22T10:00:00"))
 
 
-@given(st.sampled_from(FREQUENCIES), st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))
+@given(
+    st.sampled_from(FREQUENCIES),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+)
 def test_next_run_is_the_following_aligned_slot(freq: int, naive: datetime) -> None:
     now = naive.replace(tzinfo=UTC)
     start, nxt = slot_start(freq, now), next_run(freq, now)

@@ -239,11 +239,14 @@ SOURCE = [
 ]
 MODEL = resolve(
     ModelSpec(
-        name="invoices", table="invoices", tenant_column="tenant", cursor_column="updated_at",
+        name="invoices",
+        table="invoices",
+        tenant_column="tenant",
+        cursor_column="updated_at",
         primary_key=("id",),
     ),
     SOURCE,
-)  # fmt: skip
+)
 SCHEMA = arrow_schema(MODEL)
 
 
@@ -289,9 +292,13 @@ def test_conform_returns_matching_batch_unchanged() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("12.34", Decimal("12.34")), ("12.3", Decimal("12.30")), ("-0.01", Decimal("-0.01")),
-     ("9999999999999999.99", Decimal("9999999999999999.99"))],
-)  # fmt: skip
+    [
+        ("12.34", Decimal("12.34")),
+        ("12.3", Decimal("12.30")),
+        ("-0.01", Decimal("-0.01")),
+        ("9999999999999999.99", Decimal("9999999999999999.99")),
+    ],
+)
 def test_conform_string_numeric_into_decimal_exactly(text: str, expected: Decimal) -> None:
     out = conform(_batch(pa.array([text])), SCHEMA, MODEL)
     assert out.column(2).type == pa.decimal128(18, 2)
@@ -299,8 +306,7 @@ def test_conform_string_numeric_into_decimal_exactly(text: str, expected: Decima
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["12.345", "0.001", "NaN", "Infinity", "abc", "99999999999999999.00"],
+    "text", ["12.345", "0.001", "NaN", "Infinity", "abc", "99999999999999999.00"]
 )
 def test_conform_never_rounds_a_decimal(text: str) -> None:
     with pytest.raises(SchemaChangeError) as info:

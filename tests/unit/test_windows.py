@@ -80,9 +80,11 @@ def test_naive_datetimes_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         plan_window(
-            previous_high=previous_high, source_now=source_now, settle_lag=LAG,
+            previous_high=previous_high,
+            source_now=source_now,
+            settle_lag=LAG,
             full_refresh=full_refresh,
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.parametrize(

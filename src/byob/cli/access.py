@@ -16,7 +16,9 @@ app.add_typer(links_app, name="links")
 
 
 @keys_app.command("create")
-def create_key(name: Annotated[str, typer.Option(help="Who or what uses the key.")], as_json: JsonOpt = False) -> None:
+def create_key(
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")], as_json: JsonOpt = False
+) -> None:
     """Create an operator API key; it is printed once and stored only as a hash."""
     from byob.access import Access
 
@@ -34,12 +36,18 @@ def list_keys(as_json: JsonOpt = False) -> None:
     from byob.access import Access
 
     keys = Access(build_app()).keys.list()
-    rows = [{"id": k.id, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at} for k in keys]
+    rows = [
+        {"id": k.id, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at}
+        for k in keys
+    ]
     if as_json:
         output.emit_json({"api_keys": rows})
     else:
-        output.table("API keys", ["name", "created", "revoked"],
-                     [[r["name"], r["created_at"], r["revoked_at"] or ""] for r in rows])  # fmt: skip
+        output.table(
+            "API keys",
+            ["name", "created", "revoked"],
+            [[r["name"], r["created_at"], r["revoked_at"] or ""] for r in rows],
+        )
 
 
 @keys_app.command("revoke")
@@ -73,12 +81,16 @@ def create_link(
     if as_json:
         output.emit_json(view)
     else:
-        output.console.print(f"Link for tenant [bold]{tenant}[/], expires {link.expires_at:%Y-%m-%d %H:%M} UTC (shown once):")
+        output.console.print(
+            f"Link for tenant [bold]{tenant}[/], expires {link.expires_at:%Y-%m-%d %H:%M} UTC (shown once):"
+        )
         output.console.print(view["url"], highlight=False, soft_wrap=True)
 
 
 @links_app.command("list")
-def list_links(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+def list_links(
+    tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
     """List links and their states."""
     from byob.access import Access
     from byob.views import link_view
@@ -89,9 +101,14 @@ def list_links(tenant: Annotated[str | None, typer.Option()] = None, as_json: Js
     if as_json:
         output.emit_json({"links": views})
     else:
-        output.table("Links", ["id", "tenant", "state", "expires", "connection"],
-                     [[v["id"], v["tenant"], v["state"], v["expires_at"], v["connection_id"] or ""]
-                      for v in views])  # fmt: skip
+        output.table(
+            "Links",
+            ["id", "tenant", "state", "expires", "connection"],
+            [
+                [v["id"], v["tenant"], v["state"], v["expires_at"], v["connection_id"] or ""]
+                for v in views
+            ],
+        )
 
 
 @links_app.command("revoke")
@@ -113,7 +130,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     workers: Annotated[int, typer.Option(help="Transfer threads (embedded default only).")] = 2,
-    schedule: Annotated[bool, typer.Option("--schedule/--no-schedule", help="Run the scheduler.")] = True,
+    schedule: Annotated[
+        bool, typer.Option("--schedule/--no-schedule", help="Run the scheduler.")
+    ] = True,
     tick: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 5.0,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the scheduler; on the embedded default also

@@ -49,10 +49,21 @@ def create(
         )
     byob = build_app()
     conn = byob.create_connection(
-        name=name, tenant=tenant, type=type, account_id=account_id, bucket=bucket, region=region,
-        base_path=base_path, path=path, role_arn=role_arn, access_key_id=access_key_id,
-        secret_access_key=secret, workgroup=workgroup, schema=schema, database=database,
-    )  # fmt: skip
+        name=name,
+        tenant=tenant,
+        type=type,
+        account_id=account_id,
+        bucket=bucket,
+        region=region,
+        base_path=base_path,
+        path=path,
+        role_arn=role_arn,
+        access_key_id=access_key_id,
+        secret_access_key=secret,
+        workgroup=workgroup,
+        schema=schema,
+        database=database,
+    )
     policies = byob.policies(conn) if conn.type.value != "local" else {}
     if as_json:
         output.emit_json({"connection": connection_view(conn), **policies})
@@ -96,9 +107,10 @@ def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt
         output.emit_json({"connections": [connection_view(c) for c in conns]})
         return
     output.table(
-        "Connections", ["name", "tenant", "type", "status", "location"],
+        "Connections",
+        ["name", "tenant", "type", "status", "location"],
         [[c.name, c.tenant, c.type.value, c.status.value, c.location()] for c in conns],
-    )  # fmt: skip
+    )
 
 
 @connections_app.command("show")
@@ -144,13 +156,25 @@ def validate(name: str, as_json: JsonOpt = False) -> None:
 
 
 def _print_checks(checks: list[dict[str, Any]]) -> None:
-    marks = {"passed": "[green]✔ passed[/]", "failed": "[red]✘ failed[/]",
-             "warning": "[yellow]! warning[/]", "skipped": "[dim]- skipped[/]"}  # fmt: skip
+    marks = {
+        "passed": "[green]✔ passed[/]",
+        "failed": "[red]✘ failed[/]",
+        "warning": "[yellow]! warning[/]",
+        "skipped": "[dim]- skipped[/]",
+    }
     output.table(
-        "Validation", ["check", "result", "AWS code", "details"],
-        [[c["name"], marks.get(c["outcome"], c["outcome"]), c.get("aws_code") or "", c["message"]]
-         for c in checks],
-    )  # fmt: skip
+        "Validation",
+        ["check", "result", "AWS code", "details"],
+        [
+            [
+                c["name"],
+                marks.get(c["outcome"], c["outcome"]),
+                c.get("aws_code") or "",
+                c["message"],
+            ]
+            for c in checks
+        ],
+    )
 
 
 @connections_app.command("activate")
@@ -170,17 +194,34 @@ def check_models(as_json: JsonOpt = False) -> None:
     byob = build_app()
     models = byob.check_models()
     if as_json:
-        output.emit_json({"models": [
-            {"name": m.name, "table": m.spec.table, "warnings": list(m.warnings),
-             "columns": [{"name": c.name, "source": c.source_name, "type": str(c.type),
-                          "glue_type": c.type.glue_type()} for c in m.columns]}
-            for m in models]})  # fmt: skip
+        output.emit_json(
+            {
+                "models": [
+                    {
+                        "name": m.name,
+                        "table": m.spec.table,
+                        "warnings": list(m.warnings),
+                        "columns": [
+                            {
+                                "name": c.name,
+                                "source": c.source_name,
+                                "type": str(c.type),
+                                "glue_type": c.type.glue_type(),
+                            }
+                            for c in m.columns
+                        ],
+                    }
+                    for m in models
+                ]
+            }
+        )
         return
     for m in models:
         output.table(
-            f"model {m.name} ← {m.spec.table}", ["column", "source column", "type", "Athena type"],
+            f"model {m.name} ← {m.spec.table}",
+            ["column", "source column", "type", "Athena type"],
             [[c.name, c.source_name, str(c.type), c.type.glue_type()] for c in m.columns],
-        )  # fmt: skip
+        )
         for warning in m.warnings:
             output.console.print(f"[yellow]warning:[/] {warning}")
     output.console.print(f"[green]{len(models)} models OK[/]")
@@ -195,16 +236,35 @@ def update(
     base_path: Annotated[str | None, typer.Option()] = None,
     account_id: Annotated[str | None, typer.Option()] = None,
     role_arn: Annotated[str | None, typer.Option()] = None,
-    access_key_id: Annotated[str | None, typer.Option(help="Switch to (or rotate) HMAC keys; the secret from BYOB_SECRET_ACCESS_KEY or a prompt.")] = None,
-    rotate_secret: Annotated[bool, typer.Option("--rotate-secret", help="Replace the HMAC secret.")] = False,
-    frequency: Annotated[int | None, typer.Option("--frequency", help="Minutes: 15, 60, 360, 720 or 1440.")] = None,
+    access_key_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Switch to (or rotate) HMAC keys; the secret from BYOB_SECRET_ACCESS_KEY or a prompt."
+        ),
+    ] = None,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="Replace the HMAC secret.")
+    ] = False,
+    frequency: Annotated[
+        int | None, typer.Option("--frequency", help="Minutes: 15, 60, 360, 720 or 1440.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a connection; changing where or how it writes returns it to draft."""
-    changes = {k: v for k, v in {
-        "name": new_name, "bucket": bucket, "region": region, "base_path": base_path,
-        "account_id": account_id, "role_arn": role_arn, "access_key_id": access_key_id,
-        "frequency_minutes": frequency}.items() if v is not None}  # fmt: skip
+    changes = {
+        k: v
+        for k, v in {
+            "name": new_name,
+            "bucket": bucket,
+            "region": region,
+            "base_path": base_path,
+            "account_id": account_id,
+            "role_arn": role_arn,
+            "access_key_id": access_key_id,
+            "frequency_minutes": frequency,
+        }.items()
+        if v is not None
+    }
     secret = None
     if access_key_id or rotate_secret:
         secret = os.environ.get("BYOB_SECRET_ACCESS_KEY") or typer.prompt(
@@ -230,7 +290,11 @@ def pause(name: str, as_json: JsonOpt = False) -> None:
 
 
 @connections_app.command("delete")
-def delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False, as_json: JsonOpt = False) -> None:
+def delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Forget a connection and its history (delivered data stays in the bucket)."""
     if not yes:
         typer.confirm(f"Delete connection {name} and its transfer history?", abort=True)

@@ -17,7 +17,10 @@ def demo(
         typer.Option(help="Keep the demo's files here (default: a temporary directory)."),
     ] = None,
     scale: Annotated[float, typer.Option(help="Dataset size multiplier (1.0 ≈ 100k+ rows).")] = 1.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON (the walk-through goes to stderr).")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the figures as JSON (the walk-through goes to stderr)."),
+    ] = False,
 ) -> None:
     """Generate a billing dataset, onboard a customer in an in-process AWS emulator, and
     deliver two transfers (backfill, then incremental) into their bucket."""

@@ -14,9 +14,12 @@ from byob.cli import output
 from byob.errors import ByobError
 
 app = typer.Typer(
-    name="byob", help="Deliver each tenant's rows into storage the tenant owns.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-)  # fmt: skip
+    name="byob",
+    help="Deliver each tenant's rows into storage the tenant owns.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 connections_app = typer.Typer(
     help="Destinations: create, validate, activate.", no_args_is_help=True
 )
@@ -85,7 +88,9 @@ def run() -> None:
             traceback.print_exc()
         output.errors.print(
             f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} "
-            "(run with -v for details)", highlight=False, soft_wrap=True,
-        )  # fmt: skip
+            "(run with -v for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -21,7 +21,13 @@ def run(
         bool, typer.Option("--all", help="Every active, healthy connection.")
     ] = False,
     parallel: Annotated[
-        int, typer.Option("--parallel", min=1, max=32, help="With --all: connections at once (sharing one transfer's buffers).")
+        int,
+        typer.Option(
+            "--parallel",
+            min=1,
+            max=32,
+            help="With --all: connections at once (sharing one transfer's buffers).",
+        ),
     ] = 2,
     as_json: JsonOpt = False,
 ) -> None:
@@ -50,11 +56,21 @@ def run(
         output.emit_json({"connection": connection, "transfers": records})
         return
     output.table(
-        f"Transfers of {connection}", ["model", "type", "window", "rows", "files", "bytes", "status"],
-        [[r["model"] + (" (resumed)" if r["resumed"] else ""), r["type"],
-          f"({r['window']['low'] or '-∞'}, {r['window']['high']}]", f"{r['rows']:,}", r["files"],
-          output.human_bytes(r["bytes"]), r["status"]] for r in records],
-    )  # fmt: skip
+        f"Transfers of {connection}",
+        ["model", "type", "window", "rows", "files", "bytes", "status"],
+        [
+            [
+                r["model"] + (" (resumed)" if r["resumed"] else ""),
+                r["type"],
+                f"({r['window']['low'] or '-∞'}, {r['window']['high']}]",
+                f"{r['rows']:,}",
+                r["files"],
+                output.human_bytes(r["bytes"]),
+                r["status"],
+            ]
+            for r in records
+        ],
+    )
     for result in results:
         for warning in result.warnings:
             output.console.print(f"[yellow]warning:[/] {warning}")
@@ -65,7 +81,9 @@ def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool, para
     overlaps another's encoding and bookkeeping."""
     from concurrent.futures import ThreadPoolExecutor
 
-    conns = [c for c in byob.connections.list() if c.status.value == "active" and not c.failing_check]
+    conns = [
+        c for c in byob.connections.list() if c.status.value == "active" and not c.failing_check
+    ]
     byob.concurrent_transfers = parallel
     records: list[dict] = []  # type: ignore[type-arg]
     with output.rows_progress(not as_json) as progress:
@@ -75,7 +93,10 @@ def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool, para
             results = byob.run_transfers(conn.id, model=model, full_refresh=full_refresh)
             if progress is not None and overall is not None:
                 progress.advance(overall)
-            return [r.record.as_dict() | {"connection": conn.name, "resumed": r.resumed} for r in results]
+            return [
+                r.record.as_dict() | {"connection": conn.name, "resumed": r.resumed}
+                for r in results
+            ]
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="byob-run") as pool:
             for done in pool.map(one, conns):
@@ -99,10 +120,22 @@ def list_(connection: str, as_json: JsonOpt = False) -> None:
         output.emit_json({"connection": conn.name, "transfers": records})
         return
     output.table(
-        f"Transfers of {conn.name}", ["id", "model", "type", "status", "rows", "files", "started", "error"],
-        [[r["id"][:12], r["model"], r["type"], r["status"], f"{r['rows']:,}", r["files"],
-          r["started_at"], r["error"] or ""] for r in records],
-    )  # fmt: skip
+        f"Transfers of {conn.name}",
+        ["id", "model", "type", "status", "rows", "files", "started", "error"],
+        [
+            [
+                r["id"][:12],
+                r["model"],
+                r["type"],
+                r["status"],
+                f"{r['rows']:,}",
+                r["files"],
+                r["started_at"],
+                r["error"] or "",
+            ]
+            for r in records
+        ],
+    )
 
 
 @transfers_app.command("show")
@@ -124,8 +157,12 @@ def cancel(transfer_id: str, as_json: JsonOpt = False) -> None:
     Its window (and any later one of the model) is delivered again by the next transfer."""
     byob = build_app()
     record = byob.transfers.request_cancel(transfer_id, now=byob.clock())
-    byob.audit(actor="cli", action="transfer.cancel", connection_id=record.connection_id,
-               changes={"transfer": record.id})  # fmt: skip
+    byob.audit(
+        actor="cli",
+        action="transfer.cancel",
+        connection_id=record.connection_id,
+        changes={"transfer": record.id},
+    )
     if as_json:
         output.emit_json(record.as_dict())
     else:

@@ -73,10 +73,15 @@ class LocalAws:
         iam = self.service_session().client("iam", endpoint_url=self.endpoint_url)
         iam.create_user(UserName=name)
         iam.put_user_policy(
-            UserName=name, PolicyName="assume-customer-roles",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
-        )  # fmt: skip
+            UserName=name,
+            PolicyName="assume-customer-roles",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+                }
+            ),
+        )
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
@@ -96,8 +101,9 @@ class LocalAws:
             aws_session_token=creds["SessionToken"],
             region_name=region,
         )
-        return CustomerAccount(account_id=account_id, region=region, session=session,
-                               endpoint_url=self.endpoint_url)  # fmt: skip
+        return CustomerAccount(
+            account_id=account_id, region=region, session=session, endpoint_url=self.endpoint_url
+        )
 
 
 @contextmanager

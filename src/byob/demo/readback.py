@@ -29,7 +29,13 @@ def connect_s3(
     con.execute(
         "CREATE SECRET byob_s3 (TYPE s3, KEY_ID $key, SECRET $secret, SESSION_TOKEN $token, "
         "REGION $region, ENDPOINT $endpoint, URL_STYLE 'path', USE_SSL $ssl)",
-        {"key": key, "secret": secret, "token": token, "region": region,
-         "endpoint": endpoint.netloc, "ssl": endpoint.scheme == "https"},
-    )  # fmt: skip
+        {
+            "key": key,
+            "secret": secret,
+            "token": token,
+            "region": region,
+            "endpoint": endpoint.netloc,
+            "ssl": endpoint.scheme == "https",
+        },
+    )
     return con

@@ -78,9 +78,11 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
 
     _step("2. A local AWS (moto server on 127.0.0.1) and the customer's account")
     settings = load_settings(
-        home=root / ".byob", config=config, aws_endpoint_url=aws.endpoint_url,
+        home=root / ".byob",
+        config=config,
+        aws_endpoint_url=aws.endpoint_url,
         settle_lag_seconds=DEMO_SETTLE_LAG_SECONDS,
-    )  # fmt: skip
+    )
     byob = Byob(
         settings, aws=AwsSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
     )
@@ -96,9 +98,14 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
 
     _step("3. Onboarding: create the connection, create the role, validate, activate")
     conn = byob.create_connection(
-        name="acme-s3", tenant=TENANT, type="s3", account_id=CUSTOMER_ACCOUNT, bucket=BUCKET,
-        region=REGION, base_path=BASE_PATH,
-    )  # fmt: skip
+        name="acme-s3",
+        tenant=TENANT,
+        type="s3",
+        account_id=CUSTOMER_ACCOUNT,
+        bucket=BUCKET,
+        region=REGION,
+        base_path=BASE_PATH,
+    )
     policies = byob.policies(conn)
     console.print(
         f"role name: [bold]{policies['role_name']}[/]  external ID: {policies['external_id']}"
@@ -145,23 +152,30 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
     delivered = {t: sum(n for (m, _), n in readback.items() if m == t) for t in dataset.TABLES}
     ok = delivered == expected
     console.print(
-        "[bold green]every row version delivered exactly once[/]" if ok
+        "[bold green]every row version delivered exactly once[/]"
+        if ok
         else f"[bold red]mismatch[/]: expected {expected}, read {delivered}"
-    )  # fmt: skip
+    )
     if not ok:
         raise RuntimeError("demo read-back mismatch")
     return {
-        "source_rows": sum(counts.values()), "tenant_rows": sum(per_tenant[t][TENANT] for t in dataset.TABLES),
-        "first_transfer_rows": first, "second_transfer_rows": second, "objects": len(keys),
+        "source_rows": sum(counts.values()),
+        "tenant_rows": sum(per_tenant[t][TENANT] for t in dataset.TABLES),
+        "first_transfer_rows": first,
+        "second_transfer_rows": second,
+        "objects": len(keys),
         "delivered": delivered,
-    }  # fmt: skip
+    }
 
 
 def _transfer(byob: Byob, name: str) -> int:
     with Progress(
-        TextColumn("[bold]{task.description:<14}"), BarColumn(),
-        TextColumn("{task.completed:>7,} rows"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
+        TextColumn("[bold]{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.completed:>7,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def for_model(model: str):  # type: ignore[no-untyped-def]
@@ -185,8 +199,14 @@ def _transfer(byob: Byob, name: str) -> int:
     for r in results:
         rec = r.record
         low = rec.window.low.strftime("%H:%M:%S") if rec.window.low else "-∞"
-        table.add_row(rec.model, rec.type.value, f"{rec.rows:,}", str(rec.files), f"{rec.bytes:,}",
-                      f"{low} → {rec.window.high.strftime('%H:%M:%S')}")  # fmt: skip
+        table.add_row(
+            rec.model,
+            rec.type.value,
+            f"{rec.rows:,}",
+            str(rec.files),
+            f"{rec.bytes:,}",
+            f"{low} → {rec.window.high.strftime('%H:%M:%S')}",
+        )
     console.print(table)
     return sum(r.record.rows for r in results)
 
@@ -290,8 +310,9 @@ def _query(aws: LocalAws, customer: CustomerAccount) -> dict[tuple[str, str], in
         url = f"s3://{BUCKET}/{BASE_PATH}/{model}/*/*.parquet"
         rows = con.execute(
             "SELECT CAST(dt AS VARCHAR) AS dt, count(*) FROM read_parquet($url, hive_partitioning = true) "
-            "GROUP BY 1 ORDER BY 1", {"url": url},
-        ).fetchall()  # fmt: skip
+            "GROUP BY 1 ORDER BY 1",
+            {"url": url},
+        ).fetchall()
         for dt, n in rows:
             results[(model, dt)] = n
             table.add_row(model, dt, f"{n:,}")

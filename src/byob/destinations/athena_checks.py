@@ -32,7 +32,9 @@ def output_location(conn: Connection) -> str:
 
 
 class AthenaChecks:
-    def __init__(self, *, conn: Connection, athena: Any, glue: Any, who: str, timeout: float) -> None:
+    def __init__(
+        self, *, conn: Connection, athena: Any, glue: Any, who: str, timeout: float
+    ) -> None:
         self.conn = conn
         self.athena = athena
         self.glue = glue
@@ -59,8 +61,9 @@ class AthenaChecks:
             if aws_error_code(exc) == "InvalidRequestException":
                 raise CheckFailed(
                     f"workgroup {wg!r} does not exist in {self.conn.region}; create it or use "
-                    "'primary'", "InvalidRequestException",
-                ) from exc  # fmt: skip
+                    "'primary'",
+                    "InvalidRequestException",
+                ) from exc
             raise self._denied(exc, "athena:GetWorkGroup", arn) from exc
         except BotoCoreError as exc:
             raise self._denied(exc, "athena:GetWorkGroup", arn) from exc
@@ -74,21 +77,32 @@ class AthenaChecks:
             raise CheckFailed(
                 f"workgroup {wg!r} uses Athena managed query results, so results cannot land "
                 f"in {output_location(self.conn)}; turn managed results off or pick another "
-                "workgroup", "ManagedQueryResults",
-            )  # fmt: skip
+                "workgroup",
+                "ManagedQueryResults",
+            )
         enforced = config.get("EnforceWorkGroupConfiguration", False)
         their_location = config.get("ResultConfiguration", {}).get("OutputLocation", "")
-        if enforced and their_location and not their_location.startswith(output_location(self.conn)):
+        if (
+            enforced
+            and their_location
+            and not their_location.startswith(output_location(self.conn))
+        ):
             raise CheckWarning(
                 f"workgroup {wg!r} enforces its own result location {their_location}: query "
                 f"results will go there, not to {output_location(self.conn)}; the role must be "
-                "allowed to write there too", "EnforceWorkGroupConfiguration",
-            )  # fmt: skip
+                "allowed to write there too",
+                "EnforceWorkGroupConfiguration",
+            )
         return f"workgroup {wg!r} exists" + (" and enforces its settings" if enforced else "")
 
     def glue_database(self) -> str:
-        catalog = GlueCatalog(self.glue, account_id=self.conn.account_id, database=self.conn.schema,
-                              bucket=self.conn.bucket, who=self.who)  # fmt: skip
+        catalog = GlueCatalog(
+            self.glue,
+            account_id=self.conn.account_id,
+            database=self.conn.schema,
+            bucket=self.conn.bucket,
+            who=self.who,
+        )
         try:
             created = catalog.ensure_database()
         except DestinationError as exc:
@@ -99,10 +113,11 @@ class AthenaChecks:
         arn = f"arn:aws:athena:{self.conn.region}:{self.conn.account_id}:workgroup/{self.conn.workgroup}"
         try:
             self.query_id = self.athena.start_query_execution(
-                QueryString="SELECT 1", WorkGroup=self.conn.workgroup,
+                QueryString="SELECT 1",
+                WorkGroup=self.conn.workgroup,
                 QueryExecutionContext={"Database": self.conn.schema},
                 ResultConfiguration={"OutputLocation": output_location(self.conn)},
-            )["QueryExecutionId"]  # fmt: skip
+            )["QueryExecutionId"]
         except (ClientError, BotoCoreError) as exc:
             raise self._denied(exc, "athena:StartQueryExecution", arn) from exc
         deadline = time.monotonic() + self.timeout
@@ -110,7 +125,8 @@ class AthenaChecks:
         while True:
             try:
                 status = self.athena.get_query_execution(QueryExecutionId=self.query_id)[
-                    "QueryExecution"]["Status"]  # fmt: skip
+                    "QueryExecution"
+                ]["Status"]
             except (ClientError, BotoCoreError) as exc:
                 raise self._denied(exc, "athena:GetQueryExecution", arn) from exc
             state = status["State"]
@@ -122,16 +138,20 @@ class AthenaChecks:
                     f"the test query {state.lower()}: {reason}. Athena needs s3:PutObject, "
                     f"s3:GetBucketLocation and s3:ListBucket on {self.conn.bucket} to write results",
                     f"Query{state.title()}",
-                )  # fmt: skip
+                )
             if time.monotonic() > deadline:
-                raise CheckFailed(f"the test query did not finish in {self.timeout:.0f} s", "Timeout")
+                raise CheckFailed(
+                    f"the test query did not finish in {self.timeout:.0f} s", "Timeout"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
     def athena_output_location(self) -> str:
         if self.query_id is None:
             raise CheckFailed("no test query ran", None)
-        execution = self.athena.get_query_execution(QueryExecutionId=self.query_id)["QueryExecution"]
+        execution = self.athena.get_query_execution(QueryExecutionId=self.query_id)[
+            "QueryExecution"
+        ]
         actual = execution.get("ResultConfiguration", {}).get("OutputLocation", "")
         if not actual.startswith(output_location(self.conn)):
             raise CheckFailed(

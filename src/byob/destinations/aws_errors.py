@@ -19,12 +19,21 @@ _WHAT_TO_DO = {
     "ExpiredToken": "byob's credentials expired; retry (byob refreshes them automatically)",
     "KMS.AccessDeniedException": "the bucket encrypts with SSE-KMS: {who} also needs kms:GenerateDataKey and kms:Decrypt on the key",
     "NoSuchUpload": "the upload was already finished or aborted",
-}  # fmt: skip
+}
 
 TRANSIENT_CODES = frozenset(
-    {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable", "Throttling",
-     "ThrottlingException", "RequestTimeTooSkewed", "503", "500"}
-)  # fmt: skip
+    {
+        "RequestTimeout",
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeTooSkewed",
+        "503",
+        "500",
+    }
+)
 
 
 def explain(

@@ -42,9 +42,13 @@ class CheckResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "outcome": self.outcome.value, "message": self.message,
-            "aws_code": self.aws_code, "duration_ms": self.duration_ms, "at": self.at.isoformat(),
-        }  # fmt: skip
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "aws_code": self.aws_code,
+            "duration_ms": self.duration_ms,
+            "at": self.at.isoformat(),
+        }
 
 
 def passed(results: list[CheckResult]) -> bool:
@@ -55,9 +59,15 @@ class ConnectionChecks:
     """Runs a connection's checks in order; a failed check skips the ones that depend on it."""
 
     def __init__(
-        self, *, conn: Connection, destination: Destination, aws: AwsSessions | None,
-        secret_access_key: str | None, timeout: float, strict_trust: bool = True,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        conn: Connection,
+        destination: Destination,
+        aws: AwsSessions | None,
+        secret_access_key: str | None,
+        timeout: float,
+        strict_trust: bool = True,
+    ) -> None:
         self.conn = conn
         self.destination = destination
         self.aws = aws
@@ -131,22 +141,29 @@ class ConnectionChecks:
     def _athena(self) -> AthenaChecks:
         assert self.aws is not None
         session = self.aws.for_connection(self.conn, self.secret)
-        who = (f"role {self.conn.role_name}" if self.conn.auth is AuthKind.ROLE
-               else f"the IAM user of access key {self.conn.access_key_id}")  # fmt: skip
+        who = (
+            f"role {self.conn.role_name}"
+            if self.conn.auth is AuthKind.ROLE
+            else f"the IAM user of access key {self.conn.access_key_id}"
+        )
         return AthenaChecks(
-            conn=self.conn, athena=self.aws.client(session, "athena", self.conn.region),
-            glue=self.aws.client(session, "glue", self.conn.region), who=who,
+            conn=self.conn,
+            athena=self.aws.client(session, "athena", self.conn.region),
+            glue=self.aws.client(session, "glue", self.conn.region),
+            who=who,
             timeout=self.timeout,
-        )  # fmt: skip
+        )
 
     def _assume_role(self) -> str:
         assert self.aws is not None
         sts = self.aws.service_client("sts", self.conn.region)
         try:
             sts.assume_role(
-                RoleArn=self.conn.role_arn, ExternalId=self.conn.external_id,
-                RoleSessionName=role_session_name(self.conn), DurationSeconds=900,
-            )  # fmt: skip
+                RoleArn=self.conn.role_arn,
+                ExternalId=self.conn.external_id,
+                RoleSessionName=role_session_name(self.conn),
+                DurationSeconds=900,
+            )
         except (ClientError, BotoCoreError) as exc:
             code = aws_error_code(exc)
             raise _CheckFailed(
@@ -164,18 +181,24 @@ class ConnectionChecks:
         sts = self.aws.service_client("sts", self.conn.region)
         session_name = role_session_name(self.conn)
         try:
-            sts.assume_role(RoleArn=self.conn.role_arn, RoleSessionName=session_name, DurationSeconds=900)
+            sts.assume_role(
+                RoleArn=self.conn.role_arn, RoleSessionName=session_name, DurationSeconds=900
+            )
         except (ClientError, BotoCoreError) as exc:
             code = aws_error_code(exc)
             if code in ("AccessDenied", "AccessDeniedException", "403"):
                 return "AssumeRole without the external ID was refused, as it must be"
-            raise _CheckFailed(f"{code} on AssumeRole without the external ID: {exc}", code) from exc
+            raise _CheckFailed(
+                f"{code} on AssumeRole without the external ID: {exc}", code
+            ) from exc
         wrong_refused = False
         try:
             sts.assume_role(
-                RoleArn=self.conn.role_arn, RoleSessionName=session_name, DurationSeconds=900,
+                RoleArn=self.conn.role_arn,
+                RoleSessionName=session_name,
+                DurationSeconds=900,
                 ExternalId="byob-wrong-external-id-probe",
-            )  # fmt: skip
+            )
         except (ClientError, BotoCoreError):
             wrong_refused = True
         hole = (
@@ -213,7 +236,9 @@ class ConnectionChecks:
                     "NoSuchBucket",
                 ) from exc
         except BotoCoreError as exc:
-            raise _CheckFailed(f"cannot reach bucket {self.conn.bucket}: {exc}", type(exc).__name__) from exc
+            raise _CheckFailed(
+                f"cannot reach bucket {self.conn.bucket}: {exc}", type(exc).__name__
+            ) from exc
         actual = headers.get("x-amz-bucket-region")
         if actual and actual != self.conn.region:
             raise _CheckFailed(
@@ -265,6 +290,10 @@ def _result(
     name: str, outcome: Outcome, message: str, code: str | None = None, ms: int = 0
 ) -> CheckResult:
     return CheckResult(
-        name=name, outcome=outcome, message=message, aws_code=code, duration_ms=ms,
+        name=name,
+        outcome=outcome,
+        message=message,
+        aws_code=code,
+        duration_ms=ms,
         at=datetime.now(UTC),
-    )  # fmt: skip
+    )

@@ -19,7 +19,9 @@ _MISSING = ("EntityNotFoundException",)
 
 
 class GlueCatalog:
-    def __init__(self, client: Any, *, account_id: str, database: str, bucket: str, who: str) -> None:
+    def __init__(
+        self, client: Any, *, account_id: str, database: str, bucket: str, who: str
+    ) -> None:
         self.client = client
         self.account_id = account_id
         self.database = database
@@ -57,7 +59,9 @@ class GlueCatalog:
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         try:
-            table: dict[str, Any] = self.client.get_table(DatabaseName=self.database, Name=name)["Table"]
+            table: dict[str, Any] = self.client.get_table(DatabaseName=self.database, Name=name)[
+                "Table"
+            ]
             return table
         except ClientError as exc:
             if aws_error_code(exc) in _MISSING:
@@ -72,9 +76,12 @@ class GlueCatalog:
         existing = self.get_table(model.name)
         if existing is None:
             table = athena.table_input(
-                model=model.name, bucket=self.bucket, prefix=self.database, columns=current,
+                model=model.name,
+                bucket=self.bucket,
+                prefix=self.database,
+                columns=current,
                 earliest=transfer_date,
-            )  # fmt: skip
+            )
             self._write_table("glue:CreateTable", table, create=True)
         else:
             table = _as_input(existing)
@@ -93,10 +100,12 @@ class GlueCatalog:
 
     def _sync_view(self, model: ResolvedModel, columns: list[dict[str, str]]) -> None:
         view = athena.view_input(
-            schema=self.database, model=model.name, columns=columns,
+            schema=self.database,
+            model=model.name,
+            columns=columns,
             primary_key=[model.column(k).name for k in model.spec.primary_key],
             cursor=model.cursor.name,
-        )  # fmt: skip
+        )
         existing = self.get_table(view["Name"])
         if existing is None:
             self._write_table("glue:CreateTable", view, create=True)
@@ -108,20 +117,44 @@ class GlueCatalog:
             if create:
                 self.client.create_table(DatabaseName=self.database, TableInput=table)
             else:
-                self.client.update_table(DatabaseName=self.database, TableInput=table, SkipArchive=True)
+                self.client.update_table(
+                    DatabaseName=self.database, TableInput=table, SkipArchive=True
+                )
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, action, f"table/{self.database}/{table['Name']}") from exc
 
 
-_INPUT_KEYS = ("Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys",
-               "ViewOriginalText", "ViewExpandedText", "TableType", "Parameters")  # fmt: skip
-_SD_KEYS = ("Columns", "Location", "InputFormat", "OutputFormat", "Compressed", "SerdeInfo",
-            "BucketColumns", "SortColumns", "Parameters", "StoredAsSubDirectories")  # fmt: skip
+_INPUT_KEYS = (
+    "Name",
+    "Description",
+    "Owner",
+    "Retention",
+    "StorageDescriptor",
+    "PartitionKeys",
+    "ViewOriginalText",
+    "ViewExpandedText",
+    "TableType",
+    "Parameters",
+)
+_SD_KEYS = (
+    "Columns",
+    "Location",
+    "InputFormat",
+    "OutputFormat",
+    "Compressed",
+    "SerdeInfo",
+    "BucketColumns",
+    "SortColumns",
+    "Parameters",
+    "StoredAsSubDirectories",
+)
 
 
 def _as_input(table: dict[str, Any]) -> dict[str, Any]:
     """GetTable's answer carries read-only fields UpdateTable refuses; keep the input ones."""
     out = {k: table[k] for k in _INPUT_KEYS if k in table}
-    out["StorageDescriptor"] = {k: v for k, v in table["StorageDescriptor"].items() if k in _SD_KEYS}
+    out["StorageDescriptor"] = {
+        k: v for k, v in table["StorageDescriptor"].items() if k in _SD_KEYS
+    }
     out["Parameters"] = dict(table.get("Parameters", {}))
     return out

@@ -31,9 +31,13 @@ class S3Destination(Destination):
 
     def error(self, exc: BaseException, action: str, key: str) -> DestinationError:
         return explain(
-            exc, action=action, resource=self.url(key), who=self.who, bucket=self.bucket,
+            exc,
+            action=action,
+            resource=self.url(key),
+            who=self.who,
+            bucket=self.bucket,
             region=self.region,
-        )  # fmt: skip
+        )
 
     def object_arn_pattern(self, prefix: str) -> str:
         return f"arn:aws:s3:::{join(self.bucket, prefix)}/*"
@@ -118,7 +122,9 @@ class _MultipartWriter(ObjectWriter):
 
         # Part uploads log with the transfer's context.
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+            self._pool = ThreadPoolExecutor(
+                max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="s3-part"
+            )
         self._parts.append(self._pool.submit(contextvars.copy_context().run, upload))
         # Surface a failed part now rather than after encoding the whole file.
         for done in [f for f in self._parts if f.done()]:

@@ -37,9 +37,7 @@ def parse_lifetime(text: str) -> timedelta:
     text = text.strip().lower()
     units = {"d": "days", "h": "hours", "m": "minutes"}
     if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise InvalidFieldError(
-            f"expiry {text!r} must look like 7d, 12h or 30m", field="expires"
-        )
+        raise InvalidFieldError(f"expiry {text!r} must look like 7d, 12h or 30m", field="expires")
     lifetime = timedelta(**{units[text[-1]]: int(text[:-1])})
     if not timedelta(minutes=1) <= lifetime <= MAX_LINK_LIFETIME:
         raise InvalidFieldError("a link must live between 1 minute and 90 days", field="expires")

@@ -102,19 +102,25 @@ def presto_type(glue_type: str) -> str:
     """The type Athena records for a view column (Trino's names) from a Glue column type."""
     if glue_type.startswith("array<") and glue_type.endswith(">"):
         return f"array({presto_type(glue_type[6:-1])})"
-    renamed = {"int": "integer", "float": "real", "string": "varchar", "binary": "varbinary",
-               "timestamp": "timestamp(3)"}  # fmt: skip
+    renamed = {
+        "int": "integer",
+        "float": "real",
+        "string": "varchar",
+        "binary": "varbinary",
+        "timestamp": "timestamp(3)",
+    }
     return renamed.get(glue_type, glue_type)
 
 
 def view_input(
-    *, schema: str, model: str, columns: list[GlueColumn], primary_key: Sequence[str],
-    cursor: str,
-) -> dict[str, Any]:  # fmt: skip
+    *, schema: str, model: str, columns: list[GlueColumn], primary_key: Sequence[str], cursor: str
+) -> dict[str, Any]:
     """A Glue table that Athena reads as a view: VIRTUAL_VIEW with the Presto view encoding
     (base64 JSON in ViewOriginalText), as Athena's own CREATE VIEW stores it."""
     names = [c["Name"] for c in columns]
-    sql = latest_view_sql(schema=schema, model=model, columns=names, primary_key=primary_key, cursor=cursor)
+    sql = latest_view_sql(
+        schema=schema, model=model, columns=names, primary_key=primary_key, cursor=cursor
+    )
     definition = {
         "originalSql": sql,
         "catalog": "awsdatacatalog",
@@ -131,11 +137,7 @@ def view_input(
         "Parameters": {"presto_view": "true", "comment": "Presto View"},
         "ViewOriginalText": f"/* Presto View: {encoded} */",
         "ViewExpandedText": "/* Presto View */",
-        "StorageDescriptor": {
-            "Columns": columns,
-            "SerdeInfo": {},
-            "Location": "",
-        },
+        "StorageDescriptor": {"Columns": columns, "SerdeInfo": {}, "Location": ""},
         "PartitionKeys": [],
     }
 

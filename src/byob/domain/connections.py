@@ -36,9 +36,20 @@ class AuthKind(StrEnum):
 
 # Changing any of these points the connection somewhere else: it must be validated again.
 DESTINATION_FIELDS = (
-    "type", "bucket", "region", "base_path", "path", "auth", "role_arn", "access_key_id",
-    "secret_fingerprint", "workgroup", "schema", "database", "account_id",
-)  # fmt: skip
+    "type",
+    "bucket",
+    "region",
+    "base_path",
+    "path",
+    "auth",
+    "role_arn",
+    "access_key_id",
+    "secret_fingerprint",
+    "workgroup",
+    "schema",
+    "database",
+    "account_id",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +134,16 @@ def new_connection(
         if not path:
             raise InvalidFieldError("a local connection needs --path DIR", field="path")
         return Connection(
-            id=id, name=name, tenant=tenant, type=kind, path=path, auth=AuthKind.NONE,
-            base_path=fields.base_path(base_path), created_at=now, updated_at=now,
-        )  # fmt: skip
+            id=id,
+            name=name,
+            tenant=tenant,
+            type=kind,
+            path=path,
+            auth=AuthKind.NONE,
+            base_path=fields.base_path(base_path),
+            created_at=now,
+            updated_at=now,
+        )
     account_id = fields.account_id(account_id)
     bucket = fields.bucket_name(bucket)
     region = fields.region(region)
@@ -155,13 +173,26 @@ def new_connection(
     else:
         workgroup, schema, database = "primary", "", ""
     return Connection(
-        id=id, name=name, tenant=tenant, type=kind, account_id=account_id, bucket=bucket,
-        region=region, base_path=fields.base_path(base_path), auth=auth,
+        id=id,
+        name=name,
+        tenant=tenant,
+        type=kind,
+        account_id=account_id,
+        bucket=bucket,
+        region=region,
+        base_path=fields.base_path(base_path),
+        auth=auth,
         role_name=arn.rsplit("/", 1)[1] if auth is AuthKind.ROLE else "",
-        role_arn=arn if auth is AuthKind.ROLE else "", external_id=external_id,
-        access_key_id=access_key_id or "", secret_fingerprint=secret_fingerprint,
-        workgroup=workgroup, schema=schema, database=database, created_at=now, updated_at=now,
-    )  # fmt: skip
+        role_arn=arn if auth is AuthKind.ROLE else "",
+        external_id=external_id,
+        access_key_id=access_key_id or "",
+        secret_fingerprint=secret_fingerprint,
+        workgroup=workgroup,
+        schema=schema,
+        database=database,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _athena_fields(*, workgroup: str, schema: str, database: str) -> tuple[str, str, str]:
@@ -193,9 +224,11 @@ def trust_policy(conn: Connection, service_principal_arn: str) -> PolicyDocument
 def permissions_policy(conn: Connection) -> PolicyDocument:
     if conn.type is ConnectionType.ATHENA:
         return policies.athena_permissions_policy(
-            account_id=conn.account_id, workgroup=conn.workgroup, bucket=conn.bucket,
+            account_id=conn.account_id,
+            workgroup=conn.workgroup,
+            bucket=conn.bucket,
             schema=conn.schema,
-        )  # fmt: skip
+        )
     return policies.s3_permissions_policy(conn.bucket, conn.base_path)
 
 
@@ -225,9 +258,24 @@ def pause(conn: Connection, *, now: datetime) -> Connection:
 
 
 EDITABLE_FIELDS = frozenset(
-    {"name", "type", "account_id", "bucket", "region", "base_path", "path", "auth", "role_arn",
-     "access_key_id", "secret_fingerprint", "workgroup", "schema", "database", "frequency_minutes"}
-)  # fmt: skip
+    {
+        "name",
+        "type",
+        "account_id",
+        "bucket",
+        "region",
+        "base_path",
+        "path",
+        "auth",
+        "role_arn",
+        "access_key_id",
+        "secret_fingerprint",
+        "workgroup",
+        "schema",
+        "database",
+        "frequency_minutes",
+    }
+)
 FREQUENCIES = (15, 60, 360, 720, 1440)
 
 
@@ -264,8 +312,12 @@ def revise(conn: Connection, changes: dict[str, object], *, now: datetime) -> Co
         else:
             arn = policies.role_arn(account, conn.role_name or _generated_role(conn))
         fields.role_arn(arn, expected_account_id=account)
-        values |= {"role_arn": arn, "role_name": arn.rsplit("/", 1)[1],
-                   "access_key_id": "", "secret_fingerprint": ""}  # fmt: skip
+        values |= {
+            "role_arn": arn,
+            "role_name": arn.rsplit("/", 1)[1],
+            "access_key_id": "",
+            "secret_fingerprint": "",
+        }
     elif auth is AuthKind.HMAC:
         if not (values.get("access_key_id") or conn.access_key_id):
             raise InvalidFieldError("HMAC auth needs an access key ID", field="access_key_id")
@@ -296,16 +348,21 @@ def _checked(conn: Connection, key: str, value: object) -> object:
         try:
             return ConnectionType(text)
         except ValueError:
-            raise InvalidFieldError(f"connection type {text!r} is not s3 or athena", field="type") from None
+            raise InvalidFieldError(
+                f"connection type {text!r} is not s3 or athena", field="type"
+            ) from None
     if key == "auth":
         try:
             return AuthKind(text)
         except ValueError:
             raise InvalidFieldError(f"auth {text!r} is not role or hmac", field="auth") from None
     checks = {
-        "account_id": fields.account_id, "bucket": fields.bucket_name, "region": fields.region,
-        "base_path": fields.base_path, "access_key_id": fields.access_key_id,
-    }  # fmt: skip
+        "account_id": fields.account_id,
+        "bucket": fields.bucket_name,
+        "region": fields.region,
+        "base_path": fields.base_path,
+        "access_key_id": fields.access_key_id,
+    }
     if key in checks:
         return checks[key](text)
     if key == "frequency_minutes":

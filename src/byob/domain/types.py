@@ -79,23 +79,47 @@ def list_of(element: ColumnType) -> ColumnType:
 
 
 _POSTGRES_SIMPLE: dict[str, ColumnType] = {
-    "smallint": INT16, "int2": INT16,
-    "integer": INT32, "int": INT32, "int4": INT32,
-    "bigint": INT64, "int8": INT64,
-    "real": FLOAT32, "float4": FLOAT32,
-    "double precision": FLOAT64, "float8": FLOAT64,
-    "boolean": BOOL, "bool": BOOL,
-    "text": STRING, "character varying": STRING, "varchar": STRING, "character": STRING,
-    "bpchar": STRING, "char": STRING, "name": STRING, "citext": STRING,
-    "uuid": STRING, "json": STRING, "jsonb": STRING, "xml": STRING, "inet": STRING,
-    "cidr": STRING, "macaddr": STRING, "money": STRING,
-    "time without time zone": STRING, "time with time zone": STRING, "time": STRING,
-    "timetz": STRING, "interval": STRING,
+    "smallint": INT16,
+    "int2": INT16,
+    "integer": INT32,
+    "int": INT32,
+    "int4": INT32,
+    "bigint": INT64,
+    "int8": INT64,
+    "real": FLOAT32,
+    "float4": FLOAT32,
+    "double precision": FLOAT64,
+    "float8": FLOAT64,
+    "boolean": BOOL,
+    "bool": BOOL,
+    "text": STRING,
+    "character varying": STRING,
+    "varchar": STRING,
+    "character": STRING,
+    "bpchar": STRING,
+    "char": STRING,
+    "name": STRING,
+    "citext": STRING,
+    "uuid": STRING,
+    "json": STRING,
+    "jsonb": STRING,
+    "xml": STRING,
+    "inet": STRING,
+    "cidr": STRING,
+    "macaddr": STRING,
+    "money": STRING,
+    "time without time zone": STRING,
+    "time with time zone": STRING,
+    "time": STRING,
+    "timetz": STRING,
+    "interval": STRING,
     "bytea": BINARY,
     "date": DATE,
-    "timestamp without time zone": TIMESTAMP, "timestamp": TIMESTAMP,
-    "timestamp with time zone": TIMESTAMPTZ, "timestamptz": TIMESTAMPTZ,
-}  # fmt: skip
+    "timestamp without time zone": TIMESTAMP,
+    "timestamp": TIMESTAMP,
+    "timestamp with time zone": TIMESTAMPTZ,
+    "timestamptz": TIMESTAMPTZ,
+}
 
 _NUMERIC = re.compile(r"(?:numeric|decimal)(?:\((\d+)(?:,\s*(-?\d+))?\))?")
 _PARAMETERISED = re.compile(r"([a-z ]+?)(?:\(\d+(?:,\s*\d+)?\))?((?: with(?:out)? time zone)?)")
@@ -141,15 +165,28 @@ def from_postgres(
 
 
 _SQLITE_NAMED: dict[str, ColumnType] = {
-    "bigint": INT64, "integer": INT64, "int": INT64, "int8": INT64,
-    "smallint": INT16, "int2": INT16, "int4": INT32, "mediumint": INT32,
-    "real": FLOAT64, "double": FLOAT64, "double precision": FLOAT64, "float": FLOAT64,
-    "boolean": BOOL, "bool": BOOL,
+    "bigint": INT64,
+    "integer": INT64,
+    "int": INT64,
+    "int8": INT64,
+    "smallint": INT16,
+    "int2": INT16,
+    "int4": INT32,
+    "mediumint": INT32,
+    "real": FLOAT64,
+    "double": FLOAT64,
+    "double precision": FLOAT64,
+    "float": FLOAT64,
+    "boolean": BOOL,
+    "bool": BOOL,
     "date": DATE,
-    "timestamp": TIMESTAMP, "datetime": TIMESTAMP,
-    "timestamptz": TIMESTAMPTZ, "timestamp with time zone": TIMESTAMPTZ,
-    "blob": BINARY, "bytea": BINARY,
-}  # fmt: skip
+    "timestamp": TIMESTAMP,
+    "datetime": TIMESTAMP,
+    "timestamptz": TIMESTAMPTZ,
+    "timestamp with time zone": TIMESTAMPTZ,
+    "blob": BINARY,
+    "bytea": BINARY,
+}
 
 
 def from_sqlite(declared: str) -> ColumnType:
@@ -167,9 +204,11 @@ def from_sqlite(declared: str) -> ColumnType:
 
 
 _WIDENINGS = {
-    (Kind.INT16, Kind.INT32), (Kind.INT16, Kind.INT64), (Kind.INT32, Kind.INT64),
+    (Kind.INT16, Kind.INT32),
+    (Kind.INT16, Kind.INT64),
+    (Kind.INT32, Kind.INT64),
     (Kind.FLOAT32, Kind.FLOAT64),
-}  # fmt: skip
+}
 
 
 def check_evolution(column: str, old: ColumnType, new: ColumnType) -> None:

@@ -10,12 +10,19 @@ from byob.domain.types import ColumnType, Kind
 from byob.errors import SchemaChangeError
 
 _SIMPLE: dict[Kind, pa.DataType] = {
-    Kind.INT16: pa.int16(), Kind.INT32: pa.int32(), Kind.INT64: pa.int64(),
-    Kind.FLOAT32: pa.float32(), Kind.FLOAT64: pa.float64(), Kind.BOOL: pa.bool_(),
-    Kind.STRING: pa.string(), Kind.BINARY: pa.binary(), Kind.DATE: pa.date32(),
+    Kind.INT16: pa.int16(),
+    Kind.INT32: pa.int32(),
+    Kind.INT64: pa.int64(),
+    Kind.FLOAT32: pa.float32(),
+    Kind.FLOAT64: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+    Kind.STRING: pa.string(),
+    Kind.BINARY: pa.binary(),
+    Kind.DATE: pa.date32(),
     # Milliseconds: what Athena's timestamp(3) holds; never nanoseconds, never INT96.
-    Kind.TIMESTAMP: pa.timestamp("ms"), Kind.TIMESTAMPTZ: pa.timestamp("ms", tz="UTC"),
-}  # fmt: skip
+    Kind.TIMESTAMP: pa.timestamp("ms"),
+    Kind.TIMESTAMPTZ: pa.timestamp("ms", tz="UTC"),
+}
 
 _TRUNCATING = (Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 

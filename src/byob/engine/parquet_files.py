@@ -49,7 +49,10 @@ def dictionary_columns(table: pa.Table) -> list[str]:
         if pa.types.is_boolean(values.type):
             continue  # bit-packed already; a dictionary cannot beat one bit
         present = len(values) - values.null_count
-        if present == 0 or pc.count_distinct(values).as_py() <= present * DICTIONARY_MAX_DISTINCT_RATIO:
+        if (
+            present == 0
+            or pc.count_distinct(values).as_py() <= present * DICTIONARY_MAX_DISTINCT_RATIO
+        ):
             chosen.append(path)
     return chosen
 
@@ -112,9 +115,14 @@ class RollingParquetWriter:
     """Writes batches of one schema into numbered files of about ``file_target_bytes``."""
 
     def __init__(
-        self, schema: pa.Schema, *, open_object: OpenObject, on_file: FileDone,
-        row_group_bytes: int, file_target_bytes: int,
-    ) -> None:  # fmt: skip
+        self,
+        schema: pa.Schema,
+        *,
+        open_object: OpenObject,
+        on_file: FileDone,
+        row_group_bytes: int,
+        file_target_bytes: int,
+    ) -> None:
         self.schema = schema
         self._open_object = open_object
         self._on_file = on_file
@@ -157,7 +165,10 @@ class RollingParquetWriter:
         key, target = self._open_object(self._file_part)
         sink = HashingSink(target)
         writer = pq.ParquetWriter(
-            sink, self.schema, use_dictionary=self._dictionary, **WRITER_OPTIONS  # type: ignore[arg-type]
+            sink,
+            self.schema,
+            use_dictionary=self._dictionary,
+            **WRITER_OPTIONS,  # type: ignore[arg-type]
         )
         self._current = (key, target, sink, writer)
         self._file_rows = 0
@@ -168,9 +179,12 @@ class RollingParquetWriter:
         writer.close()  # writes the footer through the sink
         target.commit()
         done = WrittenFile(
-            file_part=self._file_part, key=key, rows=self._file_rows, bytes=sink.size,
+            file_part=self._file_part,
+            key=key,
+            rows=self._file_rows,
+            bytes=sink.size,
             sha256=sink.sha256,
-        )  # fmt: skip
+        )
         self._current = None
         self.files.append(done)
         self._on_file(done)

@@ -37,11 +37,7 @@ from byob.domain.models import ModelSpec, ResolvedModel, resolve
 from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import plan_window
 from byob.engine.arrow_types import arrow_schema, conform
-from byob.engine.parquet_files import (
-    RollingParquetWriter,
-    WrittenFile,
-    empty_parquet,
-)
+from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.errors import ByobError, DestinationError, TransferError
 from byob.sources.base import Source
 from byob.store.repositories import TransferRecord, Transfers
@@ -53,6 +49,8 @@ class Catalog(Protocol):
     """A table catalog kept in step with delivered files (Glue for Athena connections)."""
 
     def sync(self, model: ResolvedModel, *, transfer_date: date) -> Any: ...
+
+
 Progress = Callable[[int], None]  # rows delivered so far in this transfer
 
 log = logging.getLogger("byob.transfer")
@@ -102,10 +100,17 @@ class TransferRunner:
     """Moves one connection's rows of one model. Construct per connection."""
 
     def __init__(
-        self, *, conn: Connection, source: Source, destination: Destination, transfers: Transfers,
-        options: EngineOptions, clock: Clock = lambda: datetime.now(UTC),
-        sleep: Callable[[float], None] = time.sleep, catalog: Catalog | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        conn: Connection,
+        source: Source,
+        destination: Destination,
+        transfers: Transfers,
+        options: EngineOptions,
+        clock: Clock = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.conn = conn
         self.source = source
         self.destination = destination
@@ -142,7 +147,12 @@ class TransferRunner:
         read; the caller runs them in order and stops at the first failure."""
         model = self.resolve(spec)
         records = self.transfers.pending(self.conn.id, spec.name)
-        if records and records[-1].attempts == 0 and not records[-1].cancel_requested and not full_refresh:
+        if (
+            records
+            and records[-1].attempts == 0
+            and not records[-1].cancel_requested
+            and not full_refresh
+        ):
             return model, records  # a planned window has not run yet: run it, don't pile up
         state = self.transfers.model_state(self.conn.id, spec.name)
         # Cancelled windows are delivered again by the new one: start after the last window
@@ -150,22 +160,34 @@ class TransferRunner:
         kept = [r for r in records if not r.cancel_requested]
         previous_high = kept[-1].window.high if kept else state.high_water_mark
         kind, window = plan_window(
-            previous_high=previous_high, source_now=self.source.now(),
-            settle_lag=self.options.settle_lag, full_refresh=full_refresh,
-        )  # fmt: skip
+            previous_high=previous_high,
+            source_now=self.source.now(),
+            settle_lag=self.options.settle_lag,
+            full_refresh=full_refresh,
+        )
         now = self._start_time(spec.name)
         planned = self.transfers.plan(
-            connection_id=self.conn.id, model=spec.name, kind=kind, window=window,
-            started_at=now, now=now,
-        )  # fmt: skip
+            connection_id=self.conn.id,
+            model=spec.name,
+            kind=kind,
+            window=window,
+            started_at=now,
+            now=now,
+        )
         records.append(planned)
         return model, records
 
     def execute(
         self, model: ResolvedModel, record: TransferRecord, *, progress: Progress | None = None
     ) -> TransferResult:
-        token = logs.context.set({"connection": self.conn.name, "tenant": self.conn.tenant,
-                                  "model": model.name, "transfer": record.id})  # fmt: skip
+        token = logs.context.set(
+            {
+                "connection": self.conn.name,
+                "tenant": self.conn.tenant,
+                "model": model.name,
+                "transfer": record.id,
+            }
+        )
         try:
             return self._execute(model, record, resumed=record.attempts > 0, progress=progress)
         finally:
@@ -184,9 +206,13 @@ class TransferRunner:
     # -- execution ---------------------------------------------------------------------------
 
     def _execute(
-        self, model: ResolvedModel, record: TransferRecord, *, resumed: bool,
+        self,
+        model: ResolvedModel,
+        record: TransferRecord,
+        *,
+        resumed: bool,
         progress: Progress | None,
-    ) -> TransferResult:  # fmt: skip
+    ) -> TransferResult:
         previous = self.transfers.files(record.id)
         if self.transfers.cancel_requested(record.id):
             return self._cancel(model, record, previous)
@@ -206,7 +232,7 @@ class TransferRunner:
                 ),
                 row_group_bytes=self.options.row_group_bytes,
                 file_target_bytes=self.options.file_target_bytes,
-            )  # fmt: skip
+            )
             delivered = 0
             checked = time.monotonic()
             for batch in self._read_ahead(model, record, schema):
@@ -225,10 +251,14 @@ class TransferRunner:
             self._void_surplus(previous, keep=len(files), record=record, schema=schema)
             manifest_key = self._write_manifest(model, record, files)
             self.transfers.commit(
-                record, rows=sum(f.rows for f in files), size=sum(f.bytes for f in files),
-                files=len(files), manifest_key=manifest_key, columns=_columns(model),
+                record,
+                rows=sum(f.rows for f in files),
+                size=sum(f.bytes for f in files),
+                files=len(files),
+                manifest_key=manifest_key,
+                columns=_columns(model),
                 now=self.clock(),
-            )  # fmt: skip
+            )
         except BaseException as exc:
             message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
             # Record the failure first: the abort below may itself be refused (a withdrawn
@@ -251,7 +281,9 @@ class TransferRunner:
             record=self.transfers.get(record.id), resumed=resumed, warnings=model.warnings
         )
 
-    def _cancel(self, model: ResolvedModel, record: TransferRecord, files: list[Any]) -> TransferResult:
+    def _cancel(
+        self, model: ResolvedModel, record: TransferRecord, files: list[Any]
+    ) -> TransferResult:
         """Remove (or empty) every file the transfer wrote: its window will be delivered again
         by the next transfer, so nothing of it may stay visible."""
         self._abort_leftover_uploads(files)
@@ -346,14 +378,19 @@ class TransferRunner:
         stamp = layout.TransferStamp(started_at=record.started_at)
         key = layout.manifest_key(self.conn.data_prefix, model.name, stamp, record.id)
         document = manifest(
-            transfer_id=record.id, connection=self.conn.name, tenant=self.conn.tenant,
-            model=model.name, kind=record.type, window=record.window,
+            transfer_id=record.id,
+            connection=self.conn.name,
+            tenant=self.conn.tenant,
+            model=model.name,
+            kind=record.type,
+            window=record.window,
             started_at=record.started_at,
-            files=[{"key": f.key, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256}
-                   for f in files],
+            files=[
+                {"key": f.key, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256} for f in files
+            ],
             columns=_columns(model),
             location=self.destination.url(layout.model_prefix(self.conn.data_prefix, model.name)),
-        )  # fmt: skip
+        )
         body = json.dumps(document, indent=2).encode()
         self.destination.put(key, body, content_type="application/json")
         return key

@@ -154,11 +154,7 @@ def _select_expr(name: str, ctype: t.ColumnType) -> str:
     if (
         ctype.kind is Kind.LIST
         and ctype.element is not None
-        and ctype.element.kind
-        in (
-            Kind.STRING,
-            Kind.DECIMAL,
-        )
+        and ctype.element.kind in (Kind.STRING, Kind.DECIMAL)
     ):
         return f"{col}::text[]"
     if ctype.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):

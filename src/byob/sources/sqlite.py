@@ -23,10 +23,14 @@ _BATCH_ROWS = 50_000
 
 # How each kind is read out of SQLite before Arrow casts it to the model's type.
 _RAW_ARROW = {
-    Kind.INT16: pa.int64(), Kind.INT32: pa.int64(), Kind.INT64: pa.int64(),
-    Kind.BOOL: pa.int64(), Kind.FLOAT32: pa.float64(), Kind.FLOAT64: pa.float64(),
+    Kind.INT16: pa.int64(),
+    Kind.INT32: pa.int64(),
+    Kind.INT64: pa.int64(),
+    Kind.BOOL: pa.int64(),
+    Kind.FLOAT32: pa.float64(),
+    Kind.FLOAT64: pa.float64(),
     Kind.BINARY: pa.binary(),
-}  # fmt: skip
+}
 
 
 class SqliteSource(Source):

@@ -62,9 +62,15 @@ class ApiKeys:
 
 
 _LINK_COLUMNS = (
-    "id", "tenant", "created_by", "created_at", "expires_at", "revoked_at", "spent_at",
+    "id",
+    "tenant",
+    "created_by",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "spent_at",
     "connection_id",
-)  # fmt: skip
+)
 
 
 class Links:
@@ -85,7 +91,9 @@ class Links:
 
     def find(self, token: str) -> Link | None:
         with self.engine.connect() as db:
-            row = db.execute(self._select().where(T.links.c.token_hash == token_hash(token))).first()
+            row = db.execute(
+                self._select().where(T.links.c.token_hash == token_hash(token))
+            ).first()
         return Link(**row._mapping) if row else None
 
     def get(self, link_id: str) -> Link:
@@ -136,16 +144,20 @@ class AuditLog:
         self.engine = engine
 
     def record(
-        self, *, actor: str, action: str, connection_id: str | None, changes: dict[str, Any],
+        self,
+        *,
+        actor: str,
+        action: str,
+        connection_id: str | None,
+        changes: dict[str, Any],
         now: datetime,
-    ) -> None:  # fmt: skip
+    ) -> None:
         with self.engine.begin() as db:
             db.execute(
                 T.audit_log.insert().values(
-                    at=now, actor=actor, action=action, connection_id=connection_id,
-                    changes=changes,
+                    at=now, actor=actor, action=action, connection_id=connection_id, changes=changes
                 )
-            )  # fmt: skip
+            )
 
     def list(self, *, connection_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         c = T.audit_log.c

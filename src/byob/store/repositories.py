@@ -88,10 +88,12 @@ class Connections:
 
         c = T.connections.c
         per_frequency = [
-            sa.and_(c.frequency_minutes == f,
-                    sa.or_(c.last_slot.is_(None), c.last_slot < slot_start(f, now)))
+            sa.and_(
+                c.frequency_minutes == f,
+                sa.or_(c.last_slot.is_(None), c.last_slot < slot_start(f, now)),
+            )
             for f in FREQUENCIES
-        ]  # fmt: skip
+        ]
         query = sa.select(T.connections).where(
             c.status == "active", c.failing_check.is_(None), sa.or_(*per_frequency)
         )
@@ -108,28 +110,33 @@ class Connections:
             ).rowcount
         return done == 1
 
-    def release_slot(self, connection_id: str, *, slot: datetime, previous: datetime | None) -> None:
+    def release_slot(
+        self, connection_id: str, *, slot: datetime, previous: datetime | None
+    ) -> None:
         """Undo a claim whose dispatch failed, so the next tick tries the slot again."""
         c = T.connections.c
         with self.engine.begin() as db:
             db.execute(
-                T.connections.update().where(c.id == connection_id, c.last_slot == slot)
+                T.connections.update()
+                .where(c.id == connection_id, c.last_slot == slot)
                 .values(last_slot=previous)
-            )  # fmt: skip
+            )
 
     def mark_failing(self, connection_id: str, *, check: str, message: str, now: datetime) -> None:
         with self.engine.begin() as db:
             db.execute(
-                T.connections.update().where(T.connections.c.id == connection_id)
+                T.connections.update()
+                .where(T.connections.c.id == connection_id)
                 .values(failing_check=check, failing_message=message[:4000], failing_since=now)
-            )  # fmt: skip
+            )
 
     def clear_failing(self, connection_id: str) -> None:
         with self.engine.begin() as db:
             db.execute(
-                T.connections.update().where(T.connections.c.id == connection_id)
+                T.connections.update()
+                .where(T.connections.c.id == connection_id)
                 .values(failing_check=None, failing_message=None, failing_since=None)
-            )  # fmt: skip
+            )
 
     def sealed_secret(self, connection_id: str) -> str | None:
         with self.engine.connect() as db:
@@ -205,14 +212,23 @@ class TransferRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "model": self.model, "type": self.type.value, "status": self.status,
+            "id": self.id,
+            "model": self.model,
+            "type": self.type.value,
+            "status": self.status,
             "started_at": self.started_at.isoformat(),
-            "window": {"low": self.window.low.isoformat() if self.window.low else None,
-                       "high": self.window.high.isoformat()},
-            "rows": self.rows, "bytes": self.bytes, "files": self.files,
-            "attempts": self.attempts, "error": self.error, "manifest": self.manifest_key,
+            "window": {
+                "low": self.window.low.isoformat() if self.window.low else None,
+                "high": self.window.high.isoformat(),
+            },
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "files": self.files,
+            "attempts": self.attempts,
+            "error": self.error,
+            "manifest": self.manifest_key,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,10 +275,13 @@ class Transfers:
         with self.engine.connect() as db:
             rows = db.execute(
                 sa.select(T.transfers)
-                .where(c.connection_id == connection_id, c.model == model,
-                       c.status.in_(("planned", "running", "failed")))
+                .where(
+                    c.connection_id == connection_id,
+                    c.model == model,
+                    c.status.in_(("planned", "running", "failed")),
+                )
                 .order_by(c.created_at, c.started_at)
-            )  # fmt: skip
+            )
             return [_transfer(r) for r in rows]
 
     def unfinished(self, connection_id: str, model: str) -> TransferRecord | None:
@@ -271,20 +290,35 @@ class Transfers:
         return pending[0] if pending else None
 
     def plan(
-        self, *, connection_id: str, model: str, kind: TransferType, window: Window,
-        started_at: datetime, now: datetime,
-    ) -> TransferRecord:  # fmt: skip
+        self,
+        *,
+        connection_id: str,
+        model: str,
+        kind: TransferType,
+        window: Window,
+        started_at: datetime,
+        now: datetime,
+    ) -> TransferRecord:
         """Persist the window before reading, so a retry reads the same one."""
         tid = new_id()
         with self.engine.begin() as db:
             db.execute(
                 T.transfers.insert().values(
-                    id=tid, connection_id=connection_id, model=model, type=kind.value,
-                    status="planned", started_at=started_at, window_low=window.low,
-                    window_high=window.high, rows=0, bytes=0, files=0, attempts=0,
+                    id=tid,
+                    connection_id=connection_id,
+                    model=model,
+                    type=kind.value,
+                    status="planned",
+                    started_at=started_at,
+                    window_low=window.low,
+                    window_high=window.high,
+                    rows=0,
+                    bytes=0,
+                    files=0,
+                    attempts=0,
                     created_at=now,
                 )
-            )  # fmt: skip
+            )
         return self.get(tid)
 
     def last_started_at(self, connection_id: str, model: str) -> datetime | None:
@@ -307,18 +341,22 @@ class Transfers:
         c = T.transfers.c
         with self.engine.connect() as db:
             rows = db.execute(
-                sa.select(T.transfers).where(c.connection_id == connection_id)
-                .order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
-            )  # fmt: skip
+                sa.select(T.transfers)
+                .where(c.connection_id == connection_id)
+                .order_by(c.created_at.desc(), c.id)
+                .limit(limit)
+                .offset(offset)
+            )
             return [_transfer(r) for r in rows]
 
     def start_attempt(self, transfer_id: str) -> int:
         c = T.transfers.c
         with self.engine.begin() as db:
             db.execute(
-                T.transfers.update().where(c.id == transfer_id)
+                T.transfers.update()
+                .where(c.id == transfer_id)
                 .values(status="running", attempts=c.attempts + 1, error=None)
-            )  # fmt: skip
+            )
             return int(db.execute(sa.select(c.attempts).where(c.id == transfer_id)).scalar_one())
 
     def files(self, transfer_id: str) -> list[FileRecord]:
@@ -326,8 +364,9 @@ class Transfers:
         with self.engine.connect() as db:
             rows = db.execute(
                 sa.select(c.file_part, c.key, c.state, c.upload_id, c.rows, c.bytes, c.sha256)
-                .where(c.transfer_id == transfer_id).order_by(c.file_part)
-            )  # fmt: skip
+                .where(c.transfer_id == transfer_id)
+                .order_by(c.file_part)
+            )
             return [FileRecord(**r._mapping) for r in rows]
 
     def file_started(self, transfer_id: str, file_part: int, key: str, attempt: int) -> None:
@@ -337,15 +376,22 @@ class Transfers:
             updated = db.execute(
                 T.transfer_files.update()
                 .where(c.transfer_id == transfer_id, c.file_part == file_part)
-                .values(state="started", upload_id=None, rows=0, bytes=0, sha256=None, attempt=attempt)
-            ).rowcount  # fmt: skip
+                .values(
+                    state="started", upload_id=None, rows=0, bytes=0, sha256=None, attempt=attempt
+                )
+            ).rowcount
             if not updated:
                 db.execute(
                     T.transfer_files.insert().values(
-                        transfer_id=transfer_id, file_part=file_part, key=key, state="started",
-                        rows=0, bytes=0, attempt=attempt,
+                        transfer_id=transfer_id,
+                        file_part=file_part,
+                        key=key,
+                        state="started",
+                        rows=0,
+                        bytes=0,
+                        attempt=attempt,
                     )
-                )  # fmt: skip
+                )
 
     def file_upload_id(self, transfer_id: str, file_part: int, upload_id: str) -> None:
         c = T.transfer_files.c
@@ -383,28 +429,36 @@ class Transfers:
         record = self.get(transfer_id)
         c = T.transfers.c
         tail = sa.and_(
-            c.connection_id == record.connection_id, c.model == record.model,
-            c.status.in_(("planned", "running", "failed")), c.created_at >= record.created_at,
-        )  # fmt: skip
+            c.connection_id == record.connection_id,
+            c.model == record.model,
+            c.status.in_(("planned", "running", "failed")),
+            c.created_at >= record.created_at,
+        )
         with self.engine.begin() as db:
             db.execute(
-                T.transfers.update().where(tail, c.status == "planned", c.attempts == 0)
+                T.transfers.update()
+                .where(tail, c.status == "planned", c.attempts == 0)
                 .values(status="cancelled", finished_at=now, error="cancelled before it started")
-            )  # fmt: skip
+            )
             db.execute(T.transfers.update().where(tail).values(cancel_requested=True))
         return self.get(transfer_id)
 
     def cancel_requested(self, transfer_id: str) -> bool:
         c = T.transfers.c
         with self.engine.connect() as db:
-            return bool(db.execute(sa.select(c.cancel_requested).where(c.id == transfer_id)).scalar())
+            return bool(
+                db.execute(sa.select(c.cancel_requested).where(c.id == transfer_id)).scalar()
+            )
 
     def cancelled(self, transfer_id: str, *, now: datetime) -> None:
         with self.engine.begin() as db:
             db.execute(
-                T.transfers.update().where(T.transfers.c.id == transfer_id)
-                .values(status="cancelled", finished_at=now, error="cancelled; its files were removed")
-            )  # fmt: skip
+                T.transfers.update()
+                .where(T.transfers.c.id == transfer_id)
+                .values(
+                    status="cancelled", finished_at=now, error="cancelled; its files were removed"
+                )
+            )
 
     def counts_by_status(self) -> dict[str, int]:
         c = T.transfers.c
@@ -415,29 +469,46 @@ class Transfers:
     def fail(self, transfer_id: str, error: str, *, now: datetime) -> None:
         with self.engine.begin() as db:
             db.execute(
-                T.transfers.update().where(T.transfers.c.id == transfer_id)
+                T.transfers.update()
+                .where(T.transfers.c.id == transfer_id)
                 .values(status="failed", error=error[:4000], finished_at=now)
-            )  # fmt: skip
+            )
 
     def commit(
-        self, record: TransferRecord, *, rows: int, size: int, files: int, manifest_key: str,
-        columns: list[dict[str, Any]], now: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        record: TransferRecord,
+        *,
+        rows: int,
+        size: int,
+        files: int,
+        manifest_key: str,
+        columns: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
         """One transaction: the transfer succeeds and the high-water mark advances together."""
         c = T.model_states.c
         with self.engine.begin() as db:
             done = db.execute(
                 T.transfers.update()
                 .where(T.transfers.c.id == record.id, T.transfers.c.status == "running")
-                .values(status="succeeded", rows=rows, bytes=size, files=files, error=None,
-                        manifest_key=manifest_key, finished_at=now)
-            ).rowcount  # fmt: skip
+                .values(
+                    status="succeeded",
+                    rows=rows,
+                    bytes=size,
+                    files=files,
+                    error=None,
+                    manifest_key=manifest_key,
+                    finished_at=now,
+                )
+            ).rowcount
             if done != 1:
                 raise ConflictError(f"transfer {record.id} is no longer running; not committed")
             values = {
-                "high_water_mark": record.window.high, "last_transfer_id": record.id,
-                "columns": columns, "updated_at": now,
-            }  # fmt: skip
+                "high_water_mark": record.window.high,
+                "last_transfer_id": record.id,
+                "columns": columns,
+                "updated_at": now,
+            }
             updated = db.execute(
                 T.model_states.update()
                 .where(c.connection_id == record.connection_id, c.model == record.model)

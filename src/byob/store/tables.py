@@ -122,7 +122,9 @@ transfers = sa.Table(
     sa.Column("manifest_key", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
-    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column(
+        "cancel_requested", sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    ),
     sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
     sa.Index("ix_transfers_status", "status"),
 )

@@ -57,9 +57,12 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
     from byob.web import routes_connections, routes_links, routes_transfers
 
     app = FastAPI(
-        title="byob", version="1", docs_url="/docs", openapi_url="/openapi.json",
+        title="byob",
+        version="1",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
         description="Deliver each tenant's rows into storage the tenant owns.",
-    )  # fmt: skip
+    )
     app.state.byob = byob
     app.state.access = Access(byob)
     app.state.workers = workers
@@ -87,7 +90,9 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
         message = first.get("msg", "invalid request")
         if first.get("type") == "extra_forbidden":
             message = f"unknown field {field!r}"
-        return error_response(422, "invalid_field", f"{field}: {message}" if field else message, field)
+        return error_response(
+            422, "invalid_field", f"{field}: {message}" if field else message, field
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -96,7 +101,9 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return error_response(500, "internal_error", "an unexpected error occurred; see the server log")
+        return error_response(
+            500, "internal_error", "an unexpected error occurred; see the server log"
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

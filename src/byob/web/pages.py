@@ -73,8 +73,10 @@ Form = Annotated[dict[str, str], Depends(form_body)]
 def signed_in(request: Request, byob: ByobDep, access: AccessDep) -> Session:
     """The operator's session, if its API key is still live; else off to the sign-in page."""
     session = read_session(request, byob, "operator")
-    if session is None or not session.signed_in or not any(
-        k.id == session.key_id and k.revoked_at is None for k in access.keys.list()
+    if (
+        session is None
+        or not session.signed_in
+        or not any(k.id == session.key_id and k.revoked_at is None for k in access.keys.list())
     ):
         raise Redirect(f"/login?next={quote(request.url.path)}")
     return session
@@ -94,8 +96,14 @@ PostedBy = Annotated[Session, Depends(posted)]
 # -- sign-in -------------------------------------------------------------------------------------
 
 
-def _login_page(request: Request, byob: Byob, *, error: str = "", next_url: str = "/connections",
-                status: int = 200) -> Response:  # fmt: skip
+def _login_page(
+    request: Request,
+    byob: Byob,
+    *,
+    error: str = "",
+    next_url: str = "/connections",
+    status: int = 200,
+) -> Response:
     session = read_session(request, byob, "operator")
     if session is None or session.signed_in:
         session = Session(kind="operator", expires=time.time() + 3600)
@@ -117,12 +125,19 @@ def login(request: Request, byob: ByobDep, access: AccessDep, form: Form) -> Res
     next_url = safe_next(form.get("next"), "/connections")
     if key is None:
         return _login_page(
-            request, byob, status=401, next_url=next_url,
+            request,
+            byob,
+            status=401,
+            next_url=next_url,
             error="That API key is not valid: it is unknown or was revoked. Create one with "
             "`byob api-keys create --name NAME`.",
-        )  # fmt: skip
-    session = Session(kind="operator", key_id=key.id, actor=f"operator:{key.name}",
-                      expires=time.time() + OPERATOR_SESSION_SECONDS)  # fmt: skip
+        )
+    session = Session(
+        kind="operator",
+        key_id=key.id,
+        actor=f"operator:{key.name}",
+        expires=time.time() + OPERATOR_SESSION_SECONDS,
+    )
     response = redirect(next_url)
     write_session(response, request, byob, session)  # a fresh CSRF token: no session fixation
     return response
@@ -147,10 +162,13 @@ def _summary(byob: Byob, conn: Connection, now: datetime) -> dict[str, Any]:
     latest = byob.validations.latest(conn.id)
     last = byob.transfers.list(conn.id, limit=1)
     return {
-        "conn": conn, "validation": latest,
+        "conn": conn,
+        "validation": latest,
         "validation_current": bool(latest and latest.fingerprint == conn.destination_fingerprint()),
-        "last_transfer": last[0] if last else None, "next_run": next_run(conn, now), "now": now,
-    }  # fmt: skip
+        "last_transfer": last[0] if last else None,
+        "next_run": next_run(conn, now),
+        "now": now,
+    }
 
 
 @operator.get("/connections")
@@ -170,30 +188,53 @@ def validation_history(byob: Byob, conn: Connection, limit: int = 20) -> list[di
     with byob.engine.connect() as db:
         rows = db.execute(
             sa.select(c.fingerprint, c.passed, c.checks, c.created_at)
-            .where(c.connection_id == conn.id).order_by(c.id.desc()).limit(limit)
-        ).all()  # fmt: skip
+            .where(c.connection_id == conn.id)
+            .order_by(c.id.desc())
+            .limit(limit)
+        ).all()
     current = conn.destination_fingerprint()
     return [
-        {"passed": r.passed, "checks": r.checks, "at": r.created_at, "current": r.fingerprint == current}
+        {
+            "passed": r.passed,
+            "checks": r.checks,
+            "at": r.created_at,
+            "current": r.fingerprint == current,
+        }
         for r in rows
     ]
 
 
 def _connection_page(
-    byob: Byob, access: Access, session: Session, name: str, *, notice: str = "",
-    error: str = "", status: int = 200,
-) -> Response:  # fmt: skip
+    byob: Byob,
+    access: Access,
+    session: Session,
+    name: str,
+    *,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+) -> Response:
     conn = byob.connections.get(name)
     now = byob.clock()
     summary = _summary(byob, conn, now)
-    links = [link_view(link, now) for link in access.links.list(tenant=conn.tenant, limit=50)
-             if link.connection_id == conn.id]  # fmt: skip
+    links = [
+        link_view(link, now)
+        for link in access.links.list(tenant=conn.tenant, limit=50)
+        if link.connection_id == conn.id
+    ]
     return render(
-        "connection.html", status=status, session=session, **summary,
-        history=validation_history(byob, conn), transfers=byob.transfers.list(conn.id, limit=5),
-        policies=_policies(byob, conn), links=links, notice=NOTICES.get(notice, ""), error=error,
+        "connection.html",
+        status=status,
+        session=session,
+        **summary,
+        history=validation_history(byob, conn),
+        transfers=byob.transfers.list(conn.id, limit=5),
+        policies=_policies(byob, conn),
+        links=links,
+        notice=NOTICES.get(notice, ""),
+        error=error,
         labels=CHECK_LABELS,
-    )  # fmt: skip
+    )
 
 
 def _policies(byob: Byob, conn: Connection) -> dict[str, Any] | None:
@@ -251,8 +292,12 @@ def _run(request: Request, byob: Byob, access: Access, session: Session, name: s
     if workers is None:
         raise ConflictError("this server runs no workers; run `byob transfers run` instead")
     triggered = workers.trigger(name)
-    byob.audit(actor=session.actor, action="transfer.trigger", connection_id=None,
-               changes={"connection": name, "model": None, "full_refresh": False})  # fmt: skip
+    byob.audit(
+        actor=session.actor,
+        action="transfer.trigger",
+        connection_id=None,
+        changes={"connection": name, "model": None, "full_refresh": False},
+    )
     if not triggered.planned and triggered.busy:
         raise ConflictError(f"transfers of {', '.join(triggered.busy)} are already running")
     return "run"
@@ -265,31 +310,52 @@ for _action in _ACTIONS:
 
 @operator.get("/connections/{name}/transfers")
 def transfers(
-    name: str, session: Operator, byob: ByobDep,
+    name: str,
+    session: Operator,
+    byob: ByobDep,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> Response:  # fmt: skip
+) -> Response:
     conn = byob.connections.get(name)
     records = byob.transfers.list(conn.id, limit=51, offset=offset)
     return render(
-        "transfers.html", session=session, conn=conn, transfers=records[:50], offset=offset,
+        "transfers.html",
+        session=session,
+        conn=conn,
+        transfers=records[:50],
+        offset=offset,
         next_offset=offset + 50 if len(records) > 50 else None,
-    )  # fmt: skip
+    )
 
 
 # -- connection links ----------------------------------------------------------------------------
 
 
 def _links_page(
-    byob: Byob, access: Access, session: Session, *, created: dict[str, Any] | None = None,
-    error: str = "", tenant: str = "", notice: str = "", status: int = 200,
-) -> Response:  # fmt: skip
+    byob: Byob,
+    access: Access,
+    session: Session,
+    *,
+    created: dict[str, Any] | None = None,
+    error: str = "",
+    tenant: str = "",
+    notice: str = "",
+    status: int = 200,
+) -> Response:
     now = byob.clock()
     names = {c.id: c.name for c in byob.connections.list()}
     links = [link_view(link, now) for link in access.links.list(limit=200)]
     return render(
-        "links.html", status=status, session=session, links=links, names=names, created=created,
-        error=error, tenant=tenant, lifetimes=LINK_LIFETIMES, notice=NOTICES.get(notice, ""),
-    )  # fmt: skip
+        "links.html",
+        status=status,
+        session=session,
+        links=links,
+        names=names,
+        created=created,
+        error=error,
+        tenant=tenant,
+        lifetimes=LINK_LIFETIMES,
+        notice=NOTICES.get(notice, ""),
+    )
 
 
 @operator.get("/links")

@@ -106,9 +106,12 @@ def pretty_json(value: Any) -> str:
 @cache
 def templates() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-    )  # fmt: skip
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters |= {"when": _when, "size": _size, "pretty_json": pretty_json, "sentence": sentence}
     env.globals["duration"] = duration
     return env
@@ -117,8 +120,10 @@ def templates() -> Environment:
 def render(
     template: str, *, status: int = 200, session: Session | None = None, **context: Any
 ) -> HTMLResponse:
-    body = templates().get_template(template).render(
-        csrf_token=session.csrf if session else "", **context
+    body = (
+        templates()
+        .get_template(template)
+        .render(csrf_token=session.csrf if session else "", **context)
     )
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
@@ -180,19 +185,23 @@ def write_session(response: Response, request: Request, byob: Byob, session: Ses
     payload = json.dumps(session.__dict__, separators=(",", ":"))
     sealed = byob.secrets.seal(payload, context=_context(session.kind))
     response.set_cookie(
-        OPERATOR_COOKIE if session.kind == "operator" else LINK_COOKIE, sealed,
+        OPERATOR_COOKIE if session.kind == "operator" else LINK_COOKIE,
+        sealed,
         max_age=max(int(session.expires - time.time()), 1),
         path="/" if session.kind == "operator" else LINK_COOKIE_PATH,
-        httponly=True, samesite="strict",
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https" or byob.settings.public_url.startswith("https://"),
-    )  # fmt: skip
+    )
 
 
 def clear_session(response: Response, kind: str) -> None:
     response.delete_cookie(
         OPERATOR_COOKIE if kind == "operator" else LINK_COOKIE,
-        path="/" if kind == "operator" else LINK_COOKIE_PATH, httponly=True, samesite="strict",
-    )  # fmt: skip
+        path="/" if kind == "operator" else LINK_COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 # -- forms and CSRF ------------------------------------------------------------------------------
@@ -226,10 +235,11 @@ def check_csrf(request: Request, session: Session | None, submitted: str | None)
     check_origin(request)
     if session is None or not submitted or not hmac.compare_digest(session.csrf, submitted):
         raise PageError(
-            403, "Request refused",
+            403,
+            "Request refused",
             "This form is out of date or did not come from this site. Reload the page and "
             "try again.",
-        )  # fmt: skip
+        )
 
 
 def safe_next(target: str | None, default: str) -> str:
@@ -269,15 +279,22 @@ class PageRoute(APIRoute):
             except Exception:
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return error_page(
-                    500, "Something went wrong", "An unexpected error occurred; the operator "
+                    500,
+                    "Something went wrong",
+                    "An unexpected error occurred; the operator "
                     "can find the details in the server log.",
-                )  # fmt: skip
+                )
 
         return page_handler
 
 
 _TITLES = {
-    400: "Bad request", 401: "Sign-in needed", 403: "Not allowed", 404: "Not found",
-    409: "Not possible right now", 410: "This link can no longer be used",
-    422: "Invalid value", 502: "An outside service failed",
-}  # fmt: skip
+    400: "Bad request",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible right now",
+    410: "This link can no longer be used",
+    422: "Invalid value",
+    502: "An outside service failed",
+}

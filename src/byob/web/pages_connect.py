@@ -39,14 +39,24 @@ from byob.web.pages_fields import check_form, field_message
 
 router = APIRouter(prefix="/connect", route_class=PageRoute, include_in_schema=False)
 LINK_SESSION_SECONDS = 24 * 3600
-STEPS = (("type", "Connection type"), ("bucket", "S3 bucket"), ("role", "IAM role"),
-         ("validate", "Validate"))  # fmt: skip
+STEPS = (
+    ("type", "Connection type"),
+    ("bucket", "S3 bucket"),
+    ("role", "IAM role"),
+    ("validate", "Validate"),
+)
 TYPES = (
-    ("s3", "Bring your own S3 bucket",
-     "byob writes Parquet files into a bucket you own; read them with any engine."),
-    ("athena", "S3 bucket with AWS Athena",
-     "The same files, registered in AWS Glue so you can query them in Athena at once."),
-)  # fmt: skip
+    (
+        "s3",
+        "Bring your own S3 bucket",
+        "byob writes Parquet files into a bucket you own; read them with any engine.",
+    ),
+    (
+        "athena",
+        "S3 bucket with AWS Athena",
+        "The same files, registered in AWS Glue so you can query them in Athena at once.",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,11 @@ def _holder(request: Request, *, allow_spent: bool) -> Holder:
     session = read_session(request, byob, "link")
     if session is None or session.link_id is None:
         raise PageError(
-            401, "Open your connection link",
+            401,
+            "Open your connection link",
             "These pages are reached through the connection link your vendor sent you. Open "
             "that link again; it works until your connection is activated.",
-        )  # fmt: skip
+        )
     link = access.links.get(session.link_id)
     state = link.state(byob.clock())
     if state is LinkState.OPEN or (allow_spent and state is LinkState.SPENT):
@@ -82,8 +93,11 @@ def _holder(request: Request, *, allow_spent: bool) -> Holder:
 
 
 def _gone(state: LinkState) -> str:
-    why = {LinkState.EXPIRED: "has expired", LinkState.REVOKED: "was revoked",
-           LinkState.SPENT: "was used: its connection is active"}[state]  # fmt: skip
+    why = {
+        LinkState.EXPIRED: "has expired",
+        LinkState.REVOKED: "was revoked",
+        LinkState.SPENT: "was used: its connection is active",
+    }[state]
     return f"This connection link {why}. Ask your vendor for a new one."
 
 
@@ -116,9 +130,14 @@ ByobDep = Annotated[Byob, Depends(_byob)]
 
 def _page(template: str, holder: Holder, step: str, status: int = 200, **context: Any) -> Response:
     return render(
-        template, status=status, session=holder.session, steps=STEPS, step=step,
-        tenant=holder.link.tenant, **context,
-    )  # fmt: skip
+        template,
+        status=status,
+        session=holder.session,
+        steps=STEPS,
+        step=step,
+        tenant=holder.link.tenant,
+        **context,
+    )
 
 
 def _need(holder: Holder, byob: Byob) -> Connection:
@@ -136,8 +155,10 @@ def _need(holder: Holder, byob: Byob) -> Connection:
 
 @router.get("")
 def resume(request: Request, byob: ByobDep) -> Response:
-    if (read_session(request, byob, "link") is None
-            and request.headers.get("sec-fetch-site") == "cross-site"):  # fmt: skip
+    if (
+        read_session(request, byob, "link") is None
+        and request.headers.get("sec-fetch-site") == "cross-site"
+    ):
         # Browsers withhold a SameSite=Strict cookie from the redirect that ends a navigation
         # begun on another site (the email holding the link); one same-site hop sends it.
         return render("connect/continue.html")
@@ -157,16 +178,29 @@ def type_step(holder: Recipient, byob: ByobDep) -> Response:
     conn = holder.connection(byob)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect("/connect/done")
-    return _page("connect/type.html", holder, "type", types=TYPES,
-                 chosen=conn.type.value if conn else "s3", error="")  # fmt: skip
+    return _page(
+        "connect/type.html",
+        holder,
+        "type",
+        types=TYPES,
+        chosen=conn.type.value if conn else "s3",
+        error="",
+    )
 
 
 @router.post("/type")
 def choose_type(holder: PostedBy, form: Form) -> Response:
     chosen = form.get("type", "")
     if chosen not in dict((t[0], t) for t in TYPES):
-        return _page("connect/type.html", holder, "type", status=422, types=TYPES, chosen="s3",
-                     error="Choose the kind of connection to create.")  # fmt: skip
+        return _page(
+            "connect/type.html",
+            holder,
+            "type",
+            status=422,
+            types=TYPES,
+            chosen="s3",
+            error="Choose the kind of connection to create.",
+        )
     return redirect(f"/connect/bucket?type={chosen}")
 
 
@@ -175,25 +209,57 @@ def choose_type(holder: PostedBy, form: Form) -> Response:
 
 def _values(conn: Connection | None, kind: str) -> dict[str, str]:
     if conn is None:
-        return {"type": kind, "name": "", "account_id": "", "bucket": "", "region": "",
-                "base_path": "", "auth": "role", "role_arn": "", "access_key_id": "",
-                "workgroup": "primary", "schema": "", "database": ""}  # fmt: skip
+        return {
+            "type": kind,
+            "name": "",
+            "account_id": "",
+            "bucket": "",
+            "region": "",
+            "base_path": "",
+            "auth": "role",
+            "role_arn": "",
+            "access_key_id": "",
+            "workgroup": "primary",
+            "schema": "",
+            "database": "",
+        }
     generated = conn.role_name.startswith("byob-") and conn.role_arn.endswith(conn.role_name)
     return {
-        "type": kind, "name": conn.name, "account_id": conn.account_id, "bucket": conn.bucket,
-        "region": conn.region, "base_path": conn.base_path, "auth": conn.auth.value,
-        "role_arn": "" if generated else conn.role_arn, "access_key_id": conn.access_key_id,
-        "workgroup": conn.workgroup or "primary", "schema": conn.schema, "database": conn.database,
-    }  # fmt: skip
+        "type": kind,
+        "name": conn.name,
+        "account_id": conn.account_id,
+        "bucket": conn.bucket,
+        "region": conn.region,
+        "base_path": conn.base_path,
+        "auth": conn.auth.value,
+        "role_arn": "" if generated else conn.role_arn,
+        "access_key_id": conn.access_key_id,
+        "workgroup": conn.workgroup or "primary",
+        "schema": conn.schema,
+        "database": conn.database,
+    }
 
 
-def _bucket_page(holder: Holder, conn: Connection | None, values: dict[str, str],
-                 errors: dict[str, str], status: int = 200, error: str = "") -> Response:  # fmt: skip
+def _bucket_page(
+    holder: Holder,
+    conn: Connection | None,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+    error: str = "",
+) -> Response:
     return _page(
-        "connect/bucket.html", holder, "bucket", status=status, values=values, errors=errors,
-        error=error, regions=fields.COMMERCIAL_REGIONS, conn=conn,
+        "connect/bucket.html",
+        holder,
+        "bucket",
+        status=status,
+        values=values,
+        errors=errors,
+        error=error,
+        regions=fields.COMMERCIAL_REGIONS,
+        conn=conn,
         secret_stored=bool(conn and conn.auth is AuthKind.HMAC and conn.secret_fingerprint),
-    )  # fmt: skip
+    )
 
 
 @router.get("/bucket")
@@ -216,9 +282,11 @@ def save_bucket(holder: PostedBy, byob: ByobDep, request: Request, form: Form) -
     values["auth"] = values["auth"] if values["auth"] in ("role", "hmac") else "role"
     secret = form.get("secret_access_key", "").strip()
     keeps_secret = bool(
-        conn and conn.auth is AuthKind.HMAC and conn.secret_fingerprint
+        conn
+        and conn.auth is AuthKind.HMAC
+        and conn.secret_fingerprint
         and values["access_key_id"] == conn.access_key_id
-    )  # fmt: skip
+    )
     errors = check_form(values, secret, secret_required=not keeps_secret)
     if errors:
         return _bucket_page(holder, conn, values, errors, status=422)
@@ -241,14 +309,21 @@ def save_bucket(holder: PostedBy, byob: ByobDep, request: Request, form: Form) -
             if hmac_auth and (secret or values["access_key_id"] != conn.access_key_id):
                 record["access_key_id"] = values["access_key_id"]
             conn = byob.update_connection(
-                conn.id, record, secret_access_key=secret if hmac_auth and secret else None,
+                conn.id,
+                record,
+                secret_access_key=secret if hmac_auth and secret else None,
                 actor=holder.session.actor,
-            )  # fmt: skip
+            )
     except ByobError as exc:
         known = exc.field in values or exc.field == "secret_access_key"
-        return _bucket_page(holder, conn, values, {exc.field: exc.message} if known and exc.field else {},
-                            status=422 if isinstance(exc, InvalidFieldError) else 409,
-                            error="" if known else exc.message)  # fmt: skip
+        return _bucket_page(
+            holder,
+            conn,
+            values,
+            {exc.field: exc.message} if known and exc.field else {},
+            status=422 if isinstance(exc, InvalidFieldError) else 409,
+            error="" if known else exc.message,
+        )
     return redirect("/connect/role")
 
 
@@ -264,16 +339,27 @@ async def validate_field(request: Request) -> Response:
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": "send {field, value, context}"}, status_code=400)
     message = field_message(name, value, context)
-    return JSONResponse({"field": name, "ok": message is None, "message": message or ""},
-                        headers={"Cache-Control": "no-store"})  # fmt: skip
+    return JSONResponse(
+        {"field": name, "ok": message is None, "message": message or ""},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # -- the IAM role step ---------------------------------------------------------------------------
 
 
-def _role_page(holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200) -> Response:
-    return _page("connect/role.html", holder, "role", status=status, conn=conn,
-                 policies=byob.policies(conn), error=error)  # fmt: skip
+def _role_page(
+    holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200
+) -> Response:
+    return _page(
+        "connect/role.html",
+        holder,
+        "role",
+        status=status,
+        conn=conn,
+        policies=byob.policies(conn),
+        error=error,
+    )
 
 
 @router.get("/role")
@@ -286,8 +372,13 @@ def confirm_role(holder: PostedBy, byob: ByobDep, form: Form) -> Response:
     conn = _need(holder, byob)
     if form.get("confirm") != "yes":
         what = "the role" if conn.auth is AuthKind.ROLE else "the policy"
-        return _role_page(holder, byob, conn, status=422,
-                          error=f"Confirm that you created {what} as shown before you continue.")  # fmt: skip
+        return _role_page(
+            holder,
+            byob,
+            conn,
+            status=422,
+            error=f"Confirm that you created {what} as shown before you continue.",
+        )
     return redirect("/connect/validate")
 
 
@@ -298,23 +389,34 @@ def download_policy(which: str, holder: Recipient, byob: ByobDep) -> Response:
     if which not in ("trust", "permissions") or policy is None:
         raise PageError(404, "Not found", "There is no such policy for this connection.")
     return Response(
-        json.dumps(policy, indent=2) + "\n", media_type="application/json",
-        headers=SECURITY_HEADERS | {
-            "Content-Disposition": f'attachment; filename="{conn.name}-{which}-policy.json"'},
-    )  # fmt: skip
+        json.dumps(policy, indent=2) + "\n",
+        media_type="application/json",
+        headers=SECURITY_HEADERS
+        | {"Content-Disposition": f'attachment; filename="{conn.name}-{which}-policy.json"'},
+    )
 
 
 # -- validate and activate -----------------------------------------------------------------------
 
 
-def _validate_page(holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200) -> Response:
+def _validate_page(
+    holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200
+) -> Response:
     latest = byob.validations.latest(conn.id)
     current = bool(latest and latest.fingerprint == conn.destination_fingerprint())
     return _page(
-        "connect/validate.html", holder, "validate", status=status, conn=conn, latest=latest,
-        current=current, can_activate=bool(latest and latest.passed and current), error=error,
-        labels=pages_help.CHECK_LABELS, fixes=pages_help.CHECK_FIXES,
-    )  # fmt: skip
+        "connect/validate.html",
+        holder,
+        "validate",
+        status=status,
+        conn=conn,
+        latest=latest,
+        current=current,
+        can_activate=bool(latest and latest.passed and current),
+        error=error,
+        labels=pages_help.CHECK_LABELS,
+        fixes=pages_help.CHECK_FIXES,
+    )
 
 
 @router.get("/validate")
@@ -348,10 +450,16 @@ def done(request: Request, byob: ByobDep) -> Response:
         return redirect("/connect")
     models = pages_help.model_names(byob)
     return _page(
-        "connect/done.html", holder, "done", conn=conn, models=models,
-        layout=pages_help.layout_lines(conn, models), next_run=pages_help.next_run(conn, byob.clock()), now=byob.clock(),
+        "connect/done.html",
+        holder,
+        "done",
+        conn=conn,
+        models=models,
+        layout=pages_help.layout_lines(conn, models),
+        next_run=pages_help.next_run(conn, byob.clock()),
+        now=byob.clock(),
         examples=pages_help.examples(conn, models),
-    )  # fmt: skip
+    )
 
 
 # -- the landing page: last, so the fixed paths above win --------------------------------------
@@ -376,5 +484,7 @@ def landing(token: str, request: Request, byob: ByobDep) -> Response:
     return response
 
 
-_UNKNOWN = ("This connection link is not valid. Check that you copied the whole link, or ask "
-            "your vendor for a new one.")  # fmt: skip
+_UNKNOWN = (
+    "This connection link is not valid. Check that you copied the whole link, or ask "
+    "your vendor for a new one."
+)

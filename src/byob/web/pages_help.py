@@ -26,22 +26,35 @@ CHECK_LABELS = {
 
 # Check → (the wizard step to fix it on, what to do there).
 CHECK_FIXES = {
-    "assume_role": ("role", "Create the role with exactly the role name and trust policy of the "
-                    "IAM role step, in the AWS account you entered, then revalidate."),
-    "external_id_required": ("role", "Replace the role's trust policy with the one shown: it "
-                             "must require this connection's external ID."),
+    "assume_role": (
+        "role",
+        "Create the role with exactly the role name and trust policy of the "
+        "IAM role step, in the AWS account you entered, then revalidate.",
+    ),
+    "external_id_required": (
+        "role",
+        "Replace the role's trust policy with the one shown: it "
+        "must require this connection's external ID.",
+    ),
     "credentials": ("bucket", "Check the access key ID and enter the secret access key again."),
-    "bucket_region": ("bucket", "Check the bucket name and region; create the bucket if it "
-                      "does not exist yet."),
+    "bucket_region": (
+        "bucket",
+        "Check the bucket name and region; create the bucket if it does not exist yet.",
+    ),
     "write_test_object": ("role", "Attach the permissions policy shown, unchanged, to the role."),
-    "delete_test_object": ("role", "The permissions policy must allow s3:DeleteObject until the "
-                           "connection is active."),
+    "delete_test_object": (
+        "role",
+        "The permissions policy must allow s3:DeleteObject until the connection is active.",
+    ),
     "workgroup": ("bucket", "Check the workgroup name, or that the policy allows it."),
     "glue_database": ("role", "Attach the permissions policy shown: it allows the Glue calls."),
     "athena_query": ("role", "Attach the permissions policy shown: it allows the Athena calls."),
-    "athena_output_location": ("bucket", "Let the workgroup use the query results location "
-                               "shown, or turn off its output location override."),
-}  # fmt: skip
+    "athena_output_location": (
+        "bucket",
+        "Let the workgroup use the query results location "
+        "shown, or turn off its output location override.",
+    ),
+}
 
 
 def model_names(byob: Byob) -> list[str]:
@@ -57,7 +70,9 @@ def next_run(conn: Connection, now: datetime) -> datetime | None:
     if conn.status is not Status.ACTIVE or getattr(conn, "failing_check", None):
         return None
     try:
-        slot = schedules.due(conn.frequency_minutes, last_slot=getattr(conn, "last_slot", None), now=now)
+        slot = schedules.due(
+            conn.frequency_minutes, last_slot=getattr(conn, "last_slot", None), now=now
+        )
         return slot if slot is not None else schedules.next_run(conn.frequency_minutes, now)
     except ValueError:
         return None
@@ -70,12 +85,21 @@ def _prefix(conn: Connection, model: str) -> str:
 def layout_lines(conn: Connection, models: list[str]) -> list[dict[str, str]]:
     """Where each model's files and manifests land."""
     return [
-        {"model": m,
-         "data": f"s3://{_prefix(conn, m)}/dt=YYYY-MM-DD/<part>_<YYYYMMDDHHMMSS>.parquet",
-         "manifest": "s3://" + layout.join(conn.bucket, conn.data_prefix, layout.MANIFESTS_FOLDER,
-                                           m, "dt=YYYY-MM-DD", "manifest_<transfer id>.json")}
+        {
+            "model": m,
+            "data": f"s3://{_prefix(conn, m)}/dt=YYYY-MM-DD/<part>_<YYYYMMDDHHMMSS>.parquet",
+            "manifest": "s3://"
+            + layout.join(
+                conn.bucket,
+                conn.data_prefix,
+                layout.MANIFESTS_FOLDER,
+                m,
+                "dt=YYYY-MM-DD",
+                "manifest_<transfer id>.json",
+            ),
+        }
         for m in models or ["<model>"]
-    ]  # fmt: skip
+    ]
 
 
 def examples(conn: Connection, models: list[str]) -> list[dict[str, str]]:

@@ -36,9 +36,11 @@ def validation_view(conn: Any, results: list[Any]) -> dict[str, Any]:
     from byob.destinations.checks import passed
 
     return {
-        "passed": passed(results), "at": max((r.at for r in results), default=conn.updated_at),
-        "current": True, "checks": [r.as_dict() for r in results],
-    }  # fmt: skip
+        "passed": passed(results),
+        "at": max((r.at for r in results), default=conn.updated_at),
+        "current": True,
+        "checks": [r.as_dict() for r in results],
+    }
 
 
 @router.post("", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True)
@@ -50,9 +52,12 @@ def create_connection(body: ConnectionCreate, byob: ByobDep, who: Operator) -> d
 
 @router.get("", response_model=Page[ConnectionPublic], response_model_by_alias=True)
 def list_connections(
-    byob: ByobDep, who: Operator, tenant: Annotated[str | None, Query(max_length=256)] = None,
-    limit: Limit = 50, offset: Offset = 0,
-) -> dict[str, Any]:  # fmt: skip
+    byob: ByobDep,
+    who: Operator,
+    tenant: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
     conns = byob.connections.list(tenant=tenant, limit=limit + 1, offset=offset)
     return {
         "items": [connection_view(c, byob) for c in conns[:limit]],
@@ -66,7 +71,9 @@ def get_connection(name: str, byob: ByobDep, who: Operator) -> dict[str, Any]:
 
 
 @router.patch("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)
-def update_connection(name: str, body: ConnectionUpdate, byob: ByobDep, who: Operator) -> dict[str, Any]:
+def update_connection(
+    name: str, body: ConnectionUpdate, byob: ByobDep, who: Operator
+) -> dict[str, Any]:
     changes, secret = update_fields(body)
     conn = byob.update_connection(name, changes, secret_access_key=secret, actor=who.actor)
     return connection_view(conn, byob)
@@ -85,7 +92,9 @@ def validate_connection(name: str, byob: ByobDep, who: Operator) -> dict[str, An
 
 
 @router.post("/{name}/activate", response_model=ConnectionPublic, response_model_by_alias=True)
-def activate_connection(name: str, byob: ByobDep, access: AccessDep, who: Operator) -> dict[str, Any]:
+def activate_connection(
+    name: str, byob: ByobDep, access: AccessDep, who: Operator
+) -> dict[str, Any]:
     conn = byob.activate(name, actor=who.actor)
     access.after_activation(conn)
     return connection_view(conn, byob)

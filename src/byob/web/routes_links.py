@@ -27,18 +27,24 @@ recipient = APIRouter(prefix="/recipient", tags=["recipient (connection link)"])
 
 
 @router.post("", status_code=201, response_model=LinkCreated)
-def create_link(body: LinkCreate, byob: ByobDep, access: AccessDep, who: Operator) -> dict[str, Any]:
-    link, token = access.create_link(body.tenant, lifetime=parse_lifetime(body.expires), created_by=who.actor)
+def create_link(
+    body: LinkCreate, byob: ByobDep, access: AccessDep, who: Operator
+) -> dict[str, Any]:
+    link, token = access.create_link(
+        body.tenant, lifetime=parse_lifetime(body.expires), created_by=who.actor
+    )
     return link_view(link, byob.clock()) | {"token": token, "url": access.link_url(token)}
 
 
 @router.get("", response_model=Page[LinkPublic])
 def list_links(
-    byob: ByobDep, access: AccessDep, who: Operator,
+    byob: ByobDep,
+    access: AccessDep,
+    who: Operator,
     tenant: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     links = access.links.list(tenant=tenant, limit=limit + 1, offset=offset)
     now = byob.clock()
     return {
@@ -58,8 +64,12 @@ def my_link(byob: ByobDep, who: Recipient) -> dict[str, Any]:
     return link_view(who.link, byob.clock())
 
 
-@recipient.post("/connection", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True)
-def create_my_connection(body: RecipientConnectionCreate, byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
+@recipient.post(
+    "/connection", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True
+)
+def create_my_connection(
+    body: RecipientConnectionCreate, byob: ByobDep, access: AccessDep, who: Recipient
+) -> dict[str, Any]:
     fields, secret = creation_fields(body)
     return connection_view(access.create_via_link(who, fields, secret), byob)
 
@@ -70,11 +80,15 @@ def get_my_connection(byob: ByobDep, access: AccessDep, who: Recipient) -> dict[
 
 
 @recipient.patch("/connection", response_model=ConnectionPublic, response_model_by_alias=True)
-def update_my_connection(body: ConnectionUpdate, byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
+def update_my_connection(
+    body: ConnectionUpdate, byob: ByobDep, access: AccessDep, who: Recipient
+) -> dict[str, Any]:
     conn = access.own_connection(who)
     changes, secret = update_fields(body)
     changes.pop("frequency_minutes", None)  # the schedule is the vendor's to set
-    updated = byob.update_connection(conn.id, changes, secret_access_key=secret, actor=f"link:{who.link.id}")  # type: ignore[union-attr]
+    updated = byob.update_connection(
+        conn.id, changes, secret_access_key=secret, actor=f"link:{who.link.id}"
+    )  # type: ignore[union-attr]
     return connection_view(updated, byob)
 
 
@@ -90,7 +104,9 @@ def validate_my_connection(byob: ByobDep, access: AccessDep, who: Recipient) -> 
     return validation_view(conn, results)
 
 
-@recipient.post("/connection/activate", response_model=ConnectionPublic, response_model_by_alias=True)
+@recipient.post(
+    "/connection/activate", response_model=ConnectionPublic, response_model_by_alias=True
+)
 def activate_my_connection(byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
     conn = access.own_connection(who)
     active = byob.activate(conn.id, actor=f"link:{who.link.id}")  # type: ignore[union-attr]

@@ -9,12 +9,24 @@ from enum import StrEnum
 from byob.errors import ByobError, ConfigError, DestinationError, SchemaChangeError, SourceError
 
 # AWS answers that mean the recipient's setup no longer lets byob write.
-PERMANENT_AWS_CODES = frozenset({
-    "AccessDenied", "AccessDeniedException", "403", "NoSuchBucket", "AllAccessDisabled",
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "PermanentRedirect",
-    "AuthorizationHeaderMalformed", "KMS.AccessDeniedException", "KMS.DisabledException",
-    "EntityNotFoundException", "InvalidRequestException",
-})  # fmt: skip
+PERMANENT_AWS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "403",
+        "NoSuchBucket",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidClientTokenId",
+        "PermanentRedirect",
+        "AuthorizationHeaderMalformed",
+        "KMS.AccessDeniedException",
+        "KMS.DisabledException",
+        "EntityNotFoundException",
+        "InvalidRequestException",
+    }
+)
 
 
 class Verdict(StrEnum):
@@ -36,7 +48,9 @@ def classify(exc: BaseException) -> Verdict:
     return Verdict.RETRY
 
 
-def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0, rng: random.Random | None = None) -> float:
+def backoff(
+    attempt: int, *, base: float = 2.0, cap: float = 300.0, rng: random.Random | None = None
+) -> float:
     """Seconds to wait before retry ``attempt`` (1-based): exponential, capped, full jitter."""
     ceiling = min(cap, base * 2 ** (attempt - 1))
     return (rng or random).uniform(0, ceiling)

@@ -32,9 +32,13 @@ class Triggered:
 
 class LocalWorkers:
     def __init__(
-        self, app: Byob, *, threads: int = 2, max_attempts: int = 5,
+        self,
+        app: Byob,
+        *,
+        threads: int = 2,
+        max_attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.app = app
         self.max_attempts = max_attempts
         self.sleep = sleep
@@ -43,7 +47,9 @@ class LocalWorkers:
         self._lock = threading.Lock()
         self.futures: list[Future[None]] = []
 
-    def trigger(self, name: str, *, model: str | None = None, full_refresh: bool = False) -> Triggered:
+    def trigger(
+        self, name: str, *, model: str | None = None, full_refresh: bool = False
+    ) -> Triggered:
         """Fix the windows now (so the caller gets transfer IDs), run them in the background."""
         conn = self.app.active_connection(name)
         specs = [self.app.config.model(model)] if model else list(self.app.config.models)
@@ -70,8 +76,9 @@ class LocalWorkers:
     def _run(
         self, name: str, model: ResolvedModel, records: list[TransferRecord], key: tuple[str, str]
     ) -> None:
-        token = logs.context.set({"connection": name, "model": model.name,
-                                  "transfer": records[0].id if records else ""})  # fmt: skip
+        token = logs.context.set(
+            {"connection": name, "model": model.name, "transfer": records[0].id if records else ""}
+        )
         try:
             for attempt in range(1, self.max_attempts + 1):
                 try:
@@ -80,12 +87,25 @@ class LocalWorkers:
                 except Exception as exc:
                     verdict = classify(exc)
                     message = exc.message if isinstance(exc, ByobError) else repr(exc)
-                    log.warning("transfer of %s/%s failed (attempt %d, %s): %s",
-                                name, model.name, attempt, verdict, message)  # fmt: skip
+                    log.warning(
+                        "transfer of %s/%s failed (attempt %d, %s): %s",
+                        name,
+                        model.name,
+                        attempt,
+                        verdict,
+                        message,
+                    )
                     final = verdict is not Verdict.RETRY or attempt == self.max_attempts
                     if final:
-                        self.app.emit("transfer.failed", {"connection": name, "model": model.name,
-                                      "error": message, "verdict": verdict.value})  # fmt: skip
+                        self.app.emit(
+                            "transfer.failed",
+                            {
+                                "connection": name,
+                                "model": model.name,
+                                "error": message,
+                                "verdict": verdict.value,
+                            },
+                        )
                     if verdict is Verdict.CONNECTION_FAILING:
                         self.app.mark_failing(name, check="transfer", message=message)
                         return
@@ -103,8 +123,10 @@ class LocalWorkers:
             runner = self.app.runner(conn, src)
             for record in records:  # in order; the first failure stops the rest
                 done = runner.execute(model, record).record
-                self.app.emit("transfer." + done.status, {"connection": conn.name,
-                              "tenant": conn.tenant, "transfer": done.as_dict()})  # fmt: skip
+                self.app.emit(
+                    "transfer." + done.status,
+                    {"connection": conn.name, "tenant": conn.tenant, "transfer": done.as_dict()},
+                )
 
     def queue_depth(self) -> tuple[int, float]:
         """Models running or waiting here (the embedded queue has no waiting age)."""

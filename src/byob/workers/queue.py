@@ -59,7 +59,10 @@ def transfer(connection_id: str, model: str, full_refresh: bool = False) -> dict
     byob = _worker_app["byob"]
     conn = byob.connections.get(connection_id)
     if conn.status is not Status.ACTIVE or conn.failing_check:
-        return {"skipped": f"connection is {conn.status}" + (" and failing" if conn.failing_check else "")}
+        return {
+            "skipped": f"connection is {conn.status}"
+            + (" and failing" if conn.failing_check else "")
+        }
     spec = byob.config.model(model)
     try:
         with byob.source() as src:
@@ -69,8 +72,16 @@ def transfer(connection_id: str, model: str, full_refresh: bool = False) -> dict
     except Exception as exc:
         verdict = classify(exc)
         message = exc.message if isinstance(exc, ByobError) else repr(exc)
-        byob.emit("transfer.failed", {"connection": conn.name, "tenant": conn.tenant,
-                                      "model": model, "error": message, "verdict": verdict.value})  # fmt: skip
+        byob.emit(
+            "transfer.failed",
+            {
+                "connection": conn.name,
+                "tenant": conn.tenant,
+                "model": model,
+                "error": message,
+                "verdict": verdict.value,
+            },
+        )
         if verdict is Verdict.CONNECTION_FAILING:
             byob.mark_failing(conn.id, check="transfer", message=message)
             return {"failing": message}
@@ -78,15 +89,19 @@ def transfer(connection_id: str, model: str, full_refresh: bool = False) -> dict
             raise TransientTransferError(message) from exc
         raise
     for record in done:
-        byob.emit("transfer." + record.status, {"connection": conn.name, "tenant": conn.tenant,
-                                                "transfer": record.as_dict()})  # fmt: skip
+        byob.emit(
+            "transfer." + record.status,
+            {"connection": conn.name, "tenant": conn.tenant, "transfer": record.as_dict()},
+        )
     return {"transfers": [r.id for r in done], "rows": sum(r.rows for r in done)}
 
 
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """Requeue jobs whose worker stopped sending heartbeats (killed, machine lost)."""
     manager = context.app.job_manager
-    stalled = list(await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER))
+    stalled = list(
+        await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER)
+    )
     for job in stalled:
         log.warning("retrying stalled job %s (%s)", job.id, job.task_kwargs)
         await manager.retry_job(job)
@@ -100,9 +115,11 @@ def make_queue(database_url: str) -> procrastinate.App:
     # Registered per App (not on a shared Blueprint, which namespacing would mutate).
     app.task(name=TRANSFER_TASK, queue=QUEUE, retry=JitteredRetry())(transfer)
     stalled = app.task(
-        name="byob.retry_stalled_jobs", queue=MAINTENANCE_QUEUE,
-        queueing_lock="byob-retry-stalled", pass_context=True,
-    )(retry_stalled_jobs)  # fmt: skip
+        name="byob.retry_stalled_jobs",
+        queue=MAINTENANCE_QUEUE,
+        queueing_lock="byob-retry-stalled",
+        pass_context=True,
+    )(retry_stalled_jobs)
     app.periodic(cron="* * * * *")(stalled)
     return app
 
@@ -118,7 +135,9 @@ def ensure_schema(queue: procrastinate.App) -> None:
             queue.schema_manager.apply_schema()
 
 
-def defer_transfer(queue: procrastinate.App, conn: Connection, model: str, *, full_refresh: bool = False) -> bool:
+def defer_transfer(
+    queue: procrastinate.App, conn: Connection, model: str, *, full_refresh: bool = False
+) -> bool:
     """Queue one model of one connection; False when one is already waiting."""
     task = queue.tasks[TRANSFER_TASK]
     lock = lock_of(conn.id, model)
@@ -151,15 +170,22 @@ def queue_depth(queue: procrastinate.App) -> tuple[int, float]:
     return int(row["n"]), oldest
 
 
-def run_worker(byob: Byob, queue: procrastinate.App, *, concurrency: int, name: str | None = None) -> None:
+def run_worker(
+    byob: Byob, queue: procrastinate.App, *, concurrency: int, name: str | None = None
+) -> None:
     """Take transfers until SIGTERM/SIGINT; a first signal drains running jobs gracefully."""
     _worker_app["byob"] = byob
     byob.concurrent_transfers = concurrency
     queue.run_worker(
-        queues=[QUEUE, MAINTENANCE_QUEUE], concurrency=concurrency, name=name,
-        install_signal_handlers=True, update_heartbeat_interval=2.0, stalled_worker_timeout=10.0,
-        delete_jobs="successful", shutdown_graceful_timeout=timedelta(minutes=30).total_seconds(),
-    )  # fmt: skip
+        queues=[QUEUE, MAINTENANCE_QUEUE],
+        concurrency=concurrency,
+        name=name,
+        install_signal_handlers=True,
+        update_heartbeat_interval=2.0,
+        stalled_worker_timeout=10.0,
+        delete_jobs="successful",
+        shutdown_graceful_timeout=timedelta(minutes=30).total_seconds(),
+    )
 
 
 class QueueDispatcher:
@@ -170,13 +196,19 @@ class QueueDispatcher:
         self.queue = queue
         queue.open()
 
-    def trigger(self, name: str, *, model: str | None = None, full_refresh: bool = False) -> Triggered:
+    def trigger(
+        self, name: str, *, model: str | None = None, full_refresh: bool = False
+    ) -> Triggered:
         conn = self.byob.active_connection(name)
         specs = [self.byob.config.model(model)] if model else list(self.byob.config.models)
         queued: list[str] = []
         busy: list[str] = []
         for spec in specs:
-            (queued if defer_transfer(self.queue, conn, spec.name, full_refresh=full_refresh) else busy).append(spec.name)
+            (
+                queued
+                if defer_transfer(self.queue, conn, spec.name, full_refresh=full_refresh)
+                else busy
+            ).append(spec.name)
         return Triggered(planned=[], busy=busy, queued=queued)
 
     def shutdown(self, *, wait: bool = True) -> None:

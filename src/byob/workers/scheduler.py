@@ -23,7 +23,9 @@ Dispatch = Callable[[Connection], None]
 
 
 class Scheduler:
-    def __init__(self, app: Byob, dispatch: Dispatch, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, app: Byob, dispatch: Dispatch, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.app = app
         self.dispatch = dispatch
         self.clock = clock or app.clock
@@ -36,7 +38,9 @@ class Scheduler:
         dispatched = []
         for conn in self.app.connections.schedulable(now):
             slot = due(conn.frequency_minutes, last_slot=conn.last_slot, now=now)
-            if slot is None or not self.app.connections.claim_slot(conn.id, previous=conn.last_slot, slot=slot):
+            if slot is None or not self.app.connections.claim_slot(
+                conn.id, previous=conn.last_slot, slot=slot
+            ):
                 continue  # not due, or another scheduler claimed it first
             try:
                 self.dispatch(conn)

@@ -95,9 +95,10 @@ class Server:
         """byob wired to the server's state store (for the audit log and the like)."""
         if self._byob is None:
             self._byob = Byob(
-                load_settings(home=self.home, database_url=self.database_url,
-                              config=self.env["BYOB_CONFIG"])
-            )  # fmt: skip
+                load_settings(
+                    home=self.home, database_url=self.database_url, config=self.env["BYOB_CONFIG"]
+                )
+            )
         return self._byob
 
     @property
@@ -120,9 +121,7 @@ class Server:
         or every column of every table of the PostgreSQL database."""
         if self.kind == "sqlite":
             path = Path(self.database_url.removeprefix("sqlite:///"))
-            raw = b"".join(
-                p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()
-            )
+            raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
             return raw.decode("latin-1")
         chunks: list[str] = []
         with psycopg.connect(self.database_url) as db:
@@ -159,18 +158,31 @@ def source_url(pg_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-    source_url: str, pg_server_url: str, _aws_server: LocalAws,
-) -> Iterator[Server]:  # fmt: skip
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    source_url: str,
+    pg_server_url: str,
+    _aws_server: LocalAws,
+) -> Iterator[Server]:
     """`python -m byob.cli serve` in its own process, with an operator key named "ops".
 
     The scheduler is off (`--no-schedule`) so that only tests start transfers. With a
     PostgreSQL state store transfers go through the queue, so a `byob worker` runs too."""
     kind = request.param
     tmp = tmp_path_factory.mktemp(f"serve-{kind}")
-    config = write_config(tmp / "byob.toml", source_url, [
-        {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}])  # fmt: skip
+    config = write_config(
+        tmp / "byob.toml",
+        source_url,
+        [
+            {
+                "name": "invoices",
+                "table": "invoices",
+                "tenant_column": "tenant_id",
+                "cursor_column": "updated_at",
+                "primary_key": ["id"],
+            }
+        ],
+    )
     state_name = None
     if kind == "sqlite":
         database_url = f"sqlite:///{tmp / 'state.sqlite'}"
@@ -181,30 +193,46 @@ def server(
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = dict(os.environ) | {
-        "BYOB_HOME": str(tmp / ".byob"), "BYOB_CONFIG": str(config),
-        "BYOB_AWS_ENDPOINT_URL": _aws_server.endpoint_url, "BYOB_SETTLE_LAG_SECONDS": "0",
-        "BYOB_DATABASE_URL": database_url, "BYOB_PUBLIC_URL": base_url,
-        "BYOB_CHECK_TIMEOUT_SECONDS": "20", "BYOB_AWS_MAX_ATTEMPTS": "2",
-    }  # fmt: skip
+        "BYOB_HOME": str(tmp / ".byob"),
+        "BYOB_CONFIG": str(config),
+        "BYOB_AWS_ENDPOINT_URL": _aws_server.endpoint_url,
+        "BYOB_SETTLE_LAG_SECONDS": "0",
+        "BYOB_DATABASE_URL": database_url,
+        "BYOB_PUBLIC_URL": base_url,
+        "BYOB_CHECK_TIMEOUT_SECONDS": "20",
+        "BYOB_AWS_MAX_ATTEMPTS": "2",
+    }
     log_path = tmp / "server.log"
     srv = Server(
-        kind=kind, base_url=base_url, token="", env=env, home=tmp / ".byob",
-        database_url=database_url, source_url=source_url, log_path=log_path,
-    )  # fmt: skip
+        kind=kind,
+        base_url=base_url,
+        token="",
+        env=env,
+        home=tmp / ".byob",
+        database_url=database_url,
+        source_url=source_url,
+        log_path=log_path,
+    )
     try:
         srv.token = srv.api_key("ops")
         with log_path.open("wb") as log_file:
             srv.process = subprocess.Popen(
                 [*BYOB, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-schedule"],
-                env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         wait_healthy(base_url, srv.process, log_path, seconds=STARTUP_SECONDS)
         if kind == "postgresql":
             with srv.worker_log_path.open("wb") as log_file:
                 srv.worker = subprocess.Popen(
                     [*BYOB, "worker", "--concurrency", "2"],
-                    env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )  # fmt: skip
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
         yield srv
     finally:
         for process in (srv.worker, srv.process):

@@ -52,15 +52,23 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
 def s3_body(name: str, bucket: str, **extra: Any) -> dict[str, Any]:
     """A valid request body for an S3 connection in the customer's account."""
     return {
-        "name": name, "tenant": "acme", "type": "s3", "account_id": CUSTOMER,
-        "bucket": bucket, "region": "eu-west-1", "base_path": "exports/billing",
-    } | extra  # fmt: skip
+        "name": name,
+        "tenant": "acme",
+        "type": "s3",
+        "account_id": CUSTOMER,
+        "bucket": bucket,
+        "region": "eu-west-1",
+        "base_path": "exports/billing",
+    } | extra
 
 
 def customer_sets_up(
-    aws: LocalAws, policies: dict[str, Any], bucket: str, region: str = "eu-west-1",
+    aws: LocalAws,
+    policies: dict[str, Any],
+    bucket: str,
+    region: str = "eu-west-1",
     account: str = CUSTOMER,
-) -> CustomerAccount:  # fmt: skip
+) -> CustomerAccount:
     """What the recipient does in their AWS account with the material byob showed them."""
     customer = aws.customer(account, region)
     customer.create_bucket(bucket)
@@ -84,7 +92,9 @@ def onboard(
     return active, customer
 
 
-def wait_for_transfer(client: httpx.Client, transfer_id: str, timeout: float = 120) -> dict[str, Any]:
+def wait_for_transfer(
+    client: httpx.Client, transfer_id: str, timeout: float = 120
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         transfer = ok(client.get(f"{API}/transfers/{transfer_id}"))

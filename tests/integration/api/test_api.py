@@ -28,8 +28,13 @@ from tests.support import CUSTOMER
 
 pytestmark = pytest.mark.integration
 
-CHECKS = ["assume_role", "external_id_required", "bucket_region", "write_test_object",
-          "delete_test_object"]  # fmt: skip
+CHECKS = [
+    "assume_role",
+    "external_id_required",
+    "bucket_region",
+    "write_test_object",
+    "delete_test_object",
+]
 
 
 # -- creating: every bad field named, nothing created ------------------------------------------
@@ -70,10 +75,11 @@ def test_create_refuses_unknown_and_missing_fields(ops: httpx.Client) -> None:
     assert error_of(ops.post(f"{API}/connections", json=missing), 422)["field"] == "bucket"
     error_of(ops.post(f"{API}/connections", json=["not", "an", "object"]), 422)
     error_of(
-        ops.post(f"{API}/connections", content=b"{not json",
-                 headers={"content-type": "application/json"}),
+        ops.post(
+            f"{API}/connections", content=b"{not json", headers={"content-type": "application/json"}
+        ),
         422,
-    )  # fmt: skip
+    )
     # A role ARN in another account than the connection's is refused, naming the field.
     other_account = s3_body(name, unique("bkt"), role_arn="arn:aws:iam::999999999999:role/r")
     assert error_of(ops.post(f"{API}/connections", json=other_account), 422)["field"] == "role_arn"
@@ -103,7 +109,9 @@ def test_list_paginates(ops: httpx.Client) -> None:
     offsets: list[int | None] = []
     offset: int | None = 0
     while offset is not None:
-        page = ok(ops.get(f"{API}/connections", params={"tenant": tenant, "limit": 3, "offset": offset}))
+        page = ok(
+            ops.get(f"{API}/connections", params={"tenant": tenant, "limit": 3, "offset": offset})
+        )
         assert len(page["items"]) <= 3
         assert all(item["tenant"] == tenant for item in page["items"])
         seen += [item["name"] for item in page["items"]]
@@ -122,7 +130,9 @@ def test_list_paginates(ops: httpx.Client) -> None:
     error_of(ops.get(f"{API}/connections", params={"limit": 0}), 422)
     error_of(ops.get(f"{API}/connections", params={"limit": 501}), 422)
     error_of(ops.get(f"{API}/connections", params={"offset": -1}), 422)
-    assert error_of(ops.get(f"{API}/connections", params={"limit": "many"}), 422)["field"] == "limit"
+    assert (
+        error_of(ops.get(f"{API}/connections", params={"limit": "many"}), 422)["field"] == "limit"
+    )
 
 
 # -- the whole operator flow -------------------------------------------------------------------
@@ -196,7 +206,9 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
     moved = ok(ops.patch(f"{API}/connections/{name}", json={"bucket": unique("elsewhere")}))
     assert moved["status"] == "draft"
     assert moved["validation"]["current"] is False
-    assert error_of(ops.post(f"{API}/transfers", json={"connection": name}), 409)["code"] == "conflict"
+    assert (
+        error_of(ops.post(f"{API}/transfers", json={"connection": name}), 409)["code"] == "conflict"
+    )
     error_of(ops.post(f"{API}/connections/{name}/activate"), 409)  # the old validation is stale
 
     assert ops.delete(f"{API}/connections/{name}").status_code == 204
@@ -207,11 +219,21 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
     actions = [
         (e["action"], e["actor"]) for e in server.byob.audit_log.list(connection_id=created["id"])
     ]
-    for action in ("connection.create", "connection.validate", "connection.activate",
-                   "connection.pause", "connection.update", "connection.delete"):  # fmt: skip
+    for action in (
+        "connection.create",
+        "connection.validate",
+        "connection.activate",
+        "connection.pause",
+        "connection.update",
+        "connection.delete",
+    ):
         assert (action, "operator:ops") in actions, actions
-    triggers = [e for e in server.byob.audit_log.list(limit=1000) if e["action"] == "transfer.trigger"]
-    assert any(e["changes"]["connection"] == name and e["actor"] == "operator:ops" for e in triggers)
+    triggers = [
+        e for e in server.byob.audit_log.list(limit=1000) if e["action"] == "transfer.trigger"
+    ]
+    assert any(
+        e["changes"]["connection"] == name and e["actor"] == "operator:ops" for e in triggers
+    )
 
 
 @pytest.mark.parametrize(
@@ -221,7 +243,10 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
         {"region": "us-west-2"},
         {"base_path": "exports/v2"},
         {"type": "athena", "schema": "sales", "database": "sales_results"},
-        {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+        {
+            "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        },
         {"role_arn": f"arn:aws:iam::{CUSTOMER}:role/their-own-role"},
     ],
     ids=["bucket", "region", "base_path", "type", "auth-hmac", "role_arn"],
@@ -232,9 +257,15 @@ def test_changing_where_or_how_it_writes_returns_to_draft(
     active, _ = onboard(ops, aws, s3_body(unique("redraft"), unique("bkt")))
     name = active["name"]
     # Changes that do not touch the destination keep it active, and are audited too.
-    assert ok(ops.patch(f"{API}/connections/{name}", json={"frequency_minutes": 60}))["status"] == "active"
+    assert (
+        ok(ops.patch(f"{API}/connections/{name}", json={"frequency_minutes": 60}))["status"]
+        == "active"
+    )
     # Bad input is refused, naming the field, and changes nothing.
-    assert error_of(ops.patch(f"{API}/connections/{name}", json={"region": "nowhere"}), 422)["field"] == "region"
+    assert (
+        error_of(ops.patch(f"{API}/connections/{name}", json={"region": "nowhere"}), 422)["field"]
+        == "region"
+    )
     error_of(ops.patch(f"{API}/connections/{name}", json={"external_id": "mine"}), 422)
     assert ok(ops.get(f"{API}/connections/{name}"))["status"] == "active"
 
@@ -243,9 +274,10 @@ def test_changing_where_or_how_it_writes_returns_to_draft(
     assert changed["external_id"] in ("", active["external_id"])  # never edited
     error_of(ops.post(f"{API}/transfers", json={"connection": name}), 409)
     updates = [
-        e for e in server.byob.audit_log.list(connection_id=active["id"])
+        e
+        for e in server.byob.audit_log.list(connection_id=active["id"])
         if e["action"] == "connection.update"
-    ]  # fmt: skip
+    ]
     assert len(updates) == 2 and {e["actor"] for e in updates} == {"operator:ops"}
     assert updates[0]["changes"]["status"] == ["active", "draft"]
     assert updates[1]["changes"] == {"frequency_minutes": [1440, 60]}
@@ -266,9 +298,11 @@ def test_operator_endpoints_need_a_live_api_key(server: Server, anonymous: httpx
         assert response.headers["www-authenticate"] == "Bearer"
 
     wrong_tokens = [
-        "byob_key_" + "A" * 43, server.token[:-1] + ("A" if server.token[-1] != "A" else "B"),
-        "nonsense", server.token.removeprefix("byob_key_"),
-    ]  # fmt: skip
+        "byob_key_" + "A" * 43,
+        server.token[:-1] + ("A" if server.token[-1] != "A" else "B"),
+        "nonsense",
+        server.token.removeprefix("byob_key_"),
+    ]
     for token in wrong_tokens:
         with server.client(token) as client:
             error_of(client.get(f"{API}/connections"), 401)
@@ -308,7 +342,11 @@ def test_models_are_listed(ops: httpx.Client) -> None:
     assert model["primary_key"] == ["id"]
     columns = {c["name"]: c["type"] for c in model["columns"]}
     assert columns["amount"] == "decimal(18,2)" and set(columns) == {
-        "id", "tenant_id", "amount", "updated_at"}
+        "id",
+        "tenant_id",
+        "amount",
+        "updated_at",
+    }
 
 
 def test_unknown_routes_and_methods_answer_json(ops: httpx.Client) -> None:

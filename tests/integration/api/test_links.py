@@ -31,18 +31,26 @@ pytestmark = pytest.mark.integration
 RECIPIENT_CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/recipient/link", None),
     ("GET", "/recipient/connection", None),
-    ("POST", "/recipient/connection", {"name": "late", "account_id": CUSTOMER, "bucket": "late-bucket", "region": "eu-west-1"}),
+    (
+        "POST",
+        "/recipient/connection",
+        {"name": "late", "account_id": CUSTOMER, "bucket": "late-bucket", "region": "eu-west-1"},
+    ),
     ("PATCH", "/recipient/connection", {"base_path": "elsewhere"}),
     ("GET", "/recipient/connection/policies", None),
     ("POST", "/recipient/connection/validate", None),
     ("POST", "/recipient/connection/activate", None),
-]  # fmt: skip
-
+]
 
 
 def recipient_body(name: str, bucket: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "account_id": CUSTOMER, "bucket": bucket, "region": "eu-west-1",
-            "base_path": "shared"} | extra  # fmt: skip
+    return {
+        "name": name,
+        "account_id": CUSTOMER,
+        "bucket": bucket,
+        "region": "eu-west-1",
+        "base_path": "shared",
+    } | extra
 
 
 def new_link(ops: httpx.Client, tenant: str, expires: str = "7d") -> dict[str, Any]:
@@ -51,7 +59,9 @@ def new_link(ops: httpx.Client, tenant: str, expires: str = "7d") -> dict[str, A
     return link
 
 
-def call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+def call(
+    client: httpx.Client, method: str, path: str, body: dict[str, Any] | None
+) -> httpx.Response:
     return client.request(method, f"{API}{path}", json=body)
 
 
@@ -67,7 +77,9 @@ def assert_gone(server: Server, token: str) -> None:
 # -- the token ---------------------------------------------------------------------------------
 
 
-def test_link_token_is_random_url_safe_and_stored_only_hashed(server: Server, ops: httpx.Client) -> None:
+def test_link_token_is_random_url_safe_and_stored_only_hashed(
+    server: Server, ops: httpx.Client
+) -> None:
     tenant = unique("tok")
     link = new_link(ops, tenant)
     token = link["token"]
@@ -138,21 +150,30 @@ def test_recipient_onboards_through_a_link_which_is_then_spent(
         error = error_of(recipient.post(f"{API}/recipient/connection", json=sneaky), 422)
         assert error["field"] == "tenant"
         bad = error_of(
-            recipient.post(f"{API}/recipient/connection", json=recipient_body(name, "Bad_Bucket")), 422
-        )  # fmt: skip
+            recipient.post(f"{API}/recipient/connection", json=recipient_body(name, "Bad_Bucket")),
+            422,
+        )
         assert bad["field"] == "bucket"
         error_of(recipient.get(f"{API}/recipient/connection"), 404)  # nothing was created
 
-        created = ok(recipient.post(f"{API}/recipient/connection", json=recipient_body(name, bucket)), 201)
+        created = ok(
+            recipient.post(f"{API}/recipient/connection", json=recipient_body(name, bucket)), 201
+        )
         assert created["tenant"] == tenant and created["status"] == "draft"
-        again = recipient.post(f"{API}/recipient/connection", json=recipient_body(unique("two"), bucket))
+        again = recipient.post(
+            f"{API}/recipient/connection", json=recipient_body(unique("two"), bucket)
+        )
         assert error_of(again, 409)["code"] == "conflict"
         assert ok(recipient.get(f"{API}/recipient/link"))["connection_id"] == created["id"]
         assert ok(recipient.get(f"{API}/recipient/connection"))["id"] == created["id"]
 
         # The schedule is the vendor's to set; the tenant cannot be changed at all.
-        patched = ok(recipient.patch(f"{API}/recipient/connection",
-                                     json={"base_path": "shared/billing", "frequency_minutes": 15}))  # fmt: skip
+        patched = ok(
+            recipient.patch(
+                f"{API}/recipient/connection",
+                json={"base_path": "shared/billing", "frequency_minutes": 15},
+            )
+        )
         assert patched["base_path"] == "shared/billing" and patched["frequency_minutes"] == 1440
         error_of(recipient.patch(f"{API}/recipient/connection", json={"tenant": "globex"}), 422)
 
@@ -182,15 +203,24 @@ def test_recipient_onboards_through_a_link_which_is_then_spent(
     audit = server.byob.audit_log.list(connection_id=created["id"])
     actors = {(e["action"], e["actor"]) for e in audit}
     actor = f"link:{link['id']}"
-    for action in ("connection.create", "connection.update", "connection.validate",
-                   "connection.activate"):  # fmt: skip
+    for action in (
+        "connection.create",
+        "connection.update",
+        "connection.validate",
+        "connection.activate",
+    ):
         assert (action, actor) in actors, actors
-    created_by = [e for e in server.byob.audit_log.list(limit=1000) if e["action"] == "link.create"
-                  and e["changes"].get("link") == link["id"]]  # fmt: skip
+    created_by = [
+        e
+        for e in server.byob.audit_log.list(limit=1000)
+        if e["action"] == "link.create" and e["changes"].get("link") == link["id"]
+    ]
     assert [e["actor"] for e in created_by] == ["operator:ops"]
 
 
-def test_operator_activation_spends_the_link_too(server: Server, ops: httpx.Client, aws: Any) -> None:
+def test_operator_activation_spends_the_link_too(
+    server: Server, ops: httpx.Client, aws: Any
+) -> None:
     link = new_link(ops, unique("tenant"))
     name, bucket = unique("op-activates"), unique("rcpt")
     with server.client(link["token"]) as recipient:
@@ -210,16 +240,27 @@ def test_operator_activation_spends_the_link_too(server: Server, ops: httpx.Clie
 
 def test_link_reaches_only_its_own_connection(server: Server, ops: httpx.Client) -> None:
     tenant = unique("tenant")
-    other = ok(ops.post(f"{API}/connections",
-                        json=s3_body(unique("globex-s3"), unique("gbx"), tenant="globex")), 201)  # fmt: skip
-    sibling = ok(ops.post(f"{API}/connections",
-                          json=s3_body(unique("same-tenant"), unique("sib"), tenant=tenant)), 201)  # fmt: skip
+    other = ok(
+        ops.post(
+            f"{API}/connections", json=s3_body(unique("globex-s3"), unique("gbx"), tenant="globex")
+        ),
+        201,
+    )
+    sibling = ok(
+        ops.post(
+            f"{API}/connections", json=s3_body(unique("same-tenant"), unique("sib"), tenant=tenant)
+        ),
+        201,
+    )
     link = new_link(ops, tenant)
     name = unique("mine")
     with server.client(link["token"]) as recipient:
         # Before it created anything it sees nothing, not even its own tenant's connections.
         error_of(recipient.get(f"{API}/recipient/connection"), 404)
-        mine = ok(recipient.post(f"{API}/recipient/connection", json=recipient_body(name, unique("b"))), 201)
+        mine = ok(
+            recipient.post(f"{API}/recipient/connection", json=recipient_body(name, unique("b"))),
+            201,
+        )
 
         # Operator endpoints are refused outright, whatever they name.
         for method, path, body in [
@@ -255,13 +296,17 @@ def test_link_reaches_only_its_own_connection(server: Server, ops: httpx.Client)
             assert body["id"] == mine["id"] and body["tenant"] == tenant
         policies = ok(recipient.get(f"{API}/recipient/connection/policies"))
         assert policies["external_id"] == mine["external_id"]
-        for response in (recipient.get(f"{API}/recipient/connection?name={other['name']}"),
-                         recipient.get(f"{API}/recipient/connection", params={"id": other["id"]})):  # fmt: skip
+        for response in (
+            recipient.get(f"{API}/recipient/connection?name={other['name']}"),
+            recipient.get(f"{API}/recipient/connection", params={"id": other["id"]}),
+        ):
             assert ok(response)["id"] == mine["id"]
 
     # Nothing of the others changed.
     assert ok(ops.get(f"{API}/connections/{other['name']}")) == other
-    assert ok(ops.get(f"{API}/connections/{sibling['name']}"))["updated_at"] == sibling["updated_at"]
+    assert (
+        ok(ops.get(f"{API}/connections/{sibling['name']}"))["updated_at"] == sibling["updated_at"]
+    )
 
     # An operator key is not a link: recipient endpoints refuse it.
     for method, path, body in RECIPIENT_CALLS:
@@ -271,9 +316,19 @@ def test_link_reaches_only_its_own_connection(server: Server, ops: httpx.Client)
 def test_a_link_of_another_tenant_cannot_see_this_one(server: Server, ops: httpx.Client) -> None:
     first, second = new_link(ops, unique("one")), new_link(ops, unique("two"))
     with server.client(first["token"]) as one, server.client(second["token"]) as two:
-        mine = ok(one.post(f"{API}/recipient/connection", json=recipient_body(unique("one"), unique("b"))), 201)
+        mine = ok(
+            one.post(
+                f"{API}/recipient/connection", json=recipient_body(unique("one"), unique("b"))
+            ),
+            201,
+        )
         error_of(two.get(f"{API}/recipient/connection"), 404)
-        theirs = ok(two.post(f"{API}/recipient/connection", json=recipient_body(unique("two"), unique("b"))), 201)
+        theirs = ok(
+            two.post(
+                f"{API}/recipient/connection", json=recipient_body(unique("two"), unique("b"))
+            ),
+            201,
+        )
         assert ok(one.get(f"{API}/recipient/connection"))["id"] == mine["id"]
         assert ok(two.get(f"{API}/recipient/connection"))["id"] == theirs["id"]
         # Revoking one link leaves the other usable.
@@ -288,9 +343,14 @@ def test_a_connection_named_like_another_ones_id_does_not_shadow_it(
     victim = new_link(ops, unique("victim"))
     attacker = new_link(ops, unique("attacker"))
     with server.client(victim["token"]) as one, server.client(attacker["token"]) as two:
-        mine = ok(one.post(f"{API}/recipient/connection", json=recipient_body(unique("v"), unique("b"))), 201)
+        mine = ok(
+            one.post(f"{API}/recipient/connection", json=recipient_body(unique("v"), unique("b"))),
+            201,
+        )
         # Another tenant's recipient names its connection after the victim's connection id.
-        shadow = two.post(f"{API}/recipient/connection", json=recipient_body(mine["id"], unique("b")))
+        shadow = two.post(
+            f"{API}/recipient/connection", json=recipient_body(mine["id"], unique("b"))
+        )
         if shadow.status_code == 201:
             seen = ok(one.get(f"{API}/recipient/connection"))
             assert (seen["id"], seen["tenant"]) == (mine["id"], victim["tenant"])
@@ -330,11 +390,12 @@ def test_guessed_and_altered_tokens_are_unauthenticated(server: Server, ops: htt
         token[:-1] + ("A" if last != "A" else "B"),
         token[:12] + ("x" if token[12] != "x" else "y") + token[13:],
         token.upper() if token.upper() != token else token.lower(),
-        token + "A", token[:-1],
+        token + "A",
+        token[:-1],
         "byob_link_" + secrets.token_urlsafe(32),
         token.removeprefix("byob_link_"),
         "byob_key_" + token.removeprefix("byob_link_"),
-    ]  # fmt: skip
+    ]
     for guess in altered:
         with server.client(guess) as client:
             for method, path, body in RECIPIENT_CALLS[:2]:
@@ -348,7 +409,12 @@ def test_guessed_and_altered_tokens_are_unauthenticated(server: Server, ops: htt
 def test_expired_link_is_gone(server: Server, ops: httpx.Client) -> None:
     link = new_link(ops, unique("expiring"), "1m")
     with server.client(link["token"]) as recipient:
-        ok(recipient.post(f"{API}/recipient/connection", json=recipient_body(unique("exp"), unique("b"))), 201)
+        ok(
+            recipient.post(
+                f"{API}/recipient/connection", json=recipient_body(unique("exp"), unique("b"))
+            ),
+            201,
+        )
     past = datetime.now(UTC) - timedelta(seconds=1)
     server.execute(T.links.update().where(T.links.c.id == link["id"]).values(expires_at=past))
     assert_gone(server, link["token"])
@@ -364,15 +430,23 @@ def test_revoked_link_is_gone(server: Server, ops: httpx.Client) -> None:
     assert revoked["state"] == "revoked" and "token" not in revoked
     assert_gone(server, link["token"])
     assert ok(ops.post(f"{API}/links/{link['id']}/revoke"))["state"] == "revoked"  # idempotent
-    revocations = [e for e in server.byob.audit_log.list(limit=1000) if e["action"] == "link.revoke"
-                   and e["changes"].get("link") == link["id"]]  # fmt: skip
+    revocations = [
+        e
+        for e in server.byob.audit_log.list(limit=1000)
+        if e["action"] == "link.revoke" and e["changes"].get("link") == link["id"]
+    ]
     assert revocations and revocations[0]["actor"] == "operator:ops"
 
 
 def test_no_answer_carries_a_stack_trace(server: Server) -> None:
     # Every error body in these tests goes through error_of, which refuses "Traceback"; here
     # malformed link tokens, too.
-    for token in ("byob_link_", "byob_link_" + "=" * 43, "byob_link_\u00e9t\u00e9", "byob_link_%00"):
+    for token in (
+        "byob_link_",
+        "byob_link_" + "=" * 43,
+        "byob_link_\u00e9t\u00e9",
+        "byob_link_%00",
+    ):
         with server.client("") as client:
             response = client.get(
                 f"{API}/recipient/link", headers={"Authorization": f"Bearer {token}".encode()}

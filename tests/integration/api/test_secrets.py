@@ -30,7 +30,9 @@ def odd_secret() -> str:
 
 
 def access_key_id() -> str:
-    return "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+    return "AKIA" + "".join(
+        secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)
+    )
 
 
 class Responses:
@@ -40,8 +42,10 @@ class Responses:
         self.bodies: list[str] = []
 
     def __call__(self, response: httpx.Response) -> httpx.Response:
-        self.bodies.append(f"{response.request.method} {response.request.url} {response.status_code} "
-                           f"{dict(response.headers)} {response.text}")  # fmt: skip
+        self.bodies.append(
+            f"{response.request.method} {response.request.url} {response.status_code} "
+            f"{dict(response.headers)} {response.text}"
+        )
         return response
 
     def text(self) -> str:
@@ -77,10 +81,15 @@ def test_hmac_secret_never_appears_in_clear(server: Server, ops: httpx.Client, a
     key_id = access_key_id()
     name, tenant = unique("hmac"), unique("tenant")
     body = {
-        "name": name, "tenant": tenant, "account_id": CUSTOMER, "bucket": unique("hmac-bkt"),
-        "region": "eu-west-1", "base_path": "exports", "access_key_id": key_id,
+        "name": name,
+        "tenant": tenant,
+        "account_id": CUSTOMER,
+        "bucket": unique("hmac-bkt"),
+        "region": "eu-west-1",
+        "base_path": "exports",
+        "access_key_id": key_id,
         "secret_access_key": secret,
-    }  # fmt: skip
+    }
     created = ok(seen(ops.post(f"{API}/connections", json=body)), 201)
     assert created["auth"] == "hmac" and created["access_key_id"] == key_id
     assert "secret_access_key" not in created and created["role_arn"] == ""
@@ -94,30 +103,51 @@ def test_hmac_secret_never_appears_in_clear(server: Server, ops: httpx.Client, a
 
     # Refused secrets are not echoed either.
     for bad in ("short-" + secret[:5], secret * 9):
-        error = error_of(seen(ops.patch(f"{API}/connections/{name}", json={"secret_access_key": bad})), 422)
+        error = error_of(
+            seen(ops.patch(f"{API}/connections/{name}", json={"secret_access_key": bad})), 422
+        )
         assert error["field"] == "secret_access_key"
         assert bad[:10] not in error["message"]
     # A new key ID without its secret is refused.
-    error = error_of(seen(ops.patch(f"{API}/connections/{name}", json={"access_key_id": access_key_id()})), 422)
+    error = error_of(
+        seen(ops.patch(f"{API}/connections/{name}", json={"access_key_id": access_key_id()})), 422
+    )
     assert error["field"] == "secret_access_key"
 
     # Rotating the secret is a change of auth: back to draft (it was draft here; see below for
     # an active one), recorded as "(changed)".
-    rotated_view = ok(seen(ops.patch(f"{API}/connections/{name}", json={"secret_access_key": rotated})))
+    rotated_view = ok(
+        seen(ops.patch(f"{API}/connections/{name}", json={"secret_access_key": rotated}))
+    )
     assert rotated_view["status"] == "draft" and rotated_view["access_key_id"] == key_id
     ok(seen(ops.post(f"{API}/connections/{name}/validate")))
-    updates = [e for e in server.byob.audit_log.list(connection_id=created["id"])
-               if "secret_access_key" in e["changes"]]  # fmt: skip
+    updates = [
+        e
+        for e in server.byob.audit_log.list(connection_id=created["id"])
+        if "secret_access_key" in e["changes"]
+    ]
     assert updates and all("(changed)" in e["changes"]["secret_access_key"] for e in updates)
 
     # A recipient's secret, through a link, is kept the same way.
     link = ok(ops.post(f"{API}/links", json={"tenant": tenant}), 201)  # its token, shown once
     link_secret = odd_secret()
     with server.client(link["token"]) as recipient:
-        mine = ok(seen(recipient.post(f"{API}/recipient/connection", json={
-            "name": unique("hmac-link"), "account_id": CUSTOMER, "bucket": unique("hmac-bkt"),
-            "region": "eu-west-1", "access_key_id": access_key_id(),
-            "secret_access_key": link_secret})), 201)  # fmt: skip
+        mine = ok(
+            seen(
+                recipient.post(
+                    f"{API}/recipient/connection",
+                    json={
+                        "name": unique("hmac-link"),
+                        "account_id": CUSTOMER,
+                        "bucket": unique("hmac-bkt"),
+                        "region": "eu-west-1",
+                        "access_key_id": access_key_id(),
+                        "secret_access_key": link_secret,
+                    },
+                )
+            ),
+            201,
+        )
         assert mine["auth"] == "hmac"
         ok(seen(recipient.get(f"{API}/recipient/connection")))
         ok(seen(recipient.patch(f"{API}/recipient/connection", json={"base_path": "in"})))
@@ -149,10 +179,15 @@ def test_rotating_the_secret_redrafts_and_credentials_check_tells_keys_apart(
     wrong = right[:-8] + ("A" * 8 if not right.endswith("A" * 8) else "B" * 8)
 
     body = {
-        "name": name, "tenant": "acme", "account_id": CUSTOMER, "bucket": bucket,
-        "region": "eu-west-1", "base_path": "exports", "access_key_id": key["AccessKeyId"],
+        "name": name,
+        "tenant": "acme",
+        "account_id": CUSTOMER,
+        "bucket": bucket,
+        "region": "eu-west-1",
+        "base_path": "exports",
+        "access_key_id": key["AccessKeyId"],
         "secret_access_key": right,
-    }  # fmt: skip
+    }
     created = ok(seen(ops.post(f"{API}/connections", json=body)), 201)
     policy = ok(seen(ops.get(f"{API}/connections/{name}/policies")))["permissions_policy"]
     iam.put_user_policy(UserName=user, PolicyName="byob", PolicyDocument=json.dumps(policy))
@@ -186,10 +221,17 @@ def test_rotating_the_secret_redrafts_and_credentials_check_tells_keys_apart(
 
 
 @pytest.mark.parametrize("how", ["create", "update"])
-def test_a_secret_without_an_access_key_is_refused(server: Server, ops: httpx.Client, how: str) -> None:
+def test_a_secret_without_an_access_key_is_refused(
+    server: Server, ops: httpx.Client, how: str
+) -> None:
     name = unique("role-secret")
-    body = {"name": name, "tenant": "acme", "account_id": CUSTOMER, "bucket": unique("bkt"),
-            "region": "eu-west-1"}  # fmt: skip
+    body = {
+        "name": name,
+        "tenant": "acme",
+        "account_id": CUSTOMER,
+        "bucket": unique("bkt"),
+        "region": "eu-west-1",
+    }
     secret = odd_secret()
     if how == "create":
         response = ops.post(f"{API}/connections", json=body | {"secret_access_key": secret})

@@ -48,13 +48,26 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
             "repeat(md5(i::text), 8), now() - interval '1 hour' "
             f"FROM generate_series(1, {ROWS_PER_TENANT * len(TENANTS)}) AS i",
         )
-    config = write_config(tmp_path / "byob.toml", pg_url, [
-        {"name": m, "table": m, "tenant_column": "tenant_id", "cursor_column": "updated_at",
-         "primary_key": ["id"]} for m in MODELS])  # fmt: skip
+    config = write_config(
+        tmp_path / "byob.toml",
+        pg_url,
+        [
+            {
+                "name": m,
+                "table": m,
+                "tenant_column": "tenant_id",
+                "cursor_column": "updated_at",
+                "primary_key": ["id"],
+            }
+            for m in MODELS
+        ],
+    )
     app = make_app(tmp_path, config, database_url=state_db)
     out = tmp_path / "out"
     for tenant in TENANTS:
-        conn = app.create_connection(name=tenant, tenant=tenant, type="local", path=str(out / tenant))
+        conn = app.create_connection(
+            name=tenant, tenant=tenant, type="local", path=str(out / tenant)
+        )
         app.validate(conn.name)
         app.activate(conn.name)
 
@@ -67,15 +80,21 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
     dispatcher.shutdown()
 
     env = dict(os.environ) | {
-        "BYOB_HOME": str(tmp_path / ".byob"), "BYOB_CONFIG": str(config),
-        "BYOB_DATABASE_URL": state_db, "BYOB_SETTLE_LAG_SECONDS": "0",
-    }  # fmt: skip
+        "BYOB_HOME": str(tmp_path / ".byob"),
+        "BYOB_CONFIG": str(config),
+        "BYOB_DATABASE_URL": state_db,
+        "BYOB_SETTLE_LAG_SECONDS": "0",
+    }
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(3)]  # noqa: SIM115
     workers = [
-        subprocess.Popen([sys.executable, "-m", "byob.cli", "worker", "--concurrency", "1",
-                          "--name", f"w{i}"], env=env, stdout=logs[i], stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, "-m", "byob.cli", "worker", "--concurrency", "1", "--name", f"w{i}"],
+            env=env,
+            stdout=logs[i],
+            stderr=subprocess.STDOUT,
+        )
         for i in range(3)
-    ]  # fmt: skip
+    ]
     try:
         victim = workers[0]
         # Kill w0 while it is inside a transfer: its latest job has started and that job's
@@ -94,13 +113,20 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
             log.close()
 
     with psycopg.connect(state_db) as db:
-        statuses = dict(db.execute("SELECT status, count(*) FROM transfers GROUP BY status").fetchall())
+        statuses = dict(
+            db.execute("SELECT status, count(*) FROM transfers GROUP BY status").fetchall()
+        )
         retried = db.execute("SELECT count(*) FROM transfers WHERE attempts > 1").fetchone()[0]
     assert set(statuses) == {"succeeded"}, statuses
     assert retried >= 1, "the killed worker's transfer was not resumed"
     for tenant in TENANTS:
         for model in MODELS:
-            ids = ds.dataset(out / tenant / model, format="parquet", partitioning="hive").to_table(columns=["id"]).column("id").to_pylist()
+            ids = (
+                ds.dataset(out / tenant / model, format="parquet", partitioning="hive")
+                .to_table(columns=["id"])
+                .column("id")
+                .to_pylist()
+            )
             assert len(ids) == len(set(ids)) == ROWS_PER_TENANT, (tenant, model, len(ids))
 
 
@@ -122,10 +148,12 @@ def _mid_transfer(log: Path, url: str) -> bool:
         return False
     model, connection_id = match.groups()
     with psycopg.connect(url) as db:
-        return bool(db.execute(
-            "SELECT count(*) FROM transfers WHERE connection_id = %s AND model = %s AND status = 'running'",
-            (connection_id, model),
-        ).fetchone()[0])  # fmt: skip
+        return bool(
+            db.execute(
+                "SELECT count(*) FROM transfers WHERE connection_id = %s AND model = %s AND status = 'running'",
+                (connection_id, model),
+            ).fetchone()[0]
+        )
 
 
 def _jobs_done(url: str) -> int:

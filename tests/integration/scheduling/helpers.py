@@ -15,8 +15,13 @@ from tests import support
 if TYPE_CHECKING:
     from byob.app import Byob
 
-MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
-         "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+MODEL = {
+    "name": "invoices",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 ACME_ROWS = 40  # of 60 source rows, ids not divisible by 3 belong to acme
 
 

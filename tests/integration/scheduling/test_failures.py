@@ -58,10 +58,12 @@ class FailFirst:
                 return
             self.fired += 1
         raise ClientError(
-            {"Error": {"Code": self.code, "Message": "injected by the test"},
-             "ResponseMetadata": {"HTTPStatusCode": self.status}},
+            {
+                "Error": {"Code": self.code, "Message": "injected by the test"},
+                "ResponseMetadata": {"HTTPStatusCode": self.status},
+            },
             self.operation,
-        )  # fmt: skip
+        )
 
     def install(self, app: Byob) -> None:
         before_s3_call(app, self.operation, self)
@@ -170,22 +172,35 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
     create_invoices(pg_url)
     keys = aws.create_service_user()  # with IAM enforcement on, moto refuses its dummy keys
     app = make_app(
-        tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws,
+        tmp_path,
+        write_config(tmp_path / "byob.toml", pg_url, [MODEL]),
+        aws,
         service_session=boto3.Session(
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
         ),
-    )  # fmt: skip
+    )
     conn, customer = onboard_s3(app, aws)
     granted = app.policies(conn)["permissions_policy"]
     iam = customer.client("iam")
     # The recipient replaces the permissions policy with one lacking s3:PutObject.
     iam.put_role_policy(
-        RoleName=conn.role_name, PolicyName="byob-transfer",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:DeleteObject"],
-             "Resource": "arn:aws:s3:::bkt/exports/*"}]}),
-    )  # fmt: skip
+        RoleName=conn.role_name,
+        PolicyName="byob-transfer",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:DeleteObject"],
+                        "Resource": "arn:aws:s3:::bkt/exports/*",
+                    }
+                ],
+            }
+        ),
+    )
     events = Events()
     app.on_event = events
     sleeps: list[float] = []
@@ -204,8 +219,12 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
         assert record.status == "failed" and record.attempts == 1
         assert events.names() == ["transfer.failed", "connection.failing"]
         assert events.items[0][1]["verdict"] == "connection_failing"
-        assert events.items[1][1] == {"connection": conn.name, "tenant": "acme",
-                                      "check": "transfer", "message": message}  # fmt: skip
+        assert events.items[1][1] == {
+            "connection": conn.name,
+            "tenant": "acme",
+            "check": "transfer",
+            "message": message,
+        }
 
         # The scheduler skips it, whatever slot comes.
         clock = FakeClock(at("2026-11-22T00:00:00"))
@@ -290,8 +309,11 @@ def _plan(app: Byob, name: str) -> Any:
 
 
 def _more_rows(url: str, ids: range) -> None:
-    pg_insert(url, "INSERT INTO invoices VALUES (%s, %s, %s, now())",
-              [(i, "acme" if i % 3 else "globex", "1.00") for i in ids])  # fmt: skip
+    pg_insert(
+        url,
+        "INSERT INTO invoices VALUES (%s, %s, %s, now())",
+        [(i, "acme" if i % 3 else "globex", "1.00") for i in ids],
+    )
 
 
 def _expected(*ranges: range) -> list[int]:
@@ -352,11 +374,18 @@ def test_byob_transfers_cancel_cancels_a_planned_transfer(
     conn, _ = onboard_s3(app, aws)
     planned = _plan(app, conn.name)
     env = dict(os.environ) | {
-        "BYOB_HOME": str(tmp_path / ".byob"), "BYOB_CONFIG": str(tmp_path / "byob.toml"),
-        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url, "BYOB_SETTLE_LAG_SECONDS": "0",
-    }  # fmt: skip
-    done = subprocess.run([*BYOB, "transfers", "cancel", planned.id, "--json"], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+        "BYOB_HOME": str(tmp_path / ".byob"),
+        "BYOB_CONFIG": str(tmp_path / "byob.toml"),
+        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url,
+        "BYOB_SETTLE_LAG_SECONDS": "0",
+    }
+    done = subprocess.run(
+        [*BYOB, "transfers", "cancel", planned.id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "cancelled"
     assert app.transfers.get(planned.id).status == "cancelled"

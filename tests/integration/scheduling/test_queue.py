@@ -30,8 +30,13 @@ from tests.support import make_app, onboard_s3, write_config
 pytestmark = pytest.mark.integration
 
 BYOB = [sys.executable, "-m", "byob.cli"]
-REFUNDS = {"name": "refunds", "table": "invoices", "tenant_column": "tenant_id",
-           "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
+REFUNDS = {
+    "name": "refunds",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 
 
 @dataclass
@@ -56,13 +61,23 @@ def setup(tmp_path: Path, pg_url: str, state_pg_url: str, aws: LocalAws) -> Iter
     q.ensure_schema(jobs)
     q.ensure_schema(jobs)  # idempotent
     env = dict(os.environ) | {
-        "BYOB_DATABASE_URL": state_pg_url, "BYOB_CONFIG": str(config),
-        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url, "BYOB_SETTLE_LAG_SECONDS": "0",
+        "BYOB_DATABASE_URL": state_pg_url,
+        "BYOB_CONFIG": str(config),
+        "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url,
+        "BYOB_SETTLE_LAG_SECONDS": "0",
         "BYOB_HOME": str(tmp_path / ".byob"),  # the same secret key file as `app`
-    }  # fmt: skip
+    }
     with jobs.open():
-        yield Setup(app=app, conn=conn, customer=customer, jobs=jobs, env=env,
-                    state_url=state_pg_url, source_url=pg_url, tmp_path=tmp_path)  # fmt: skip
+        yield Setup(
+            app=app,
+            conn=conn,
+            customer=customer,
+            jobs=jobs,
+            env=env,
+            state_url=state_pg_url,
+            source_url=pg_url,
+            tmp_path=tmp_path,
+        )
     app.close()
 
 
@@ -105,9 +120,12 @@ def _worker_failed(s: Setup, log: Path) -> None:
 def _start_worker(s: Setup, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [*BYOB, "worker", "--concurrency", "2", "--name", "w1"], env=s.env,
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [*BYOB, "worker", "--concurrency", "2", "--name", "w1"],
+            env=s.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -124,8 +142,9 @@ def test_a_second_deferral_while_one_waits_is_refused(setup: Setup) -> None:
     assert q.defer_transfer(s.jobs, s.conn, "refunds") is True  # another model: its own lock
     waiting = _jobs(s.state_url)
     assert [(j["status"], j["queueing_lock"]) for j in waiting] == [
-        ("todo", q.lock_of(s.conn.id, "invoices")), ("todo", q.lock_of(s.conn.id, "refunds")),
-    ]  # fmt: skip
+        ("todo", q.lock_of(s.conn.id, "invoices")),
+        ("todo", q.lock_of(s.conn.id, "refunds")),
+    ]
     assert all(j["lock"] == j["queueing_lock"] for j in waiting)
     depth, oldest = q.queue_depth(s.jobs)
     assert depth == 2 and 0 <= oldest < 60
@@ -188,8 +207,11 @@ def test_a_worker_process_runs_the_jobs_and_the_rows_land_in_s3(setup: Setup) ->
         assert _delivered_ids(s, "refunds") == acme_ids()
         # A job deferred again once the first has run moves nothing twice.
         assert q.defer_transfer(s.jobs, s.conn, "invoices") is True
-        wait_for(lambda: len(s.app.transfers.list(s.conn.id)) == 3 and _jobs(s.state_url) == [],
-                 timeout=60, what="the incremental transfer")  # fmt: skip
+        wait_for(
+            lambda: len(s.app.transfers.list(s.conn.id)) == 3 and _jobs(s.state_url) == [],
+            timeout=60,
+            what="the incremental transfer",
+        )
         latest = s.app.transfers.list(s.conn.id)[0]
         assert (latest.model, latest.status, latest.rows) == ("invoices", "succeeded", 0)
         assert _delivered_ids(s, "invoices") == acme_ids()

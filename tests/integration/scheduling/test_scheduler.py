@@ -93,9 +93,10 @@ def test_slots_fire_at_aligned_utc_times_once_each(app: Byob, tmp_path: Path) ->
     assert sorted(scheduler.tick()) == ["daily", "hourly", "quarterly"]
     assert dispatch.names() == ["daily", "hourly", "quarterly"]
     assert {n: app.connections.get(n).last_slot for n in FREQUENCIES} == {
-        "quarterly": at("2026-11-22T10:00:00"), "hourly": at("2026-11-22T10:00:00"),
+        "quarterly": at("2026-11-22T10:00:00"),
+        "hourly": at("2026-11-22T10:00:00"),
         "daily": at("2026-11-22T00:00:00"),
-    }  # fmt: skip
+    }
 
     expected = [
         ("2026-11-22T10:07:30", []),  # same slots: nothing twice
@@ -115,9 +116,10 @@ def test_slots_fire_at_aligned_utc_times_once_each(app: Byob, tmp_path: Path) ->
         assert dispatch.names() == names, when
         assert all(t == clock() for _, t in dispatch.calls)
     assert {n: app.connections.get(n).last_slot for n in FREQUENCIES} == {
-        "quarterly": at("2026-11-23T00:00:00"), "hourly": at("2026-11-23T00:00:00"),
+        "quarterly": at("2026-11-23T00:00:00"),
+        "hourly": at("2026-11-23T00:00:00"),
         "daily": at("2026-11-23T00:00:00"),
-    }  # fmt: skip
+    }
 
 
 def test_paused_draft_and_failing_connections_are_never_dispatched(

@@ -74,11 +74,17 @@ class Receiver:
                 with receiver._lock:
                     failing = len(receiver.received) < receiver.fail_first
                     status = 500 if failing else (200 if ok else 401)
-                    receiver.received.append(Received(
-                        event=self.headers.get("X-Byob-Event", ""), timestamp=timestamp,
-                        signature=signature, content_type=self.headers.get("Content-Type", ""),
-                        body=body, verified=ok, status=status,
-                    ))  # fmt: skip
+                    receiver.received.append(
+                        Received(
+                            event=self.headers.get("X-Byob-Event", ""),
+                            timestamp=timestamp,
+                            signature=signature,
+                            content_type=self.headers.get("Content-Type", ""),
+                            body=body,
+                            verified=ok,
+                            status=status,
+                        )
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -133,8 +139,10 @@ def test_webhooks_are_signed_retried_and_verifiable(app: Byob, receiver: Receive
 
     got = receiver.received
     assert [(r.event, r.status) for r in got] == [
-        ("transfer.succeeded", 500), ("transfer.succeeded", 200), ("connection.failing", 200),
-    ]  # fmt: skip
+        ("transfer.succeeded", 500),
+        ("transfer.succeeded", 200),
+        ("connection.failing", 200),
+    ]
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 1.0  # one backoff before the retry
     assert all(r.verified for r in got), got
     assert all(r.content_type == "application/json" for r in got)
@@ -151,8 +159,12 @@ def test_webhooks_are_signed_retried_and_verifiable(app: Byob, receiver: Receive
     assert succeeded["data"]["transfer"]["status"] == "succeeded"
     failing = json.loads(got[2].body)
     assert failing["event"] == "connection.failing"
-    assert failing["data"] == {"connection": "c1", "tenant": "acme", "check": "transfer",
-                               "message": "AccessDenied on PutObject to s3://bkt/x"}  # fmt: skip
+    assert failing["data"] == {
+        "connection": "c1",
+        "tenant": "acme",
+        "check": "transfer",
+        "message": "AccessDenied on PutObject to s3://bkt/x",
+    }
 
     # What a receiver must refuse: a changed body, another secret, a replay, a forged stamp.
     r = got[2]
