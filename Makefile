@@ -41,9 +41,10 @@ bench: setup-bench  ## transfer throughput and memory against floors and dlt; qu
 	scripts/with-postgres bash -c '$(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS) && $(VENV)/bin/python bench/queue_bench.py $(QUEUE_BENCH_ARGS)'
 
 
-lint: setup-test
+lint: setup-test  ## ruff (lint and format) on the whole tree, mypy --strict on all of src
 	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/mypy src/byob/domain
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .byob artifacts

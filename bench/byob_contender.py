@@ -99,7 +99,7 @@ class Destination:
     env: dict[str, str] = field(default_factory=dict)  # s3 credentials for the emulator
 
     def create_kwargs(self, tenant: str) -> dict[str, str]:
-        """The same connection as create_args, as keyword arguments of Byob.create_connection."""
+        """The same connection as create_args, as keyword arguments of ConnectionService.create."""
         args = self.create_args(tenant)
         return {args[i].lstrip("-").replace("-", "_"): args[i + 1] for i in range(0, len(args), 2)}
 
@@ -198,12 +198,16 @@ class Byob:
         start-ups would take longer than the transfers being measured."""
         script = (
             "import json, sys\n"
-            "from byob.app import Byob\n"
+            "from byob.container import Byob\n"
+            "from byob.services import Services\n"
             "from byob.settings import load_settings\n"
             "byob = Byob(load_settings(config=sys.argv[1])); byob.migrate()\n"
+            "connections = Services(byob).connections\n"
             "for tenant, args in json.loads(sys.argv[2]):\n"
-            "    conn = byob.create_connection(tenant=tenant, **args)\n"
-            "    byob.validate(conn.name); byob.activate(conn.name)\n"
+            "    conn = connections.create(actor='bench', tenant=tenant, **args).connection\n"
+            "    connections.validate(conn.name, actor='bench')\n"
+            "    connections.activate(conn.name, actor='bench')\n"
+            "byob.close()\n"
         )
         specs = [
             [t, self.destination.create_kwargs(t) | {"name": connection_name(t)}] for t in tenants

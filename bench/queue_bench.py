@@ -32,7 +32,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from byob.app import Byob  # noqa: E402
+from byob.container import Byob  # noqa: E402
+from byob.services import Services  # noqa: E402
 from byob.settings import load_settings  # noqa: E402
 from byob.workers import queue as q  # noqa: E402
 from byob.workers.scheduler import Scheduler  # noqa: E402
@@ -67,7 +68,8 @@ def build_connections(byob: Byob, state_url: str, tenants: int, out: Path) -> No
     running, not onboarding."""
     from byob.domain.connections import new_connection
     from byob.store import tables as T
-    from byob.store.repositories import _connection_row, new_id
+    from byob.store.connections import connection_row
+    from byob.store.state import new_id
 
     now = byob.clock()
     rows = []
@@ -80,8 +82,8 @@ def build_connections(byob: Byob, state_url: str, tenants: int, out: Path) -> No
             path=str(out / f"t{i}"),
             now=now,
         )
-        rows.append(_connection_row(conn) | {"status": "active", "frequency_minutes": 15})
-    with byob.engine.begin() as db:
+        rows.append(connection_row(conn) | {"status": "active", "frequency_minutes": 15})
+    with byob.db.begin() as db:
         for start in range(0, len(rows), 1000):
             db.execute(T.connections.insert(), rows[start : start + 1000])
 
@@ -159,13 +161,14 @@ def main() -> None:
     byob = Byob(settings)
     byob.migrate()
     build_connections(byob, state_url, args.connections, work / "out")
+    services = Services(byob)
     jobs = q.make_queue(state_url)
-    q.ensure_schema(jobs)
+    q.ensure_schema(jobs, byob.state)
 
     results: dict[str, object] = {"connections": args.connections}
     # The scheduler: claim every slot and defer every job, in one tick.
-    dispatcher = q.QueueDispatcher(byob, jobs)
-    scheduler = Scheduler(byob, lambda conn: dispatcher.trigger(conn.id))
+    services.transfers.dispatcher = dispatcher = q.QueueDispatcher(services, jobs)
+    scheduler = Scheduler(services)
     start = time.perf_counter()
     dispatched = scheduler.tick()
     tick_seconds = time.perf_counter() - start
@@ -213,15 +216,15 @@ def main() -> None:
         dispatcher.shutdown()
         jobs = q.make_queue(state_url)
         reset_slots(state_url)
-        dispatcher = q.QueueDispatcher(byob, jobs)
-        Scheduler(byob, lambda conn, d=dispatcher: d.trigger(conn.id)).tick()
+        services.transfers.dispatcher = dispatcher = q.QueueDispatcher(services, jobs)
+        Scheduler(services).tick()
     dispatcher.shutdown()
 
     # The floor: the same transfers in one process, no queue, no worker.
     names = [f"c{i}" for i in range(min(args.connections, 500))]
     start = time.perf_counter()
     for name in names:
-        byob.run_transfers(name)
+        services.transfers.run(name, actor="bench")
     floor = len(names) / (time.perf_counter() - start)
     results["in_process_floor_transfers_per_second"] = round(floor, 1)
 

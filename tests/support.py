@@ -3,27 +3,53 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
 import psycopg
 import pytest
 
-from byob.app import Byob
 from byob.aws.sessions import AwsConfig, AwsSessions
+from byob.container import Byob
 from byob.demo.emulator import CustomerAccount, LocalAws
+from byob.domain.connections import Connection
+from byob.services import Services
+from byob.services.events import Event, Events
 from byob.settings import load_settings
 
+if TYPE_CHECKING:
+    from byob.destinations.checks import CheckResult
+
 CUSTOMER = "210987654321"
-# Apps made by tests; conftest disposes their engines after each test, so no pooled database
+# Containers made by tests; conftest closes them after each test, so no pooled database
 # connection outlives its test (ResourceWarnings are errors here).
 OPEN_APPS: list[Byob] = []
+
+
+class RecordedEvents:
+    """Events kept in memory, in order: what a webhook would have been sent."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self.items.append((str(event), payload))
+
+    def close(self) -> None:
+        pass
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [name for name, _ in self.items]
 
 
 def free_port() -> int:
@@ -56,8 +82,9 @@ def make_app(
     aws: LocalAws | None = None,
     *,
     service_session: boto3.Session | None = None,
+    events: Events | None = None,
     **settings: Any,
-) -> Byob:
+) -> Services:
     """byob wired to the emulator; ``service_session`` replaces byob's own identity (needed
     when IAM enforcement is on and the emulator's dummy keys are refused)."""
     options: dict[str, Any] = {
@@ -68,7 +95,7 @@ def make_app(
     options.update(settings)
     if aws is not None:
         options["aws_endpoint_url"] = aws.endpoint_url
-    app = Byob(
+    byob = Byob(
         load_settings(**options),
         aws=AwsSessions(
             AwsConfig(endpoint_url=aws.endpoint_url, max_attempts=2),
@@ -76,14 +103,30 @@ def make_app(
         )
         if aws
         else None,
+        events=events,
     )
-    app.migrate()
-    OPEN_APPS.append(app)
-    return app
+    byob.migrate()
+    OPEN_APPS.append(byob)
+    return Services(byob)
+
+
+def create(app: Services, **fields: Any) -> Connection:
+    """A draft connection created as the CLI would."""
+    return app.connections.create(actor="cli", **fields).connection
+
+
+def validate(app: Services, name: str) -> tuple[Connection, list[CheckResult]]:
+    """Validate as the CLI would: the connection afterwards and the checks' results."""
+    done = app.connections.validate(name, actor="cli")
+    return done.connection, done.results
+
+
+def activate(app: Services, name: str) -> Connection:
+    return app.connections.activate(name, actor="cli")
 
 
 def onboard_s3(
-    app: Byob,
+    app: Services,
     aws: LocalAws,
     *,
     name: str = "c1",
@@ -96,7 +139,8 @@ def onboard_s3(
     """Create an S3 connection, let the customer create bucket and role, validate, activate."""
     customer = aws.customer(account, region)
     customer.create_bucket(bucket)
-    conn = app.create_connection(
+    created = app.connections.create(
+        actor="cli",
         name=name,
         tenant=tenant,
         type="s3",
@@ -105,15 +149,15 @@ def onboard_s3(
         region=region,
         base_path=base_path,
     )
-    policies = app.policies(conn)
+    conn, policies = created.connection, created.policies
     customer.create_role(
         policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
     )
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     assert all(c.outcome.value in ("passed", "warning") for c in checks), [
         c.as_dict() for c in checks
     ]
-    return app.activate(conn.name), customer
+    return activate(app, conn.name), customer
 
 
 def pg_exec(url: str, *statements: str) -> None:
@@ -163,17 +207,19 @@ def _log(path: Path) -> str:
     return path.read_text(errors="replace")
 
 
-def before_s3_call(app: Byob, operation: str, handler: Callable[..., Any]) -> None:
+def before_s3_call(app: Services, operation: str, handler: Callable[..., Any]) -> None:
     """Run ``handler`` (a botocore event handler) before every S3 ``operation`` the
     destinations of ``app`` send; raising from it fails the call as AWS would."""
-    original = app.destination
+    byob = app.adapters
+    assert isinstance(byob, Byob)
+    original = byob.destination
 
     def destination(conn: Any) -> Any:
         dest = original(conn)
         dest.client.meta.events.register(f"before-call.s3.{operation}", handler)
         return dest
 
-    app.destination = destination  # type: ignore[method-assign]
+    byob.destination = destination  # type: ignore[method-assign]
 
 
 @contextmanager

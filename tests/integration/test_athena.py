@@ -10,7 +10,16 @@ import pytest
 
 from byob.demo.readback import connect_s3
 from byob.domain.athena import decode_view
-from tests.support import CUSTOMER, make_app, pg_exec, pg_insert, write_config
+from tests.support import (
+    CUSTOMER,
+    activate,
+    create,
+    make_app,
+    pg_exec,
+    pg_insert,
+    validate,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +50,8 @@ def source(pg_url: str) -> str:
 def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
     customer = aws.customer(CUSTOMER, "us-east-1")
     customer.create_bucket("lake")
-    conn = app.create_connection(
+    conn = create(
+        app,
         name="acme-athena",
         tenant="acme",
         type="athena",
@@ -51,11 +61,11 @@ def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
         schema="billing",
         database="results",
     )
-    policies = app.policies(conn)
+    policies = app.connections.policies(conn)
     customer.create_role(
         policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
     )
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     outcomes = {c.name: c.outcome.value for c in checks}
     assert outcomes == {
         "assume_role": "passed",
@@ -68,7 +78,7 @@ def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
         "athena_query": "passed",
         "athena_output_location": "passed",
     }, [c.as_dict() for c in checks]
-    return app.activate(conn.name), customer
+    return activate(app, conn.name), customer
 
 
 def test_athena_connection_creates_the_glue_table_and_view(
@@ -76,7 +86,7 @@ def test_athena_connection_creates_the_glue_table_and_view(
 ) -> None:
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [MODEL]), aws)
     conn, customer = _onboard(app, aws)
-    [result] = app.run_transfers(conn.name)
+    [result] = app.transfers.run(conn.name)
     assert result.record.rows == 150
 
     glue = customer.client("glue")
@@ -108,7 +118,7 @@ def test_athena_connection_creates_the_glue_table_and_view(
         "ALTER TABLE invoices ALTER COLUMN small TYPE bigint",
         "UPDATE invoices SET note = 'n', updated_at = now() WHERE id IN (1, 2)",
     )
-    app.run_transfers(conn.name)
+    app.transfers.run(conn.name)
     columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"][
         "Columns"
     ]
@@ -117,7 +127,7 @@ def test_athena_connection_creates_the_glue_table_and_view(
 
     # A dropped column stays in the table: older files still carry it.
     pg_exec(source, "ALTER TABLE invoices DROP COLUMN note")
-    app.run_transfers(conn.name)
+    app.transfers.run(conn.name)
     columns = glue.get_table(DatabaseName="billing", Name="invoices")["Table"]["StorageDescriptor"][
         "Columns"
     ]

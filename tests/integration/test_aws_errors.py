@@ -23,13 +23,24 @@ import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from byob.app import Byob
 from byob.aws.sessions import AwsConfig, AwsSessions
+from byob.container import Byob
 from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.demo.readback import connect_s3
 from byob.errors import ConflictError, DestinationError, TransferError
+from byob.services import Services
+from byob.services.transfers import TransfersHeld
 from byob.settings import load_settings
-from tests.support import CUSTOMER, OPEN_APPS, before_s3_call, pg_exec, write_config
+from tests.support import (
+    CUSTOMER,
+    OPEN_APPS,
+    activate,
+    before_s3_call,
+    create,
+    pg_exec,
+    validate,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +90,7 @@ def vendor_session(aws: LocalAws) -> boto3.Session:
     )
 
 
-def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> Byob:
+def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> Services:
     """Like tests.support.make_app, but byob runs as an IAM user moto knows."""
     options: dict[str, Any] = {
         "home": tmp_path / ".byob",
@@ -91,10 +102,10 @@ def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> B
     sessions = AwsSessions(
         AwsConfig(endpoint_url=aws.endpoint_url, max_attempts=2), vendor_session(aws)
     )
-    app = Byob(load_settings(**options), aws=sessions)
-    app.migrate()
-    OPEN_APPS.append(app)
-    return app
+    byob = Byob(load_settings(**options), aws=sessions)
+    byob.migrate()
+    OPEN_APPS.append(byob)
+    return Services(byob)
 
 
 def customer_admin(aws: LocalAws, region: str = "us-east-1") -> CustomerAccount:
@@ -115,7 +126,7 @@ def customer_admin(aws: LocalAws, region: str = "us-east-1") -> CustomerAccount:
 
 
 def new_connection(
-    app: Byob,
+    app: Services,
     customer: CustomerAccount,
     *,
     bucket: str = "bkt",
@@ -127,7 +138,8 @@ def new_connection(
     """The recipient creates the bucket and the role byob asks for (or the given policy)."""
     if create_bucket:
         customer.create_bucket(bucket)
-    conn = app.create_connection(
+    conn = create(
+        app,
         name=name,
         tenant="acme",
         type="s3",
@@ -136,7 +148,7 @@ def new_connection(
         region=region,
         base_path="exports",
     )
-    policies = app.policies(conn)
+    policies = app.connections.policies(conn)
     customer.create_role(
         policies["role_name"],
         policies["trust_policy"],
@@ -209,7 +221,7 @@ def test_policy_for_another_prefix_fails_the_write_check_and_names_the_fix(
     )
     aws.enforce_iam(True)
 
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     by_name = checks_by_name(checks)
     assert by_name["assume_role"].outcome.value == "passed", by_name["assume_role"].message
     write = by_name["write_test_object"]
@@ -221,18 +233,18 @@ def test_policy_for_another_prefix_fails_the_write_check_and_names_the_fix(
     assert conn.role_name in write.message, write.message
     assert by_name["delete_test_object"].outcome.value == "skipped"
     with pytest.raises(ConflictError):
-        app.activate(conn.name)
+        activate(app, conn.name)
     assert customer.keys("bkt") == []
 
     # The recipient pastes the policy byob showed; revalidation passes and activation works.
     customer.client("iam").put_role_policy(
         RoleName=conn.role_name,
         PolicyName="byob-transfer",
-        PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
+        PolicyDocument=json.dumps(app.connections.policies(conn)["permissions_policy"]),
     )
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     assert all_passed(checks), [c.as_dict() for c in checks]
-    assert app.activate(conn.name).status.value == "active"
+    assert activate(app, conn.name).status.value == "active"
     assert customer.keys("bkt") == []  # the test object was deleted
 
 
@@ -257,7 +269,7 @@ class RevokeOnPart:
                 self.fired = True
                 self.revoke()
 
-    def install(self, app: Byob) -> None:
+    def install(self, app: Services) -> None:
         before_s3_call(app, "UploadPart", self)
 
 
@@ -270,10 +282,10 @@ def _multipart_setup(
     customer = customer_admin(aws)
     conn = new_connection(app, customer)
     aws.enforce_iam(True)
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     assert all_passed(checks), [c.as_dict() for c in checks]
-    app.activate(conn.name)
-    [first] = app.run_transfers(conn.name)
+    activate(app, conn.name)
+    [first] = app.transfers.run(conn.name)
     assert first.record.rows == 40
     # About 20 MB of Parquet (hex digests barely compress): four 5 MiB parts in one file.
     pg_exec(
@@ -299,7 +311,7 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
     iam = customer.client("iam")
     data_before = {o["Key"] for o in customer.keys("bkt", "exports/events/")}
     manifests_before = {o["Key"] for o in customer.keys("bkt", "exports/_manifests/")}
-    state_before = app.transfers.model_state(conn.id, "events")
+    state_before = app.adapters.state.transfers.model_state(conn.id, "events")
 
     def revoke() -> None:
         if withdrawn == "put":  # the recipient keeps only the abort and delete permissions
@@ -315,7 +327,7 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
     hook = RevokeOnPart(revoke)
     hook.install(app)
     with pytest.raises((TransferError, DestinationError)) as caught:
-        app.run_transfers(conn.name)
+        app.transfers.run(conn.name)
     assert hook.fired
     message = caught.value.message
     assert "AccessDenied" in message and "PutObject" in message, message
@@ -328,19 +340,28 @@ def test_error_mid_multipart_leaves_nothing_and_the_rerun_delivers_exactly_once(
         assert uploads == []  # byob aborted its incomplete upload
     else:
         assert len(uploads) <= 1  # the abort was refused too: the rerun must abort it
-    assert app.transfers.model_state(conn.id, "events") == state_before
+    assert app.adapters.state.transfers.model_state(conn.id, "events") == state_before
     assert _part_upload_threads() == []  # the aborted file's uploaders ended with it
-    failed = app.transfers.list(conn.id)[0]
+    failed = app.adapters.state.transfers.history(conn.id)[0]
     assert failed.id != first.record.id
     assert failed.status == "failed" and "AccessDenied" in (failed.error or ""), failed
 
-    # The recipient restores the policy; the rerun finishes the same window exactly once.
+    # A permission error holds the connection's transfers, whoever ran it (here the CLI).
+    held = app.connections.get(conn.id)
+    assert held.failing_check == "transfer" and "AccessDenied" in (held.failing_message or "")
+    with pytest.raises(TransfersHeld, match="is failing"):
+        app.transfers.run(conn.name)
+
+    # The recipient restores the policy and revalidates; the rerun finishes the same window
+    # exactly once.
     iam.put_role_policy(
         RoleName=conn.role_name,
         PolicyName="byob-transfer",
-        PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
+        PolicyDocument=json.dumps(app.connections.policies(conn)["permissions_policy"]),
     )
-    results = app.run_transfers(conn.name)
+    _, checks = validate(app, conn.name)
+    assert all(c.outcome.value in ("passed", "warning") for c in checks), checks
+    results = app.transfers.run(conn.name)
     assert results[0].resumed and results[0].record.id == failed.id
     assert results[0].record.status == "succeeded" and results[0].record.attempts == 2
     assert results[0].record.window == failed.window
@@ -367,14 +388,14 @@ def test_missing_bucket_fails_validation_and_says_to_create_it(
     customer = customer_admin(aws)
     conn = new_connection(app, customer, bucket="no-such-bucket-1", create_bucket=False)
     aws.enforce_iam(True)
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     failure = first_failure(checks)
     assert failure.aws_code == "NoSuchBucket", failure
     assert "bucket no-such-bucket-1 does not exist" in failure.message, failure.message
     assert "create it" in failure.message and "fix the bucket name" in failure.message
     assert all(c.outcome.value == "skipped" for c in checks[checks.index(failure) + 1 :])
     with pytest.raises(ConflictError):
-        app.activate(conn.name)
+        activate(app, conn.name)
 
 
 class HeadBucketLikeS3:
@@ -395,8 +416,8 @@ class HeadBucketLikeS3:
             request.url, 403, {"x-amz-bucket-region": self.regions[bucket]}, _Raw(b"")
         )
 
-    def install(self, app: Byob) -> None:
-        original = app.aws.client
+    def install(self, app: Services) -> None:
+        original = app.adapters.aws.client
 
         def client(session: Any, service: str, region: str | None = None, **cfg: Any) -> Any:
             made = original(session, service, region, **cfg)
@@ -404,7 +425,7 @@ class HeadBucketLikeS3:
                 made.meta.events.register("before-send.s3.HeadBucket", self)
             return made
 
-        app.aws.client = client  # type: ignore[method-assign]
+        app.adapters.aws.client = client  # type: ignore[method-assign]
 
 
 class _Raw:
@@ -427,13 +448,13 @@ def test_wrong_region_fails_validation_and_names_the_real_region(
     if enforce:
         s3.install(app)
         aws.enforce_iam(True)
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     assert s3.answered or not enforce
     failure = first_failure(checks)
     assert "eu-west-1" in failure.message and "region" in failure.message, failure.message
     assert "us-east-1" in failure.message  # what is set now, and what to set instead
     with pytest.raises(ConflictError):
-        app.activate(conn.name)
+        activate(app, conn.name)
     assert customer.keys("eu-bkt") == []  # nothing was written to the misconfigured bucket
 
 
@@ -448,7 +469,7 @@ def test_right_region_passes_with_s3_like_head_bucket(
     s3 = HeadBucketLikeS3({"eu-bkt": "eu-west-1"})
     s3.install(app)
     aws.enforce_iam(True)
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     assert all_passed(checks), [c.as_dict() for c in checks]
     assert s3.answered == ["eu-bkt"]
 
@@ -481,27 +502,27 @@ def test_hmac_bad_secret_fails_and_good_key_transfers_and_no_secret_is_kept_in_c
         "base_path": "exports",
         "access_key_id": key["AccessKeyId"],
     }
-    bad = app.create_connection(name="bad", secret_access_key=bad_secret, **fields)
-    good = app.create_connection(name="good", secret_access_key=good_secret, **fields)
+    bad = create(app, name="bad", secret_access_key=bad_secret, **fields)
+    good = create(app, name="good", secret_access_key=good_secret, **fields)
     customer.client("iam").put_user_policy(
         UserName="byob-writer",
         PolicyName="byob-transfer",
-        PolicyDocument=json.dumps(app.policies(good)["permissions_policy"]),
+        PolicyDocument=json.dumps(app.connections.policies(good)["permissions_policy"]),
     )
     aws.enforce_iam(True)
 
-    _, bad_checks = app.validate(bad.name)
+    _, bad_checks = validate(app, bad.name)
     creds = checks_by_name(bad_checks)["credentials"]
     assert creds.outcome.value == "failed" and creds.aws_code == "SignatureDoesNotMatch", creds
     assert key["AccessKeyId"] in creds.message and "secret access key" in creds.message
     assert bad_checks[0] is creds
     assert {c.outcome.value for c in bad_checks[1:]} == {"skipped"}
 
-    _, good_checks = app.validate(good.name)
+    _, good_checks = validate(app, good.name)
     assert all_passed(good_checks), [c.as_dict() for c in good_checks]
     assert "user/byob-writer" in checks_by_name(good_checks)["credentials"].message
-    app.activate(good.name)
-    [result] = app.run_transfers(good.name)
+    activate(app, good.name)
+    [result] = app.transfers.run(good.name)
     assert result.record.rows == 40
     aws.enforce_iam(False)
     assert sorted(duckdb_ids(aws, customer)) == sorted(source_ids(events))
@@ -523,7 +544,8 @@ def test_hmac_unknown_access_key_fails_the_credentials_check(
     app = enforcing_app(tmp_path, events, aws)
     customer = customer_admin(aws)
     customer.create_bucket("bkt")
-    conn = app.create_connection(
+    conn = create(
+        app,
         name="unknown",
         tenant="acme",
         type="s3",
@@ -534,7 +556,7 @@ def test_hmac_unknown_access_key_fails_the_credentials_check(
         secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     )
     aws.enforce_iam(True)
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     creds = checks_by_name(checks)["credentials"]
     assert creds.outcome.value == "failed" and creds.aws_code == "InvalidClientTokenId", creds
     assert "AKIAIOSFODNN7EXAMPLE" in creds.message

@@ -61,7 +61,7 @@ WRAPPER = textwrap.dedent(
             return result
         setattr(owner, name, wrapped)
 
-    from byob.store.repositories import Transfers
+    from byob.store.transfers import Transfers
     from byob.destinations import s3
     import botocore.client
 
@@ -152,9 +152,9 @@ def _assert_exactly_once(app: Any, customer: Any, aws: Any, pg_url: str) -> None
     assert delivered == expected
     assert customer.client("s3").list_multipart_uploads(Bucket="bkt").get("Uploads", []) == []
     conn = app.connections.get("c1")
-    records = app.transfers.list(conn.id)
+    records = app.adapters.state.transfers.history(conn.id)
     assert records[0].status == "succeeded"
-    state = app.transfers.model_state(conn.id, "events")
+    state = app.adapters.state.transfers.model_state(conn.id, "events")
     assert state.last_transfer_id == records[-1].id or state.last_transfer_id in {
         r.id for r in records
     }
@@ -178,9 +178,11 @@ def test_kill_at_a_step_then_retry_delivers_exactly_once(
     killed = _cli(env, "transfers", "run", "c1", "--json", wrapper=(point, nth))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     conn = app.connections.get("c1")
-    interrupted = app.transfers.unfinished(conn.id, "events")
+    interrupted = app.adapters.state.transfers.pending(conn.id, "events")[0]
     assert interrupted is not None and interrupted.status == "running"
-    assert app.transfers.model_state(conn.id, "events").high_water_mark is None  # not advanced
+    assert (
+        app.adapters.state.transfers.model_state(conn.id, "events").high_water_mark is None
+    )  # not advanced
 
     retried = _cli(env, "transfers", "run", "c1", "--json")
     assert retried.returncode == 0, retried.stderr
@@ -248,7 +250,7 @@ def test_retry_needing_fewer_files_voids_the_surplus_without_delete_permission(
     assert retried.returncode == 0, retried.stderr
     _assert_exactly_once(app, customer, aws, events)
     conn = app.connections.get("c1")
-    transfer = app.transfers.list(conn.id)[-1]
-    states = [f.state for f in app.transfers.files(transfer.id)]
+    transfer = app.adapters.state.transfers.history(conn.id)[-1]
+    states = [f.state for f in app.adapters.state.transfers.files(transfer.id)]
     assert "void" in states and states.index("void") > 0
     assert all(s == "committed" for s in states[: states.index("void")])

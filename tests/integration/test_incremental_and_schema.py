@@ -104,7 +104,7 @@ def test_incremental_delivers_only_new_row_versions_with_exact_manifests(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     assert first.record.type.value == "full_refresh" and first.record.rows == len(ACME_IDS)
     assert {r["id"] for r in rows_of_transfer(customer, first.record)} == ACME_IDS
 
@@ -114,7 +114,7 @@ def test_incremental_delivers_only_new_row_versions_with_exact_manifests(
         "INSERT INTO invoices (id, tenant_id, amount, updated_at) VALUES "
         "(100, 'acme', 7.77, now()), (101, 'globex', 8.88, now())",
     )
-    [second] = app.run_transfers(conn.name)
+    [second] = app.transfers.run(conn.name)
     assert second.record.type.value == "incremental"
     now = source_rows(invoices)
     delivered = rows_of_transfer(customer, second.record)
@@ -127,7 +127,7 @@ def test_incremental_delivers_only_new_row_versions_with_exact_manifests(
     # The windows chain: (None, h1] then (h1, h2]; the state's mark is the last window's top.
     assert first.record.window.low is None
     assert second.record.window.low == first.record.window.high < second.record.window.high
-    state = app.transfers.model_state(conn.id, "invoices")
+    state = app.adapters.state.transfers.model_state(conn.id, "invoices")
     assert state.high_water_mark == second.record.window.high
     assert state.last_transfer_id == second.record.id
 
@@ -173,11 +173,11 @@ def test_two_transfers_in_the_same_second_keep_both_files(
     app, conn, customer = setup(tmp_path, invoices, aws)
     real_start = datetime.now(UTC)
     app.clock = lambda: real_start + (datetime.now(UTC) - real_start) / 10
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     pg_exec(
         invoices, "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())"
     )
-    [second] = app.run_transfers(conn.name)
+    [second] = app.transfers.run(conn.name)
     assert first.record.rows == len(ACME_IDS) and second.record.rows == 1
     assert first.record.started_at.replace(microsecond=0) < second.record.started_at
     for record in (first.record, second.record):
@@ -191,14 +191,14 @@ def test_two_transfers_in_the_same_second_keep_both_files(
 
 def test_full_refresh_redelivers_every_current_row(tmp_path: Path, invoices: str, aws: Any) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     pg_exec(
         invoices,
         "UPDATE invoices SET amount = 0.01, updated_at = now() WHERE id = 1",
         "DELETE FROM invoices WHERE id = 2",
         "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())",
     )
-    [refresh] = app.run_transfers(conn.name, full_refresh=True)
+    [refresh] = app.transfers.run(conn.name, full_refresh=True)
     assert refresh.record.type.value == "full_refresh" and refresh.record.window.low is None
     current = source_rows(invoices)
     delivered = rows_of_transfer(customer, refresh.record)
@@ -208,13 +208,14 @@ def test_full_refresh_redelivers_every_current_row(tmp_path: Path, invoices: str
     # Append-only: the backfill's files are still there, next to the refresh's.
     assert len(duckdb_rows(aws, customer)) == first.record.rows + refresh.record.rows
     assert (
-        app.transfers.model_state(conn.id, "invoices").high_water_mark == refresh.record.window.high
+        app.adapters.state.transfers.model_state(conn.id, "invoices").high_water_mark
+        == refresh.record.window.high
     )
 
     pg_exec(
         invoices, "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (101, 'acme', now())"
     )
-    [after] = app.run_transfers(conn.name)
+    [after] = app.transfers.run(conn.name)
     assert after.record.type.value == "incremental"
     assert [r["id"] for r in rows_of_transfer(customer, after.record)] == [101]
 
@@ -226,7 +227,7 @@ def test_source_column_dt_is_renamed_and_the_partition_is_the_transfer_date(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws)
-    [result] = app.run_transfers(conn.name)
+    [result] = app.transfers.run(conn.name)
     assert any("'dt'" in w and "'dt_source'" in w for w in result.warnings), result.warnings
     [key] = data_keys(customer)
     names = pq.read_schema(io.BytesIO(get_bytes(customer, key))).names
@@ -248,13 +249,13 @@ def test_added_column_appears_in_new_files_and_reads_null_for_old_rows(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     pg_exec(
         invoices,
         "ALTER TABLE invoices ADD COLUMN note text",
         "INSERT INTO invoices (id, tenant_id, note, updated_at) VALUES (100, 'acme', 'new ✓', now())",
     )
-    [second] = app.run_transfers(conn.name)
+    [second] = app.transfers.run(conn.name)
     [old_key] = [f["key"] for f in manifest(customer, first.record)["files"]]
     [new_key] = [f["key"] for f in manifest(customer, second.record)["files"]]
     assert "note" not in pq.read_schema(io.BytesIO(get_bytes(customer, old_key))).names
@@ -285,8 +286,8 @@ def test_non_widening_type_change_is_refused_and_the_mark_stays(
     new_name: str,
 ) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws)
-    app.run_transfers(conn.name)
-    before = app.transfers.model_state(conn.id, "invoices")
+    app.transfers.run(conn.name)
+    before = app.adapters.state.transfers.model_state(conn.id, "invoices")
     keys_before = data_keys(customer)
     pg_exec(
         invoices,
@@ -294,28 +295,31 @@ def test_non_widening_type_change_is_refused_and_the_mark_stays(
         "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())",
     )
     with pytest.raises(SchemaChangeError) as caught:
-        app.run_transfers(conn.name)
+        app.transfers.run(conn.name)
     message = caught.value.message
     assert f"'{column}'" in message and old_name in message and new_name in message, message
-    assert app.transfers.model_state(conn.id, "invoices") == before
+    assert app.adapters.state.transfers.model_state(conn.id, "invoices") == before
     assert data_keys(customer) == keys_before  # nothing written with the new type
 
 
 def test_widening_type_change_is_accepted(tmp_path: Path, invoices: str, aws: Any) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     pg_exec(
         invoices,
         "ALTER TABLE invoices ALTER COLUMN qty TYPE bigint",
         "INSERT INTO invoices (id, tenant_id, qty, updated_at) VALUES (100, 'acme', 1099511627776, now())",
     )
-    [second] = app.run_transfers(conn.name)
+    [second] = app.transfers.run(conn.name)
     assert second.record.status == "succeeded" and second.record.rows == 1
     [new_key] = [f["key"] for f in manifest(customer, second.record)["files"]]
     assert pq.read_schema(io.BytesIO(get_bytes(customer, new_key))).field("qty").type == pa.int64()
     rows = duckdb_rows(aws, customer, union_by_name=True)
     assert {r["id"]: r["qty"] for r in rows} == {**{i: i for i in ACME_IDS}, 100: 2**40}
-    assert first.record.window.high < app.transfers.model_state(conn.id, "invoices").high_water_mark
+    assert (
+        first.record.window.high
+        < app.adapters.state.transfers.model_state(conn.id, "invoices").high_water_mark
+    )
 
 
 # -- (f) the settle lag ------------------------------------------------------------------------
@@ -325,18 +329,18 @@ def test_rows_inside_the_settle_lag_wait_for_a_later_window(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
     app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=2)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     assert first.record.rows == len(ACME_IDS)
     pg_exec(
         invoices, "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())"
     )
-    [early] = app.run_transfers(conn.name)
+    [early] = app.transfers.run(conn.name)
     assert early.record.rows == 0  # its cursor value is newer than now - 2 s
     assert 100 not in {r["id"] for r in duckdb_rows(aws, customer)}
     time.sleep(2.1)
-    [late] = app.run_transfers(conn.name)
+    [late] = app.transfers.run(conn.name)
     assert late.record.rows == 1
-    [again] = app.run_transfers(conn.name)
+    [again] = app.transfers.run(conn.name)
     assert again.record.rows == 0
     ids = [r["id"] for r in duckdb_rows(aws, customer)]
     assert ids.count(100) == 1 and len(ids) == len(ACME_IDS) + 1
@@ -348,15 +352,15 @@ def test_a_row_committed_late_with_an_earlier_cursor_value_is_not_skipped(
     """The case the lag exists for: updated_at = now() is the transaction's start, which can be
     well before the commit makes the row visible."""
     app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=2)
-    app.run_transfers(conn.name)
+    app.transfers.run(conn.name)
     with psycopg.connect(invoices) as slow:
         slow.execute("INSERT INTO invoices (id, tenant_id, updated_at) VALUES (200, 'acme', now())")
         started = slow.execute("SELECT now()").fetchone()[0]
         time.sleep(0.5)
-        [during] = app.run_transfers(conn.name)  # the row is not visible yet
+        [during] = app.transfers.run(conn.name)  # the row is not visible yet
         slow.commit()
     assert during.record.rows == 0 and during.record.window.high < started
     time.sleep(max(0.0, (started + timedelta(seconds=2.1) - datetime.now(UTC)).total_seconds()))
-    [after] = app.run_transfers(conn.name)
+    [after] = app.transfers.run(conn.name)
     assert after.record.rows == 1
     assert [r["id"] for r in duckdb_rows(aws, customer)].count(200) == 1

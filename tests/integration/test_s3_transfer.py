@@ -42,14 +42,14 @@ def test_backfill_then_incremental_delivers_each_row_version_once(
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", invoices, [MODEL]), aws)
     conn, customer = onboard_s3(app, aws)
 
-    first = app.run_transfers(conn.name)
+    first = app.transfers.run(conn.name)
     assert [r.record.rows for r in first] == [200]
     pg_exec(
         invoices,
         "UPDATE invoices SET amount = amount + 1, updated_at = now() WHERE id IN (1, 2, 3)",
     )
     pg_insert(invoices, "INSERT INTO invoices VALUES (%s, %s, %s, now())", [(1001, "acme", "9.99")])
-    second = app.run_transfers(conn.name)
+    second = app.transfers.run(conn.name)
     assert second[0].record.type.value == "incremental"
     assert second[0].record.rows == 3  # ids 1, 2 and 1001 (3 is globex's)
 

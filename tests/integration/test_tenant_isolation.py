@@ -18,7 +18,7 @@ from byob.domain.models import ModelSpec, resolve
 from byob.domain.windows import Window
 from byob.errors import ByobError, InvalidFieldError
 from byob.sources.postgres import AdbcPostgresSource
-from tests.support import make_app, onboard_s3, pg_exec, write_config
+from tests.support import create, make_app, onboard_s3, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_each_hostile_tenant_receives_exactly_its_own_rows(
         bucket = f"tenant-{index}"
         conn, customer = onboard_s3(app, aws, name=f"c{index}", tenant=tenant, bucket=bucket)
         assert app.connections.get(conn.name).tenant == tenant  # stored exactly, not stripped
-        [result] = app.run_transfers(conn.name, model="invoices")
+        [result] = app.transfers.run(conn.name, model="invoices")
         rows = delivered(aws, customer, bucket, "invoices", "id, tenant_id")
         expected = source_ids(source, "invoices", "tenant_id", tenant)
         assert len(expected) == index + 2
@@ -162,7 +162,7 @@ def test_integer_tenant_column_delivers_only_that_org(
         tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES, ACCOUNTS]), aws
     )
     conn, customer = onboard_s3(app, aws, tenant="42", bucket="org-42")
-    [result] = app.run_transfers(conn.name, model="accounts")
+    [result] = app.transfers.run(conn.name, model="accounts")
     rows = delivered(aws, customer, "org-42", "accounts", "id, org_id")
     assert {r[1] for r in rows} == {42}  # not 4, 420 or -42
     assert sorted(r[0] for r in rows) == sorted(source_ids(source, "accounts", "org_id", 42))
@@ -178,10 +178,10 @@ def test_integer_tenant_column_refuses_an_injection_instead_of_widening_the_filt
     before = table_count(source, "accounts")
     conn, customer = onboard_s3(app, aws, tenant="42 OR 1=1", bucket="org-evil")
     with pytest.raises(ByobError) as caught:
-        app.run_transfers(conn.name, model="accounts")
+        app.transfers.run(conn.name, model="accounts")
     assert "integer" in caught.value.message  # PostgreSQL refused the value as an integer
     assert customer.keys("org-evil", "exports/accounts/") == []
-    assert app.transfers.list(conn.id)[0].status == "failed"
+    assert app.adapters.state.transfers.history(conn.id)[0].status == "failed"
     assert table_count(source, "accounts") == before
 
 
@@ -189,7 +189,8 @@ def test_integer_tenant_column_refuses_an_injection_instead_of_widening_the_filt
 def test_blank_tenants_are_refused(tmp_path: Path, source: str, aws: Any, tenant: str) -> None:
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES]), aws)
     with pytest.raises(InvalidFieldError) as caught:
-        app.create_connection(
+        create(
+            app,
             name="blank",
             tenant=tenant,
             type="s3",
@@ -198,7 +199,7 @@ def test_blank_tenants_are_refused(tmp_path: Path, source: str, aws: Any, tenant
             region="us-east-1",
         )
     assert caught.value.field == "tenant"
-    assert app.connections.list() == []
+    assert app.connections.page() == []
 
 
 @pytest.mark.parametrize("tenant", [*HOSTILE, "42"])

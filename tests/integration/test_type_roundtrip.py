@@ -370,20 +370,20 @@ def delivered(
         insert_rows(url, {99: dict(ROWS[2])}, tenant="globex")  # another tenant's row
         app = make_app(tmp_path, write_config(tmp_path / "byob.toml", url, [MODEL]), aws)
         conn, customer = onboard_s3(app, aws, bucket=BUCKET)
-        results = app.run_transfers(conn.name)
+        results = app.transfers.run(conn.name)
         insert_rows(url, {6: {}, 7: {}})
-        results += app.run_transfers(conn.name)
+        results += app.transfers.run(conn.name)
         pg_exec(
             url,
             "INSERT INTO everything (id, tenant_id, c_text, c_bigint, c_tstz) "
             "SELECT 1000 + i, 'acme', md5(i::text), i, now() - i * interval '1.001 ms' "
             "FROM generate_series(1, 2000) i",
         )
-        results += app.run_transfers(conn.name)
+        results += app.transfers.run(conn.name)
         yield Delivered(
             aws=aws, customer=customer, results=results, url=url, expected=expected_rows(url)
         )
-        app.close()
+        app.adapters.close()
     finally:
         pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -559,8 +559,8 @@ def test_nan_in_a_constrained_numeric_fails_the_transfer_instead_of_writing_null
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [model]), aws)
     conn, customer = onboard_s3(app, aws, bucket=BUCKET)
     with pytest.raises(SchemaChangeError) as caught:
-        app.run_transfers(conn.name)
+        app.transfers.run(conn.name)
     assert "'amount'" in caught.value.message and "decimal(18,2)" in caught.value.message
     assert customer.keys(BUCKET, "exports/prices/") == []
-    assert app.transfers.list(conn.id)[0].status == "failed"
-    assert app.transfers.model_state(conn.id, "prices").high_water_mark is None
+    assert app.adapters.state.transfers.history(conn.id)[0].status == "failed"
+    assert app.adapters.state.transfers.model_state(conn.id, "prices").high_water_mark is None

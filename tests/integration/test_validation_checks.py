@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from byob.app import Byob
 from byob.demo.emulator import LocalAws
 from byob.destinations.checks import CheckResult
+from byob.services import Services
 from tests.integration.test_aws_errors import (
     checks_by_name,
     customer_admin,
@@ -22,6 +22,7 @@ from tests.integration.test_aws_errors import (
     new_connection,
     s3_policy,
 )
+from tests.support import activate, create, validate
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,8 @@ def _same_account_connection(app: Any, aws: LocalAws, *, trust: dict[str, Any]) 
     """A role in byob's own account whose trust policy names byob's user by exact ARN."""
     admin = aws.service_session()
     admin.client("s3", endpoint_url=aws.endpoint_url).create_bucket(Bucket="own")
-    conn = app.create_connection(
+    conn = create(
+        app,
         name="same",
         tenant="acme",
         type="s3",
@@ -46,7 +48,7 @@ def _same_account_connection(app: Any, aws: LocalAws, *, trust: dict[str, Any]) 
     iam.put_role_policy(
         RoleName=conn.role_name,
         PolicyName="byob",
-        PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
+        PolicyDocument=json.dumps(app.connections.policies(conn)["permissions_policy"]),
     )
     return conn
 
@@ -62,18 +64,18 @@ def _trust(principal: str, external_id: str | None) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
-def validate_enforced(app: Byob, aws: LocalAws, name: str) -> list[CheckResult]:
+def validate_enforced(app: Services, aws: LocalAws, name: str) -> list[CheckResult]:
     """Validate with the emulator enforcing IAM, as AWS always does."""
     aws.enforce_iam(True)
     try:
-        return app.validate(name)[1]
+        return validate(app, name)[1]
     finally:
         aws.enforce_iam(False)
 
 
 def test_a_wrong_external_id_fails_assume_role(tmp_path: Path, events: str, aws: LocalAws) -> None:
     app = enforcing_app(tmp_path, events, aws)
-    principal = app.service_principal()
+    principal = app.adapters.service_principal()
     conn = _same_account_connection(
         app, aws, trust=_trust(principal, "SomeoneElsesExternalId0000000000")
     )
@@ -89,7 +91,7 @@ def test_a_trust_policy_without_the_condition_is_reported(
     tmp_path: Path, events: str, aws: LocalAws, strict: bool
 ) -> None:
     app = enforcing_app(tmp_path, events, aws, strict_trust_check=strict)
-    conn = _same_account_connection(app, aws, trust=_trust(app.service_principal(), None))
+    conn = _same_account_connection(app, aws, trust=_trust(app.adapters.service_principal(), None))
     checks = validate_enforced(app, aws, conn.name)
     check = checks_by_name(checks)["external_id_required"]
     if strict:  # AWS itself: the confused-deputy hole fails validation
@@ -110,7 +112,7 @@ def test_delete_permission_is_needed_before_activation_and_optional_after(
     conn = new_connection(app, customer, permissions=no_delete)
     aws.enforce_iam(True)
     try:
-        _, checks = app.validate(conn.name)
+        _, checks = validate(app, conn.name)
         delete = checks_by_name(checks)["delete_test_object"]
         assert delete.outcome.value == "failed" and delete.aws_code == "AccessDenied"
         assert "s3:DeleteObject" in delete.message
@@ -120,16 +122,16 @@ def test_delete_permission_is_needed_before_activation_and_optional_after(
         customer.client("iam").put_role_policy(
             RoleName=conn.role_name,
             PolicyName="byob-transfer",
-            PolicyDocument=json.dumps(app.policies(conn)["permissions_policy"]),
+            PolicyDocument=json.dumps(app.connections.policies(conn)["permissions_policy"]),
         )
-        app.validate(conn.name)
-        app.activate(conn.name)
+        validate(app, conn.name)
+        activate(app, conn.name)
         customer.client("iam").put_role_policy(
             RoleName=conn.role_name,
             PolicyName="byob-transfer",
             PolicyDocument=json.dumps(no_delete),
         )
-        _, checks = app.validate(conn.name)
+        _, checks = validate(app, conn.name)
     finally:
         aws.enforce_iam(False)
     delete = checks_by_name(checks)["delete_test_object"]
@@ -142,7 +144,8 @@ def _athena_connection(
     app: Any, customer: Any, *, workgroup: str = "primary", permissions: Any = None
 ) -> Any:
     customer.create_bucket("lake")
-    conn = app.create_connection(
+    conn = create(
+        app,
         name="lake",
         tenant="acme",
         type="athena",
@@ -153,7 +156,7 @@ def _athena_connection(
         database="results",
         workgroup=workgroup,
     )
-    policies = app.policies(conn)
+    policies = app.connections.policies(conn)
     customer.create_role(
         policies["role_name"],
         policies["trust_policy"],
@@ -167,7 +170,7 @@ def test_athena_missing_workgroup_fails_and_says_what_to_do(
 ) -> None:
     app = enforcing_app(tmp_path, events, aws)
     conn = _athena_connection(app, customer_admin(aws), workgroup="analysts")
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     check = checks_by_name(checks)["workgroup"]
     assert check.outcome.value == "failed", check.message
     assert "'analysts' does not exist" in check.message and "primary" in check.message
@@ -187,7 +190,7 @@ def test_athena_workgroup_enforcing_its_own_results_location_is_a_warning(
         },
     )
     conn = _athena_connection(app, customer, workgroup="locked")
-    _, checks = app.validate(conn.name)
+    _, checks = validate(app, conn.name)
     check = checks_by_name(checks)["workgroup"]
     assert check.outcome.value == "warning", check.message
     assert (

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from byob.domain.failures import PERMANENT_AWS_CODES, Verdict, backoff, classify
 from byob.errors import (
     ByobError,
     ConfigError,
@@ -18,9 +19,8 @@ from byob.errors import (
     SourceError,
     TransferError,
 )
-from byob.webhooks import sign, verify
 from byob.workers import queue as q
-from byob.workers.failures import PERMANENT_AWS_CODES, Verdict, backoff, classify
+from byob.workers.webhooks import sign, verify
 
 # -- classify ------------------------------------------------------------------------------------
 

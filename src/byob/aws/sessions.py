@@ -59,7 +59,7 @@ class AwsSessions:
         self, session: boto3.Session, service: str, region: str | None = None, **cfg: Any
     ) -> Any:
         return session.client(
-            service,  # type: ignore[call-overload]
+            service,
             region_name=region or session.region_name or "us-east-1",
             endpoint_url=self.config.endpoint_url or None,
             config=self.config.botocore_config(**cfg),

@@ -9,11 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from byob.cli import output
-from byob.cli.main import JsonOpt, build_app, connections_app, models_app
-from byob.views import connection_view
+from byob.cli.root import ACTOR, JsonOpt, build_services, connections_cli, models_cli
 
 
-@connections_app.command("create")
+@connections_cli.command("create")
 def create(
     name: Annotated[str, typer.Option(help="Unique connection name.")],
     tenant: Annotated[str, typer.Option(help="The tenant whose rows go to this destination.")],
@@ -47,8 +46,9 @@ def create(
         secret = os.environ.get("BYOB_SECRET_ACCESS_KEY") or typer.prompt(
             "Secret access key", hide_input=True
         )
-    byob = build_app()
-    conn = byob.create_connection(
+    services = build_services()
+    created = services.connections.create(
+        actor=ACTOR,
         name=name,
         tenant=tenant,
         type=type,
@@ -64,19 +64,19 @@ def create(
         schema=schema,
         database=database,
     )
-    policies = byob.policies(conn) if conn.type.value != "local" else {}
+    conn = created.connection
     if as_json:
-        output.emit_json({"connection": connection_view(conn), **policies})
+        output.emit_json({"connection": services.connections.view(conn), **created.policies})
         return
     output.console.print(f"Created draft connection [bold]{conn.name}[/] → {conn.location()}")
-    _print_policies(policies)
+    _print_policies(created.policies)
 
 
-@connections_app.command("policy")
+@connections_cli.command("policy")
 def policy(name: str, as_json: JsonOpt = False) -> None:
     """Print the role name, trust policy and permissions policy again."""
-    byob = build_app()
-    policies = byob.policies(byob.connections.get(name))
+    services = build_services()
+    policies = services.connections.policies(services.connections.get(name))
     if as_json:
         output.emit_json(policies)
     else:
@@ -98,52 +98,81 @@ def _print_policies(policies: dict[str, Any]) -> None:
     output.console.print_json(json.dumps(policies["permissions_policy"]))
 
 
-@connections_app.command("list")
+@connections_cli.command("list")
 def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
-    """List connections."""
-    byob = build_app()
-    conns = byob.connections.list(tenant=tenant)
+    """List connections, with their health, latest transfer and next run."""
+    services = build_services()
+    views = services.connections.views(services.connections.page(tenant=tenant))
     if as_json:
-        output.emit_json({"connections": [connection_view(c) for c in conns]})
+        output.emit_json({"connections": views})
         return
     output.table(
         "Connections",
-        ["name", "tenant", "type", "status", "location"],
-        [[c.name, c.tenant, c.type.value, c.status.value, c.location()] for c in conns],
+        ["name", "tenant", "type", "status", "location", "last transfer", "next run"],
+        [
+            [
+                v["name"],
+                v["tenant"],
+                v["type"],
+                status_text(v),
+                v["location"],
+                _last_transfer(v["last_transfer"]),
+                v["next_run"] or "",
+            ]
+            for v in views
+        ],
     )
 
 
-@connections_app.command("show")
+def status_text(view: dict[str, Any]) -> str:
+    """The status, and why transfers are held when the connection is failing."""
+    failing = view["failing"]
+    if failing is None:
+        return str(view["status"])
+    return f"{view['status']}, failing ({failing['check']}) since {failing['since']:%Y-%m-%d %H:%M}"
+
+
+def _last_transfer(transfer: dict[str, Any] | None) -> str:
+    if transfer is None:
+        return ""
+    return (
+        f"{transfer['status']} {transfer['started_at']:%Y-%m-%d %H:%M} ({transfer['rows']:,} rows)"
+    )
+
+
+@connections_cli.command("show")
 def show(name: str, as_json: JsonOpt = False) -> None:
-    """Show a connection, its latest validation and its models' high-water marks."""
-    byob = build_app()
-    conn = byob.connections.get(name)
-    data = connection_view(conn, byob)
+    """Show a connection: its settings, health, latest validation, latest transfer and next
+    run."""
+    services = build_services()
+    data = services.connections.view(services.connections.get(name))
     if as_json:
         output.emit_json({"connection": data})
         return
     for key, value in data.items():
-        if key != "validation":
+        if key == "status":
+            output.console.print(f"[bold]status[/]: {status_text(data)}")
+        elif key == "failing":
+            if value is not None:
+                output.console.print(f"[bold red]failing[/]: {value['message']}")
+        elif key == "last_transfer":
+            output.console.print(f"[bold]last_transfer[/]: {_last_transfer(value) or 'none yet'}")
+        elif key != "validation":
             output.console.print(f"[bold]{key}[/]: {value}")
     if data["validation"]:
         _print_checks(data["validation"]["checks"])
 
 
-@connections_app.command("validate")
+@connections_cli.command("validate")
 def validate(name: str, as_json: JsonOpt = False) -> None:
     """Run the connection's checks against AWS (or the directory) and keep the result."""
-    from byob.destinations.checks import passed
-
-    byob = build_app()
-    conn, results = byob.validate(name)
-    ok = passed(results)
+    done = build_services().connections.validate(name, actor=ACTOR)
+    conn, checks = done.connection, done.validation.checks
     if as_json:
-        output.emit_json(
-            {"connection": conn.name, "passed": ok, "checks": [r.as_dict() for r in results]}
-        )
+        output.emit_json({"connection": conn.name, "passed": done.passed, "checks": checks})
     else:
-        _print_checks([r.as_dict() for r in results])
-        if ok:
+        _print_checks(checks)
+        if done.passed:
             output.console.print(
                 f"[bold green]Validation successful[/]: run `byob connections activate {conn.name}`"
             )
@@ -151,7 +180,7 @@ def validate(name: str, as_json: JsonOpt = False) -> None:
             output.console.print(
                 "[bold red]Validation failed[/]: fix what the failed checks say, then validate again"
             )
-    if not ok:
+    if not done.passed:
         raise typer.Exit(1)
 
 
@@ -177,22 +206,32 @@ def _print_checks(checks: list[dict[str, Any]]) -> None:
     )
 
 
-@connections_app.command("activate")
+@connections_cli.command("activate")
 def activate(name: str, as_json: JsonOpt = False) -> None:
     """Activate a validated connection: transfers begin."""
-    byob = build_app()
-    conn = byob.activate(name)
+    services = build_services()
+    conn = services.connections.activate(name, actor=ACTOR)
     if as_json:
-        output.emit_json({"connection": connection_view(conn)})
+        output.emit_json({"connection": services.connections.view(conn)})
     else:
         output.console.print(f"Connection [bold]{conn.name}[/] is [green]active[/]")
 
 
-@models_app.command("check")
+@connections_cli.command("resume")
+def resume(name: str, as_json: JsonOpt = False) -> None:
+    """Resume a paused connection (its settings must still be validated): transfers go on."""
+    services = build_services()
+    conn = services.connections.resume(name, actor=ACTOR)
+    if as_json:
+        output.emit_json({"connection": services.connections.view(conn)})
+    else:
+        output.console.print(f"Connection [bold]{conn.name}[/] is [green]active[/] again")
+
+
+@models_cli.command("check")
 def check_models(as_json: JsonOpt = False) -> None:
     """Check every model of the models file against the source."""
-    byob = build_app()
-    models = byob.check_models()
+    models = build_services().models.check()
     if as_json:
         output.emit_json(
             {
@@ -227,7 +266,7 @@ def check_models(as_json: JsonOpt = False) -> None:
     output.console.print(f"[green]{len(models)} models OK[/]")
 
 
-@connections_app.command("update")
+@connections_cli.command("update")
 def update(
     name: str,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename.")] = None,
@@ -270,26 +309,26 @@ def update(
         secret = os.environ.get("BYOB_SECRET_ACCESS_KEY") or typer.prompt(
             "Secret access key", hide_input=True
         )
-    byob = build_app()
-    conn = byob.update_connection(name, changes, secret_access_key=secret)
+    services = build_services()
+    conn = services.connections.update(name, changes, secret_access_key=secret, actor=ACTOR)
     if as_json:
-        output.emit_json({"connection": connection_view(conn, byob)})
+        output.emit_json({"connection": services.connections.view(conn)})
     else:
         output.console.print(f"Connection [bold]{conn.name}[/] updated; status {conn.status}")
 
 
-@connections_app.command("pause")
+@connections_cli.command("pause")
 def pause(name: str, as_json: JsonOpt = False) -> None:
-    """Stop a connection's transfers until it is activated again."""
-    byob = build_app()
-    conn = byob.pause(name)
+    """Stop a connection's transfers until it is resumed."""
+    services = build_services()
+    conn = services.connections.pause(name, actor=ACTOR)
     if as_json:
-        output.emit_json({"connection": connection_view(conn, byob)})
+        output.emit_json({"connection": services.connections.view(conn)})
     else:
         output.console.print(f"Connection [bold]{conn.name}[/] is paused")
 
 
-@connections_app.command("delete")
+@connections_cli.command("delete")
 def delete(
     name: str,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
@@ -298,7 +337,7 @@ def delete(
     """Forget a connection and its history (delivered data stays in the bucket)."""
     if not yes:
         typer.confirm(f"Delete connection {name} and its transfer history?", abort=True)
-    build_app().delete_connection(name)
+    build_services().connections.delete(name, actor=ACTOR)
     if as_json:
         output.emit_json({"deleted": name})
     else:

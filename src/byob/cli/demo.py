@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from byob.cli.main import app
+from byob.cli.root import cli
 
 
-@app.command("demo")
+@cli.command("demo")
 def demo(
     workdir: Annotated[
         Path | None,

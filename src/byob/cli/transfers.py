@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from byob.cli import output
-from byob.cli.main import JsonOpt, build_app, transfers_app
+from byob.cli.root import ACTOR, JsonOpt, build_services, transfers_cli
 
 
-@transfers_app.command("run")
+@transfers_cli.command("run")
 def run(
     connection: Annotated[str | None, typer.Argument(help="The connection (or --all).")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
@@ -18,7 +18,7 @@ def run(
         bool, typer.Option("--full-refresh", help="Re-deliver every row.")
     ] = False,
     run_all: Annotated[
-        bool, typer.Option("--all", help="Every active, healthy connection.")
+        bool, typer.Option("--all", help="Every connection that may transfer.")
     ] = False,
     parallel: Annotated[
         int,
@@ -32,26 +32,29 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a transfer now: finish an interrupted one, then move the new rows of every model."""
+    from byob.services.transfers import describe
+
     if run_all == (connection is not None):
         raise typer.BadParameter("give a connection name or --all, not both or neither")
-    byob = build_app()
+    services = build_services()
     if run_all:
-        _run_all(byob, model=model, full_refresh=full_refresh, as_json=as_json, parallel=parallel)
+        _run_all(
+            services, model=model, full_refresh=full_refresh, as_json=as_json, parallel=parallel
+        )
         return
     assert connection is not None
     with output.rows_progress(not as_json) as progress:
-        tasks: dict[str, int] = {}
 
-        def for_model(name: str):  # type: ignore[no-untyped-def]
+        def for_model(name: str) -> Any:
             if progress is None:
                 return None
-            tasks[name] = progress.add_task(name, total=None)
-            return lambda rows: progress.update(tasks[name], completed=rows)
+            task = progress.add_task(name, total=None)
+            return lambda rows: progress.update(task, completed=rows)
 
-        results = byob.run_transfers(
-            connection, model=model, full_refresh=full_refresh, progress=for_model
+        results = services.transfers.run(
+            connection, model=model, full_refresh=full_refresh, actor=ACTOR, progress=for_model
         )
-    records = [r.record.as_dict() | {"resumed": r.resumed} for r in results]
+    records = describe(results)
     if as_json:
         output.emit_json({"connection": connection, "transfers": records})
         return
@@ -76,46 +79,63 @@ def run(
             output.console.print(f"[yellow]warning:[/] {warning}")
 
 
-def _run_all(byob, *, model: str | None, full_refresh: bool, as_json: bool, parallel: int) -> None:  # type: ignore[no-untyped-def]
-    """Every active, healthy connection, a few at a time: one connection's source scan
-    overlaps another's encoding and bookkeeping."""
-    from concurrent.futures import ThreadPoolExecutor
+def _run_all(
+    services: Any, *, model: str | None, full_refresh: bool, as_json: bool, parallel: int
+) -> None:
+    from byob.services.transfers import describe
 
-    conns = [
-        c for c in byob.connections.list() if c.status.value == "active" and not c.failing_check
-    ]
-    byob.concurrent_transfers = parallel
-    records: list[dict] = []  # type: ignore[type-arg]
     with output.rows_progress(not as_json) as progress:
-        overall = progress.add_task("connections", total=len(conns)) if progress else None
+        total = len([c for c in services.connections.page() if c.may_transfer])
+        overall = progress.add_task("connections", total=total) if progress else None
 
-        def one(conn):  # type: ignore[no-untyped-def]
-            results = byob.run_transfers(conn.id, model=model, full_refresh=full_refresh)
+        def advance(_conn: Any) -> None:
             if progress is not None and overall is not None:
                 progress.advance(overall)
-            return [
-                r.record.as_dict() | {"connection": conn.name, "resumed": r.resumed}
-                for r in results
-            ]
 
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="byob-run") as pool:
-            for done in pool.map(one, conns):
-                records += done
+        outcome = services.transfers.run_all(
+            model=model,
+            full_refresh=full_refresh,
+            parallel=parallel,
+            actor=ACTOR,
+            on_connection_done=advance,
+        )
+    records = [
+        view | {"connection": conn.name}
+        for conn, result in outcome.results
+        for view in describe([result])
+    ]
+    failures = [{"connection": conn.name, "error": exc.to_dict()} for conn, exc in outcome.failures]
     if as_json:
-        output.emit_json({"connections": [c.name for c in conns], "transfers": records})
-        return
-    output.console.print(
-        f"{len(conns)} connections: {sum(r['rows'] for r in records):,} rows in "
-        f"{sum(r['files'] for r in records)} files ({output.human_bytes(sum(r['bytes'] for r in records))})"
-    )
+        output.emit_json(
+            {
+                "connections": [c.name for c in outcome.connections],
+                "transfers": records,
+                "failures": failures,
+            }
+        )
+    else:
+        output.console.print(
+            f"{len(outcome.connections)} connections: {sum(r['rows'] for r in records):,} rows in "
+            f"{sum(r['files'] for r in records)} files "
+            f"({output.human_bytes(sum(r['bytes'] for r in records))})"
+        )
+        for failure in failures:
+            output.errors.print(
+                f"[bold red]failed[/] {failure['connection']}: {failure['error']['message']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if failures:
+        raise typer.Exit(1)
 
 
-@transfers_app.command("list")
+@transfers_cli.command("list")
 def list_(connection: str, as_json: JsonOpt = False) -> None:
     """Transfer history of a connection, newest first."""
-    byob = build_app()
-    conn = byob.connections.get(connection)
-    records = [t.as_dict() for t in byob.transfers.list(conn.id)]
+    from byob.services.views import transfer_view
+
+    conn, history = build_services().transfers.history(connection)
+    records = [transfer_view(t) for t in history]
     if as_json:
         output.emit_json({"connection": conn.name, "transfers": records})
         return
@@ -138,12 +158,15 @@ def list_(connection: str, as_json: JsonOpt = False) -> None:
     )
 
 
-@transfers_app.command("show")
+@transfers_cli.command("show")
 def show(transfer_id: str, as_json: JsonOpt = False) -> None:
     """One transfer, with its files."""
-    byob = build_app()
-    record = byob.transfers.get(transfer_id)
-    data = record.as_dict() | {"files": [f.__dict__ for f in byob.transfers.files(record.id)]}
+    from byob.services.views import transfer_view
+
+    services = build_services()
+    record = services.transfers.get(transfer_id)
+    files = [f.__dict__ | {"state": f.state.value} for f in services.transfers.files(record)]
+    data = transfer_view(record) | {"files": files}
     if as_json:
         output.emit_json(data)
         return
@@ -151,20 +174,15 @@ def show(transfer_id: str, as_json: JsonOpt = False) -> None:
         output.console.print(f"[bold]{key}[/]: {value}")
 
 
-@transfers_app.command("cancel")
+@transfers_cli.command("cancel")
 def cancel(transfer_id: str, as_json: JsonOpt = False) -> None:
     """Cancel a transfer: a queued one at once; a running one stops and removes its files.
     Its window (and any later one of the model) is delivered again by the next transfer."""
-    byob = build_app()
-    record = byob.transfers.request_cancel(transfer_id, now=byob.clock())
-    byob.audit(
-        actor="cli",
-        action="transfer.cancel",
-        connection_id=record.connection_id,
-        changes={"transfer": record.id},
-    )
+    from byob.services.views import transfer_view
+
+    record = build_services().transfers.cancel(transfer_id, actor=ACTOR)
     if as_json:
-        output.emit_json(record.as_dict())
+        output.emit_json(transfer_view(record))
     else:
         state = "cancelled" if record.status == "cancelled" else "will stop at its next batch"
         output.console.print(f"Transfer {record.id} {state}")

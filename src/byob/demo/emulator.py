@@ -138,7 +138,7 @@ class CustomerAccount:
     endpoint_url: str
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint_url, region_name=self.region)  # type: ignore[call-overload]
+        return self.session.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
 
     def create_bucket(self, bucket: str) -> None:
         s3 = self.client("s3")

@@ -9,6 +9,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from byob.app import Byob
 from byob.aws.sessions import AwsConfig, AwsSessions
+from byob.container import Byob
 from byob.demo import dataset
 from byob.demo.emulator import CustomerAccount, LocalAws, emulator_credentials, local_aws
 from byob.demo.readback import connect_s3
-from byob.destinations.checks import passed
+from byob.services import Services
 from byob.settings import load_settings
 
 TENANT = "acme"
@@ -87,6 +88,7 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
         settings, aws=AwsSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
     )
     byob.migrate()
+    services = Services(byob)
     customer = aws.customer(CUSTOMER_ACCOUNT, REGION)
     customer.create_bucket(BUCKET)
     console.print(
@@ -97,7 +99,8 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
     )
 
     _step("3. Onboarding: create the connection, create the role, validate, activate")
-    conn = byob.create_connection(
+    created = services.connections.create(
+        actor="demo",
         name="acme-s3",
         tenant=TENANT,
         type="s3",
@@ -106,7 +109,7 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
         region=REGION,
         base_path=BASE_PATH,
     )
-    policies = byob.policies(conn)
+    conn, policies = created.connection, created.policies
     console.print(
         f"role name: [bold]{policies['role_name']}[/]  external ID: {policies['external_id']}"
     )
@@ -124,15 +127,15 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
         policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
     )
     console.print(f"the customer created role {policies['role_arn']} with exactly these policies")
-    _, checks = byob.validate(conn.name)
-    _print_checks(checks)
-    if not passed(checks):
+    validated = services.connections.validate(conn.name, actor="demo")
+    _print_checks(validated.results)
+    if not validated.passed:
         raise RuntimeError("demo validation failed")
-    conn = byob.activate(conn.name)
+    conn = services.connections.activate(conn.name, actor="demo")
     console.print(f"connection [bold]{conn.name}[/]: [green]{conn.status}[/]")
 
     _step("4. First transfer: backfill of every model")
-    first = _transfer(byob, conn.name)
+    first = _transfer(services, conn.name)
 
     _step("5. New and updated rows, then an incremental transfer")
     stamp = datetime.now(UTC) - timedelta(seconds=DEMO_SETTLE_LAG_SECONDS)
@@ -140,7 +143,7 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
     changed = dataset.apply_mutation_sqlite(source, mutation)
     console.print("changed in the source: " + ", ".join(f"{t} {n}" for t, n in changed.items()))
     time.sleep(DEMO_SETTLE_LAG_SECONDS + 0.1)
-    second = _transfer(byob, conn.name)
+    second = _transfer(services, conn.name)
 
     _step("6. What the customer's bucket holds")
     keys = customer.keys(BUCKET, BASE_PATH)
@@ -168,7 +171,7 @@ def _run(root: Path, aws: LocalAws, scale: float) -> dict[str, Any]:
     }
 
 
-def _transfer(byob: Byob, name: str) -> int:
+def _transfer(services: Services, name: str) -> int:
     with Progress(
         TextColumn("[bold]{task.description:<14}"),
         BarColumn(),
@@ -178,11 +181,11 @@ def _transfer(byob: Byob, name: str) -> int:
     ) as progress:
         tasks: dict[str, Any] = {}
 
-        def for_model(model: str):  # type: ignore[no-untyped-def]
+        def for_model(model: str) -> Callable[[int], None]:
             tasks[model] = progress.add_task(model, total=None)
             return lambda rows: progress.update(tasks[model], completed=rows)
 
-        results = byob.run_transfers(name, progress=for_model)
+        results = services.transfers.run(name, actor="demo", progress=for_model)
         for r in results:
             progress.update(
                 tasks[r.record.model], total=r.record.rows or 1, completed=r.record.rows or 1

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from byob.domain import fields, policies
+from byob.domain import fields, policies, schedules
 from byob.domain.policies import PolicyDocument
+from byob.domain.schedules import FREQUENCIES
 from byob.errors import ConflictError, InvalidFieldError
 
 
@@ -96,10 +97,60 @@ class Connection:
         material = {name: str(getattr(self, name)) for name in DESTINATION_FIELDS}
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
 
+    @property
+    def is_failing(self) -> bool:
+        """Its setup stopped working after activation (a transfer met AccessDenied, a deleted
+        bucket, a revoked key); transfers are held until a passing validation."""
+        return self.failing_check is not None
+
+    def transfer_refusal(self) -> str | None:
+        """Why this connection may not transfer now, and what to do; None when it may."""
+        if self.status is not Status.ACTIVE:
+            return (
+                f"connection {self.name!r} is {self.status}; only active connections transfer "
+                f"(run `byob connections validate {self.name}` and "
+                f"`byob connections activate {self.name}`)"
+            )
+        if self.is_failing:
+            return (
+                f"connection {self.name!r} is failing ({self.failing_message}); once it is "
+                f"fixed, `byob connections validate {self.name}` resumes its transfers"
+            )
+        return None
+
+    @property
+    def may_transfer(self) -> bool:
+        """Active and not failing: the one rule every scheduler, worker and command asks."""
+        return self.transfer_refusal() is None
+
+    def next_run(self, now: datetime) -> datetime | None:
+        """When the scheduler next dispatches it: its current UTC-aligned slot if that has not
+        run yet (at once, e.g. just after activation), else the next one; None if it may not
+        transfer."""
+        if not self.may_transfer:
+            return None
+        slot = schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now)
+        return slot if slot is not None else schedules.next_run(self.frequency_minutes, now)
+
     def location(self) -> str:
         if self.type is ConnectionType.LOCAL:
             return f"{self.path.rstrip('/')}/{self.data_prefix}".rstrip("/")
         return f"s3://{self.bucket}/{self.data_prefix}".rstrip("/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Validation:
+    """One run of a connection's checks, against the settings it had then."""
+
+    connection_id: str
+    fingerprint: str
+    passed: bool
+    checks: list[dict[str, object]]
+    created_at: datetime
+
+    def covers(self, conn: Connection) -> bool:
+        """Ran against the connection's present settings."""
+        return self.fingerprint == conn.destination_fingerprint()
 
 
 def new_connection(
@@ -251,6 +302,21 @@ def activate(conn: Connection, *, validated_fingerprint: str | None, now: dateti
     )
 
 
+def resume(conn: Connection, *, validated_fingerprint: str | None, now: datetime) -> Connection:
+    """Paused → active. Like activation it needs a passing validation of these settings, so a
+    connection changed while paused (which returns it to draft) is validated first."""
+    if conn.status is not Status.PAUSED:
+        raise ConflictError(
+            f"connection {conn.name!r} is {conn.status}, not paused"
+            + (
+                f"; run `byob connections activate {conn.name}`"
+                if conn.status is Status.DRAFT
+                else ""
+            )
+        )
+    return activate(conn, validated_fingerprint=validated_fingerprint, now=now)
+
+
 def pause(conn: Connection, *, now: datetime) -> Connection:
     if conn.status is not Status.ACTIVE:
         raise ConflictError(f"connection {conn.name!r} is {conn.status}, not active")
@@ -276,7 +342,6 @@ EDITABLE_FIELDS = frozenset(
         "frequency_minutes",
     }
 )
-FREQUENCIES = (15, 60, 360, 720, 1440)
 
 
 def revise(conn: Connection, changes: dict[str, object], *, now: datetime) -> Connection:

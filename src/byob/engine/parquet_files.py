@@ -165,10 +165,7 @@ class RollingParquetWriter:
         key, target = self._open_object(self._file_part)
         sink = HashingSink(target)
         writer = pq.ParquetWriter(
-            sink,
-            self.schema,
-            use_dictionary=self._dictionary,
-            **WRITER_OPTIONS,  # type: ignore[arg-type]
+            sink, self.schema, use_dictionary=self._dictionary, **WRITER_OPTIONS
         )
         self._current = (key, target, sink, writer)
         self._file_rows = 0
@@ -209,5 +206,5 @@ def empty_parquet(schema: pa.Schema) -> bytes:
     """A valid Parquet file with no rows: replaces a file a retry no longer needs when the
     recipient has withdrawn s3:DeleteObject."""
     sink = pa.BufferOutputStream()
-    pq.write_table(schema.empty_table(), sink, **WRITER_OPTIONS)  # type: ignore[arg-type]
-    return sink.getvalue().to_pybytes()
+    pq.write_table(schema.empty_table(), sink, **WRITER_OPTIONS)
+    return bytes(sink.getvalue().to_pybytes())

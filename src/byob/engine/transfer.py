@@ -23,8 +23,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -34,21 +34,16 @@ from byob.domain import layout
 from byob.domain.connections import Connection
 from byob.domain.manifests import manifest
 from byob.domain.models import ModelSpec, ResolvedModel, resolve
+from byob.domain.transfers import FileRecord, FileState, TransferRecord
 from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import plan_window
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
+from byob.engine.ports import Catalog, TransferLog
 from byob.errors import ByobError, DestinationError, TransferError
 from byob.sources.base import Source
-from byob.store.repositories import TransferRecord, Transfers
 
 Clock = Callable[[], datetime]
-
-
-class Catalog(Protocol):
-    """A table catalog kept in step with delivered files (Glue for Athena connections)."""
-
-    def sync(self, model: ResolvedModel, *, transfer_date: date) -> Any: ...
 
 
 Progress = Callable[[int], None]  # rows delivered so far in this transfer
@@ -105,7 +100,7 @@ class TransferRunner:
         conn: Connection,
         source: Source,
         destination: Destination,
-        transfers: Transfers,
+        transfers: TransferLog,
         options: EngineOptions,
         clock: Clock = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
@@ -282,7 +277,7 @@ class TransferRunner:
         )
 
     def _cancel(
-        self, model: ResolvedModel, record: TransferRecord, files: list[Any]
+        self, model: ResolvedModel, record: TransferRecord, files: list[FileRecord]
     ) -> TransferResult:
         """Remove (or empty) every file the transfer wrote: its window will be delivered again
         by the next transfer, so nothing of it may stay visible."""
@@ -351,16 +346,16 @@ class TransferRunner:
             stop.set()
             reader.join(timeout=30)
 
-    def _abort_leftover_uploads(self, previous: list[Any]) -> None:
+    def _abort_leftover_uploads(self, previous: list[FileRecord]) -> None:
         for f in previous:
-            if f.state == "started" and f.upload_id:
+            if f.state is FileState.STARTED and f.upload_id:
                 self.destination.abort_upload(f.key, f.upload_id)
 
     def _void_surplus(
-        self, previous: list[Any], *, keep: int, record: TransferRecord, schema: pa.Schema
+        self, previous: list[FileRecord], *, keep: int, record: TransferRecord, schema: pa.Schema
     ) -> None:
         """Files an earlier attempt started beyond this attempt's count would duplicate rows."""
-        surplus = [f for f in previous if f.file_part > keep and f.state != "void"]
+        surplus = [f for f in previous if f.file_part > keep and f.state is not FileState.VOID]
         empty: bytes | None = None
         for f in surplus:
             try:

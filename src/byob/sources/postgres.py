@@ -75,7 +75,7 @@ class AdbcPostgresSource(Source):
         ]
 
     def now(self) -> datetime:
-        value = self._query("SELECT clock_timestamp() AS now").column(0)[0].as_py()
+        value: datetime = self._query("SELECT clock_timestamp() AS now").column(0)[0].as_py()
         return value.astimezone(UTC)
 
     def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:

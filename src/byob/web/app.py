@@ -1,4 +1,4 @@
-"""The FastAPI application: built from a Byob app at the entry point, never at import time."""
+"""The FastAPI application: built from the use cases at the entry point, never at import time."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from byob.access import Access, Principal
-from byob.app import Byob
+from byob.domain.credentials import LINK_PREFIX
 from byob.errors import (
     AuthenticationError,
     ByobError,
@@ -23,7 +22,9 @@ from byob.errors import (
     PermissionDeniedError,
     SchemaChangeError,
 )
-from byob.metrics import ByobCollector
+from byob.services import Services
+from byob.services.principals import Principal
+from byob.web.metrics import ByobCollector
 
 log = logging.getLogger("byob.api")
 
@@ -53,7 +54,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> FastAPI:
+def create_app(services: Services) -> FastAPI:
     from byob.web import routes_connections, routes_links, routes_transfers
 
     app = FastAPI(
@@ -63,9 +64,7 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
         openapi_url="/openapi.json",
         description="Deliver each tenant's rows into storage the tenant owns.",
     )
-    app.state.byob = byob
-    app.state.access = Access(byob)
-    app.state.workers = workers
+    app.state.services = services
 
     @app.middleware("http")
     async def _refuse_nul(request: Request, call_next: Any) -> Any:
@@ -110,7 +109,7 @@ def create_app(byob: Byob, *, workers: Any = None, queue_probe: Any = None) -> F
         return {"status": "ok"}
 
     registry = CollectorRegistry()
-    registry.register(ByobCollector(byob, queue_probe or (lambda: (0, 0.0))))
+    registry.register(ByobCollector(services.adapters.state, services.transfers.queue_depth))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -137,8 +136,17 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 def principal(request: Request) -> Principal:
-    return request.app.state.access.authenticate(_bearer(request))
+    token = _bearer(request)
+    services = get_services(request)
+    if token.startswith(LINK_PREFIX):
+        return services.links.principal(token)
+    return services.api_keys.operator(token)
 
 
 def operator(request: Request) -> Principal:
@@ -155,15 +163,6 @@ def recipient(request: Request) -> Principal:
     return who
 
 
-def get_byob(request: Request) -> Byob:
-    return request.app.state.byob
-
-
-def get_access(request: Request) -> Access:
-    return request.app.state.access
-
-
-ByobDep = Annotated[Byob, Depends(get_byob)]
-AccessDep = Annotated[Access, Depends(get_access)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 Operator = Annotated[Principal, Depends(operator)]
 Recipient = Annotated[Principal, Depends(recipient)]

@@ -6,19 +6,16 @@ history, transfer history, and connection links. The recipient's wizard is in pa
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from byob.access import Access
-from byob.app import Byob
-from byob.domain.access import API_KEY_PREFIX, parse_lifetime
 from byob.domain.connections import Connection
+from byob.domain.credentials import parse_lifetime
 from byob.errors import ByobError, ConflictError
-from byob.views import link_view
+from byob.services import Services
+from byob.services.views import link_view, transfer_view
 from byob.web import pages_connect
 from byob.web.pages_base import (
     CSRF_FIELD,
@@ -36,9 +33,9 @@ from byob.web.pages_base import (
     safe_next,
     write_session,
 )
-from byob.web.pages_help import CHECK_LABELS, next_run
+from byob.web.pages_help import CHECK_LABELS
 
-__all__ = ["STATIC_DIR", "next_run", "router"]
+__all__ = ["STATIC_DIR", "router"]
 
 operator = APIRouter(route_class=PageRoute, include_in_schema=False)
 router = APIRouter(include_in_schema=False)
@@ -47,8 +44,10 @@ NOTICES = {
     "validated": "Validation passed: the connection can be activated.",
     "validation_failed": "Validation failed: see the checks below for what to fix.",
     "activated": "The connection is active; transfers run on its schedule.",
+    "resumed": "The connection is active again; transfers run on its schedule.",
     "paused": "The connection is paused; no transfers run until it is resumed.",
     "run": "Transfers started; they appear in the history below as they run.",
+    "cancelled": "The transfer is cancelled; its window is delivered by the next transfer.",
     "revoked": "The link was revoked; it can no longer be opened.",
 }
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
@@ -57,26 +56,23 @@ LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d",
 # -- dependencies --------------------------------------------------------------------------------
 
 
-def get_byob(request: Request) -> Byob:
-    return request.app.state.byob
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-def get_access(request: Request) -> Access:
-    return request.app.state.access
-
-
-ByobDep = Annotated[Byob, Depends(get_byob)]
-AccessDep = Annotated[Access, Depends(get_access)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 Form = Annotated[dict[str, str], Depends(form_body)]
 
 
-def signed_in(request: Request, byob: ByobDep, access: AccessDep) -> Session:
+def signed_in(request: Request, services: ServicesDep) -> Session:
     """The operator's session, if its API key is still live; else off to the sign-in page."""
-    session = read_session(request, byob, "operator")
+    session = read_session(request, services, "operator")
     if (
         session is None
         or not session.signed_in
-        or not any(k.id == session.key_id and k.revoked_at is None for k in access.keys.list())
+        or session.key_id is None
+        or not services.api_keys.is_live(session.key_id)
     ):
         raise Redirect(f"/login?next={quote(request.url.path)}")
     return session
@@ -98,35 +94,34 @@ PostedBy = Annotated[Session, Depends(posted)]
 
 def _login_page(
     request: Request,
-    byob: Byob,
+    services: Services,
     *,
     error: str = "",
     next_url: str = "/connections",
     status: int = 200,
 ) -> Response:
-    session = read_session(request, byob, "operator")
+    session = read_session(request, services, "operator")
     if session is None or session.signed_in:
         session = Session(kind="operator", expires=time.time() + 3600)
     response = render("login.html", status=status, session=session, error=error, next_url=next_url)
-    write_session(response, request, byob, session)
+    write_session(response, request, services, session)
     return response
 
 
 @operator.get("/login")
-def login_form(request: Request, byob: ByobDep, next: str = "/connections") -> Response:
-    return _login_page(request, byob, next_url=safe_next(next, "/connections"))
+def login_form(request: Request, services: ServicesDep, next: str = "/connections") -> Response:
+    return _login_page(request, services, next_url=safe_next(next, "/connections"))
 
 
 @operator.post("/login")
-def login(request: Request, byob: ByobDep, access: AccessDep, form: Form) -> Response:
-    check_csrf(request, read_session(request, byob, "operator"), form.get(CSRF_FIELD))
-    token = form.get("api_key", "").strip()
-    key = access.keys.find(token) if token.startswith(API_KEY_PREFIX) else None
+def login(request: Request, services: ServicesDep, form: Form) -> Response:
+    check_csrf(request, read_session(request, services, "operator"), form.get(CSRF_FIELD))
+    key = services.api_keys.find(form.get("api_key", "").strip())
     next_url = safe_next(form.get("next"), "/connections")
     if key is None:
         return _login_page(
             request,
-            byob,
+            services,
             status=401,
             next_url=next_url,
             error="That API key is not valid: it is unknown or was revoked. Create one with "
@@ -139,7 +134,7 @@ def login(request: Request, byob: ByobDep, access: AccessDep, form: Form) -> Res
         expires=time.time() + OPERATOR_SESSION_SECONDS,
     )
     response = redirect(next_url)
-    write_session(response, request, byob, session)  # a fresh CSRF token: no session fixation
+    write_session(response, request, services, session)  # a fresh CSRF token: no fixation
     return response
 
 
@@ -158,55 +153,24 @@ def home(session: Operator) -> Response:
     return redirect("/connections")
 
 
-def _summary(byob: Byob, conn: Connection, now: datetime) -> dict[str, Any]:
-    latest = byob.validations.latest(conn.id)
-    last = byob.transfers.list(conn.id, limit=1)
-    return {
-        "conn": conn,
-        "validation": latest,
-        "validation_current": bool(latest and latest.fingerprint == conn.destination_fingerprint()),
-        "last_transfer": last[0] if last else None,
-        "next_run": next_run(conn, now),
-        "now": now,
-    }
-
-
 @operator.get("/connections")
 def connections(
-    session: Operator, byob: ByobDep, tenant: Annotated[str | None, Query(max_length=256)] = None
+    session: Operator,
+    services: ServicesDep,
+    tenant: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    now = byob.clock()
-    rows = [_summary(byob, c, now) for c in byob.connections.list(tenant=tenant or None, limit=500)]
-    return render("connections.html", session=session, rows=rows, tenant=tenant or "")
-
-
-def validation_history(byob: Byob, conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
-    # The Validations repository keeps only `latest`; the page needs the history.
-    from byob.store import tables as T
-
-    c = T.validations.c
-    with byob.engine.connect() as db:
-        rows = db.execute(
-            sa.select(c.fingerprint, c.passed, c.checks, c.created_at)
-            .where(c.connection_id == conn.id)
-            .order_by(c.id.desc())
-            .limit(limit)
-        ).all()
-    current = conn.destination_fingerprint()
-    return [
-        {
-            "passed": r.passed,
-            "checks": r.checks,
-            "at": r.created_at,
-            "current": r.fingerprint == current,
-        }
-        for r in rows
-    ]
+    conns = services.connections.page(tenant=tenant or None, limit=500)
+    return render(
+        "connections.html",
+        session=session,
+        rows=services.connections.views(conns),
+        tenant=tenant or "",
+        now=services.now(),
+    )
 
 
 def _connection_page(
-    byob: Byob,
-    access: Access,
+    services: Services,
     session: Session,
     name: str,
     *,
@@ -214,96 +178,90 @@ def _connection_page(
     error: str = "",
     status: int = 200,
 ) -> Response:
-    conn = byob.connections.get(name)
-    now = byob.clock()
-    summary = _summary(byob, conn, now)
-    links = [
-        link_view(link, now)
-        for link in access.links.list(tenant=conn.tenant, limit=50)
-        if link.connection_id == conn.id
-    ]
+    conn = services.connections.get(name)
+    now = services.now()
+    _, recent = services.transfers.history(conn.id, limit=5)
     return render(
         "connection.html",
         status=status,
         session=session,
-        **summary,
-        history=validation_history(byob, conn),
-        transfers=byob.transfers.list(conn.id, limit=5),
-        policies=_policies(byob, conn),
-        links=links,
+        conn=conn,
+        view=services.connections.view(conn),
+        now=now,
+        history=services.connections.validation_history(conn),
+        transfers=[transfer_view(t) for t in recent],
+        policies=_policies(services, conn),
+        links=[link_view(link, now) for link in services.links.of_connection(conn)],
         notice=NOTICES.get(notice, ""),
         error=error,
         labels=CHECK_LABELS,
     )
 
 
-def _policies(byob: Byob, conn: Connection) -> dict[str, Any] | None:
-    if conn.type.value == "local":
-        return None
+def _policies(services: Services, conn: Connection) -> dict[str, Any] | None:
     try:
-        return byob.policies(conn)
+        return services.connections.policies(conn) or None
     except ByobError:
         return None  # byob's own principal could not be found; the page still shows the rest
 
 
 @operator.get("/connections/{name}")
-def connection(
-    name: str, session: Operator, byob: ByobDep, access: AccessDep, notice: str = ""
-) -> Response:
-    return _connection_page(byob, access, session, name, notice=notice)
+def connection(name: str, session: Operator, services: ServicesDep, notice: str = "") -> Response:
+    return _connection_page(services, session, name, notice=notice)
 
 
 def _act(action: str) -> Any:
     """A POST action on a connection; a refusal (e.g. activating an unvalidated connection)
     is shown on the connection's page."""
 
-    def handler(
-        request: Request, name: str, session: PostedBy, byob: ByobDep, access: AccessDep
-    ) -> Response:
+    def handler(name: str, session: PostedBy, services: ServicesDep) -> Response:
         try:
-            notice = _ACTIONS[action](request, byob, access, session, name)
+            notice = _ACTIONS[action](services, session.actor, name)
         except ByobError as exc:
-            return _connection_page(byob, access, session, name, error=exc.message, status=409)
+            return _connection_page(services, session, name, error=exc.message, status=409)
         return redirect(f"/connections/{quote(name)}?notice={notice}")
 
     handler.__name__ = f"connection_{action}"
     return handler
 
 
-def _validate(request: Request, byob: Byob, access: Access, session: Session, name: str) -> str:
-    _, results = byob.validate(name, actor=session.actor)
-    from byob.destinations.checks import passed
+def _validate(services: Services, actor: str, name: str) -> str:
+    return (
+        "validated"
+        if services.connections.validate(name, actor=actor).passed
+        else "validation_failed"
+    )
 
-    return "validated" if passed(results) else "validation_failed"
 
-
-def _activate(request: Request, byob: Byob, access: Access, session: Session, name: str) -> str:
-    access.after_activation(byob.activate(name, actor=session.actor))
+def _activate(services: Services, actor: str, name: str) -> str:
+    services.connections.activate(name, actor=actor)
     return "activated"
 
 
-def _pause(request: Request, byob: Byob, access: Access, session: Session, name: str) -> str:
-    byob.pause(name, actor=session.actor)
+def _resume(services: Services, actor: str, name: str) -> str:
+    services.connections.resume(name, actor=actor)
+    return "resumed"
+
+
+def _pause(services: Services, actor: str, name: str) -> str:
+    services.connections.pause(name, actor=actor)
     return "paused"
 
 
-def _run(request: Request, byob: Byob, access: Access, session: Session, name: str) -> str:
-    workers = request.app.state.workers
-    if workers is None:
-        raise ConflictError("this server runs no workers; run `byob transfers run` instead")
-    triggered = workers.trigger(name)
-    byob.audit(
-        actor=session.actor,
-        action="transfer.trigger",
-        connection_id=None,
-        changes={"connection": name, "model": None, "full_refresh": False},
-    )
-    if not triggered.planned and triggered.busy:
+def _run(services: Services, actor: str, name: str) -> str:
+    triggered = services.transfers.trigger(name, actor=actor)
+    if not triggered.planned and not triggered.queued and triggered.busy:
         raise ConflictError(f"transfers of {', '.join(triggered.busy)} are already running")
     return "run"
 
 
-_ACTIONS = {"validate": _validate, "activate": _activate, "pause": _pause, "run": _run}
+_ACTIONS = {
+    "validate": _validate,
+    "activate": _activate,
+    "resume": _resume,
+    "pause": _pause,
+    "run": _run,
+}
 for _action in _ACTIONS:
     operator.add_api_route(f"/connections/{{name}}/{_action}", _act(_action), methods=["POST"])
 
@@ -312,27 +270,32 @@ for _action in _ACTIONS:
 def transfers(
     name: str,
     session: Operator,
-    byob: ByobDep,
+    services: ServicesDep,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    conn = byob.connections.get(name)
-    records = byob.transfers.list(conn.id, limit=51, offset=offset)
+    conn, records = services.transfers.history(name, limit=51, offset=offset)
     return render(
         "transfers.html",
         session=session,
         conn=conn,
-        transfers=records[:50],
+        transfers=[transfer_view(t) for t in records[:50]],
         offset=offset,
         next_offset=offset + 50 if len(records) > 50 else None,
     )
+
+
+@operator.post("/transfers/{transfer_id}/cancel")
+def cancel_transfer(transfer_id: str, session: PostedBy, services: ServicesDep) -> Response:
+    record = services.transfers.cancel(transfer_id, actor=session.actor)
+    conn = services.connections.get(record.connection_id)
+    return redirect(f"/connections/{quote(conn.name)}?notice=cancelled")
 
 
 # -- connection links ----------------------------------------------------------------------------
 
 
 def _links_page(
-    byob: Byob,
-    access: Access,
+    services: Services,
     session: Session,
     *,
     created: dict[str, Any] | None = None,
@@ -341,9 +304,9 @@ def _links_page(
     notice: str = "",
     status: int = 200,
 ) -> Response:
-    now = byob.clock()
-    names = {c.id: c.name for c in byob.connections.list()}
-    links = [link_view(link, now) for link in access.links.list(limit=200)]
+    now = services.now()
+    names = {c.id: c.name for c in services.connections.page()}
+    links = [link_view(link, now) for link in services.links.page(limit=200)]
     return render(
         "links.html",
         status=status,
@@ -359,28 +322,26 @@ def _links_page(
 
 
 @operator.get("/links")
-def links(
-    session: Operator, byob: ByobDep, access: AccessDep, tenant: str = "", notice: str = ""
-) -> Response:
-    return _links_page(byob, access, session, tenant=tenant[:256], notice=notice)
+def links(session: Operator, services: ServicesDep, tenant: str = "", notice: str = "") -> Response:
+    return _links_page(services, session, tenant=tenant[:256], notice=notice)
 
 
 @operator.post("/links")
-def create_link(session: PostedBy, byob: ByobDep, access: AccessDep, form: Form) -> Response:
+def create_link(session: PostedBy, services: ServicesDep, form: Form) -> Response:
     tenant = form.get("tenant", "").strip()
     try:
         lifetime = parse_lifetime(form.get("expires", "7d"))
-        link, token = access.create_link(tenant, lifetime=lifetime, created_by=session.actor)
+        link, token = services.links.create(tenant, lifetime=lifetime, actor=session.actor)
     except ByobError as exc:
-        return _links_page(byob, access, session, error=exc.message, tenant=tenant, status=422)
-    created = link_view(link, byob.clock()) | {"url": access.link_url(token)}
+        return _links_page(services, session, error=exc.message, tenant=tenant, status=422)
+    created = link_view(link, services.now()) | {"url": services.links.url(token)}
     # The token is shown this once (it is stored only as a hash).
-    return _links_page(byob, access, session, created=created)
+    return _links_page(services, session, created=created)
 
 
 @operator.post("/links/{link_id}/revoke")
-def revoke_link(link_id: str, session: PostedBy, access: AccessDep) -> Response:
-    access.revoke_link(link_id, actor=session.actor)
+def revoke_link(link_id: str, session: PostedBy, services: ServicesDep) -> Response:
+    services.links.revoke(link_id, actor=session.actor)
     return redirect("/links?notice=revoked")
 
 

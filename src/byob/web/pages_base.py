@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -23,8 +23,8 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from byob.app import Byob
 from byob.errors import ByobError, SecretError
+from byob.services import Services
 from byob.web.app import status_of
 
 log = logging.getLogger("byob.web")
@@ -166,13 +166,13 @@ def _context(kind: str) -> str:
     return f"byob-web-session:{kind}"
 
 
-def read_session(request: Request, byob: Byob, kind: str) -> Session | None:
+def read_session(request: Request, services: Services, kind: str) -> Session | None:
     name = OPERATOR_COOKIE if kind == "operator" else LINK_COOKIE
     sealed = request.cookies.get(name)
     if not sealed:
         return None
     try:
-        data = json.loads(byob.secrets.open(sealed, context=_context(kind)))
+        data = json.loads(services.adapters.secrets.open(sealed, context=_context(kind)))
         session = Session(**data)
     except (SecretError, ValueError, TypeError):
         return None  # tampered, from another key, or from an older layout: start over
@@ -181,9 +181,11 @@ def read_session(request: Request, byob: Byob, kind: str) -> Session | None:
     return session
 
 
-def write_session(response: Response, request: Request, byob: Byob, session: Session) -> None:
+def write_session(
+    response: Response, request: Request, services: Services, session: Session
+) -> None:
     payload = json.dumps(session.__dict__, separators=(",", ":"))
-    sealed = byob.secrets.seal(payload, context=_context(session.kind))
+    sealed = services.adapters.secrets.seal(payload, context=_context(session.kind))
     response.set_cookie(
         OPERATOR_COOKIE if session.kind == "operator" else LINK_COOKIE,
         sealed,
@@ -191,7 +193,8 @@ def write_session(response: Response, request: Request, byob: Byob, session: Ses
         path="/" if session.kind == "operator" else LINK_COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https" or byob.settings.public_url.startswith("https://"),
+        secure=request.url.scheme == "https"
+        or services.adapters.settings.public_url.startswith("https://"),
     )
 
 
@@ -255,7 +258,7 @@ def safe_next(target: str | None, default: str) -> str:
 class PageRoute(APIRoute):
     """Turns errors raised by pages (and their dependencies) into HTML pages."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:

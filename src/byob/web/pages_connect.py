@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from byob.access import Access, Principal
-from byob.app import Byob
 from byob.domain import fields
-from byob.domain.access import LINK_PREFIX, Link, LinkState
 from byob.domain.connections import AuthKind, Connection, Status
+from byob.domain.credentials import LINK_PREFIX, Link, LinkState
 from byob.errors import AuthenticationError, ByobError, GoneError, InvalidFieldError
+from byob.services import Services
+from byob.services.principals import Principal
 from byob.web import pages_help
 from byob.web.pages_base import (
     CSRF_FIELD,
@@ -70,14 +70,18 @@ class Holder:
     def principal(self) -> Principal:
         return Principal(actor=self.session.actor, link=self.link)
 
-    def connection(self, byob: Byob) -> Connection | None:
-        return byob.connections.get(self.link.connection_id) if self.link.connection_id else None
+    def connection(self, services: Services) -> Connection | None:
+        return services.links.connection_of(self.link)
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 def _holder(request: Request, *, allow_spent: bool) -> Holder:
-    byob: Byob = request.app.state.byob
-    access: Access = request.app.state.access
-    session = read_session(request, byob, "link")
+    services = _services(request)
+    session = read_session(request, services, "link")
     if session is None or session.link_id is None:
         raise PageError(
             401,
@@ -85,20 +89,11 @@ def _holder(request: Request, *, allow_spent: bool) -> Holder:
             "These pages are reached through the connection link your vendor sent you. Open "
             "that link again; it works until your connection is activated.",
         )
-    link = access.links.get(session.link_id)
-    state = link.state(byob.clock())
-    if state is LinkState.OPEN or (allow_spent and state is LinkState.SPENT):
-        return Holder(session=session, link=link)
-    raise PageError(410, "This link can no longer be used", _gone(state))
-
-
-def _gone(state: LinkState) -> str:
-    why = {
-        LinkState.EXPIRED: "has expired",
-        LinkState.REVOKED: "was revoked",
-        LinkState.SPENT: "was used: its connection is active",
-    }[state]
-    return f"This connection link {why}. Ask your vendor for a new one."
+    try:
+        link = services.links.get(session.link_id, allow_spent=allow_spent)
+    except GoneError as exc:
+        raise PageError(410, "This link can no longer be used", exc.message) from None
+    return Holder(session=session, link=link)
 
 
 def open_holder(request: Request) -> Holder:
@@ -121,11 +116,7 @@ def posted(request: Request, holder: Recipient, form: Form) -> Holder:
 PostedBy = Annotated[Holder, Depends(posted)]
 
 
-def _byob(request: Request) -> Byob:
-    return request.app.state.byob
-
-
-ByobDep = Annotated[Byob, Depends(_byob)]
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def _page(template: str, holder: Holder, step: str, status: int = 200, **context: Any) -> Response:
@@ -140,9 +131,9 @@ def _page(template: str, holder: Holder, step: str, status: int = 200, **context
     )
 
 
-def _need(holder: Holder, byob: Byob) -> Connection:
+def _need(holder: Holder, services: Services) -> Connection:
     """The link's connection, or back to the bucket step that creates it."""
-    conn = holder.connection(byob)
+    conn = holder.connection(services)
     if conn is None:
         raise Redirect("/connect/bucket")
     if conn.status is Status.ACTIVE:
@@ -154,28 +145,28 @@ def _need(holder: Holder, byob: Byob) -> Connection:
 
 
 @router.get("")
-def resume(request: Request, byob: ByobDep) -> Response:
+def resume(request: Request, services: ServicesDep) -> Response:
     if (
-        read_session(request, byob, "link") is None
+        read_session(request, services, "link") is None
         and request.headers.get("sec-fetch-site") == "cross-site"
     ):
         # Browsers withhold a SameSite=Strict cookie from the redirect that ends a navigation
         # begun on another site (the email holding the link); one same-site hop sends it.
         return render("connect/continue.html")
     holder = any_holder(request)
-    conn = holder.connection(byob)
+    conn = holder.connection(services)
     if conn is None:
         return redirect("/connect/type")
-    if conn.status is Status.ACTIVE or holder.link.state(byob.clock()) is LinkState.SPENT:
+    if conn.status is Status.ACTIVE or holder.link.state(services.now()) is LinkState.SPENT:
         return redirect("/connect/done")
-    if byob.validations.latest(conn.id) is not None:
+    if services.connections.view(conn)["validation"] is not None:
         return redirect("/connect/validate")
     return redirect("/connect/role")
 
 
 @router.get("/type")
-def type_step(holder: Recipient, byob: ByobDep) -> Response:
-    conn = holder.connection(byob)
+def type_step(holder: Recipient, services: ServicesDep) -> Response:
+    conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect("/connect/done")
     return _page(
@@ -263,8 +254,8 @@ def _bucket_page(
 
 
 @router.get("/bucket")
-def bucket_step(holder: Recipient, byob: ByobDep, type: str = "") -> Response:
-    conn = holder.connection(byob)
+def bucket_step(holder: Recipient, services: ServicesDep, type: str = "") -> Response:
+    conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect("/connect/done")
     kind = type if type in ("s3", "athena") else (conn.type.value if conn else "s3")
@@ -272,9 +263,8 @@ def bucket_step(holder: Recipient, byob: ByobDep, type: str = "") -> Response:
 
 
 @router.post("/bucket")
-def save_bucket(holder: PostedBy, byob: ByobDep, request: Request, form: Form) -> Response:
-    access: Access = request.app.state.access
-    conn = holder.connection(byob)
+def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form: Form) -> Response:
+    conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect("/connect/done")
     values = {k: form.get(k, "").strip() for k in _values(None, "s3")}
@@ -301,18 +291,17 @@ def save_bucket(holder: PostedBy, byob: ByobDep, request: Request, form: Form) -
                 record["access_key_id"] = values["access_key_id"]
             elif values["role_arn"]:
                 record["role_arn"] = values["role_arn"]
-            conn = access.create_via_link(holder.principal, record, secret if hmac_auth else None)
+            conn = services.links.create_connection(
+                holder.principal, record, secret if hmac_auth else None
+            ).connection
         else:
             record["auth"] = values["auth"]
             if not hmac_auth and values["role_arn"]:
                 record["role_arn"] = values["role_arn"]
             if hmac_auth and (secret or values["access_key_id"] != conn.access_key_id):
                 record["access_key_id"] = values["access_key_id"]
-            conn = byob.update_connection(
-                conn.id,
-                record,
-                secret_access_key=secret if hmac_auth and secret else None,
-                actor=holder.session.actor,
+            conn = services.links.update_connection(
+                holder.principal, record, secret if hmac_auth and secret else None
             )
     except ByobError as exc:
         known = exc.field in values or exc.field == "secret_access_key"
@@ -349,7 +338,7 @@ async def validate_field(request: Request) -> Response:
 
 
 def _role_page(
-    holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200
+    holder: Holder, services: Services, conn: Connection, error: str = "", status: int = 200
 ) -> Response:
     return _page(
         "connect/role.html",
@@ -357,24 +346,24 @@ def _role_page(
         "role",
         status=status,
         conn=conn,
-        policies=byob.policies(conn),
+        policies=services.connections.policies(conn),
         error=error,
     )
 
 
 @router.get("/role")
-def role_step(holder: Recipient, byob: ByobDep) -> Response:
-    return _role_page(holder, byob, _need(holder, byob))
+def role_step(holder: Recipient, services: ServicesDep) -> Response:
+    return _role_page(holder, services, _need(holder, services))
 
 
 @router.post("/role")
-def confirm_role(holder: PostedBy, byob: ByobDep, form: Form) -> Response:
-    conn = _need(holder, byob)
+def confirm_role(holder: PostedBy, services: ServicesDep, form: Form) -> Response:
+    conn = _need(holder, services)
     if form.get("confirm") != "yes":
         what = "the role" if conn.auth is AuthKind.ROLE else "the policy"
         return _role_page(
             holder,
-            byob,
+            services,
             conn,
             status=422,
             error=f"Confirm that you created {what} as shown before you continue.",
@@ -383,9 +372,9 @@ def confirm_role(holder: PostedBy, byob: ByobDep, form: Form) -> Response:
 
 
 @router.get("/policies/{which}.json")
-def download_policy(which: str, holder: Recipient, byob: ByobDep) -> Response:
-    conn = _need(holder, byob)
-    policy = byob.policies(conn).get(f"{which}_policy")
+def download_policy(which: str, holder: Recipient, services: ServicesDep) -> Response:
+    conn = _need(holder, services)
+    policy = services.connections.policies(conn).get(f"{which}_policy")
     if which not in ("trust", "permissions") or policy is None:
         raise PageError(404, "Not found", "There is no such policy for this connection.")
     return Response(
@@ -400,10 +389,10 @@ def download_policy(which: str, holder: Recipient, byob: ByobDep) -> Response:
 
 
 def _validate_page(
-    holder: Holder, byob: Byob, conn: Connection, error: str = "", status: int = 200
+    holder: Holder, services: Services, conn: Connection, error: str = "", status: int = 200
 ) -> Response:
-    latest = byob.validations.latest(conn.id)
-    current = bool(latest and latest.fingerprint == conn.destination_fingerprint())
+    latest = services.connections.view(conn)["validation"]
+    current = bool(latest and latest["current"])
     return _page(
         "connect/validate.html",
         holder,
@@ -412,7 +401,7 @@ def _validate_page(
         conn=conn,
         latest=latest,
         current=current,
-        can_activate=bool(latest and latest.passed and current),
+        can_activate=bool(latest and latest["passed"] and current),
         error=error,
         labels=pages_help.CHECK_LABELS,
         fixes=pages_help.CHECK_FIXES,
@@ -420,35 +409,34 @@ def _validate_page(
 
 
 @router.get("/validate")
-def validate_step(holder: Recipient, byob: ByobDep) -> Response:
-    return _validate_page(holder, byob, _need(holder, byob))
+def validate_step(holder: Recipient, services: ServicesDep) -> Response:
+    return _validate_page(holder, services, _need(holder, services))
 
 
 @router.post("/validate")
-def run_validation(holder: PostedBy, byob: ByobDep) -> Response:
-    conn = _need(holder, byob)
-    byob.validate(conn.id, actor=holder.session.actor)
+def run_validation(holder: PostedBy, services: ServicesDep) -> Response:
+    conn = _need(holder, services)
+    services.connections.validate(conn.id, actor=holder.session.actor)
     return redirect("/connect/validate#result")
 
 
 @router.post("/activate")
-def activate(holder: PostedBy, byob: ByobDep, request: Request) -> Response:
-    conn = _need(holder, byob)
+def activate(holder: PostedBy, services: ServicesDep) -> Response:
+    conn = _need(holder, services)
     try:
-        active = byob.activate(conn.id, actor=holder.session.actor)
+        services.connections.activate(conn.id, actor=holder.session.actor)
     except ByobError as exc:
-        return _validate_page(holder, byob, conn, error=exc.message, status=409)
-    request.app.state.access.after_activation(active)
+        return _validate_page(holder, services, conn, error=exc.message, status=409)
     return redirect("/connect/done")
 
 
 @router.get("/done")
-def done(request: Request, byob: ByobDep) -> Response:
+def done(request: Request, services: ServicesDep) -> Response:
     holder = any_holder(request)
-    conn = holder.connection(byob)
+    conn = holder.connection(services)
     if conn is None or conn.status is not Status.ACTIVE:
         return redirect("/connect")
-    models = pages_help.model_names(byob)
+    models = services.models.names()
     return _page(
         "connect/done.html",
         holder,
@@ -456,8 +444,8 @@ def done(request: Request, byob: ByobDep) -> Response:
         conn=conn,
         models=models,
         layout=pages_help.layout_lines(conn, models),
-        next_run=pages_help.next_run(conn, byob.clock()),
-        now=byob.clock(),
+        next_run=conn.next_run(services.now()),
+        now=services.now(),
         examples=pages_help.examples(conn, models),
     )
 
@@ -466,13 +454,12 @@ def done(request: Request, byob: ByobDep) -> Response:
 
 
 @router.get("/{token}")
-def landing(token: str, request: Request, byob: ByobDep) -> Response:
+def landing(token: str, request: Request, services: ServicesDep) -> Response:
     """Check the token, bind a session cookie to its link, and drop the token from the URL."""
-    access: Access = request.app.state.access
     if not token.startswith(LINK_PREFIX):
         raise PageError(404, "Link not found", _UNKNOWN)
     try:
-        link = access.open_link(token)
+        link = services.links.open(token)
     except AuthenticationError:
         raise PageError(404, "Link not found", _UNKNOWN) from None
     except GoneError as exc:
@@ -480,7 +467,7 @@ def landing(token: str, request: Request, byob: ByobDep) -> Response:
     expires = min(link.expires_at.timestamp(), time.time() + LINK_SESSION_SECONDS)
     session = Session(kind="link", link_id=link.id, actor=f"link:{link.id}", expires=expires)
     response = redirect("/connect")
-    write_session(response, request, byob, session)
+    write_session(response, request, services, session)
     return response
 
 

@@ -3,13 +3,9 @@ is active, what arrives where, when, and how to query it. Pure functions of a co
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from byob.app import Byob
-from byob.domain import layout, schedules
+from byob.domain import layout
 from byob.domain.athena import LATEST_SUFFIX
-from byob.domain.connections import Connection, ConnectionType, Status
-from byob.errors import ByobError
+from byob.domain.connections import Connection, ConnectionType
 
 CHECK_LABELS = {
     "assume_role": "Assume your IAM role with the external ID",
@@ -55,27 +51,6 @@ CHECK_FIXES = {
         "shown, or turn off its output location override.",
     ),
 }
-
-
-def model_names(byob: Byob) -> list[str]:
-    try:
-        return [m.name for m in byob.config.models]
-    except ByobError:
-        return []
-
-
-def next_run(conn: Connection, now: datetime) -> datetime | None:
-    """When the scheduler next dispatches an active, healthy connection: its current UTC-aligned
-    slot if that has not run yet (so at once, e.g. just after activation), else the next one."""
-    if conn.status is not Status.ACTIVE or getattr(conn, "failing_check", None):
-        return None
-    try:
-        slot = schedules.due(
-            conn.frequency_minutes, last_slot=getattr(conn, "last_slot", None), now=now
-        )
-        return slot if slot is not None else schedules.next_run(conn.frequency_minutes, now)
-    except ValueError:
-        return None
 
 
 def _prefix(conn: Connection, model: str) -> str:

@@ -6,14 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from byob.views import connection_view
-from byob.web.app import AccessDep, ByobDep, Operator
+from byob.services.connections import Validated
+from byob.services.views import validation_view
+from byob.web.app import Operator, ServicesDep
 from byob.web.schemas import (
     ConnectionCreate,
     ConnectionPublic,
     ConnectionUpdate,
     Page,
     Policies,
+    RecipientConnectionCreate,
     ValidationPublic,
 )
 
@@ -22,7 +24,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
-def creation_fields(body: Any) -> tuple[dict[str, Any], str | None]:
+def creation_fields(body: RecipientConnectionCreate) -> tuple[dict[str, Any], str | None]:
     fields = body.model_dump(by_alias=True, exclude={"secret_access_key"})
     return fields, body.secret_access_key
 
@@ -32,79 +34,74 @@ def update_fields(body: ConnectionUpdate) -> tuple[dict[str, Any], str | None]:
     return changes, body.secret_access_key
 
 
-def validation_view(conn: Any, results: list[Any]) -> dict[str, Any]:
-    from byob.destinations.checks import passed
-
-    return {
-        "passed": passed(results),
-        "at": max((r.at for r in results), default=conn.updated_at),
-        "current": True,
-        "checks": [r.as_dict() for r in results],
-    }
+def validated_view(done: Validated) -> dict[str, Any]:
+    return validation_view(done.validation, done.connection)
 
 
 @router.post("", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True)
-def create_connection(body: ConnectionCreate, byob: ByobDep, who: Operator) -> dict[str, Any]:
+def create_connection(
+    body: ConnectionCreate, services: ServicesDep, who: Operator
+) -> dict[str, Any]:
     fields, secret = creation_fields(body)
-    conn = byob.create_connection(secret_access_key=secret, actor=who.actor, **fields)
-    return connection_view(conn, byob)
+    created = services.connections.create(actor=who.actor, secret_access_key=secret, **fields)
+    return services.connections.view(created.connection)
 
 
 @router.get("", response_model=Page[ConnectionPublic], response_model_by_alias=True)
 def list_connections(
-    byob: ByobDep,
+    services: ServicesDep,
     who: Operator,
     tenant: Annotated[str | None, Query(max_length=256)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    conns = byob.connections.list(tenant=tenant, limit=limit + 1, offset=offset)
+    conns = services.connections.page(tenant=tenant, limit=limit + 1, offset=offset)
     return {
-        "items": [connection_view(c, byob) for c in conns[:limit]],
+        "items": services.connections.views(conns[:limit]),
         "next_offset": offset + limit if len(conns) > limit else None,
     }
 
 
 @router.get("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)
-def get_connection(name: str, byob: ByobDep, who: Operator) -> dict[str, Any]:
-    return connection_view(byob.connections.get(name), byob)
+def get_connection(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return services.connections.view(services.connections.get(name))
 
 
 @router.patch("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)
 def update_connection(
-    name: str, body: ConnectionUpdate, byob: ByobDep, who: Operator
+    name: str, body: ConnectionUpdate, services: ServicesDep, who: Operator
 ) -> dict[str, Any]:
     changes, secret = update_fields(body)
-    conn = byob.update_connection(name, changes, secret_access_key=secret, actor=who.actor)
-    return connection_view(conn, byob)
+    conn = services.connections.update(name, changes, secret_access_key=secret, actor=who.actor)
+    return services.connections.view(conn)
 
 
 @router.delete("/{name}", status_code=204)
-def delete_connection(name: str, byob: ByobDep, who: Operator) -> Response:
-    byob.delete_connection(name, actor=who.actor)
+def delete_connection(name: str, services: ServicesDep, who: Operator) -> Response:
+    services.connections.delete(name, actor=who.actor)
     return Response(status_code=204)
 
 
 @router.post("/{name}/validate", response_model=ValidationPublic)
-def validate_connection(name: str, byob: ByobDep, who: Operator) -> dict[str, Any]:
-    conn, results = byob.validate(name, actor=who.actor)
-    return validation_view(conn, results)
+def validate_connection(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return validated_view(services.connections.validate(name, actor=who.actor))
 
 
 @router.post("/{name}/activate", response_model=ConnectionPublic, response_model_by_alias=True)
-def activate_connection(
-    name: str, byob: ByobDep, access: AccessDep, who: Operator
-) -> dict[str, Any]:
-    conn = byob.activate(name, actor=who.actor)
-    access.after_activation(conn)
-    return connection_view(conn, byob)
+def activate_connection(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return services.connections.view(services.connections.activate(name, actor=who.actor))
 
 
 @router.post("/{name}/pause", response_model=ConnectionPublic, response_model_by_alias=True)
-def pause_connection(name: str, byob: ByobDep, who: Operator) -> dict[str, Any]:
-    return connection_view(byob.pause(name, actor=who.actor), byob)
+def pause_connection(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return services.connections.view(services.connections.pause(name, actor=who.actor))
+
+
+@router.post("/{name}/resume", response_model=ConnectionPublic, response_model_by_alias=True)
+def resume_connection(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return services.connections.view(services.connections.resume(name, actor=who.actor))
 
 
 @router.get("/{name}/policies", response_model=Policies, response_model_exclude_none=True)
-def connection_policies(name: str, byob: ByobDep, who: Operator) -> dict[str, Any]:
-    return byob.policies(byob.connections.get(name))
+def connection_policies(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return services.connections.policies(services.connections.get(name))

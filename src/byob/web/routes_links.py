@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from byob.domain.access import parse_lifetime
-from byob.views import connection_view, link_view
-from byob.web.app import AccessDep, ByobDep, Operator, Recipient
-from byob.web.routes_connections import creation_fields, update_fields, validation_view
+from byob.domain.credentials import parse_lifetime
+from byob.services.views import link_view
+from byob.web.app import Operator, Recipient, ServicesDep
+from byob.web.routes_connections import creation_fields, update_fields, validated_view
 from byob.web.schemas import (
     ConnectionPublic,
     ConnectionUpdate,
@@ -27,26 +27,23 @@ recipient = APIRouter(prefix="/recipient", tags=["recipient (connection link)"])
 
 
 @router.post("", status_code=201, response_model=LinkCreated)
-def create_link(
-    body: LinkCreate, byob: ByobDep, access: AccessDep, who: Operator
-) -> dict[str, Any]:
-    link, token = access.create_link(
-        body.tenant, lifetime=parse_lifetime(body.expires), created_by=who.actor
+def create_link(body: LinkCreate, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    link, token = services.links.create(
+        body.tenant, lifetime=parse_lifetime(body.expires), actor=who.actor
     )
-    return link_view(link, byob.clock()) | {"token": token, "url": access.link_url(token)}
+    return link_view(link, services.now()) | {"token": token, "url": services.links.url(token)}
 
 
 @router.get("", response_model=Page[LinkPublic])
 def list_links(
-    byob: ByobDep,
-    access: AccessDep,
+    services: ServicesDep,
     who: Operator,
     tenant: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
-    links = access.links.list(tenant=tenant, limit=limit + 1, offset=offset)
-    now = byob.clock()
+    links = services.links.page(tenant=tenant, limit=limit + 1, offset=offset)
+    now = services.now()
     return {
         "items": [link_view(link, now) for link in links[:limit]],
         "next_offset": offset + limit if len(links) > limit else None,
@@ -54,61 +51,54 @@ def list_links(
 
 
 @router.post("/{link_id}/revoke", response_model=LinkPublic)
-def revoke_link(link_id: str, byob: ByobDep, access: AccessDep, who: Operator) -> dict[str, Any]:
-    return link_view(access.revoke_link(link_id, actor=who.actor), byob.clock())
+def revoke_link(link_id: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
+    return link_view(services.links.revoke(link_id, actor=who.actor), services.now())
 
 
 @recipient.get("/link", response_model=LinkPublic)
-def my_link(byob: ByobDep, who: Recipient) -> dict[str, Any]:
+def my_link(services: ServicesDep, who: Recipient) -> dict[str, Any]:
     assert who.link is not None
-    return link_view(who.link, byob.clock())
+    return link_view(who.link, services.now())
 
 
 @recipient.post(
     "/connection", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True
 )
 def create_my_connection(
-    body: RecipientConnectionCreate, byob: ByobDep, access: AccessDep, who: Recipient
+    body: RecipientConnectionCreate, services: ServicesDep, who: Recipient
 ) -> dict[str, Any]:
     fields, secret = creation_fields(body)
-    return connection_view(access.create_via_link(who, fields, secret), byob)
+    created = services.links.create_connection(who, fields, secret)
+    return services.connections.view(created.connection)
 
 
 @recipient.get("/connection", response_model=ConnectionPublic, response_model_by_alias=True)
-def get_my_connection(byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
-    return connection_view(access.own_connection(who), byob)
+def get_my_connection(services: ServicesDep, who: Recipient) -> dict[str, Any]:
+    return services.connections.view(services.links.own_connection(who))
 
 
 @recipient.patch("/connection", response_model=ConnectionPublic, response_model_by_alias=True)
 def update_my_connection(
-    body: ConnectionUpdate, byob: ByobDep, access: AccessDep, who: Recipient
+    body: ConnectionUpdate, services: ServicesDep, who: Recipient
 ) -> dict[str, Any]:
-    conn = access.own_connection(who)
     changes, secret = update_fields(body)
-    changes.pop("frequency_minutes", None)  # the schedule is the vendor's to set
-    updated = byob.update_connection(
-        conn.id, changes, secret_access_key=secret, actor=f"link:{who.link.id}"
-    )  # type: ignore[union-attr]
-    return connection_view(updated, byob)
+    return services.connections.view(services.links.update_connection(who, changes, secret))
 
 
 @recipient.get("/connection/policies", response_model=Policies, response_model_exclude_none=True)
-def my_policies(byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
-    return byob.policies(access.own_connection(who))
+def my_policies(services: ServicesDep, who: Recipient) -> dict[str, Any]:
+    return services.connections.policies(services.links.own_connection(who))
 
 
 @recipient.post("/connection/validate", response_model=ValidationPublic)
-def validate_my_connection(byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
-    conn = access.own_connection(who)
-    conn, results = byob.validate(conn.id, actor=f"link:{who.link.id}")  # type: ignore[union-attr]
-    return validation_view(conn, results)
+def validate_my_connection(services: ServicesDep, who: Recipient) -> dict[str, Any]:
+    conn = services.links.own_connection(who)
+    return validated_view(services.connections.validate(conn.id, actor=who.actor))
 
 
 @recipient.post(
     "/connection/activate", response_model=ConnectionPublic, response_model_by_alias=True
 )
-def activate_my_connection(byob: ByobDep, access: AccessDep, who: Recipient) -> dict[str, Any]:
-    conn = access.own_connection(who)
-    active = byob.activate(conn.id, actor=f"link:{who.link.id}")  # type: ignore[union-attr]
-    access.after_activation(active)
-    return connection_view(active, byob)
+def activate_my_connection(services: ServicesDep, who: Recipient) -> dict[str, Any]:
+    conn = services.links.own_connection(who)
+    return services.connections.view(services.connections.activate(conn.id, actor=who.actor))

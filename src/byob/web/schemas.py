@@ -70,6 +70,15 @@ class ValidationPublic(BaseModel):
     checks: list[CheckPublic]
 
 
+class FailingPublic(BaseModel):
+    """Why a connection's transfers are held: set when a transfer met a permission or
+    configuration error; a passing validation clears it."""
+
+    since: datetime
+    check: str
+    message: str
+
+
 class ConnectionPublic(BaseModel):
     """A connection as any caller may see it: never a secret."""
 
@@ -77,7 +86,8 @@ class ConnectionPublic(BaseModel):
     name: str
     tenant: str
     type: str
-    status: str
+    status: Literal["draft", "active", "paused", "disabled"]
+    failing: FailingPublic | None = None
     location: str
     auth: str
     account_id: str = ""
@@ -92,9 +102,11 @@ class ConnectionPublic(BaseModel):
     schema_: Annotated[str, Field(serialization_alias="schema")] = ""
     database: str = ""
     frequency_minutes: int
+    next_run: datetime | None = None  # None while it may not transfer
     created_at: datetime
     updated_at: datetime
     validation: ValidationPublic | None = None
+    last_transfer: TransferPublic | None = None
 
 
 class Policies(BaseModel):
@@ -145,8 +157,8 @@ class TransferPublic(BaseModel):
     id: str
     connection_id: str
     model: str
-    type: str
-    status: str
+    type: Literal["incremental", "full_refresh"]
+    status: Literal["planned", "running", "succeeded", "failed", "cancelled"]
     started_at: datetime
     window: WindowPublic
     rows: int
@@ -189,3 +201,6 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+ConnectionPublic.model_rebuild()

@@ -1,29 +1,29 @@
 """Production workers: transfers as Procrastinate jobs in the PostgreSQL state store.
 
-Each job moves one model of one connection. Procrastinate's `lock` keeps two runs of the same
-connection and model from overlapping; its `queueing_lock` keeps at most one waiting. A worker
-killed mid-transfer leaves its job "doing" with a stale heartbeat; the periodic
-`retry_stalled_jobs` task puts it back in the queue, and the retry finishes the transfer's
-persisted window exactly once (see engine/transfer.py).
+Each job moves one model of one connection, through the one transfer path
+(`TransferService.run_model`). Procrastinate's `lock` keeps two runs of the same connection
+and model from overlapping; its `queueing_lock` keeps at most one waiting. A worker killed
+mid-transfer leaves its job "doing" with a stale heartbeat; the periodic `retry_stalled_jobs`
+task puts it back in the queue, and the retry finishes the transfer's persisted window exactly
+once (see engine/transfer.py).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
-from byob.domain.connections import Connection, Status
+from byob.domain.connections import Connection
+from byob.domain.failures import backoff
 from byob.errors import ByobError
-from byob.workers.failures import Verdict, backoff, classify
-from byob.workers.local import Triggered
-
-if TYPE_CHECKING:
-    from byob.app import Byob
+from byob.services import Services
+from byob.services.transfers import TransfersHeld, Triggered, should_retry
+from byob.store.state import StateStore
 
 log = logging.getLogger("byob.queue")
 
@@ -32,7 +32,8 @@ MAINTENANCE_QUEUE = "byob-maintenance"
 MAX_ATTEMPTS = 6
 # Workers beat every 2 s; one silent for this long is gone (killed, machine lost).
 STALLED_AFTER = 15.0
-_worker_app: dict[str, Byob] = {}  # the Byob app of this worker process (set by run_worker)
+TRANSFER_TASK = "byob.transfer"
+_worker: dict[str, Services] = {}  # the use cases of this worker process (set by run_worker)
 
 
 class TransientTransferError(Exception):
@@ -45,55 +46,36 @@ class JitteredRetry(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
         if not isinstance(exception, TransientTransferError) or job.attempts + 1 >= MAX_ATTEMPTS:
             return None
-        return RetryDecision(retry_in={"seconds": backoff(job.attempts + 1)})
+        return RetryDecision(
+            retry_at=datetime.now(UTC) + timedelta(seconds=backoff(job.attempts + 1))
+        )
 
 
 def lock_of(connection_id: str, model: str) -> str:
     return f"byob:{connection_id}:{model}"
 
 
-TRANSFER_TASK = "byob.transfer"
-
-
-def transfer(connection_id: str, model: str, full_refresh: bool = False) -> dict[str, Any]:
-    byob = _worker_app["byob"]
-    conn = byob.connections.get(connection_id)
-    if conn.status is not Status.ACTIVE or conn.failing_check:
-        return {
-            "skipped": f"connection is {conn.status}"
-            + (" and failing" if conn.failing_check else "")
-        }
-    spec = byob.config.model(model)
+def transfer(
+    context: procrastinate.JobContext, connection_id: str, model: str, full_refresh: bool = False
+) -> dict[str, Any]:
+    services = _worker["services"]
+    attempt = (context.job.attempts if context.job else 0) + 1
     try:
-        with byob.source() as src:
-            runner = byob.runner(conn, src)
-            resolved, records = runner.prepare(spec, full_refresh=full_refresh)
-            done = [runner.execute(resolved, record).record for record in records]
+        done = services.transfers.run_model(
+            connection_id,
+            model,
+            full_refresh=full_refresh,
+            attempt=attempt,
+            max_attempts=MAX_ATTEMPTS,
+        )
+    except TransfersHeld as exc:
+        return {"skipped": exc.message}
     except Exception as exc:
-        verdict = classify(exc)
-        message = exc.message if isinstance(exc, ByobError) else repr(exc)
-        byob.emit(
-            "transfer.failed",
-            {
-                "connection": conn.name,
-                "tenant": conn.tenant,
-                "model": model,
-                "error": message,
-                "verdict": verdict.value,
-            },
-        )
-        if verdict is Verdict.CONNECTION_FAILING:
-            byob.mark_failing(conn.id, check="transfer", message=message)
-            return {"failing": message}
-        if verdict is Verdict.RETRY:
+        if should_retry(exc, attempt=attempt, max_attempts=MAX_ATTEMPTS):
+            message = exc.message if isinstance(exc, ByobError) else repr(exc)
             raise TransientTransferError(message) from exc
-        raise
-    for record in done:
-        byob.emit(
-            "transfer." + record.status,
-            {"connection": conn.name, "tenant": conn.tenant, "transfer": record.as_dict()},
-        )
-    return {"transfers": [r.id for r in done], "rows": sum(r.rows for r in done)}
+        raise  # told by the service; the job ends failed, without a retry
+    return {"transfers": [r.record.id for r in done], "rows": sum(r.record.rows for r in done)}
 
 
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
@@ -111,28 +93,25 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
 def make_queue(database_url: str) -> procrastinate.App:
     """A Procrastinate app on the state store's PostgreSQL database."""
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+    queue = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
     # Registered per App (not on a shared Blueprint, which namespacing would mutate).
-    app.task(name=TRANSFER_TASK, queue=QUEUE, retry=JitteredRetry())(transfer)
-    stalled = app.task(
+    queue.task(name=TRANSFER_TASK, queue=QUEUE, retry=JitteredRetry(), pass_context=True)(transfer)
+    stalled = queue.task(
         name="byob.retry_stalled_jobs",
         queue=MAINTENANCE_QUEUE,
         queueing_lock="byob-retry-stalled",
         pass_context=True,
     )(retry_stalled_jobs)
-    app.periodic(cron="* * * * *")(stalled)
-    return app
+    queue.periodic(cron="* * * * *")(stalled)
+    return queue
 
 
-def ensure_schema(queue: procrastinate.App) -> None:
+def ensure_schema(queue: procrastinate.App, state: StateStore) -> None:
     """Apply Procrastinate's schema once (idempotent)."""
+    if state.queue_jobs.schema_present():
+        return
     with queue.open():
-        connector = queue.connector.get_sync_connector()
-        present = connector.execute_query_one(
-            "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
-        )
-        if not present["present"]:
-            queue.schema_manager.apply_schema()
+        queue.schema_manager.apply_schema()
 
 
 def defer_transfer(
@@ -150,32 +129,12 @@ def defer_transfer(
     return True
 
 
-def queue_depth(queue: procrastinate.App) -> tuple[int, float]:
-    """Jobs waiting, and the age in seconds of the oldest one."""
-    connector = queue.connector.get_sync_connector()
-    row = connector.execute_query_one(
-        "SELECT count(*) AS n, min(scheduled_at) AS oldest_scheduled, "
-        "min(id) AS oldest_id FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = %(q)s",
-        q=QUEUE,
-    )
-    oldest = 0.0
-    if row["n"]:
-        first = connector.execute_query_one(
-            "SELECT min(at) AS at FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
-            "WHERE j.status = 'todo' AND j.queue_name = %(q)s AND e.type = 'deferred'",
-            q=QUEUE,
-        )
-        if first["at"] is not None:
-            oldest = (datetime.now(UTC) - first["at"]).total_seconds()
-    return int(row["n"]), oldest
-
-
 def run_worker(
-    byob: Byob, queue: procrastinate.App, *, concurrency: int, name: str | None = None
+    services: Services, queue: procrastinate.App, *, concurrency: int, name: str | None = None
 ) -> None:
     """Take transfers until SIGTERM/SIGINT; a first signal drains running jobs gracefully."""
-    _worker_app["byob"] = byob
-    byob.concurrent_transfers = concurrency
+    _worker["services"] = services
+    services.adapters.concurrent_transfers = concurrency
     queue.run_worker(
         queues=[QUEUE, MAINTENANCE_QUEUE],
         concurrency=concurrency,
@@ -191,25 +150,21 @@ def run_worker(
 class QueueDispatcher:
     """Triggers for distributed workers: each model becomes a job in the queue."""
 
-    def __init__(self, byob: Byob, queue: procrastinate.App) -> None:
-        self.byob = byob
+    def __init__(self, services: Services, queue: procrastinate.App) -> None:
+        self.services = services
         self.queue = queue
         queue.open()
 
-    def trigger(
-        self, name: str, *, model: str | None = None, full_refresh: bool = False
-    ) -> Triggered:
-        conn = self.byob.active_connection(name)
-        specs = [self.byob.config.model(model)] if model else list(self.byob.config.models)
+    def trigger(self, conn: Connection, models: list[str], *, full_refresh: bool) -> Triggered:
         queued: list[str] = []
         busy: list[str] = []
-        for spec in specs:
-            (
-                queued
-                if defer_transfer(self.queue, conn, spec.name, full_refresh=full_refresh)
-                else busy
-            ).append(spec.name)
+        for model in models:
+            deferred = defer_transfer(self.queue, conn, model, full_refresh=full_refresh)
+            (queued if deferred else busy).append(model)
         return Triggered(planned=[], busy=busy, queued=queued)
+
+    def queue_depth(self) -> tuple[int, float]:
+        return self.services.adapters.state.queue_jobs.waiting(QUEUE, now=self.services.now())
 
     def shutdown(self, *, wait: bool = True) -> None:
         self.queue.close()

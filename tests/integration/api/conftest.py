@@ -23,11 +23,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from byob.app import Byob
+from byob.container import Byob
 from byob.demo.emulator import LocalAws
 from byob.settings import load_settings
 from byob.store import tables as T
 from byob.store.db import create_engine
+from byob.store.state import StateStore
 from tests.integration.api.helpers import ACME_IDS
 from tests.support import (
     create_invoices,
@@ -92,7 +93,7 @@ class Server:
 
     @property
     def byob(self) -> Byob:
-        """byob wired to the server's state store (for the audit log and the like)."""
+        """byob's adapters on the server's state store (for the audit log and the like)."""
         if self._byob is None:
             self._byob = Byob(
                 load_settings(
@@ -100,6 +101,10 @@ class Server:
                 )
             )
         return self._byob
+
+    @property
+    def state(self) -> StateStore:
+        return self.byob.state
 
     @property
     def engine(self) -> sa.Engine:

@@ -217,7 +217,7 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
     error_of(ops.post(f"{API}/connections/{name}/validate"), 404)
 
     actions = [
-        (e["action"], e["actor"]) for e in server.byob.audit_log.list(connection_id=created["id"])
+        (e["action"], e["actor"]) for e in server.state.audit.recent(connection_id=created["id"])
     ]
     for action in (
         "connection.create",
@@ -229,7 +229,7 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
     ):
         assert (action, "operator:ops") in actions, actions
     triggers = [
-        e for e in server.byob.audit_log.list(limit=1000) if e["action"] == "transfer.trigger"
+        e for e in server.state.audit.recent(limit=1000) if e["action"] == "transfer.trigger"
     ]
     assert any(
         e["changes"]["connection"] == name and e["actor"] == "operator:ops" for e in triggers
@@ -275,7 +275,7 @@ def test_changing_where_or_how_it_writes_returns_to_draft(
     error_of(ops.post(f"{API}/transfers", json={"connection": name}), 409)
     updates = [
         e
-        for e in server.byob.audit_log.list(connection_id=active["id"])
+        for e in server.state.audit.recent(connection_id=active["id"])
         if e["action"] == "connection.update"
     ]
     assert len(updates) == 2 and {e["actor"] for e in updates} == {"operator:ops"}
@@ -322,7 +322,7 @@ def test_operator_endpoints_need_a_live_api_key(server: Server, anonymous: httpx
     # Who did what is recorded under the key's name; the key itself is stored only hashed.
     with server.client() as client:
         conn = ok(client.get(f"{API}/connections/{name}"))
-    (entry,) = server.byob.audit_log.list(connection_id=conn["id"])
+    (entry,) = server.state.audit.recent(connection_id=conn["id"])
     assert entry["actor"] == f"operator:{key_name}"
     assert token not in server.state_text()
 

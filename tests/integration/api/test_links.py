@@ -200,7 +200,7 @@ def test_recipient_onboards_through_a_link_which_is_then_spent(
     seen = ok(ops.get(f"{API}/connections/{name}"))
     assert seen["tenant"] == tenant and seen["status"] == "active"
 
-    audit = server.byob.audit_log.list(connection_id=created["id"])
+    audit = server.state.audit.recent(connection_id=created["id"])
     actors = {(e["action"], e["actor"]) for e in audit}
     actor = f"link:{link['id']}"
     for action in (
@@ -212,7 +212,7 @@ def test_recipient_onboards_through_a_link_which_is_then_spent(
         assert (action, actor) in actors, actors
     created_by = [
         e
-        for e in server.byob.audit_log.list(limit=1000)
+        for e in server.state.audit.recent(limit=1000)
         if e["action"] == "link.create" and e["changes"].get("link") == link["id"]
     ]
     assert [e["actor"] for e in created_by] == ["operator:ops"]
@@ -432,7 +432,7 @@ def test_revoked_link_is_gone(server: Server, ops: httpx.Client) -> None:
     assert ok(ops.post(f"{API}/links/{link['id']}/revoke"))["state"] == "revoked"  # idempotent
     revocations = [
         e
-        for e in server.byob.audit_log.list(limit=1000)
+        for e in server.state.audit.recent(limit=1000)
         if e["action"] == "link.revoke" and e["changes"].get("link") == link["id"]
     ]
     assert revocations and revocations[0]["actor"] == "operator:ops"

@@ -56,7 +56,7 @@ def assert_nowhere(server: Server, seen: Responses, *values: str, anchor: str) -
     """None of the values in any response, in the server's log, audit log or state store
     (``anchor``, a connection id, proves the dump did read the store)."""
     log = server.log()
-    audit = json.dumps(server.byob.audit_log.list(limit=100_000), default=str)
+    audit = json.dumps(server.state.audit.recent(limit=100_000), default=str)
     state = server.state_text()
     assert anchor in state and anchor in audit
     for value in values:
@@ -123,7 +123,7 @@ def test_hmac_secret_never_appears_in_clear(server: Server, ops: httpx.Client, a
     ok(seen(ops.post(f"{API}/connections/{name}/validate")))
     updates = [
         e
-        for e in server.byob.audit_log.list(connection_id=created["id"])
+        for e in server.state.audit.recent(connection_id=created["id"])
         if "secret_access_key" in e["changes"]
     ]
     assert updates and all("(changed)" in e["changes"]["secret_access_key"] for e in updates)
@@ -240,6 +240,6 @@ def test_a_secret_without_an_access_key_is_refused(
         response = ops.patch(f"{API}/connections/{name}", json={"secret_access_key": secret})
     assert response.status_code == 422, response.text
     assert error_of(response)["field"] in ("secret_access_key", "access_key_id")
-    conn = server.byob.connections.get(name) if how == "update" else None
+    conn = server.state.connections.get(name) if how == "update" else None
     if conn is not None:
-        assert server.byob.connections.sealed_secret(conn.id) is None
+        assert server.state.connections.sealed_secret(conn.id) is None

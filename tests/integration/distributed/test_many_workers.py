@@ -19,7 +19,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from byob.workers import queue as q
-from tests.support import make_app, pg_exec, write_config
+from tests.support import activate, create, make_app, pg_exec, validate, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -65,18 +65,16 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
     app = make_app(tmp_path, config, database_url=state_db)
     out = tmp_path / "out"
     for tenant in TENANTS:
-        conn = app.create_connection(
-            name=tenant, tenant=tenant, type="local", path=str(out / tenant)
-        )
-        app.validate(conn.name)
-        app.activate(conn.name)
+        conn = create(app, name=tenant, tenant=tenant, type="local", path=str(out / tenant))
+        validate(app, conn.name)
+        activate(app, conn.name)
 
     jobs = q.make_queue(state_db)
-    q.ensure_schema(jobs)
-    dispatcher = q.QueueDispatcher(app, jobs)
+    q.ensure_schema(jobs, app.adapters.state)
+    app.transfers.dispatcher = dispatcher = q.QueueDispatcher(app, jobs)
     for tenant in TENANTS:
-        assert dispatcher.trigger(tenant).queued == list(MODELS)
-        assert dispatcher.trigger(tenant).busy == list(MODELS)  # at most one waiting
+        assert app.transfers.trigger(tenant, actor="cli").queued == list(MODELS)
+        assert app.transfers.trigger(tenant, actor="cli").busy == list(MODELS)  # one waiting
     dispatcher.shutdown()
 
     env = dict(os.environ) | {

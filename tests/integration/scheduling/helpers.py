@@ -13,7 +13,7 @@ from byob.workers.local import LocalWorkers
 from tests import support
 
 if TYPE_CHECKING:
-    from byob.app import Byob
+    from byob.services import Services
 
 MODEL = {
     "name": "invoices",
@@ -71,13 +71,17 @@ def acme_ids(rows: int = 60) -> list[int]:
     return [i for i in range(1, rows + 1) if i % 3]
 
 
-def run_local(app: Byob, name: str = "c1", *, sleeps: list[float] | None = None) -> LocalWorkers:
+def run_local(
+    app: Services, name: str = "c1", *, sleeps: list[float] | None = None
+) -> LocalWorkers:
     """Trigger through the embedded workers and wait for every transfer they started."""
     workers = LocalWorkers(app, sleep=(sleeps if sleeps is not None else []).append)
+    app.transfers.dispatcher = workers
     try:
-        workers.trigger(name)
+        app.transfers.trigger(name, actor="cli")
         for future in list(workers.futures):
             future.result(timeout=180)
     finally:
         workers.shutdown()
+        app.transfers.dispatcher = None
     return workers

@@ -17,10 +17,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from byob.app import Byob
 from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.demo.readback import connect_s3
 from byob.errors import DestinationError
+from byob.services import Services
+from byob.services.transfers import TransfersHeld
 from byob.workers.local import LocalWorkers
 from byob.workers.scheduler import Scheduler
 from tests.integration.scheduling.helpers import (
@@ -31,7 +32,17 @@ from tests.integration.scheduling.helpers import (
     create_invoices,
     run_local,
 )
-from tests.support import before_s3_call, make_app, onboard_s3, pg_insert, write_config
+from tests.support import (
+    RecordedEvents,
+    activate,
+    before_s3_call,
+    create,
+    make_app,
+    onboard_s3,
+    pg_insert,
+    validate,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -65,24 +76,8 @@ class FailFirst:
             self.operation,
         )
 
-    def install(self, app: Byob) -> None:
+    def install(self, app: Services) -> None:
         before_s3_call(app, self.operation, self)
-
-
-class Events:
-    """Records what byob tells the operator's webhook."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self.items.append((event, payload))
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return [e for e, _ in self.items]
 
 
 def delivered_ids(aws: LocalAws, customer: CustomerAccount) -> list[int]:
@@ -102,27 +97,27 @@ def app(tmp_path: Path, pg_url: str, aws: LocalAws) -> Any:
     create_invoices(pg_url)
     byob = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws)
     yield byob
-    byob.close()
+    byob.adapters.close()
 
 
 # -- (a) a transient failure is retried ----------------------------------------------------------
 
 
 def test_a_slowdown_is_retried_with_backoff_and_delivers_every_row_once(
-    app: Byob, aws: LocalAws
+    app: Services, aws: LocalAws
 ) -> None:
     conn, customer = onboard_s3(app, aws)
     slowdown = FailFirst("SlowDown")
     slowdown.install(app)
-    events = Events()
-    app.on_event = events
+    events = RecordedEvents()
+    app.adapters.events = events
     sleeps: list[float] = []
 
     run_local(app, conn.name, sleeps=sleeps)
 
     assert slowdown.fired == 1
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 2.0  # backoff(1): full jitter under base 2 s
-    [record] = app.transfers.list(conn.id)
+    [record] = app.adapters.state.transfers.history(conn.id)
     assert (record.status, record.attempts, record.rows, record.error) == (
         "succeeded",
         2,
@@ -136,23 +131,24 @@ def test_a_slowdown_is_retried_with_backoff_and_delivers_every_row_once(
 
 
 def test_a_transient_failure_on_every_attempt_gives_up_after_max_attempts(
-    app: Byob, aws: LocalAws
+    app: Services, aws: LocalAws
 ) -> None:
     conn, customer = onboard_s3(app, aws)
     FailFirst("SlowDown", times=100).install(app)
-    events = Events()
-    app.on_event = events
+    events = RecordedEvents()
+    app.adapters.events = events
     sleeps: list[float] = []
     workers = LocalWorkers(app, sleep=sleeps.append, max_attempts=3)
+    app.transfers.dispatcher = workers
     try:
-        workers.trigger(conn.name)
+        app.transfers.trigger(conn.name, actor="cli")
         for future in list(workers.futures):
             future.result(timeout=180)
     finally:
         workers.shutdown()
 
     assert len(sleeps) == 2 and 0 <= sleeps[0] <= 2.0 and 0 <= sleeps[1] <= 4.0
-    [record] = app.transfers.list(conn.id)
+    [record] = app.adapters.state.transfers.history(conn.id)
     assert (record.status, record.attempts) == ("failed", 3)
     assert "SlowDown" in (record.error or "")
     assert events.names() == ["transfer.failed"]
@@ -182,7 +178,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
         ),
     )
     conn, customer = onboard_s3(app, aws)
-    granted = app.policies(conn)["permissions_policy"]
+    granted = app.connections.policies(conn)["permissions_policy"]
     iam = customer.client("iam")
     # The recipient replaces the permissions policy with one lacking s3:PutObject.
     iam.put_role_policy(
@@ -201,8 +197,8 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
             }
         ),
     )
-    events = Events()
-    app.on_event = events
+    events = RecordedEvents()
+    app.adapters.events = events
     sleeps: list[float] = []
     try:
         aws.enforce_iam(True)
@@ -215,12 +211,13 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
         assert conn.role_name in message, message
         assert failing.failing_since is not None
         assert sleeps == []  # no retry: a retry cannot fix a permission
-        [record] = app.transfers.list(conn.id)
+        [record] = app.adapters.state.transfers.history(conn.id)
         assert record.status == "failed" and record.attempts == 1
         assert events.names() == ["transfer.failed", "connection.failing"]
         assert events.items[0][1]["verdict"] == "connection_failing"
         assert events.items[1][1] == {
             "connection": conn.name,
+            "connection_id": conn.id,
             "tenant": "acme",
             "check": "transfer",
             "message": message,
@@ -236,7 +233,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
         assert dispatched == []
 
         # Validation fails while the policy is broken, and failing stays set.
-        still, checks = app.validate(conn.name)
+        still, checks = validate(app, conn.name)
         write = {c.name: c for c in checks}["write_test_object"]
         assert write.outcome.value == "failed" and write.aws_code == "AccessDenied"
         assert still.failing_check == "transfer"
@@ -247,7 +244,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
             RoleName=conn.role_name, PolicyName="byob-transfer", PolicyDocument=json.dumps(granted)
         )
         aws.enforce_iam(True)
-        cleared, checks = app.validate(conn.name)
+        cleared, checks = validate(app, conn.name)
         assert all(c.outcome.value in ("passed", "warning") for c in checks), [
             c.as_dict() for c in checks
         ]
@@ -262,7 +259,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
 
         run_local(app, conn.name, sleeps=sleeps)
         assert sleeps == []
-        records = app.transfers.list(conn.id)
+        records = app.adapters.state.transfers.history(conn.id)
         assert {r.status for r in records} == {"succeeded"}
         assert sum(r.rows for r in records) == len(acme_ids())
     finally:
@@ -276,34 +273,37 @@ def test_an_on_demand_trigger_does_not_run_a_failing_connection(
     create_invoices(pg_url)
     app = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
     try:
-        app.create_connection(name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
-        app.validate("c1")
-        app.activate("c1")
-        app.mark_failing("c1", check="transfer", message="AccessDenied on PutObject")
+        create(app, name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
+        validate(app, "c1")
+        activate(app, "c1")
+        app.connections.mark_failing(
+            app.connections.get("c1"), check="transfer", message="AccessDenied on PutObject"
+        )
         workers = LocalWorkers(app, sleep=lambda _: None)
         try:
+            app.transfers.dispatcher = workers
             try:
-                triggered = workers.trigger("c1")
-            except Exception:  # refusing (e.g. a ConflictError naming the failure) is fine
+                triggered = app.transfers.trigger("c1", actor="cli")
+            except TransfersHeld:  # refused, naming the failure
                 triggered = None
             for future in list(workers.futures):
                 future.result(timeout=60)
         finally:
             workers.shutdown()
         assert triggered is None or triggered.planned == []
-        assert app.transfers.list(app.connections.get("c1").id) == []
+        assert app.adapters.state.transfers.history(app.connections.get("c1").id) == []
     finally:
-        app.close()
+        app.adapters.close()
 
 
 # -- (c) cancellation ------------------------------------------------------------------------------
 
 
-def _plan(app: Byob, name: str) -> Any:
+def _plan(app: Services, name: str) -> Any:
     """Fix the next window of the model without running it (what a trigger does first)."""
-    with app.source() as src:
-        _, records = app.runner(app.connections.get(name), src).prepare(
-            app.config.model("invoices")
+    with app.adapters.source() as src:
+        _, records = app.adapters.runner(app.connections.get(name), src).prepare(
+            app.adapters.models_file.model("invoices")
         )
     return records[-1]
 
@@ -321,55 +321,55 @@ def _expected(*ranges: range) -> list[int]:
 
 
 def test_a_cancelled_planned_transfer_is_covered_by_the_next_run(
-    app: Byob, aws: LocalAws, pg_url: str
+    app: Services, aws: LocalAws, pg_url: str
 ) -> None:
     conn, customer = onboard_s3(app, aws)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     assert first.record.rows == len(acme_ids())
     _more_rows(pg_url, range(100, 110))
     planned = _plan(app, conn.name)
     assert (planned.status, planned.attempts) == ("planned", 0)
 
-    cancelled = app.transfers.request_cancel(planned.id, now=app.clock())
+    cancelled = app.transfers.cancel(planned.id, actor="cli")
     assert cancelled.status == "cancelled" and cancelled.finished_at is not None
-    assert app.transfers.pending(conn.id, "invoices") == []
+    assert app.adapters.state.transfers.pending(conn.id, "invoices") == []
     _more_rows(pg_url, range(200, 210))
 
-    [second] = app.run_transfers(conn.name)
+    [second] = app.transfers.run(conn.name)
     assert second.record.id != planned.id
     assert second.record.window.low == first.record.window.high  # from the last delivered mark
     assert second.record.rows == len(_expected(range(100, 110), range(200, 210)))
     assert delivered_ids(aws, customer) == sorted(
         acme_ids() + _expected(range(100, 110), range(200, 210))
     )
-    statuses = sorted(r.status for r in app.transfers.list(conn.id))
+    statuses = sorted(r.status for r in app.adapters.state.transfers.history(conn.id))
     assert statuses == ["cancelled", "succeeded", "succeeded"]
-    assert app.transfers.counts_by_status() == {"cancelled": 1, "succeeded": 2}
+    assert app.adapters.state.transfers.counts_by_status() == {"cancelled": 1, "succeeded": 2}
 
 
 def test_a_cancelled_failed_transfer_is_covered_by_the_next_run(
-    app: Byob, aws: LocalAws, pg_url: str
+    app: Services, aws: LocalAws, pg_url: str
 ) -> None:
     conn, customer = onboard_s3(app, aws)
-    [first] = app.run_transfers(conn.name)
+    [first] = app.transfers.run(conn.name)
     _more_rows(pg_url, range(100, 110))
     FailFirst("SlowDown").install(app)
     with pytest.raises(DestinationError, match="SlowDown"):
-        app.run_transfers(conn.name)
-    [failed] = [r for r in app.transfers.list(conn.id) if r.status == "failed"]
+        app.transfers.run(conn.name)
+    [failed] = [r for r in app.adapters.state.transfers.history(conn.id) if r.status == "failed"]
     assert failed.attempts == 1
 
-    requested = app.transfers.request_cancel(failed.id, now=app.clock())
+    requested = app.transfers.cancel(failed.id, actor="cli")
     assert requested.cancel_requested  # not queued: cancelled when it next runs
 
-    app.run_transfers(conn.name)
+    app.transfers.run(conn.name)
     assert app.transfers.get(failed.id).status == "cancelled"
     assert delivered_ids(aws, customer) == sorted(acme_ids() + _expected(range(100, 110)))
     assert first.record.rows == len(acme_ids())
 
 
 def test_byob_transfers_cancel_cancels_a_planned_transfer(
-    tmp_path: Path, app: Byob, aws: LocalAws
+    tmp_path: Path, app: Services, aws: LocalAws
 ) -> None:
     conn, _ = onboard_s3(app, aws)
     planned = _plan(app, conn.name)

@@ -20,9 +20,9 @@ import procrastinate
 import psycopg
 import pytest
 
-from byob.app import Byob
 from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.demo.readback import connect_s3
+from byob.services import Services
 from byob.workers import queue as q
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, wait_for
 from tests.support import make_app, onboard_s3, write_config
@@ -41,7 +41,7 @@ REFUNDS = {
 
 @dataclass
 class Setup:
-    app: Byob
+    app: Services
     conn: Any
     customer: CustomerAccount
     jobs: procrastinate.App
@@ -58,8 +58,8 @@ def setup(tmp_path: Path, pg_url: str, state_pg_url: str, aws: LocalAws) -> Iter
     app = make_app(tmp_path, config, aws, database_url=state_pg_url)
     conn, customer = onboard_s3(app, aws)
     jobs = q.make_queue(state_pg_url)
-    q.ensure_schema(jobs)
-    q.ensure_schema(jobs)  # idempotent
+    q.ensure_schema(jobs, app.adapters.state)
+    q.ensure_schema(jobs, app.adapters.state)  # idempotent
     env = dict(os.environ) | {
         "BYOB_DATABASE_URL": state_pg_url,
         "BYOB_CONFIG": str(config),
@@ -78,7 +78,7 @@ def setup(tmp_path: Path, pg_url: str, state_pg_url: str, aws: LocalAws) -> Iter
             source_url=pg_url,
             tmp_path=tmp_path,
         )
-    app.close()
+    app.adapters.close()
 
 
 def test_make_queue_twice_keeps_the_task_names() -> None:
@@ -146,11 +146,11 @@ def test_a_second_deferral_while_one_waits_is_refused(setup: Setup) -> None:
         ("todo", q.lock_of(s.conn.id, "refunds")),
     ]
     assert all(j["lock"] == j["queueing_lock"] for j in waiting)
-    depth, oldest = q.queue_depth(s.jobs)
-    assert depth == 2 and 0 <= oldest < 60
-
     # The dispatcher the scheduler uses says which models were queued and which were busy.
-    done = q.QueueDispatcher(s.app, s.jobs).trigger(s.conn.name)
+    dispatcher = q.QueueDispatcher(s.app, s.jobs)
+    depth, oldest = dispatcher.queue_depth()
+    assert depth == 2 and 0 <= oldest < 60
+    done = dispatcher.trigger(s.conn, ["invoices", "refunds"], full_refresh=False)
     assert done.queued == [] and done.busy == ["invoices", "refunds"] and done.planned == []
 
 
@@ -189,7 +189,7 @@ def test_a_worker_process_runs_the_jobs_and_the_rows_land_in_s3(setup: Setup) ->
 
         def finished() -> list[Any]:
             _worker_failed(s, s.tmp_path / "worker.log")
-            records = s.app.transfers.list(s.conn.id)
+            records = s.app.adapters.state.transfers.history(s.conn.id)
             return (
                 records
                 if len(records) == 2 and all(r.status == "succeeded" for r in records)
@@ -198,7 +198,7 @@ def test_a_worker_process_runs_the_jobs_and_the_rows_land_in_s3(setup: Setup) ->
 
         records = wait_for(finished, timeout=90, what="both transfers to succeed")
         wait_for(lambda: _jobs(s.state_url) == [], timeout=30, what="the jobs to be deleted")
-        assert q.queue_depth(s.jobs) == (0, 0.0)
+        assert s.app.adapters.state.queue_jobs.waiting(q.QUEUE, now=s.app.now()) == (0, 0.0)
         assert {r.model: r.rows for r in records} == {
             "invoices": len(acme_ids()),
             "refunds": len(acme_ids()),
@@ -208,11 +208,14 @@ def test_a_worker_process_runs_the_jobs_and_the_rows_land_in_s3(setup: Setup) ->
         # A job deferred again once the first has run moves nothing twice.
         assert q.defer_transfer(s.jobs, s.conn, "invoices") is True
         wait_for(
-            lambda: len(s.app.transfers.list(s.conn.id)) == 3 and _jobs(s.state_url) == [],
+            lambda: (
+                len(s.app.adapters.state.transfers.history(s.conn.id)) == 3
+                and _jobs(s.state_url) == []
+            ),
             timeout=60,
             what="the incremental transfer",
         )
-        latest = s.app.transfers.list(s.conn.id)[0]
+        latest = s.app.adapters.state.transfers.history(s.conn.id)[0]
         assert (latest.model, latest.status, latest.rows) == ("invoices", "succeeded", 0)
         assert _delivered_ids(s, "invoices") == acme_ids()
 
@@ -241,7 +244,11 @@ def test_sigterm_lets_the_running_job_finish_then_exits_cleanly(setup: Setup) ->
 
             def started() -> list[Any]:
                 _worker_failed(s, log_path)
-                return [r for r in s.app.transfers.list(s.conn.id) if r.status == "running"]
+                return [
+                    r
+                    for r in s.app.adapters.state.transfers.history(s.conn.id)
+                    if r.status == "running"
+                ]
 
             running = wait_for(started, timeout=90, what="the transfer to start")
             assert [j["status"] for j in _jobs(s.state_url)] == ["doing"]
@@ -268,4 +275,4 @@ def test_sigterm_lets_the_running_job_finish_then_exits_cleanly(setup: Setup) ->
     assert _delivered_ids(s) == acme_ids()
     # The running job finished (and was deleted); the waiting one was left for other workers.
     assert [j["status"] for j in _jobs(s.state_url)] == ["todo"]
-    assert len(s.app.transfers.list(s.conn.id)) == 1
+    assert len(s.app.adapters.state.transfers.history(s.conn.id)) == 1

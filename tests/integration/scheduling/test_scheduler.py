@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from byob.app import Byob
+from byob.container import Byob
 from byob.domain.connections import Connection
 from byob.errors import DestinationError
+from byob.services import Services
 from byob.workers.scheduler import Scheduler
 from tests.integration.scheduling.helpers import FakeClock, at
-from tests.support import make_app, write_config
+from tests.support import create, make_app, validate, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("state_pg_url"))
 
 
-def _app(tmp_path: Path, state_url: str) -> Byob:
+def _app(tmp_path: Path, state_url: str) -> Services:
     # The scheduler never reads the source: the models file only has to exist.
     config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'source.sqlite'}", [])
     return make_app(tmp_path, config, database_url=state_url)
@@ -62,26 +63,24 @@ def _app(tmp_path: Path, state_url: str) -> Byob:
 def app(tmp_path: Path, state_url: str) -> Iterator[Byob]:
     byob = _app(tmp_path, state_url)
     yield byob
-    byob.close()
+    byob.adapters.close()
 
 
 def _local(
-    app: Byob, tmp_path: Path, name: str, *, frequency: int = 15, activate: bool = True
+    app: Services, tmp_path: Path, name: str, *, frequency: int = 15, activate: bool = True
 ) -> Connection:
-    conn = app.create_connection(
-        name=name, tenant="acme", type="local", path=str(tmp_path / "out" / name)
-    )
-    app.update_connection(name, {"frequency_minutes": frequency})
+    conn = create(app, name=name, tenant="acme", type="local", path=str(tmp_path / "out" / name))
+    app.connections.update(name, {"frequency_minutes": frequency}, actor="cli")
     if activate:
-        _, checks = app.validate(name)
+        _, checks = validate(app, name)
         assert all(c.outcome.value in ("passed", "warning") for c in checks), [
             c.as_dict() for c in checks
         ]
-        conn = app.activate(name)
+        conn = app.connections.activate(name, actor="cli")
     return app.connections.get(conn.id)
 
 
-def test_slots_fire_at_aligned_utc_times_once_each(app: Byob, tmp_path: Path) -> None:
+def test_slots_fire_at_aligned_utc_times_once_each(app: Services, tmp_path: Path) -> None:
     for name, frequency in FREQUENCIES.items():
         conn = _local(app, tmp_path, name, frequency=frequency)
         assert conn.status.value == "active" and conn.frequency_minutes == frequency
@@ -123,14 +122,16 @@ def test_slots_fire_at_aligned_utc_times_once_each(app: Byob, tmp_path: Path) ->
 
 
 def test_paused_draft_and_failing_connections_are_never_dispatched(
-    app: Byob, tmp_path: Path
+    app: Services, tmp_path: Path
 ) -> None:
     _local(app, tmp_path, "healthy")
     _local(app, tmp_path, "paused")
-    app.pause("paused")
+    app.connections.pause("paused", actor="cli")
     _local(app, tmp_path, "draft", activate=False)
     _local(app, tmp_path, "failing")
-    app.mark_failing("failing", check="transfer", message="AccessDenied on PutObject")
+    app.connections.mark_failing(
+        app.connections.get("failing"), check="transfer", message="AccessDenied on PutObject"
+    )
     assert app.connections.get("draft").status.value == "draft"
 
     clock = FakeClock(at("2026-11-22T10:07:00"))
@@ -149,13 +150,13 @@ def test_paused_draft_and_failing_connections_are_never_dispatched(
         assert app.connections.get(name).last_slot is None, name
 
     # A passing validation clears failing: the next slot runs it again.
-    conn, _ = app.validate("failing")
+    conn, _ = validate(app, "failing")
     assert conn.failing_check is None
     clock.set("2026-11-23T00:15:00")
     assert sorted(scheduler.tick()) == ["failing", "healthy"]
 
 
-def test_a_failing_dispatch_does_not_stop_the_others(app: Byob, tmp_path: Path) -> None:
+def test_a_failing_dispatch_does_not_stop_the_others(app: Services, tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         _local(app, tmp_path, name)
     clock = FakeClock(at("2026-11-22T10:07:00"))
@@ -180,7 +181,7 @@ def _tick(
 
 
 def test_two_schedulers_at_the_same_instant_dispatch_each_slot_once(
-    app: Byob, tmp_path: Path, state_url: str
+    app: Services, tmp_path: Path, state_url: str
 ) -> None:
     for name, frequency in FREQUENCIES.items():
         _local(app, tmp_path, name, frequency=frequency)
@@ -193,14 +194,14 @@ def test_two_schedulers_at_the_same_instant_dispatch_each_slot_once(
     # slot keeps them from both dispatching.
     barrier = threading.Barrier(2, timeout=30)
     for byob in (app, other):
-        read = byob.connections.schedulable
+        read = byob.adapters.state.connections.schedulable
 
         def schedulable(now: Any, read: Any = read) -> list[Connection]:
             due = read(now)
             barrier.wait()
             return due
 
-        byob.connections.schedulable = schedulable  # type: ignore[method-assign]
+        byob.adapters.state.connections.schedulable = schedulable  # type: ignore[method-assign]
 
     try:
         for when, names in [
@@ -225,4 +226,4 @@ def test_two_schedulers_at_the_same_instant_dispatch_each_slot_once(
             assert dispatch.names() == names, when
             assert sorted(results[0] + results[1]) == names, when
     finally:
-        other.close()
+        other.adapters.close()

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from byob.app import Byob
 from byob.cli.transfers import _run_all
-from byob.runtime import build_runtime
+from byob.services import Services
 from byob.workers import queue as q
+from byob.workers.runtime import build_runtime
 from tests.support import make_app, write_config
 
 pytestmark = pytest.mark.integration
@@ -20,24 +20,24 @@ MIB = 1 << 20
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Byob:
+def app(tmp_path: Path) -> Services:
     config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'src.sqlite'}", [])
     return make_app(tmp_path, config, row_group_bytes=16 * MIB, multipart_part_bytes=16 * MIB)
 
 
-def assert_split(app: Byob, ways: int) -> None:
-    assert app.concurrent_transfers == ways
-    options = app.engine_options()
+def assert_split(app: Services, ways: int) -> None:
+    assert app.adapters.concurrent_transfers == ways
+    options = app.adapters.engine_options()
     assert options.row_group_bytes == 16 * MIB // ways
     assert options.part_bytes == 16 * MIB // ways
     assert options.read_ahead_batches == 4 // ways
 
 
-def test_one_transfer_at_a_time_keeps_the_configured_buffers(app: Byob) -> None:
+def test_one_transfer_at_a_time_keeps_the_configured_buffers(app: Services) -> None:
     assert_split(app, 1)
 
 
-def test_the_embedded_workers(app: Byob) -> None:
+def test_the_embedded_workers(app: Services) -> None:
     runtime = build_runtime(app, threads=2)
     try:
         assert_split(app, 2)
@@ -45,13 +45,13 @@ def test_the_embedded_workers(app: Byob) -> None:
         runtime.stop()
 
 
-def test_transfers_run_all_parallel(app: Byob, capsys: pytest.CaptureFixture[str]) -> None:
+def test_transfers_run_all_parallel(app: Services, capsys: pytest.CaptureFixture[str]) -> None:
     _run_all(app, model=None, full_refresh=False, as_json=True, parallel=2)
     assert '"connections": []' in capsys.readouterr().out
     assert_split(app, 2)
 
 
-def test_byob_worker_concurrency(app: Byob) -> None:
+def test_byob_worker_concurrency(app: Services) -> None:
     class Queue:
         """Stands in for Procrastinate's worker loop, which would block until SIGTERM."""
 

@@ -19,15 +19,24 @@ from typing import Any
 import pytest
 
 from byob import logs
-from byob.app import Byob
 from byob.demo.emulator import LocalAws
 from byob.errors import ConfigError, SourceError
-from byob.runtime import build_runtime
+from byob.services import Services
 from byob.web.app import create_app
-from byob.webhooks import WebhookNotifier, sign, verify
 from byob.workers import queue as q
+from byob.workers.runtime import build_runtime
+from byob.workers.webhooks import WebhookNotifier, sign, verify
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, run_local
-from tests.support import before_s3_call, free_port, make_app, onboard_s3, write_config
+from tests.support import (
+    activate,
+    before_s3_call,
+    create,
+    free_port,
+    make_app,
+    onboard_s3,
+    validate,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -114,26 +123,30 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def app(tmp_path: Path, pg_url: str) -> Iterator[Byob]:
+def app(tmp_path: Path, pg_url: str) -> Iterator[Services]:
     create_invoices(pg_url)
     byob = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
-    byob.create_connection(name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
-    byob.validate("c1")
-    byob.activate("c1")
+    create(byob, name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
+    validate(byob, "c1")
+    activate(byob, "c1")
     yield byob
-    byob.close()
+    byob.adapters.close()
 
 
 # -- webhooks ------------------------------------------------------------------------------------
 
 
-def test_webhooks_are_signed_retried_and_verifiable(app: Byob, receiver: Receiver) -> None:
+def test_webhooks_are_signed_retried_and_verifiable(app: Services, receiver: Receiver) -> None:
     sleeps: list[float] = []
     notifier = WebhookNotifier(receiver.url, SECRET, sleep=sleeps.append)
-    app.on_event = notifier
+    app.adapters.events = notifier
     try:
         run_local(app)
-        app.mark_failing("c1", check="transfer", message="AccessDenied on PutObject to s3://bkt/x")
+        app.connections.mark_failing(
+            app.connections.get("c1"),
+            check="transfer",
+            message="AccessDenied on PutObject to s3://bkt/x",
+        )
     finally:
         notifier.close(timeout=30)  # delivers what is queued, then stops
 
@@ -151,7 +164,7 @@ def test_webhooks_are_signed_retried_and_verifiable(app: Byob, receiver: Receive
 
     succeeded = json.loads(got[1].body)
     conn = app.connections.get("c1")
-    [record] = app.transfers.list(conn.id)
+    [record] = app.adapters.state.transfers.history(conn.id)
     assert succeeded["event"] == "transfer.succeeded"
     assert succeeded["data"]["connection"] == "c1" and succeeded["data"]["tenant"] == "acme"
     assert succeeded["data"]["transfer"]["id"] == record.id
@@ -161,6 +174,7 @@ def test_webhooks_are_signed_retried_and_verifiable(app: Byob, receiver: Receive
     assert failing["event"] == "connection.failing"
     assert failing["data"] == {
         "connection": "c1",
+        "connection_id": conn.id,
         "tenant": "acme",
         "check": "transfer",
         "message": "AccessDenied on PutObject to s3://bkt/x",
@@ -214,16 +228,17 @@ def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
     app = make_app(tmp_path, config, webhook_url="http://127.0.0.1:9/hook", webhook_secret=SECRET)
     runtime = build_runtime(app)
     try:
-        assert isinstance(runtime.notifier, WebhookNotifier) and app.on_event is runtime.notifier
+        assert isinstance(app.adapters.events, WebhookNotifier)
+        assert app.transfers.dispatcher is runtime.dispatcher
     finally:
         runtime.stop()
-        app.close()
+        app.adapters.close()
     unsigned = make_app(tmp_path / "b", config, webhook_url="http://127.0.0.1:9/hook")
     try:
         with pytest.raises(ConfigError, match="BYOB_WEBHOOK_SECRET"):
             build_runtime(unsigned)
     finally:
-        unsigned.close()
+        unsigned.adapters.close()
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -252,16 +267,19 @@ def _metric(text: str, name: str) -> float:
 
 
 @TESTCLIENT_ON_HTTPX
-def test_metrics_report_transfers_rows_bytes_durations_and_the_queue(app: Byob) -> None:
+def test_metrics_report_transfers_rows_bytes_durations_and_the_queue(app: Services) -> None:
     workers = run_local(app)
     conn = app.connections.get("c1")
-    [record] = app.transfers.list(conn.id)
+    [record] = app.adapters.state.transfers.history(conn.id)
     # A planned transfer that is cancelled before it runs counts as cancelled.
-    with app.source() as src:
-        _, planned = app.runner(conn, src).prepare(app.config.model("invoices"))
-    app.transfers.request_cancel(planned[-1].id, now=app.clock())
+    with app.adapters.source() as src:
+        _, planned = app.adapters.runner(conn, src).prepare(
+            app.adapters.models_file.model("invoices")
+        )
+    app.transfers.cancel(planned[-1].id, actor="cli")
 
-    response = _scrape(create_app(app, workers=workers, queue_probe=workers.queue_depth))
+    app.transfers.dispatcher = workers
+    response = _scrape(create_app(app))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -289,12 +307,13 @@ def test_metrics_report_the_postgresql_queue_depth_and_oldest_waiting_job(
     )
     try:
         for name in ("c1", "c2"):
-            app.create_connection(name=name, tenant="acme", type="local", path=str(tmp_path / name))
-            app.validate(name)
-            app.activate(name)
+            create(app, name=name, tenant="acme", type="local", path=str(tmp_path / name))
+            validate(app, name)
+            activate(app, name)
         jobs = q.make_queue(state_pg_url)
-        q.ensure_schema(jobs)
-        with jobs.open():
+        q.ensure_schema(jobs, app.adapters.state)
+        app.transfers.dispatcher = dispatcher = q.QueueDispatcher(app, jobs)  # opens the queue
+        try:
             assert q.defer_transfer(jobs, app.connections.get("c1"), "invoices")
             assert q.defer_transfer(jobs, app.connections.get("c2"), "invoices")
             # The first job has waited five minutes.
@@ -302,13 +321,15 @@ def test_metrics_report_the_postgresql_queue_depth_and_oldest_waiting_job(
                 "UPDATE procrastinate_events SET at = now() - interval '5 minutes' "
                 "WHERE type = 'deferred' AND job_id = (SELECT min(id) FROM procrastinate_jobs)"
             )
-            text = _scrape(create_app(app, queue_probe=lambda: q.queue_depth(jobs))).text
+            text = _scrape(create_app(app)).text
+        finally:
+            dispatcher.shutdown()
         assert _metric(text, "byob_queue_depth") == 2.0
         assert 300 <= _metric(text, "byob_queue_oldest_age_seconds") < 360
         assert "byob_transfers{" not in text  # nothing ran yet
         assert _metric(text, "byob_rows_delivered_total") == 0.0
     finally:
-        app.close()
+        app.adapters.close()
 
 
 # -- JSON logs -----------------------------------------------------------------------------------
@@ -382,9 +403,9 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
             logging.getLogger("byob.test.outside").exception(
                 "failed: aws_secret_access_key = %s", AWS_SECRET
             )
-        [record] = app.transfers.list(conn.id)
+        [record] = app.adapters.state.transfers.history(conn.id)
     finally:
-        app.close()
+        app.adapters.close()
 
     err, entries = json_logs.entries()
     for secret in (TOKEN, AWS_SECRET, "abcd1234efgh5678", "hunter2pass"):
@@ -409,10 +430,10 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
 
 
 @contextmanager
-def _flaky_source(app: Byob) -> Iterator[list[int]]:
+def _flaky_source(app: Services) -> Iterator[list[int]]:
     """The source's first read logs a line and fails (a transient SourceError); later reads log
     and succeed. Yields the number of reads so far."""
-    original = app.source
+    original = app.adapters.source
     reads = [0]
 
     @contextmanager
@@ -430,33 +451,33 @@ def _flaky_source(app: Byob) -> Iterator[list[int]]:
             src.read = read  # type: ignore[method-assign]
             yield src
 
-    app.source = source  # type: ignore[method-assign]
+    app.adapters.source = source  # type: ignore[method-assign]
     yield reads
 
 
-def _run_with_one_retry(app: Byob, json_logs: JsonLogs) -> tuple[Any, list[dict[str, Any]]]:
+def _run_with_one_retry(app: Services, json_logs: JsonLogs) -> tuple[Any, list[dict[str, Any]]]:
     """One transfer through the embedded workers whose first read fails: the record and the
     JSON log lines written meanwhile."""
     json_logs.start()
     with _flaky_source(app) as reads:
         run_local(app)
     assert reads[0] == 2
-    [record] = app.transfers.list(app.connections.get("c1").id)
+    [record] = app.adapters.state.transfers.history(app.connections.get("c1").id)
     return record, json_logs.entries()[1]
 
 
 def test_the_retry_warning_carries_the_connection_and_transfer(
-    app: Byob, json_logs: JsonLogs
+    app: Services, json_logs: JsonLogs
 ) -> None:
     record, entries = _run_with_one_retry(app, json_logs)
     assert record.status == "succeeded"
-    [warning] = [e for e in entries if e["logger"] == "byob.workers"]
+    [warning] = [e for e in entries if e["logger"] == "byob.transfers" and e["level"] == "warning"]
     assert "failed (attempt 1" in warning["message"]
     assert (warning.get("connection"), warning.get("transfer")) == ("c1", record.id)
 
 
 def test_lines_logged_while_reading_the_source_carry_the_transfer(
-    app: Byob, json_logs: JsonLogs
+    app: Services, json_logs: JsonLogs
 ) -> None:
     record, entries = _run_with_one_retry(app, json_logs)
     reading = [e for e in entries if e["logger"] == "byob.test.reader"]

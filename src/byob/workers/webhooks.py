@@ -15,11 +15,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from byob.workers.failures import backoff
+from byob.domain.failures import backoff
 
 log = logging.getLogger("byob.webhooks")
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what payloads hold besides plain values: ISO 8601 times."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -59,9 +67,9 @@ class WebhookNotifier:
         self._thread = threading.Thread(target=self._loop, name="byob-webhooks", daemon=True)
         self._thread.start()
 
-    def __call__(self, event: str, payload: dict[str, Any]) -> None:
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
         try:
-            self._queue.put_nowait((event, payload))
+            self._queue.put_nowait((str(event), payload))
         except queue.Full:
             log.error("webhook queue full; dropping %s", event)
 

@@ -1,4 +1,4 @@
-"""The models file (TOML): the source and the models to export."""
+"""The models file (TOML): the source database and the models to export from it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProjectConfig:
+class ModelsFile:
     source: SourceConfig
     models: tuple[ModelSpec, ...]
 
@@ -31,7 +31,7 @@ class ProjectConfig:
         raise ConfigError(f"no model named {name!r} (models: {known})", field="model")
 
 
-def load_config(path: Path) -> ProjectConfig:
+def load_models_file(path: Path) -> ModelsFile:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -40,10 +40,10 @@ def load_config(path: Path) -> ProjectConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, origin=str(path), base_dir=path.parent)
+    return parse_models_file(raw, origin=str(path), base_dir=path.parent)
 
 
-def parse_config(raw: dict[str, Any], *, origin: str, base_dir: Path) -> ProjectConfig:
+def parse_models_file(raw: dict[str, Any], *, origin: str, base_dir: Path) -> ModelsFile:
     source = raw.get("source")
     if not isinstance(source, dict) or not (source.get("url") or source.get("path")):
         raise ConfigError(
@@ -74,7 +74,7 @@ def parse_config(raw: dict[str, Any], *, origin: str, base_dir: Path) -> Project
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{origin}: model names must be unique: {', '.join(dupes)}", field="name")
-    return ProjectConfig(source=SourceConfig(url=url), models=tuple(models))
+    return ModelsFile(source=SourceConfig(url=url), models=tuple(models))
 
 
 def _parse_model(entry: Any, *, where: str) -> ModelSpec:

@@ -54,3 +54,8 @@ def backoff(
     """Seconds to wait before retry ``attempt`` (1-based): exponential, capped, full jitter."""
     ceiling = min(cap, base * 2 ** (attempt - 1))
     return (rng or random).uniform(0, ceiling)
+
+
+def is_final(verdict: Verdict, *, attempt: int, max_attempts: int) -> bool:
+    """No retry follows this failure: it needs a person, or the attempts are spent."""
+    return verdict is not Verdict.RETRY or attempt >= max_attempts

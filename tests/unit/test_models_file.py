@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from byob import config
+from byob import models_file
 from byob.domain import types as t
 from byob.domain.models import ModelSpec, resolve, sanitize_names
 from byob.errors import ConfigError
@@ -208,8 +208,8 @@ MODEL = {
 }
 
 
-def parse(raw: dict[str, Any], base_dir: Path = Path("/cfg")) -> config.ProjectConfig:
-    return config.parse_config(raw, origin="byob.toml", base_dir=base_dir)
+def parse(raw: dict[str, Any], base_dir: Path = Path("/cfg")) -> models_file.ModelsFile:
+    return models_file.parse_models_file(raw, origin="byob.toml", base_dir=base_dir)
 
 
 def config_error(raw: dict[str, Any], field: str | None) -> ConfigError:
@@ -343,7 +343,7 @@ def test_load_config_sqlite_path_is_relative_to_the_file(tmp_path: Path) -> None
     cfg_dir.mkdir()
     path = cfg_dir / "byob.toml"
     path.write_text(TOML.format(source='path = "../data/app.sqlite"'))
-    cfg = config.load_config(path)
+    cfg = models_file.load_models_file(path)
     expected = (tmp_path / "data" / "app.sqlite").resolve()
     assert cfg.source.url == f"sqlite:///{expected}"
     assert cfg.source.url.startswith("sqlite:////")  # absolute path after the three slashes
@@ -353,20 +353,20 @@ def test_load_config_sqlite_absolute_path(tmp_path: Path) -> None:
     db = (tmp_path / "x.sqlite").resolve()
     path = tmp_path / "byob.toml"
     path.write_text(TOML.format(source=f'path = "{db}"'))
-    assert config.load_config(path).source.url == f"sqlite:///{db}"
+    assert models_file.load_models_file(path).source.url == f"sqlite:///{db}"
 
 
 def test_load_config_url_wins(tmp_path: Path) -> None:
     path = tmp_path / "byob.toml"
     path.write_text(TOML.format(source='url = "postgresql://u@h/db"\npath = "x.sqlite"'))
-    assert config.load_config(path).source.url == "postgresql://u@h/db"
+    assert models_file.load_models_file(path).source.url == "postgresql://u@h/db"
 
 
 def test_load_config_invalid_toml(tmp_path: Path) -> None:
     path = tmp_path / "byob.toml"
     path.write_text("[source\nurl = 1")
     with pytest.raises(ConfigError) as info:
-        config.load_config(path)
+        models_file.load_models_file(path)
     assert str(path) in info.value.message
     assert "not valid TOML" in info.value.message
 
@@ -374,7 +374,7 @@ def test_load_config_invalid_toml(tmp_path: Path) -> None:
 def test_load_config_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "absent.toml"
     with pytest.raises(ConfigError) as info:
-        config.load_config(path)
+        models_file.load_models_file(path)
     assert str(path) in info.value.message
     assert "not found" in info.value.message
 
@@ -383,7 +383,7 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "byob.toml"
     path.write_text(TOML.format(source='url = "postgresql://h/db"').replace("invoices", "Bad!", 1))
     with pytest.raises(ConfigError) as info:
-        config.load_config(path)
+        models_file.load_models_file(path)
     assert info.value.field == "name"
     assert str(path) in info.value.message
 

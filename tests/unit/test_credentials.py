@@ -1,4 +1,4 @@
-"""Tokens, lifetimes and link states (byob.domain.access): pure rules, no I/O."""
+"""Tokens, lifetimes and link states (byob.domain.credentials): pure rules, no I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from byob.domain.access import (
+from byob.domain.credentials import (
     API_KEY_PREFIX,
     DEFAULT_LINK_LIFETIME,
     LINK_PREFIX,

@@ -1,0 +1,66 @@
+"""The `byob` command's groups, its shared options, and the use cases each command builds
+(from BYOB_* settings and --config, once per process, closed when the command ends)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from byob.services import Services
+
+cli = typer.Typer(
+    name="byob",
+    help="Deliver each tenant's rows into storage the tenant owns.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+connections_cli = typer.Typer(
+    help="Destinations: create, validate, activate.", no_args_is_help=True
+)
+transfers_cli = typer.Typer(help="Run and inspect transfers.", no_args_is_help=True)
+models_cli = typer.Typer(help="The models file.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Operator API keys.", no_args_is_help=True)
+links_cli = typer.Typer(help="One-time connection links for recipients.", no_args_is_help=True)
+cli.add_typer(connections_cli, name="connections")
+cli.add_typer(transfers_cli, name="transfers")
+cli.add_typer(models_cli, name="models")
+cli.add_typer(keys_cli, name="api-keys")
+cli.add_typer(links_cli, name="links")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ACTOR = "cli"  # how the audit log names what the command line did
+state: dict[str, Any] = {"verbose": False, "config": None, "opened": []}
+
+
+@cli.callback()
+def main(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Models file (TOML); or BYOB_CONFIG.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
+) -> None:
+    state["config"] = config
+    state["verbose"] = verbose
+
+
+def build_services() -> Services:
+    """The use cases over adapters built from BYOB_* settings and --config; schema migrated.
+    Closed (webhooks delivered, connections closed) when the command ends."""
+    from byob.container import Byob
+    from byob.services import Services
+    from byob.settings import load_settings
+
+    byob = Byob(load_settings(config=state["config"]))
+    state["opened"].append(byob)
+    byob.migrate()
+    return Services(byob)
+
+
+def close_services() -> None:
+    opened: list[Any] = state["opened"]
+    while opened:
+        opened.pop().close()

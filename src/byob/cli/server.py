@@ -1,0 +1,83 @@
+"""`byob serve`, `byob worker` and `byob migrate`: running byob as a service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from byob.cli import output
+from byob.cli.root import JsonOpt, build_services, cli
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Transfer threads (embedded default only).")] = 2,
+    schedule: Annotated[
+        bool, typer.Option("--schedule/--no-schedule", help="Run the scheduler.")
+    ] = True,
+    tick: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 5.0,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the scheduler; on the embedded default also
+    the transfer workers (with PostgreSQL state, run `byob worker` processes)."""
+    import uvicorn
+
+    from byob.logs import configure
+    from byob.web.app import create_app
+    from byob.workers.runtime import build_runtime
+
+    services = build_services()
+    configure(json_lines=services.adapters.settings.log_json)
+    runtime = build_runtime(services, threads=workers)
+    api = create_app(services)
+    if schedule:
+        runtime.scheduler.start(interval=tick)
+    try:
+        uvicorn.run(api, host=host, port=port, log_config=None, access_log=True)
+    finally:
+        runtime.stop()
+
+
+@cli.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Transfers this process runs at once.")] = 2,
+    name: Annotated[str | None, typer.Option(help="Worker name in the queue.")] = None,
+) -> None:
+    """Take transfers from the PostgreSQL queue until SIGTERM (which drains running ones)."""
+    from byob.errors import ConfigError
+    from byob.logs import configure
+    from byob.workers import queue as q
+    from byob.workers.runtime import is_production
+
+    services = build_services()
+    settings = services.adapters.settings
+    configure(json_lines=settings.log_json)
+    if not is_production(settings):
+        raise ConfigError(
+            "byob worker needs a PostgreSQL state store (BYOB_DATABASE_URL=postgresql://…); "
+            "the embedded default runs its workers inside `byob serve`",
+            field="BYOB_DATABASE_URL",
+        )
+    _ = services.adapters.events  # a misconfigured webhook fails now, not at the first event
+    jobs = q.make_queue(settings.state_url)
+    q.ensure_schema(jobs, services.adapters.state)
+    q.run_worker(services, jobs, concurrency=concurrency, name=name)
+
+
+@cli.command("migrate")
+def migrate(as_json: JsonOpt = False) -> None:
+    """Bring the state store (and, on PostgreSQL, the queue) up to date."""
+    from byob.workers.runtime import is_production
+
+    services = build_services()
+    settings = services.adapters.settings
+    if is_production(settings):
+        from byob.workers import queue as q
+
+        q.ensure_schema(q.make_queue(settings.state_url), services.adapters.state)
+    if as_json:
+        output.emit_json({"migrated": True})
+    else:
+        output.console.print("state store is up to date")

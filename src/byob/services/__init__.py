@@ -1,0 +1,30 @@
+"""The use cases: the one place where byob's rules are applied. The CLI, the REST API, the web
+pages and the workers parse input, call one of these and render what it returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from byob.services.api_keys import ApiKeyService
+from byob.services.connections import ConnectionService
+from byob.services.links import LinkService
+from byob.services.models import ModelService
+from byob.services.ports import Adapters
+from byob.services.schedules import ScheduleService
+from byob.services.transfers import TransferService
+
+
+class Services:
+    """Every use case, over one set of adapters."""
+
+    def __init__(self, adapters: Adapters) -> None:
+        self.adapters = adapters
+        self.connections = ConnectionService(adapters)
+        self.links = LinkService(adapters, self.connections)
+        self.api_keys = ApiKeyService(adapters)
+        self.transfers = TransferService(adapters, self.connections)
+        self.models = ModelService(adapters)
+        self.schedules = ScheduleService(adapters)
+
+    def now(self) -> datetime:
+        return self.adapters.clock()

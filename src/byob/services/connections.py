@@ -1,0 +1,283 @@
+"""Connection use cases: create, update, validate, activate, pause, resume, delete, and what
+every front door shows of a connection. Each change and its audit entry commit together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from byob.domain import connections as rules
+from byob.domain import fields as field_rules
+from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
+from byob.domain.credentials import Link
+from byob.errors import InvalidFieldError
+from byob.services.events import Event, about
+from byob.services.ports import Adapters
+from byob.services.views import connection_view, validation_view
+from byob.store import secrets as secret_store
+from byob.store.state import StateStore, new_id
+
+if TYPE_CHECKING:
+    from byob.destinations.checks import CheckResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class Created:
+    connection: Connection
+    policies: dict[str, Any]  # what the recipient pastes into IAM (empty for local)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Validated:
+    connection: Connection  # as it is after the validation (a passing one clears failing)
+    results: list[CheckResult]
+    passed: bool
+    validation: Validation
+
+
+class ConnectionService:
+    def __init__(self, adapters: Adapters) -> None:
+        self.adapters = adapters
+        self.state = adapters.state
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, name_or_id: str) -> Connection:
+        return self.state.connections.get(name_or_id)
+
+    def page(
+        self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Connection]:
+        return self.state.connections.page(tenant=tenant, limit=limit, offset=offset)
+
+    def view(self, conn: Connection) -> dict[str, Any]:
+        return self.views([conn])[0]
+
+    def views(self, conns: list[Connection]) -> list[dict[str, Any]]:
+        """Public views of many connections in three queries, whatever their number."""
+        ids = [c.id for c in conns]
+        validations = self.state.validations.latest_of(ids)
+        transfers = self.state.transfers.latest_of(ids)
+        now = self.adapters.clock()
+        return [
+            connection_view(
+                c, validation=validations.get(c.id), last_transfer=transfers.get(c.id), now=now
+            )
+            for c in conns
+        ]
+
+    def validation_history(self, conn: Connection, *, limit: int = 20) -> list[dict[str, Any]]:
+        return [
+            validation_view(v, conn) for v in self.state.validations.history(conn.id, limit=limit)
+        ]
+
+    def policies(self, conn: Connection) -> dict[str, Any]:
+        """The role name, ARN, external ID and trust policy (role auth) and the permissions
+        policy, ready to paste; nothing for local directories."""
+        if conn.type is ConnectionType.LOCAL:
+            return {}
+        out: dict[str, Any] = {"permissions_policy": rules.permissions_policy(conn)}
+        if conn.auth is AuthKind.ROLE:
+            out = {
+                "role_name": conn.role_name,
+                "role_arn": conn.role_arn,
+                "external_id": conn.external_id,
+                "trust_policy": rules.trust_policy(conn, self.adapters.service_principal()),
+                **out,
+            }
+        return out
+
+    # -- changing -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        actor: str,
+        secret_access_key: str | None = None,
+        link: Link | None = None,
+        **fields: Any,
+    ) -> Created:
+        """A draft connection, with the IAM material to paste. Everything that can fail —
+        the fields, byob's own AWS identity for the trust policy, a link already used — fails
+        before anything is saved; the connection, its link and its audit entry commit
+        together."""
+        cid = new_id()
+        if secret_access_key is not None and not fields.get("access_key_id"):
+            raise InvalidFieldError(
+                "a secret access key goes with an access key ID; give both, or neither for "
+                "role-based access",
+                field="access_key_id",
+            )
+        if secret_access_key is not None:
+            secret_access_key = field_rules.secret_access_key(secret_access_key)
+        fingerprint = secret_store.fingerprint(secret_access_key) if secret_access_key else ""
+        if link is not None:
+            fields["tenant"] = link.tenant
+        conn = rules.new_connection(
+            id=cid, now=self.adapters.clock(), secret_fingerprint=fingerprint, **fields
+        )
+        policies = self.policies(conn)
+        sealed = (
+            self.adapters.secrets.seal(secret_access_key, context=cid)
+            if secret_access_key
+            else None
+        )
+        with self.state.atomic() as tx:
+            tx.connections.add(conn, secret_sealed=sealed)
+            if link is not None:
+                tx.links.attach(link.id, conn.id)  # one link, one connection
+            self._audit(
+                tx, actor, "connection.create", conn, rules.describe_changes(_blank(conn), conn)
+            )
+        return Created(connection=conn, policies=policies)
+
+    def update(
+        self,
+        name: str,
+        changes: dict[str, Any],
+        *,
+        actor: str,
+        secret_access_key: str | None = None,
+    ) -> Connection:
+        """Change fields (each checked); changing where or how it writes returns it to draft,
+        which stops its transfers until it is validated and activated again."""
+        conn = self.get(name)
+        changes = dict(changes)
+        sealed = None
+        if secret_access_key is not None and not (
+            changes.get("access_key_id") or conn.access_key_id
+        ):
+            raise InvalidFieldError(
+                "a secret access key goes with an access key ID; this connection uses a role",
+                field="access_key_id",
+            )
+        if secret_access_key is not None:
+            secret_access_key = field_rules.secret_access_key(secret_access_key)
+            changes["secret_fingerprint"] = secret_store.fingerprint(secret_access_key)
+            if "access_key_id" not in changes and conn.access_key_id:
+                changes["access_key_id"] = conn.access_key_id
+            sealed = self.adapters.secrets.seal(secret_access_key, context=conn.id)
+        updated = rules.revise(conn, changes, now=self.adapters.clock())
+        if sealed is None and updated.auth is not AuthKind.HMAC:
+            sealed = ""  # a connection moved off HMAC keeps no secret
+        with self.state.atomic() as tx:
+            tx.connections.save(updated, secret_sealed=sealed)
+            self._audit(tx, actor, "connection.update", conn, rules.describe_changes(conn, updated))
+        return updated
+
+    def validate(self, name: str, *, actor: str) -> Validated:
+        """Run the connection's checks and keep the result; a pass resumes the transfers of a
+        connection that was failing."""
+        from byob.destinations.checks import passed
+
+        conn = self.get(name)
+        results = self.adapters.checks(conn).run()
+        ok = passed(results)
+        validation = Validation(
+            connection_id=conn.id,
+            fingerprint=conn.destination_fingerprint(),
+            passed=ok,
+            checks=[r.as_dict() for r in results],
+            created_at=self.adapters.clock(),
+        )
+        with self.state.atomic() as tx:
+            tx.validations.add(validation)
+            self._audit(tx, actor, "connection.validate", conn, {"passed": ok})
+            if ok and conn.is_failing:
+                tx.connections.clear_failing(conn.id)  # transfers resume
+        if ok and conn.is_failing:
+            conn = self.get(conn.id)
+        return Validated(connection=conn, results=results, passed=ok, validation=validation)
+
+    def activate(self, name: str, *, actor: str) -> Connection:
+        """Draft (or paused) → active after a passing validation of its present settings. The
+        link that created the connection is spent in the same transaction, whoever
+        activates."""
+        conn = self.get(name)
+        active = rules.activate(
+            conn, validated_fingerprint=self._validated_fingerprint(conn), now=self.adapters.clock()
+        )
+        return self._activated(conn, active, actor, "connection.activate")
+
+    def resume(self, name: str, *, actor: str) -> Connection:
+        """Paused → active, on the same condition as activation."""
+        conn = self.get(name)
+        active = rules.resume(
+            conn, validated_fingerprint=self._validated_fingerprint(conn), now=self.adapters.clock()
+        )
+        return self._activated(conn, active, actor, "connection.resume")
+
+    def pause(self, name: str, *, actor: str) -> Connection:
+        conn = self.get(name)
+        paused = rules.pause(conn, now=self.adapters.clock())
+        with self.state.atomic() as tx:
+            tx.connections.save(paused)
+            self._audit(tx, actor, "connection.pause", conn, rules.describe_changes(conn, paused))
+        return paused
+
+    def delete(self, name: str, *, actor: str) -> Connection:
+        """Forget a connection and its history; data already delivered stays where it is."""
+        conn = self.get(name)
+        with self.state.atomic() as tx:
+            tx.connections.delete(conn.id)
+            self._audit(tx, actor, "connection.delete", conn, {"name": [conn.name, None]})
+        return conn
+
+    def mark_failing(self, conn: Connection, *, check: str, message: str) -> None:
+        """Hold the transfers of a connection whose setup no longer works, saying why; a
+        passing validation releases them."""
+        with self.state.atomic() as tx:
+            tx.connections.mark_failing(
+                conn.id, check=check, message=message, now=self.adapters.clock()
+            )
+            self._audit(
+                tx, "byob", "connection.failing", conn, {"check": check, "message": message}
+            )
+        self.adapters.events.emit(
+            Event.CONNECTION_FAILING, about(conn) | {"check": check, "message": message}
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _validated_fingerprint(self, conn: Connection) -> str | None:
+        latest = self.state.validations.latest(conn.id)
+        return latest.fingerprint if latest and latest.passed else None
+
+    def _activated(
+        self, before: Connection, after: Connection, actor: str, action: str
+    ) -> Connection:
+        now = self.adapters.clock()
+        with self.state.atomic() as tx:
+            tx.connections.save(after)
+            spent = tx.links.spend_for(after.id, now=now)
+            changes: dict[str, Any] = rules.describe_changes(before, after)
+            if spent:
+                changes["link_spent"] = spent
+            self._audit(tx, actor, action, after, changes)
+        return after
+
+    def _audit(
+        self, tx: StateStore, actor: str, action: str, conn: Connection, changes: dict[str, Any]
+    ) -> None:
+        tx.audit.record(
+            actor=actor,
+            action=action,
+            connection_id=conn.id,
+            changes=changes,
+            now=self.adapters.clock(),
+        )
+
+
+def _blank(conn: Connection) -> Connection:
+    """An empty connection to describe a creation as changes from nothing."""
+    return Connection(
+        id=conn.id,
+        name="",
+        tenant="",
+        type=conn.type,
+        status=conn.status,
+        auth=conn.auth,
+        workgroup=conn.workgroup,
+        created_at=conn.created_at,
+        updated_at=conn.updated_at,
+    )

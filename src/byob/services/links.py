@@ -1,0 +1,161 @@
+"""Connection links: one-time, expiring, revocable URLs through which a recipient creates,
+validates and activates the one connection of their tenant — and touches nothing else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from byob.domain import credentials, fields
+from byob.domain.connections import Connection, ConnectionType
+from byob.domain.credentials import Link, LinkState
+from byob.errors import (
+    AuthenticationError,
+    ConflictError,
+    GoneError,
+    InvalidFieldError,
+    NotFoundError,
+)
+from byob.services.connections import ConnectionService, Created
+from byob.services.ports import Adapters
+from byob.services.principals import Principal
+from byob.store.state import new_id
+
+_GONE = {
+    LinkState.EXPIRED: "has expired",
+    LinkState.REVOKED: "was revoked",
+    LinkState.SPENT: "was used: its connection is active",
+}
+
+
+def gone_reason(state: LinkState) -> str:
+    """Why a link can no longer be used, and what to do."""
+    return f"this connection link {_GONE[state]}; ask your vendor for a new one"
+
+
+class LinkService:
+    def __init__(self, adapters: Adapters, connections: ConnectionService) -> None:
+        self.adapters = adapters
+        self.connections = connections
+        self.links = adapters.state.links
+
+    # -- the operator's side ---------------------------------------------------------------------
+
+    def create(self, tenant: str, *, lifetime: timedelta, actor: str) -> tuple[Link, str]:
+        """A link for a tenant; its token is returned once and stored only as a hash."""
+        now = self.adapters.clock()
+        token = credentials.new_token(credentials.LINK_PREFIX)
+        link = Link(
+            id=new_id(),
+            tenant=fields.tenant(tenant),
+            created_at=now,
+            expires_at=now + lifetime,
+            created_by=actor,
+        )
+        with self.adapters.state.atomic() as tx:
+            tx.links.add(link, token)
+            tx.audit.record(
+                actor=actor,
+                action="link.create",
+                connection_id=None,
+                changes={
+                    "link": link.id,
+                    "tenant": link.tenant,
+                    "expires_at": link.expires_at.isoformat(),
+                },
+                now=now,
+            )
+        return link, token
+
+    def url(self, token: str) -> str:
+        return f"{self.adapters.settings.public_url.rstrip('/')}/connect/{token}"
+
+    def page(self, *, tenant: str | None = None, limit: int = 50, offset: int = 0) -> list[Link]:
+        return self.links.page(tenant=tenant, limit=limit, offset=offset)
+
+    def of_connection(self, conn: Connection) -> list[Link]:
+        return self.links.of_connection(conn.id)
+
+    def revoke(self, link_id: str, *, actor: str) -> Link:
+        now = self.adapters.clock()
+        with self.adapters.state.atomic() as tx:
+            link = tx.links.revoke(link_id, now=now)
+            tx.audit.record(
+                actor=actor,
+                action="link.revoke",
+                connection_id=link.connection_id,
+                changes={"link": link_id},
+                now=now,
+            )
+        return link
+
+    # -- the recipient's side --------------------------------------------------------------------
+
+    def open(self, token: str) -> Link:
+        """The link behind a token, if it may still be used."""
+        link = self.links.find(token) if token.startswith(credentials.LINK_PREFIX) else None
+        if link is None:
+            raise AuthenticationError("this connection link is not valid; ask for a new one")
+        return self.usable(link)
+
+    def get(self, link_id: str, *, allow_spent: bool = False) -> Link:
+        """A link by ID (a recipient's session holds it), if it may still be used; a spent
+        one too when ``allow_spent`` (the wizard's last page)."""
+        return self.usable(self.links.get(link_id), allow_spent=allow_spent)
+
+    def usable(self, link: Link, *, allow_spent: bool = False) -> Link:
+        state = link.state(self.adapters.clock())
+        if state is LinkState.OPEN or (allow_spent and state is LinkState.SPENT):
+            return link
+        raise GoneError(gone_reason(state))
+
+    def principal(self, token: str) -> Principal:
+        link = self.open(token)
+        return Principal(actor=f"link:{link.id}", link=link)
+
+    def own_connection(self, principal: Principal, name_or_id: str | None = None) -> Connection:
+        """The connection a caller may act on: any for operators; for a link, only the one
+        that link created (anything else is reported as not found, revealing nothing)."""
+        if principal.link is None:
+            if name_or_id is None:
+                raise InvalidFieldError("which connection?", field="connection")
+            return self.connections.get(name_or_id)
+        link = principal.link
+        if link.connection_id is None:
+            raise NotFoundError("this link has not created a connection yet")
+        conn = self.connections.get(link.connection_id)
+        if name_or_id is not None and name_or_id not in (conn.id, conn.name):
+            raise NotFoundError(f"no connection named {name_or_id!r}")
+        return conn
+
+    def connection_of(self, link: Link) -> Connection | None:
+        return self.connections.get(link.connection_id) if link.connection_id else None
+
+    def create_connection(
+        self, principal: Principal, fields: dict[str, Any], secret: str | None
+    ) -> Created:
+        """The link's one connection, for the link's tenant: an s3 or athena destination."""
+        link = self._link(principal)
+        if link.connection_id is not None:
+            raise ConflictError("this link already created its connection; update it instead")
+        if fields.get("type", "s3") not in (ConnectionType.S3.value, ConnectionType.ATHENA.value):
+            raise InvalidFieldError("a link creates an s3 or athena connection", field="type")
+        fields = {k: v for k, v in fields.items() if k != "tenant"}
+        return self.connections.create(
+            actor=principal.actor, secret_access_key=secret, link=link, **fields
+        )
+
+    def update_connection(
+        self, principal: Principal, changes: dict[str, Any], secret: str | None
+    ) -> Connection:
+        """A recipient's changes to their connection; its schedule stays the vendor's."""
+        conn = self.own_connection(principal)
+        changes = {k: v for k, v in changes.items() if k != "frequency_minutes"}
+        return self.connections.update(
+            conn.id, changes, actor=principal.actor, secret_access_key=secret
+        )
+
+    def _link(self, principal: Principal) -> Link:
+        if principal.link is None:
+            raise InvalidFieldError("this takes a connection link", field="link")
+        return principal.link

@@ -1,0 +1,45 @@
+"""What the use cases need from the outside world. `byob.container.Byob` provides it from
+settings; tests may provide it otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from byob.domain.connections import Connection
+from byob.engine.transfer import TransferRunner
+from byob.models_file import ModelsFile
+from byob.services.events import Events
+from byob.settings import Settings
+from byob.sources.base import Source
+from byob.store.secrets import SecretBox
+from byob.store.state import StateStore
+
+if TYPE_CHECKING:
+    from byob.destinations.checks import ConnectionChecks
+
+
+class Adapters(Protocol):
+    settings: Settings
+    state: StateStore
+    clock: Callable[[], datetime]
+    concurrent_transfers: int
+
+    @property
+    def events(self) -> Events: ...
+
+    @property
+    def secrets(self) -> SecretBox: ...
+
+    @property
+    def models_file(self) -> ModelsFile: ...
+
+    def source(self) -> AbstractContextManager[Source]: ...
+
+    def service_principal(self) -> str: ...
+
+    def checks(self, conn: Connection) -> ConnectionChecks: ...
+
+    def runner(self, conn: Connection, source: Source) -> TransferRunner: ...

@@ -1,0 +1,47 @@
+"""Schedules: at each tick, dispatch every connection that may transfer and whose UTC-aligned
+slot has come and was not yet dispatched. Slots are claimed with compare-and-set in the state
+store, so any number of schedulers (one per `byob serve`) dispatch each slot once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from byob.domain.connections import Connection
+from byob.domain.schedules import due
+from byob.errors import ByobError
+from byob.services.ports import Adapters
+
+log = logging.getLogger("byob.scheduler")
+
+Dispatch = Callable[[Connection], object]
+
+
+class ScheduleService:
+    def __init__(self, adapters: Adapters) -> None:
+        self.adapters = adapters
+        self.connections = adapters.state.connections
+
+    def dispatch_due(self, dispatch: Dispatch, *, now: datetime | None = None) -> list[str]:
+        """Dispatch what is due now; returns the connection names dispatched."""
+        now = now or self.adapters.clock()
+        dispatched = []
+        for conn in self.connections.schedulable(now):
+            slot = due(conn.frequency_minutes, last_slot=conn.last_slot, now=now)
+            if slot is None or not self.connections.claim_slot(
+                conn.id, previous=conn.last_slot, slot=slot
+            ):
+                continue  # not due, or another scheduler claimed it first
+            try:
+                dispatch(conn)
+                dispatched.append(conn.name)
+            except Exception as exc:
+                # Give the slot back: a queue that is briefly unreachable must not cost a
+                # daily connection its day.
+                self.connections.release_slot(conn.id, slot=slot, previous=conn.last_slot)
+                if isinstance(exc, ByobError):
+                    log.warning("scheduling %s failed: %s", conn.name, exc.message)
+                else:
+                    log.exception("scheduling %s failed", conn.name)
+        return dispatched

@@ -1,0 +1,322 @@
+"""Transfer use cases, and the one path every transfer takes — whoever asks for it (the CLI,
+the embedded worker threads, Procrastinate workers, the API's and the pages' run-now):
+
+1. the connection may transfer now (`Connection.may_transfer`), else `TransfersHeld`;
+2. the engine plans and runs the model's windows (engine/transfer.py: exactly once);
+3. the outcome is told the same way: a success is logged and sent to the webhook; a final
+   failure is sent to the webhook with its verdict, and a permission or configuration
+   failure marks the connection failing, which holds its transfers until it validates again.
+History and metrics come from the state store the engine writes, so they agree by
+construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from byob.domain.connections import Connection
+from byob.domain.failures import Verdict, classify, is_final
+from byob.domain.models import ModelSpec
+from byob.domain.transfers import FileRecord, TransferRecord, TransferStatus
+from byob.engine.transfer import Progress, TransferResult
+from byob.errors import ByobError, ConflictError
+from byob.services.connections import ConnectionService
+from byob.services.events import Event, about
+from byob.services.ports import Adapters
+from byob.services.views import transfer_view
+
+log = logging.getLogger("byob.transfers")
+
+
+class TransfersHeld(ConflictError):
+    """The connection may not transfer now (not active, or failing)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Triggered:
+    planned: list[TransferRecord]  # windows fixed now (embedded workers)
+    busy: list[str]  # models skipped: a transfer of them is already running or waiting
+    queued: list[str] = field(default_factory=list)  # models queued for distributed workers
+
+
+class Dispatcher(Protocol):
+    """Runs transfers in the background: threads in this process, or a distributed queue."""
+
+    def trigger(self, conn: Connection, models: list[str], *, full_refresh: bool) -> Triggered: ...
+
+    def queue_depth(self) -> tuple[int, float]: ...
+
+    def shutdown(self, *, wait: bool = True) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunAll:
+    """What `run_all` did: every connection it ran, the transfers, and what failed."""
+
+    connections: list[Connection]
+    results: list[tuple[Connection, TransferResult]]
+    failures: list[tuple[Connection, ByobError]]
+
+
+class TransferService:
+    def __init__(self, adapters: Adapters, connections: ConnectionService) -> None:
+        self.adapters = adapters
+        self.state = adapters.state
+        self.connections = connections
+        self.dispatcher: Dispatcher | None = None  # set by the runtime that has workers
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, transfer_id: str) -> TransferRecord:
+        return self.state.transfers.get(transfer_id)
+
+    def files(self, record: TransferRecord) -> list[FileRecord]:
+        return self.state.transfers.files(record.id)
+
+    def history(
+        self, connection: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[Connection, list[TransferRecord]]:
+        conn = self.connections.get(connection)
+        return conn, self.state.transfers.history(conn.id, limit=limit, offset=offset)
+
+    def specs(self, model: str | None = None) -> list[ModelSpec]:
+        models_file = self.adapters.models_file
+        return [models_file.model(model)] if model else list(models_file.models)
+
+    def queue_depth(self) -> tuple[int, float]:
+        """Transfers waiting for a worker, and the oldest one's age in seconds."""
+        return self.dispatcher.queue_depth() if self.dispatcher is not None else (0, 0.0)
+
+    def transferable(self, connection: str) -> Connection:
+        """The connection, if it may transfer now."""
+        conn = self.connections.get(connection)
+        refusal = conn.transfer_refusal()
+        if refusal is not None:
+            raise TransfersHeld(refusal)
+        return conn
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(
+        self,
+        connection: str,
+        *,
+        model: str | None = None,
+        full_refresh: bool = False,
+        actor: str = "cli",
+        progress: Callable[[str], Progress | None] | None = None,
+    ) -> list[TransferResult]:
+        """Run now, in this thread: every model (or one), interrupted windows first; stops at
+        the first model that fails."""
+        conn = self.transferable(connection)
+        specs = self.specs(model)
+        self._audit_trigger(conn, actor, model=model, full_refresh=full_refresh)
+        results: list[TransferResult] = []
+        for spec in specs:
+            results += self.run_model(
+                conn.id,
+                spec.name,
+                full_refresh=full_refresh,
+                progress=progress(spec.name) if progress else None,
+            )
+        return results
+
+    def run_all(
+        self,
+        *,
+        model: str | None = None,
+        full_refresh: bool = False,
+        parallel: int = 2,
+        actor: str = "cli",
+        on_connection_done: Callable[[Connection], None] | None = None,
+    ) -> RunAll:
+        """Every connection that may transfer, ``parallel`` at a time (one connection's source
+        scan overlaps another's encoding and bookkeeping; they share one transfer's buffers).
+        A connection that fails does not stop the others."""
+        conns = [c for c in self.connections.page() if c.may_transfer]
+        self.adapters.concurrent_transfers = parallel
+        results: list[tuple[Connection, TransferResult]] = []
+        failures: list[tuple[Connection, ByobError]] = []
+
+        def one(conn: Connection) -> None:
+            try:
+                done = self.run(conn.id, model=model, full_refresh=full_refresh, actor=actor)
+                results.extend((conn, r) for r in done)
+            except ByobError as exc:
+                failures.append((conn, exc))
+            finally:
+                if on_connection_done is not None:
+                    on_connection_done(conn)
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="byob-run") as pool:
+            list(pool.map(one, conns))
+        return RunAll(connections=conns, results=results, failures=failures)
+
+    def plan(
+        self, conn: Connection, model: str, *, full_refresh: bool = False
+    ) -> list[TransferRecord]:
+        """Fix the windows of one model now, to run later (`run_model` runs them): the caller
+        gets transfer IDs at once. A failure here is told like any transfer's."""
+        spec = self.adapters.models_file.model(model)
+        try:
+            with self.adapters.source() as src:
+                _, records = self.adapters.runner(conn, src).prepare(
+                    spec, full_refresh=full_refresh
+                )
+        except Exception as exc:
+            self._failed(conn, model, exc, record=None, attempt=1, max_attempts=1)
+            raise
+        return records
+
+    def run_model(
+        self,
+        connection: str,
+        model: str,
+        *,
+        full_refresh: bool = False,
+        attempt: int = 1,
+        max_attempts: int = 1,
+        progress: Progress | None = None,
+    ) -> list[TransferResult]:
+        """The one transfer path: one model of one connection, every pending window then a new
+        one (a retry, ``attempt`` > 1, finishes the windows its first attempt fixed and adds
+        none). Raises the failure after telling it; ``max_attempts`` says whether a retry
+        follows, so the webhook hears of a failure once, when it is final."""
+        conn = self.transferable(connection)
+        spec = self.adapters.models_file.model(model)
+        current: TransferRecord | None = None
+        results: list[TransferResult] = []
+        try:
+            with self.adapters.source() as src:
+                runner = self.adapters.runner(conn, src)
+                pending = self.state.transfers.pending(conn.id, model) if attempt > 1 else []
+                if pending:
+                    resolved, records = runner.resolve(spec), pending
+                else:
+                    resolved, records = runner.prepare(spec, full_refresh=full_refresh)
+                for record in records:  # in order; the first failure stops the rest
+                    current = record
+                    result = runner.execute(resolved, record, progress=progress)
+                    results.append(result)
+                    self._finished(conn, result.record)
+        except Exception as exc:
+            self._failed(
+                conn, model, exc, record=current, attempt=attempt, max_attempts=max_attempts
+            )
+            raise
+        return results
+
+    def trigger(
+        self, connection: str, *, model: str | None = None, full_refresh: bool = False, actor: str
+    ) -> Triggered:
+        """Run in the background (the API's and the pages' run-now)."""
+        conn = self.transferable(connection)
+        models = [s.name for s in self.specs(model)]
+        if self.dispatcher is None:
+            raise ConflictError("this server runs no workers; run `byob transfers run` instead")
+        self._audit_trigger(conn, actor, model=model, full_refresh=full_refresh)
+        return self.dispatcher.trigger(conn, models, full_refresh=full_refresh)
+
+    def dispatch_scheduled(self, conn: Connection) -> Triggered:
+        """A scheduled run of every model (the scheduler found it due)."""
+        if self.dispatcher is None:
+            raise ConflictError("no workers to dispatch scheduled transfers to")
+        models = [s.name for s in self.specs()]
+        return self.dispatcher.trigger(conn, models, full_refresh=False)
+
+    def cancel(self, transfer_id: str, *, actor: str) -> TransferRecord:
+        """A queued transfer is cancelled at once; a running one stops at its next batch and
+        removes its files. Its window is delivered by the next transfer."""
+        now = self.adapters.clock()
+        with self.state.atomic() as tx:
+            record = tx.transfers.request_cancel(transfer_id, now=now)
+            tx.audit.record(
+                actor=actor,
+                action="transfer.cancel",
+                connection_id=record.connection_id,
+                changes={"transfer": record.id},
+                now=now,
+            )
+        return record
+
+    # -- telling the outcome --------------------------------------------------------------------
+
+    def _finished(self, conn: Connection, record: TransferRecord) -> None:
+        if record.status is TransferStatus.SUCCEEDED:
+            log.info(
+                "transfer of %s/%s succeeded: %d rows in %d files (%d bytes)",
+                conn.name,
+                record.model,
+                record.rows,
+                record.files,
+                record.bytes,
+            )
+            event = Event.TRANSFER_SUCCEEDED
+        else:
+            log.info("transfer of %s/%s %s", conn.name, record.model, record.status)
+            event = Event.TRANSFER_CANCELLED
+        self.adapters.events.emit(
+            event, about(conn) | {"model": record.model, "transfer": transfer_view(record)}
+        )
+
+    def _failed(
+        self,
+        conn: Connection,
+        model: str,
+        exc: BaseException,
+        *,
+        record: TransferRecord | None,
+        attempt: int,
+        max_attempts: int,
+    ) -> None:
+        verdict = classify(exc)
+        final = is_final(verdict, attempt=attempt, max_attempts=max_attempts)
+        message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "transfer of %s/%s failed (attempt %d of %d, %s%s): %s",
+            conn.name,
+            model,
+            attempt,
+            max_attempts,
+            verdict,
+            "" if final else ", will retry",
+            message,
+        )
+        if final:
+            latest = self.state.transfers.get(record.id) if record is not None else None
+            self.adapters.events.emit(
+                Event.TRANSFER_FAILED,
+                about(conn)
+                | {
+                    "model": model,
+                    "transfer": transfer_view(latest) if latest else None,
+                    "error": message,
+                    "verdict": verdict.value,
+                },
+            )
+        if verdict is Verdict.CONNECTION_FAILING:
+            self.connections.mark_failing(conn, check="transfer", message=message)
+
+    def _audit_trigger(
+        self, conn: Connection, actor: str, *, model: str | None, full_refresh: bool
+    ) -> None:
+        self.state.audit.record(
+            actor=actor,
+            action="transfer.trigger",
+            connection_id=conn.id,
+            changes={"connection": conn.name, "model": model, "full_refresh": full_refresh},
+            now=self.adapters.clock(),
+        )
+
+
+def should_retry(exc: BaseException, *, attempt: int, max_attempts: int) -> bool:
+    """Whether a worker runs this model again after ``exc`` (the rule `run_model` tells by)."""
+    return not is_final(classify(exc), attempt=attempt, max_attempts=max_attempts)
+
+
+def describe(results: list[TransferResult]) -> list[dict[str, Any]]:
+    return [transfer_view(r.record) | {"resumed": r.resumed} for r in results]

@@ -1,0 +1,107 @@
+"""What every front door shows of byob's records, built once: the CLI (table and --json), the
+REST API, the web pages and webhooks all render these. Never a secret: the sealed HMAC secret
+is not even read here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
+from byob.domain.credentials import Link
+from byob.domain.transfers import TransferRecord
+
+
+def connection_view(
+    conn: Connection,
+    *,
+    validation: Validation | None,
+    last_transfer: TransferRecord | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A connection as any caller may see it: where it writes, its lifecycle and health, its
+    latest validation, its latest transfer and its next scheduled run."""
+    data: dict[str, Any] = {
+        "id": conn.id,
+        "name": conn.name,
+        "tenant": conn.tenant,
+        "type": conn.type.value,
+        "status": conn.status.value,
+        "failing": failing_view(conn),
+        "location": conn.location(),
+        "auth": conn.auth.value,
+        "frequency_minutes": conn.frequency_minutes,
+        "next_run": conn.next_run(now),
+        "created_at": conn.created_at,
+        "updated_at": conn.updated_at,
+    }
+    if conn.type is not ConnectionType.LOCAL:
+        data |= {
+            "account_id": conn.account_id,
+            "bucket": conn.bucket,
+            "region": conn.region,
+            "base_path": conn.base_path,
+        }
+    if conn.auth is AuthKind.ROLE:
+        data |= {
+            "role_name": conn.role_name,
+            "role_arn": conn.role_arn,
+            "external_id": conn.external_id,
+        }
+    if conn.auth is AuthKind.HMAC:
+        data["access_key_id"] = conn.access_key_id
+    if conn.type is ConnectionType.ATHENA:
+        data |= {"workgroup": conn.workgroup, "schema": conn.schema, "database": conn.database}
+    data["validation"] = validation_view(validation, conn) if validation else None
+    data["last_transfer"] = transfer_view(last_transfer) if last_transfer else None
+    return data
+
+
+def failing_view(conn: Connection) -> dict[str, Any] | None:
+    if not conn.is_failing:
+        return None
+    return {
+        "since": conn.failing_since,
+        "check": conn.failing_check,
+        "message": conn.failing_message,
+    }
+
+
+def validation_view(validation: Validation, conn: Connection) -> dict[str, Any]:
+    return {
+        "passed": validation.passed,
+        "at": validation.created_at,
+        "checks": validation.checks,
+        "current": validation.covers(conn),
+    }
+
+
+def transfer_view(record: TransferRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "connection_id": record.connection_id,
+        "model": record.model,
+        "type": record.type.value,
+        "status": record.status.value,
+        "started_at": record.started_at,
+        "window": {"low": record.window.low, "high": record.window.high},
+        "rows": record.rows,
+        "bytes": record.bytes,
+        "files": record.files,
+        "attempts": record.attempts,
+        "error": record.error,
+        "manifest": record.manifest_key,
+        "finished_at": record.finished_at,
+    }
+
+
+def link_view(link: Link, now: datetime) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "tenant": link.tenant,
+        "state": link.state(now).value,
+        "created_at": link.created_at,
+        "expires_at": link.expires_at,
+        "created_by": link.created_by,
+        "connection_id": link.connection_id,
+    }

@@ -1,0 +1,205 @@
+"""Connections and their validations. Every query is parameterised; tenants never mix."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from byob.domain.connections import AuthKind, Connection, ConnectionType, Status, Validation
+from byob.domain.schedules import FREQUENCIES, slot_start
+from byob.errors import ConflictError, NotFoundError
+from byob.store import tables as T
+from byob.store.state import Repository
+
+_RENAMED = {"schema": "schema_name", "database": "database_name"}
+
+
+def connection_row(conn: Connection) -> dict[str, Any]:
+    row = {_RENAMED.get(f.name, f.name): getattr(conn, f.name) for f in dataclasses.fields(conn)}
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in row.items()}
+
+
+def _connection(row: Any) -> Connection:
+    m = dict(row._mapping)
+    m.pop("secret_sealed", None)
+    for column, field_name in _RENAMED.items():
+        m[column] = m.pop(field_name)
+    m["type"] = ConnectionType(m["type"])
+    m["status"] = Status(m["status"])
+    m["auth"] = AuthKind(m["auth"])
+    return Connection(**m)
+
+
+class Connections(Repository):
+    def add(self, conn: Connection, *, secret_sealed: str | None = None) -> Connection:
+        try:
+            with self.writing() as db:
+                db.execute(
+                    T.connections.insert().values(
+                        **connection_row(conn), secret_sealed=secret_sealed
+                    )
+                )
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(
+                f"a connection named {conn.name!r} already exists; choose another name",
+                field="name",
+            ) from exc
+        return conn
+
+    def save(self, conn: Connection, *, secret_sealed: str | None = None) -> Connection:
+        """Save; ``secret_sealed`` replaces the sealed secret ("" erases it), None keeps it."""
+        values = connection_row(conn)
+        if secret_sealed is not None:
+            values["secret_sealed"] = secret_sealed or None
+        try:
+            with self.writing() as db:
+                db.execute(
+                    T.connections.update().where(T.connections.c.id == conn.id).values(**values)
+                )
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(
+                f"a connection named {conn.name!r} already exists", field="name"
+            ) from exc
+        return conn
+
+    def delete(self, connection_id: str) -> None:
+        with self.writing() as db:
+            db.execute(T.connections.delete().where(T.connections.c.id == connection_id))
+
+    def get(self, name_or_id: str) -> Connection:
+        c = T.connections.c
+        with self.reading() as db:
+            # An ID is exact and wins; names are looked up only when no ID matches.
+            row = db.execute(sa.select(T.connections).where(c.id == name_or_id)).first()
+            if row is None:
+                row = db.execute(sa.select(T.connections).where(c.name == name_or_id)).first()
+        if row is None:
+            raise NotFoundError(f"no connection named {name_or_id!r}", field="name")
+        return _connection(row)
+
+    def page(
+        self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Connection]:
+        """Oldest first; all of them unless ``limit``."""
+        query = sa.select(T.connections).order_by(T.connections.c.created_at, T.connections.c.id)
+        if tenant is not None:
+            query = query.where(T.connections.c.tenant == tenant)
+        query = query.limit(limit).offset(offset)
+        with self.reading() as db:
+            return [_connection(r) for r in db.execute(query)]
+
+    def schedulable(self, now: datetime) -> list[Connection]:
+        """Connections that may transfer and whose current schedule slot was not dispatched.
+        The SQL narrows; `Connection.may_transfer` decides."""
+        c = T.connections.c
+        per_frequency = [
+            sa.and_(
+                c.frequency_minutes == f,
+                sa.or_(c.last_slot.is_(None), c.last_slot < slot_start(f, now)),
+            )
+            for f in FREQUENCIES
+        ]
+        query = sa.select(T.connections).where(
+            c.status == Status.ACTIVE.value, c.failing_check.is_(None), sa.or_(*per_frequency)
+        )
+        with self.reading() as db:
+            found = [_connection(r) for r in db.execute(query)]
+        return [conn for conn in found if conn.may_transfer]
+
+    def claim_slot(self, connection_id: str, *, previous: datetime | None, slot: datetime) -> bool:
+        """Compare-and-set the dispatched slot: of many schedulers, exactly one wins a slot."""
+        c = T.connections.c
+        same = c.last_slot.is_(None) if previous is None else c.last_slot == previous
+        with self.writing() as db:
+            done = db.execute(
+                T.connections.update().where(c.id == connection_id, same).values(last_slot=slot)
+            ).rowcount
+        return done == 1
+
+    def release_slot(
+        self, connection_id: str, *, slot: datetime, previous: datetime | None
+    ) -> None:
+        """Undo a claim whose dispatch failed, so the next tick tries the slot again."""
+        c = T.connections.c
+        with self.writing() as db:
+            db.execute(
+                T.connections.update()
+                .where(c.id == connection_id, c.last_slot == slot)
+                .values(last_slot=previous)
+            )
+
+    def mark_failing(self, connection_id: str, *, check: str, message: str, now: datetime) -> None:
+        with self.writing() as db:
+            db.execute(
+                T.connections.update()
+                .where(T.connections.c.id == connection_id)
+                .values(failing_check=check, failing_message=message[:4000], failing_since=now)
+            )
+
+    def clear_failing(self, connection_id: str) -> None:
+        with self.writing() as db:
+            db.execute(
+                T.connections.update()
+                .where(T.connections.c.id == connection_id)
+                .values(failing_check=None, failing_message=None, failing_since=None)
+            )
+
+    def sealed_secret(self, connection_id: str) -> str | None:
+        with self.reading() as db:
+            value = db.execute(
+                sa.select(T.connections.c.secret_sealed).where(T.connections.c.id == connection_id)
+            ).scalar()
+        return str(value) if value is not None else None
+
+    def counts(self) -> dict[tuple[str, bool], int]:
+        """(status, failing) → how many connections."""
+        c = T.connections.c
+        failing = c.failing_check.is_not(None)
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(c.status, failing, sa.func.count()).group_by(c.status, failing)
+            )
+            return {(str(status), bool(is_failing)): int(n) for status, is_failing, n in rows}
+
+
+_VALIDATION_COLUMNS = ("connection_id", "fingerprint", "passed", "checks", "created_at")
+
+
+class Validations(Repository):
+    def add(self, v: Validation) -> None:
+        with self.writing() as db:
+            db.execute(T.validations.insert().values(**dataclasses.asdict(v)))
+
+    def latest(self, connection_id: str) -> Validation | None:
+        found = self.history(connection_id, limit=1)
+        return found[0] if found else None
+
+    def history(self, connection_id: str, *, limit: int = 20) -> list[Validation]:
+        """Newest first."""
+        c = T.validations.c
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(*(c[k] for k in _VALIDATION_COLUMNS))
+                .where(c.connection_id == connection_id)
+                .order_by(c.id.desc())
+                .limit(limit)
+            )
+            return [Validation(**r._mapping) for r in rows]
+
+    def latest_of(self, connection_ids: list[str]) -> dict[str, Validation]:
+        """Each connection's latest validation, in one query (list pages show many)."""
+        if not connection_ids:
+            return {}
+        c = T.validations.c
+        newest = (
+            sa.select(c.connection_id, sa.func.max(c.id).label("id"))
+            .where(c.connection_id.in_(connection_ids))
+            .group_by(c.connection_id)
+            .subquery()
+        )
+        query = sa.select(*(c[k] for k in _VALIDATION_COLUMNS)).join(newest, newest.c.id == c.id)
+        with self.reading() as db:
+            return {r.connection_id: Validation(**r._mapping) for r in db.execute(query)}

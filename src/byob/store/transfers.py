@@ -1,0 +1,360 @@
+"""Transfers and their files: the durable log that makes a retry exactly-once (implements the
+engine's `TransferLog`), and the delivery figures /metrics reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from byob.domain.transfers import (
+    PENDING,
+    FileRecord,
+    FileState,
+    ModelState,
+    TransferRecord,
+    TransferStatus,
+)
+from byob.domain.windows import TransferType, Window
+from byob.errors import ConflictError, NotFoundError
+from byob.store import tables as T
+from byob.store.state import Repository, new_id
+
+_PENDING = [s.value for s in PENDING]
+
+
+def _transfer(row: Any) -> TransferRecord:
+    m = dict(row._mapping)
+    m["window"] = Window(low=m.pop("window_low"), high=m.pop("window_high"))
+    m["type"] = TransferType(m["type"])
+    m["status"] = TransferStatus(m["status"])
+    m.pop("connection_id_1", None)
+    return TransferRecord(**m)
+
+
+class Transfers(Repository):
+    def model_state(self, connection_id: str, model: str) -> ModelState:
+        c = T.model_states.c
+        with self.reading() as db:
+            row = db.execute(
+                sa.select(c.high_water_mark, c.last_transfer_id, c.columns).where(
+                    c.connection_id == connection_id, c.model == model
+                )
+            ).first()
+        if row is None:
+            return ModelState(high_water_mark=None, last_transfer_id=None, columns=None)
+        return ModelState(**row._mapping)
+
+    def pending(self, connection_id: str, model: str) -> list[TransferRecord]:
+        """Transfers not yet succeeded, oldest first: they must finish in this order, since
+        each one's window starts where the previous one's ends."""
+        c = T.transfers.c
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(T.transfers)
+                .where(c.connection_id == connection_id, c.model == model, c.status.in_(_PENDING))
+                .order_by(c.created_at, c.started_at)
+            )
+            return [_transfer(r) for r in rows]
+
+    def plan(
+        self,
+        *,
+        connection_id: str,
+        model: str,
+        kind: TransferType,
+        window: Window,
+        started_at: datetime,
+        now: datetime,
+    ) -> TransferRecord:
+        """Persist the window before reading, so a retry reads the same one."""
+        tid = new_id()
+        with self.writing() as db:
+            db.execute(
+                T.transfers.insert().values(
+                    id=tid,
+                    connection_id=connection_id,
+                    model=model,
+                    type=kind.value,
+                    status=TransferStatus.PLANNED.value,
+                    started_at=started_at,
+                    window_low=window.low,
+                    window_high=window.high,
+                    rows=0,
+                    bytes=0,
+                    files=0,
+                    attempts=0,
+                    created_at=now,
+                )
+            )
+        return self.get(tid)
+
+    def last_started_at(self, connection_id: str, model: str) -> datetime | None:
+        c = T.transfers.c
+        with self.reading() as db:
+            value = db.execute(
+                sa.select(sa.func.max(c.started_at)).where(
+                    c.connection_id == connection_id, c.model == model
+                )
+            ).scalar()
+        return value if isinstance(value, datetime) else None
+
+    def get(self, transfer_id: str) -> TransferRecord:
+        with self.reading() as db:
+            row = db.execute(sa.select(T.transfers).where(T.transfers.c.id == transfer_id)).first()
+        if row is None:
+            raise NotFoundError(f"no transfer {transfer_id!r}")
+        return _transfer(row)
+
+    def history(
+        self, connection_id: str, *, limit: int = 50, offset: int = 0
+    ) -> list[TransferRecord]:
+        """Newest first."""
+        c = T.transfers.c
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(T.transfers)
+                .where(c.connection_id == connection_id)
+                .order_by(c.created_at.desc(), c.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_transfer(r) for r in rows]
+
+    def latest_of(self, connection_ids: list[str]) -> dict[str, TransferRecord]:
+        """Each connection's newest transfer, in one query (list pages show many)."""
+        if not connection_ids:
+            return {}
+        c = T.transfers.c
+        newest = (
+            sa.select(
+                c.id,
+                sa.func.row_number()
+                .over(partition_by=c.connection_id, order_by=(c.created_at.desc(), c.id))
+                .label("n"),
+            )
+            .where(c.connection_id.in_(connection_ids))
+            .subquery()
+        )
+        query = sa.select(T.transfers).join(newest, newest.c.id == c.id).where(newest.c.n == 1)
+        with self.reading() as db:
+            return {r.connection_id: _transfer(r) for r in db.execute(query)}
+
+    def start_attempt(self, transfer_id: str) -> int:
+        c = T.transfers.c
+        with self.writing() as db:
+            db.execute(
+                T.transfers.update()
+                .where(c.id == transfer_id)
+                .values(status=TransferStatus.RUNNING.value, attempts=c.attempts + 1, error=None)
+            )
+            return int(db.execute(sa.select(c.attempts).where(c.id == transfer_id)).scalar_one())
+
+    def files(self, transfer_id: str) -> list[FileRecord]:
+        c = T.transfer_files.c
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(c.file_part, c.key, c.state, c.upload_id, c.rows, c.bytes, c.sha256)
+                .where(c.transfer_id == transfer_id)
+                .order_by(c.file_part)
+            )
+            return [FileRecord(**(dict(r._mapping) | {"state": FileState(r.state)})) for r in rows]
+
+    def file_started(self, transfer_id: str, file_part: int, key: str, attempt: int) -> None:
+        """Recorded before the first byte is sent: the file may exist from now on."""
+        c = T.transfer_files.c
+        with self.writing() as db:
+            updated = db.execute(
+                T.transfer_files.update()
+                .where(c.transfer_id == transfer_id, c.file_part == file_part)
+                .values(
+                    state=FileState.STARTED.value,
+                    upload_id=None,
+                    rows=0,
+                    bytes=0,
+                    sha256=None,
+                    attempt=attempt,
+                )
+            ).rowcount
+            if not updated:
+                db.execute(
+                    T.transfer_files.insert().values(
+                        transfer_id=transfer_id,
+                        file_part=file_part,
+                        key=key,
+                        state=FileState.STARTED.value,
+                        rows=0,
+                        bytes=0,
+                        attempt=attempt,
+                    )
+                )
+
+    def _set_file(self, transfer_id: str, file_part: int, **values: Any) -> None:
+        c = T.transfer_files.c
+        with self.writing() as db:
+            db.execute(
+                T.transfer_files.update()
+                .where(c.transfer_id == transfer_id, c.file_part == file_part)
+                .values(**values)
+            )
+
+    def file_upload_id(self, transfer_id: str, file_part: int, upload_id: str) -> None:
+        self._set_file(transfer_id, file_part, upload_id=upload_id)
+
+    def file_committed(
+        self, transfer_id: str, file_part: int, *, rows: int, size: int, sha256: str
+    ) -> None:
+        self._set_file(
+            transfer_id,
+            file_part,
+            state=FileState.COMMITTED.value,
+            upload_id=None,
+            rows=rows,
+            bytes=size,
+            sha256=sha256,
+        )
+
+    def file_voided(self, transfer_id: str, file_part: int) -> None:
+        self._set_file(
+            transfer_id,
+            file_part,
+            state=FileState.VOID.value,
+            upload_id=None,
+            rows=0,
+            bytes=0,
+            sha256=None,
+        )
+
+    def request_cancel(self, transfer_id: str, *, now: datetime) -> TransferRecord:
+        """A queued transfer is cancelled at once; a running one stops at its next batch and
+        removes its files. Later windows of the model start where this one starts, so they
+        are cancelled with it and the next transfer covers them all again."""
+        record = self.get(transfer_id)
+        c = T.transfers.c
+        tail = sa.and_(
+            c.connection_id == record.connection_id,
+            c.model == record.model,
+            c.status.in_(_PENDING),
+            c.created_at >= record.created_at,
+        )
+        with self.writing() as db:
+            db.execute(
+                T.transfers.update()
+                .where(tail, c.status == TransferStatus.PLANNED.value, c.attempts == 0)
+                .values(
+                    status=TransferStatus.CANCELLED.value,
+                    finished_at=now,
+                    error="cancelled before it started",
+                )
+            )
+            db.execute(T.transfers.update().where(tail).values(cancel_requested=True))
+        return self.get(transfer_id)
+
+    def cancel_requested(self, transfer_id: str) -> bool:
+        c = T.transfers.c
+        with self.reading() as db:
+            return bool(
+                db.execute(sa.select(c.cancel_requested).where(c.id == transfer_id)).scalar()
+            )
+
+    def cancelled(self, transfer_id: str, *, now: datetime) -> None:
+        with self.writing() as db:
+            db.execute(
+                T.transfers.update()
+                .where(T.transfers.c.id == transfer_id)
+                .values(
+                    status=TransferStatus.CANCELLED.value,
+                    finished_at=now,
+                    error="cancelled; its files were removed",
+                )
+            )
+
+    def fail(self, transfer_id: str, error: str, *, now: datetime) -> None:
+        with self.writing() as db:
+            db.execute(
+                T.transfers.update()
+                .where(T.transfers.c.id == transfer_id)
+                .values(status=TransferStatus.FAILED.value, error=error[:4000], finished_at=now)
+            )
+
+    def commit(
+        self,
+        record: TransferRecord,
+        *,
+        rows: int,
+        size: int,
+        files: int,
+        manifest_key: str,
+        columns: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """One transaction: the transfer succeeds and the high-water mark advances together."""
+        c = T.model_states.c
+        with self.writing() as db:
+            done = db.execute(
+                T.transfers.update()
+                .where(
+                    T.transfers.c.id == record.id,
+                    T.transfers.c.status == TransferStatus.RUNNING.value,
+                )
+                .values(
+                    status=TransferStatus.SUCCEEDED.value,
+                    rows=rows,
+                    bytes=size,
+                    files=files,
+                    error=None,
+                    manifest_key=manifest_key,
+                    finished_at=now,
+                )
+            ).rowcount
+            if done != 1:
+                raise ConflictError(f"transfer {record.id} is no longer running; not committed")
+            values = {
+                "high_water_mark": record.window.high,
+                "last_transfer_id": record.id,
+                "columns": columns,
+                "updated_at": now,
+            }
+            updated = db.execute(
+                T.model_states.update()
+                .where(c.connection_id == record.connection_id, c.model == record.model)
+                .values(**values)
+            ).rowcount
+            if not updated:
+                db.execute(
+                    T.model_states.insert().values(
+                        connection_id=record.connection_id, model=record.model, **values
+                    )
+                )
+
+    # -- figures for /metrics ------------------------------------------------------------------
+
+    def counts_by_status(self) -> dict[str, int]:
+        c = T.transfers.c
+        with self.reading() as db:
+            rows = db.execute(sa.select(c.status, sa.func.count()).group_by(c.status))
+            return {str(status): int(n) for status, n in rows}
+
+    def delivered(self) -> tuple[int, int]:
+        """Rows and Parquet bytes delivered by succeeded transfers."""
+        c = T.transfers.c
+        with self.reading() as db:
+            rows, size = db.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(c.rows), 0),
+                    sa.func.coalesce(sa.func.sum(c.bytes), 0),
+                ).where(c.status == TransferStatus.SUCCEEDED.value)
+            ).one()
+        return int(rows), int(size)
+
+    def durations(self) -> list[float]:
+        """Seconds each succeeded transfer took."""
+        c = T.transfers.c
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(c.started_at, c.finished_at).where(
+                    c.status == TransferStatus.SUCCEEDED.value, c.finished_at.is_not(None)
+                )
+            )
+            return [(finished - started).total_seconds() for started, finished in rows]

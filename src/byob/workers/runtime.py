@@ -1,0 +1,46 @@
+"""How `byob serve` and `byob worker` run: embedded (SQLite state, threads in one process) or
+production (PostgreSQL state, Procrastinate workers on any number of machines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from byob.services import Services
+from byob.services.transfers import Dispatcher
+from byob.settings import Settings
+from byob.workers.local import LocalWorkers
+from byob.workers.scheduler import Scheduler
+
+
+def is_production(settings: Settings) -> bool:
+    return settings.state_url.startswith(("postgresql", "postgres://"))
+
+
+@dataclass
+class Runtime:
+    services: Services
+    dispatcher: Dispatcher
+    scheduler: Scheduler
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.dispatcher.shutdown(wait=True)
+        self.services.transfers.dispatcher = None
+
+
+def build_runtime(services: Services, *, threads: int = 2) -> Runtime:
+    """The dispatcher that runs triggered and scheduled transfers, and the scheduler."""
+    adapters = services.adapters
+    _ = adapters.events  # a misconfigured webhook fails here, at start, not at the first event
+    dispatcher: Dispatcher
+    if is_production(adapters.settings):
+        from byob.workers import queue as q
+
+        jobs = q.make_queue(adapters.settings.state_url)
+        q.ensure_schema(jobs, adapters.state)
+        dispatcher = q.QueueDispatcher(services, jobs)
+    else:
+        adapters.concurrent_transfers = threads
+        dispatcher = LocalWorkers(services, threads=threads)
+    services.transfers.dispatcher = dispatcher
+    return Runtime(services=services, dispatcher=dispatcher, scheduler=Scheduler(services))
