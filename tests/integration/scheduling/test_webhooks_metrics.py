@@ -7,12 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from byob.workers import queue as q
 from byob.workers.runtime import build_runtime
 from byob.workers.webhooks import WebhookNotifier, sign, verify
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, run_local
+from tests.receivers import Receiver
 from tests.support import (
     activate,
     before_s3_call,
@@ -41,75 +38,6 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-test-7f3a9c"
-
-
-# -- a webhook receiver ------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    event: str
-    timestamp: str
-    signature: str
-    content_type: str
-    body: bytes
-    verified: bool
-    status: int
-
-
-class Receiver:
-    """An operator's endpoint on 127.0.0.1: verifies each POST as a receiver must, answers 500
-    to the first ``fail_first`` requests and 200 (or 401 when unverified) after."""
-
-    def __init__(self, secret: str, *, fail_first: int = 0) -> None:
-        self.secret = secret
-        self.fail_first = fail_first
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                timestamp = self.headers.get("X-Byob-Timestamp", "")
-                signature = self.headers.get("X-Byob-Signature", "")
-                ok = verify(
-                    receiver.secret,
-                    timestamp=timestamp,
-                    body=body,
-                    signature=signature,
-                    now=time.time(),
-                )
-                with receiver._lock:
-                    failing = len(receiver.received) < receiver.fail_first
-                    status = 500 if failing else (200 if ok else 401)
-                    receiver.received.append(
-                        Received(
-                            event=self.headers.get("X-Byob-Event", ""),
-                            timestamp=timestamp,
-                            signature=signature,
-                            content_type=self.headers.get("Content-Type", ""),
-                            body=body,
-                            verified=ok,
-                            status=status,
-                        )
-                    )
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:  # quiet
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/byob"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
 
 
 @pytest.fixture
