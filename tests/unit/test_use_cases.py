@@ -1,0 +1,152 @@
+"""The use cases on the embedded state store (SQLite in a temporary directory): what commits
+together commits together, and what fails leaves nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byob.container import Byob
+from byob.domain.connections import Status
+from byob.domain.credentials import parse_lifetime
+from byob.errors import ConfigError, ConflictError
+from byob.services import Services
+from byob.services.principals import Principal
+from byob.settings import load_settings
+from tests.support import free_port
+
+PRINCIPAL = "arn:aws:iam::123456789012:role/byob"
+S3 = {
+    "name": "c1",
+    "tenant": "acme",
+    "type": "s3",
+    "account_id": "210987654321",
+    "bucket": "bkt",
+    "region": "us-east-1",
+}
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Any]:
+    made: list[Byob] = []
+
+    def make(**settings: Any) -> Services:
+        options = {"home": tmp_path / ".byob", "settle_lag_seconds": 0} | settings
+        byob = Byob(load_settings(**options))
+        byob.migrate()
+        made.append(byob)
+        return Services(byob)
+
+    yield make
+    for byob in made:
+        byob.close()
+
+
+def audit(services: Services) -> list[str]:
+    return [e["action"] for e in services.adapters.state.audit.recent()]
+
+
+def test_a_create_that_fails_on_byobs_own_identity_saves_nothing(make: Any) -> None:
+    # byob cannot tell its own AWS principal (nothing answers at the endpoint): the trust
+    # policy cannot be written, so the connection is not created at all.
+    unreachable = make(aws_endpoint_url=f"http://127.0.0.1:{free_port()}", aws_max_attempts=1)
+    with pytest.raises(ConfigError, match="BYOB_SERVICE_PRINCIPAL_ARN"):
+        unreachable.connections.create(actor="cli", **S3)
+    assert unreachable.connections.page() == [] and audit(unreachable) == []
+
+    # Once byob knows who it is, the same name is free: the retry succeeds.
+    services = make(service_principal_arn=PRINCIPAL)
+    created = services.connections.create(actor="cli", **S3)
+    assert created.policies["trust_policy"]["Statement"][0]["Principal"] == {"AWS": PRINCIPAL}
+    assert [c.name for c in services.connections.page()] == ["c1"]
+    assert audit(services) == ["connection.create"]
+
+
+def _link_connection(services: Services, tmp_path: Path) -> tuple[Any, Principal]:
+    link, _ = services.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
+    holder = Principal(actor=f"link:{link.id}", link=link)
+    services.links.create_connection(holder, {"name": "c1", "type": "s3", **_where()}, None)
+    return services.links.links.get(link.id), holder
+
+
+def _where() -> dict[str, str]:
+    return {k: v for k, v in S3.items() if k in ("account_id", "bucket", "region")}
+
+
+def _validated(services: Services) -> None:
+    """A passing validation of the connection's present settings, as the checks record it."""
+    from byob.destinations.checks import CheckResult, Outcome
+
+    conn = services.connections.get("c1")
+    passing = [
+        CheckResult(name="assume_role", outcome=Outcome.PASSED, message="ok", at=conn.created_at)
+    ]
+    services.adapters.checks = lambda _conn: type("Checks", (), {"run": lambda self: passing})()  # type: ignore[method-assign]
+    assert services.connections.validate("c1", actor="cli").passed
+
+
+def test_activation_spends_the_link_whoever_activates(make: Any, tmp_path: Path) -> None:
+    services = make(service_principal_arn=PRINCIPAL)
+    link, _ = _link_connection(services, tmp_path)
+    assert link.connection_id is not None and link.spent_at is None
+    _validated(services)
+
+    active = services.connections.activate("c1", actor="cli")  # the operator, from the CLI
+
+    assert active.status is Status.ACTIVE
+    assert services.links.links.get(link.id).spent_at is not None
+    [entry] = [
+        e for e in services.adapters.state.audit.recent() if e["action"] == "connection.activate"
+    ]
+    assert entry["actor"] == "cli" and entry["changes"]["link_spent"] == [link.id]
+
+
+def test_an_activation_whose_audit_entry_fails_activates_nothing_and_spends_nothing(
+    make: Any, tmp_path: Path
+) -> None:
+    services = make(service_principal_arn=PRINCIPAL)
+    link, _ = _link_connection(services, tmp_path)
+    _validated(services)
+    state = services.adapters.state
+    atomic = state.atomic
+
+    def failing_atomic() -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def tx() -> Iterator[Any]:
+            with atomic() as inner:
+
+                def refuse(**_: Any) -> None:
+                    raise RuntimeError("the audit log is full")
+
+                inner.audit.record = refuse  # type: ignore[method-assign]
+                yield inner
+
+        return tx()
+
+    state.atomic = failing_atomic  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="audit log is full"):
+        services.connections.activate("c1", actor="cli")
+    state.atomic = atomic  # type: ignore[method-assign]
+
+    assert services.connections.get("c1").status is Status.DRAFT
+    assert services.links.links.get(link.id).spent_at is None
+
+
+def test_a_link_makes_one_connection_and_a_second_create_leaves_nothing(
+    make: Any, tmp_path: Path
+) -> None:
+    services = make(service_principal_arn=PRINCIPAL)
+    _, holder = _link_connection(services, tmp_path)
+    # A second request that read the link before the first attached it (a race): the attach
+    # fails inside the creating transaction, so its connection is never saved.
+    with pytest.raises(ConflictError, match="already created its connection"):
+        services.connections.create(
+            actor=holder.actor, link=holder.link, name="c2", type="s3", **_where()
+        )
+    assert [c.name for c in services.connections.page()] == ["c1"]
+    assert audit(services).count("connection.create") == 1
