@@ -1,4 +1,5 @@
-"""The benchmark's source table: `invoices`, N rows over 200 tenants, one of them large.
+"""The benchmark's source table: `invoices`, N rows over 200 tenants (or `--tenants`), one of
+them large.
 
 The table is generated server-side with a single `INSERT ... SELECT ... FROM generate_series`
 whose every column is a deterministic expression of the series value, so two builds with the
@@ -103,11 +104,11 @@ TENANT_EXPRESSIONS = {
     "interleaved": f"""
         CASE WHEN mod(i, {BLOCK}) < %(big)s THEN 0
              ELSE 1 + mod((i / {BLOCK}) * ({BLOCK} - %(big)s) + mod(i, {BLOCK}) - %(big)s,
-                          {TENANT_COUNT - 1})
+                          %(tenants)s - 1)
         END""",
-    "clustered": f"""
+    "clustered": """
         CASE WHEN i <= %(big_rows)s THEN 0
-             ELSE 1 + ((i - %(big_rows)s - 1) * {TENANT_COUNT - 1}) / (%(rows)s - %(big_rows)s)
+             ELSE 1 + ((i - %(big_rows)s - 1) * (%(tenants)s - 1)) / (%(rows)s - %(big_rows)s)
         END""",
 }
 LAYOUTS = tuple(TENANT_EXPRESSIONS)
@@ -120,6 +121,7 @@ class Dataset:
     rows: int
     tenant_share: float
     layout: str = "interleaved"
+    tenants: int = TENANT_COUNT
 
     @property
     def big_per_block(self) -> int:
@@ -130,8 +132,8 @@ class Dataset:
     def marker(self) -> str:
         """Table comment written last, so its presence proves a complete build."""
         return (
-            f"byob-bench v2 rows={self.rows} big_per_block={self.big_per_block}"
-            f" layout={self.layout}"
+            f"byob-bench v3 rows={self.rows} big_per_block={self.big_per_block}"
+            f" layout={self.layout} tenants={self.tenants}"
         )
 
     @property
@@ -140,9 +142,9 @@ class Dataset:
         return round(self.tenant_share * self.rows)
 
 
-def tenants() -> list[str]:
+def tenants(count: int = TENANT_COUNT) -> list[str]:
     """All tenant ids, largest first."""
-    return [f"tenant_{n:03d}" for n in range(TENANT_COUNT)]
+    return [f"tenant_{n:03d}" for n in range(count)]
 
 
 def current_marker(conn: psycopg.Connection) -> str | None:
@@ -178,7 +180,12 @@ def ensure_dataset(pg_url: str, dataset: Dataset, log=print) -> bool:
 def _insert_in_chunks(conn: psycopg.Connection, dataset: Dataset, chunk: int = 1_000_000) -> None:
     """Insert the rows a million at a time, to bound the size of any single transaction."""
     sql = INSERT.replace("{tenant}", TENANT_EXPRESSIONS[dataset.layout])
-    params = {"big": dataset.big_per_block, "big_rows": dataset.big_rows, "rows": dataset.rows}
+    params = {
+        "big": dataset.big_per_block,
+        "big_rows": dataset.big_rows,
+        "rows": dataset.rows,
+        "tenants": dataset.tenants,
+    }
     for lo in range(1, dataset.rows + 1, chunk):
         hi = min(lo + chunk - 1, dataset.rows)
         conn.execute(sql, {**params, "lo": lo, "hi": hi})

@@ -27,18 +27,18 @@ from dataset import LARGEST_TENANT, tenants
 CONTENDERS = ("floor-serial", "floor-overlapped", "dlt")
 
 
-def scope_tenants(scope: str) -> list[str]:
-    """The tenants a scope exports: the largest one, or all of them."""
-    return [LARGEST_TENANT] if scope == "largest" else tenants()
+def scope_tenants(scope: str, count: int) -> list[str]:
+    """The tenants a scope exports: the largest one, or all ``count`` of them."""
+    return [LARGEST_TENANT] if scope == "largest" else tenants(count)
 
 
-def run_floor(contender: str, pg_url: str, scope: str, out: Path, inline: bool) -> dict:
+def run_floor(contender: str, pg_url: str, scope: str, out: Path, inline: bool, count: int) -> dict:
     """Export the scope's tenants, one Parquet file each, serially or overlapped."""
     import floor
 
     export = floor.export_serial if contender == "floor-serial" else floor.export_overlapped
     started = time.perf_counter()
-    written = export(pg_url, scope_tenants(scope), out, inline)
+    written = export(pg_url, scope_tenants(scope, count), out, inline)
     return {"inner_seconds": time.perf_counter() - started, "files": written.files}
 
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scope", choices=("largest", "all"), required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--tenants", type=int, default=200, help="tenants in the dataset")
     parser.add_argument(
         "--inline-tenant",
         action="store_true",
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.contender == "dlt":
         result = run_dlt(args.pg_url, args.scope, args.out)
     else:
-        result = run_floor(args.contender, args.pg_url, args.scope, args.out, args.inline_tenant)
+        result = run_floor(
+            args.contender, args.pg_url, args.scope, args.out, args.inline_tenant, args.tenants
+        )
     args.result.write_text(json.dumps(result))
     return 0
 

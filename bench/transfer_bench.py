@@ -110,6 +110,7 @@ def run_child_contender(name: str, scope: str, args: argparse.Namespace) -> Figu
     result_file.unlink(missing_ok=True)
     cmd = [sys.executable, str(BENCH_DIR / "run_contender.py"), name, "--pg-url", args.pg_url]
     cmd += ["--scope", scope, "--out", str(out), "--result", str(result_file)]
+    cmd += ["--tenants", str(args.tenants)]
     if args.floor_inline_tenant:
         cmd.append("--inline-tenant")
     # cwd = work dir: dlt reads ./.dlt/ config from its working directory; keep it empty.
@@ -134,7 +135,7 @@ def run_byob(
     label: str, scope: str, args: argparse.Namespace, s3: S3Emulator | None = None
 ) -> Figure:
     """byob via its CLI: one connection + one `transfers run` per tenant of the scope."""
-    scope_tenants = [LARGEST_TENANT] if scope == "largest" else tenants()
+    scope_tenants = [LARGEST_TENANT] if scope == "largest" else tenants(args.tenants)
     if s3 is None:
         out = args.work_dir / "out" / f"byob-{scope}"
         destination = Destination("local", out_dir=out)
@@ -374,7 +375,7 @@ def write_results(path: Path, args, dataset: Dataset, figures, ratio_rows, error
                     "rows": dataset.rows,
                     "tenant_share": dataset.tenant_share,
                     "layout": dataset.layout,
-                    "tenants": len(tenants()),
+                    "tenants": dataset.tenants,
                     "largest_tenant": LARGEST_TENANT,
                 },
                 "cpus": os.cpu_count(),
@@ -398,6 +399,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="PostgreSQL URL (default: $BYOB_BENCH_PG_URL)",
     )
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument(
+        "--tenants", type=int, default=200, help="tenants in the dataset (the first is large)"
+    )
     parser.add_argument(
         "--tenant-share",
         type=float,
@@ -447,6 +451,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--repeat must be at least 1")
     if not 0 < args.tenant_share < 1:
         parser.error("--tenant-share must be between 0 and 1")
+    if not 2 <= args.tenants <= 1000:
+        parser.error("--tenants must be between 2 and 1000")
     args.work_dir = args.work_dir.resolve()
     args.scopes = list(SCOPES) if args.scope == "both" else [args.scope]
     return args
@@ -455,7 +461,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    dataset = Dataset(rows=args.rows, tenant_share=args.tenant_share, layout=args.layout)
+    dataset = Dataset(
+        rows=args.rows, tenant_share=args.tenant_share, layout=args.layout, tenants=args.tenants
+    )
     ensure_dataset(args.pg_url, dataset, log=console.log)
     counts = tenant_row_counts(args.pg_url)
     expected = {"largest": counts.get(LARGEST_TENANT, 0), "all": sum(counts.values())}

@@ -186,21 +186,47 @@ def create_invoices(url: str, *, rows: int = 60, is_acme: Callable[[int], bool])
     )
 
 
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 60.0, what: str = "the condition"
+) -> Any:
+    """Poll ``condition()`` until it is truthy and return its value; fail after ``timeout``
+    seconds naming ``what`` was awaited. The one way tests wait for something to happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def holds_for(condition: Callable[[], Any], seconds: float, *, what: str = "the condition") -> None:
+    """Check that ``condition()`` stays truthy for ``seconds``: that something does *not*
+    happen (a locked job stays waiting) can only be observed over a while."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert condition(), f"{what} stopped holding"
+        time.sleep(0.05)
+
+
 def wait_healthy(
     base_url: str, process: subprocess.Popen[bytes], log_path: Path, *, seconds: float = 60
 ) -> None:
     """Wait for a started `byob serve` to answer /healthz; fail with its log if it does not."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             pytest.fail(f"byob serve exited with {process.returncode}:\n{_log(log_path)}")
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"byob serve did not answer /healthz in {seconds:.0f} s:\n{_log(log_path)}")
+            return False
+
+    try:
+        wait_for(healthy, timeout=seconds, what="/healthz")
+    except AssertionError:
+        pytest.fail(f"byob serve did not answer /healthz in {seconds:.0f} s:\n{_log(log_path)}")
 
 
 def _log(path: Path) -> str:

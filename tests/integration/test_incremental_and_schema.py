@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from byob.demo.readback import connect_s3
 from byob.errors import SchemaChangeError
-from tests.support import make_app, onboard_s3, pg_exec, write_config
+from tests.support import make_app, onboard_s3, pg_exec, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +33,24 @@ MODEL = {
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+LAG = timedelta(seconds=2)  # the settle lag of the tests that exercise it
+
+
+def source_now(url: str) -> datetime:
+    """The source's clock, which the settle lag is measured on."""
+    with psycopg.connect(url) as db:
+        value = db.execute("SELECT clock_timestamp()").fetchone()
+    assert value is not None
+    return value[0]  # type: ignore[no-any-return]
+
+
+def source_row_time(url: str, row_id: int) -> datetime:
+    with psycopg.connect(url) as db:
+        value = db.execute("SELECT updated_at FROM invoices WHERE id = %s", (row_id,)).fetchone()
+    assert value is not None
+    return value[0]  # type: ignore[no-any-return]
 
 
 def setup(tmp_path: Path, url: str, aws: Any, **settings: Any) -> tuple[Any, Any, Any]:
@@ -172,7 +189,7 @@ def test_two_transfers_in_the_same_second_keep_both_files(
     ten times slower here, so both transfers are asked to start within one clock second."""
     app, conn, customer = setup(tmp_path, invoices, aws)
     real_start = datetime.now(UTC)
-    app.clock = lambda: real_start + (datetime.now(UTC) - real_start) / 10
+    app.adapters.clock = lambda: real_start + (datetime.now(UTC) - real_start) / 10
     [first] = app.transfers.run(conn.name)
     pg_exec(
         invoices, "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())"
@@ -337,7 +354,8 @@ def test_rows_inside_the_settle_lag_wait_for_a_later_window(
     [early] = app.transfers.run(conn.name)
     assert early.record.rows == 0  # its cursor value is newer than now - 2 s
     assert 100 not in {r["id"] for r in duckdb_rows(aws, customer)}
-    time.sleep(2.1)
+    inserted = source_row_time(invoices, 100)
+    wait_for(lambda: source_now(invoices) > inserted + LAG, what="the settle lag to pass")
     [late] = app.transfers.run(conn.name)
     assert late.record.rows == 1
     [again] = app.transfers.run(conn.name)
@@ -356,11 +374,12 @@ def test_a_row_committed_late_with_an_earlier_cursor_value_is_not_skipped(
     with psycopg.connect(invoices) as slow:
         slow.execute("INSERT INTO invoices (id, tenant_id, updated_at) VALUES (200, 'acme', now())")
         started = slow.execute("SELECT now()").fetchone()[0]
-        time.sleep(0.5)
+        # The transfer runs while the row's transaction is still open, its cursor value old.
+        wait_for(lambda: source_now(invoices) > started, what="the source clock to move on")
         [during] = app.transfers.run(conn.name)  # the row is not visible yet
         slow.commit()
     assert during.record.rows == 0 and during.record.window.high < started
-    time.sleep(max(0.0, (started + timedelta(seconds=2.1) - datetime.now(UTC)).total_seconds()))
+    wait_for(lambda: source_now(invoices) > started + LAG, what="the settle lag to pass")
     [after] = app.transfers.run(conn.name)
     assert after.record.rows == 1
     assert [r["id"] for r in duckdb_rows(aws, customer)].count(200) == 1

@@ -85,7 +85,7 @@ def _run_all(
     from byob.services.transfers import describe
 
     with output.rows_progress(not as_json) as progress:
-        total = len([c for c in services.connections.page() if c.may_transfer])
+        total = len(services.transfers.runnable())
         overall = progress.add_task("connections", total=total) if progress else None
 
         def advance(_conn: Any) -> None:
@@ -178,11 +178,13 @@ def show(transfer_id: str, as_json: JsonOpt = False) -> None:
 def cancel(transfer_id: str, as_json: JsonOpt = False) -> None:
     """Cancel a transfer: a queued one at once; a running one stops and removes its files.
     Its window (and any later one of the model) is delivered again by the next transfer."""
+    from byob.domain.transfers import TransferStatus
     from byob.services.views import transfer_view
 
     record = build_services().transfers.cancel(transfer_id, actor=ACTOR)
     if as_json:
         output.emit_json(transfer_view(record))
     else:
-        state = "cancelled" if record.status == "cancelled" else "will stop at its next batch"
+        done = record.status is TransferStatus.CANCELLED
+        state = "cancelled" if done else "will stop at its next batch"
         output.console.print(f"Transfer {record.id} {state}")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from byob.services.api_keys import ApiKeyService
 from byob.services.connections import ConnectionService
+from byob.services.figures import FigureService
 from byob.services.links import LinkService
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
@@ -25,6 +26,7 @@ class Services:
         self.transfers = TransferService(adapters, self.connections)
         self.models = ModelService(adapters)
         self.schedules = ScheduleService(adapters)
+        self.figures = FigureService(adapters, self.transfers)
 
     def now(self) -> datetime:
         return self.adapters.clock()

@@ -91,6 +91,10 @@ class TransferService:
         """Transfers waiting for a worker, and the oldest one's age in seconds."""
         return self.dispatcher.queue_depth() if self.dispatcher is not None else (0, 0.0)
 
+    def runnable(self) -> list[Connection]:
+        """Every connection that may transfer now."""
+        return [c for c in self.connections.page() if c.may_transfer]
+
     def transferable(self, connection: str) -> Connection:
         """The connection, if it may transfer now."""
         conn = self.connections.get(connection)
@@ -137,7 +141,7 @@ class TransferService:
         """Every connection that may transfer, ``parallel`` at a time (one connection's source
         scan overlaps another's encoding and bookkeeping; they share one transfer's buffers).
         A connection that fails does not stop the others."""
-        conns = [c for c in self.connections.page() if c.may_transfer]
+        conns = self.runnable()
         self.adapters.concurrent_transfers = parallel
         results: list[tuple[Connection, TransferResult]] = []
         failures: list[tuple[Connection, ByobError]] = []

@@ -109,7 +109,7 @@ def create_app(services: Services) -> FastAPI:
         return {"status": "ok"}
 
     registry = CollectorRegistry()
-    registry.register(ByobCollector(services.adapters.state, services.transfers.queue_depth))
+    registry.register(ByobCollector(services.figures.now))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

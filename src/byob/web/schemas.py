@@ -7,6 +7,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from byob.domain.schedules import FREQUENCIES
+
 T = TypeVar("T")
 
 
@@ -51,7 +53,10 @@ class ConnectionUpdate(Strict):
     workgroup: Annotated[str | None, Field(max_length=128)] = None
     schema_: Annotated[str | None, Field(alias="schema", max_length=255)] = None
     database: Annotated[str | None, Field(max_length=255)] = None
-    frequency_minutes: Literal[15, 60, 360, 720, 1440] | None = None
+    # Checked by the domain (one list of frequencies); the schema documents the same list.
+    frequency_minutes: Annotated[
+        int | None, Field(json_schema_extra={"enum": list(FREQUENCIES)})
+    ] = None
 
 
 class CheckPublic(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 import uuid
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pyarrow.parquet as pq
 
 from byob.demo.emulator import CustomerAccount, LocalAws
-from tests.support import CUSTOMER
+from tests.support import CUSTOMER, wait_for
 
 API = "/api/v1"
 ACME_IDS = frozenset(range(1, 61, 2))  # odd invoice ids belong to acme, even ones to globex
@@ -95,13 +94,11 @@ def onboard(
 def wait_for_transfer(
     client: httpx.Client, transfer_id: str, timeout: float = 120
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> dict[str, Any] | None:
         transfer = ok(client.get(f"{API}/transfers/{transfer_id}"))
-        if transfer["status"] in ("succeeded", "failed"):
-            return dict(transfer)
-        assert time.monotonic() < deadline, f"transfer still {transfer['status']}: {transfer}"
-        time.sleep(0.2)
+        return dict(transfer) if transfer["status"] in ("succeeded", "failed") else None
+
+    return dict(wait_for(finished, timeout=timeout, what=f"transfer {transfer_id} to finish"))
 
 
 def transfer_ids(
@@ -112,13 +109,12 @@ def transfer_ids(
     if triggered["transfers"]:
         return [t["id"] for t in triggered["transfers"]]
     assert triggered.get("queued"), triggered
-    deadline = time.monotonic() + timeout
-    while True:
-        listed = ok(client.get(f"{API}/transfers", params={"connection": connection}))["items"]
-        if listed:
-            return [t["id"] for t in listed]
-        assert time.monotonic() < deadline, "no transfer appeared for the queued job"
-        time.sleep(0.2)
+    listed = wait_for(
+        lambda: ok(client.get(f"{API}/transfers", params={"connection": connection}))["items"],
+        timeout=timeout,
+        what="a transfer for the queued job",
+    )
+    return [t["id"] for t in listed]
 
 
 def delivered_ids(customer: CustomerAccount, bucket: str, prefix: str) -> list[int]:

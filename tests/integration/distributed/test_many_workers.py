@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from byob.workers import queue as q
-from tests.support import activate, create, make_app, pg_exec, validate, write_config
+from tests.support import activate, create, make_app, pg_exec, validate, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -97,11 +96,19 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
         victim = workers[0]
         # Kill w0 while it is inside a transfer: its latest job has started and that job's
         # transfer record is running (its window is fixed and files may be on their way).
-        _wait_for(lambda: _mid_transfer(tmp_path / "worker0.log", state_db), timeout=120)
+        wait_for(
+            lambda: _mid_transfer(tmp_path / "worker0.log", state_db),
+            timeout=120,
+            what="worker 0 to be mid-transfer",
+        )
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         # The stalled job is requeued (periodic, once a minute) and finished by another worker.
-        _wait_for(lambda: _jobs_done(state_db) == len(TENANTS) * len(MODELS), timeout=300)
+        wait_for(
+            lambda: _jobs_done(state_db) == len(TENANTS) * len(MODELS),
+            timeout=300,
+            what="every job to finish",
+        )
     finally:
         for w in workers[1:]:
             w.send_signal(signal.SIGTERM)
@@ -126,14 +133,6 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
                 .to_pylist()
             )
             assert len(ids) == len(set(ids)) == ROWS_PER_TENANT, (tenant, model, len(ids))
-
-
-def _wait_for(predicate: Any, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.5)
 
 
 def _mid_transfer(log: Path, url: str) -> bool:

@@ -4,13 +4,12 @@ the embedded workers."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from byob.workers.local import LocalWorkers
 from tests import support
+from tests.support import wait_for  # noqa: F401 - the scheduling tests import it from here
 
 if TYPE_CHECKING:
     from byob.services import Services
@@ -46,20 +45,6 @@ class FakeClock:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def wait_for(
-    condition: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition"
-) -> Any:
-    """Poll until ``condition()`` is truthy; returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def create_invoices(url: str, rows: int = 60) -> None:

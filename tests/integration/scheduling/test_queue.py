@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from byob.demo.readback import connect_s3
 from byob.services import Services
 from byob.workers import queue as q
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, wait_for
-from tests.support import make_app, onboard_s3, write_config
+from tests.support import holds_for, make_app, onboard_s3, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -255,8 +254,12 @@ def test_sigterm_lets_the_running_job_finish_then_exits_cleanly(setup: Setup) ->
             # No longer waiting, so another may be queued; the lock keeps it from running.
             assert q.defer_transfer(s.jobs, s.conn, "invoices") is True
             assert q.defer_transfer(s.jobs, s.conn, "invoices") is False
-            time.sleep(2)  # the worker is notified of the new job at once; give it time to err
-            assert [j["status"] for j in _jobs(s.state_url)] == ["doing", "todo"]
+            # The worker is notified of the new job at once; the lock must keep it waiting.
+            holds_for(
+                lambda: [j["status"] for j in _jobs(s.state_url)] == ["doing", "todo"],
+                2.0,
+                what="the second job waiting behind the lock",
+            )
             worker.send_signal(signal.SIGTERM)
             wait_for(
                 lambda: "Stop requested" in log_path.read_text(),
