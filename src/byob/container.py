@@ -22,7 +22,7 @@ from byob.errors import ConfigError, SourceError
 from byob.models_file import ModelsFile, load_models_file
 from byob.services.events import Events, NoEvents
 from byob.settings import Settings
-from byob.sources.base import Source, open_source
+from byob.sources.base import Source
 from byob.store import secrets as secret_store
 from byob.store.db import create_engine, migrate
 from byob.store.state import StateStore
@@ -217,6 +217,21 @@ class Byob:
             clock=self.clock,
             catalog=self.catalog(conn),
         )
+
+
+def open_source(url: str, *, decimal_for_unconstrained: int | None = None) -> Source:
+    """The adapter for a source URL: postgresql://… or sqlite:///path."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from byob.sources.postgres import AdbcPostgresSource
+
+        return AdbcPostgresSource(url, decimal_for_unconstrained=decimal_for_unconstrained)
+    if url.startswith("sqlite:///"):
+        from byob.sources.sqlite import SqliteSource
+
+        return SqliteSource(url.removeprefix("sqlite:///"))
+    from byob.errors import ConfigError
+
+    raise ConfigError("source url must start with postgresql:// or sqlite:///", field="source.url")
 
 
 def _who(conn: Connection) -> str:

@@ -15,7 +15,8 @@ from byob.services.events import Event, about
 from byob.services.ports import Adapters
 from byob.services.views import connection_view, validation_view
 from byob.store import secrets as secret_store
-from byob.store.state import StateStore, new_id
+from byob.store.repository import new_id
+from byob.store.state import StateStore
 
 if TYPE_CHECKING:
     from byob.destinations.checks import CheckResult

@@ -19,7 +19,7 @@ from byob.errors import (
 from byob.services.connections import ConnectionService, Created
 from byob.services.ports import Adapters
 from byob.services.principals import Principal
-from byob.store.state import new_id
+from byob.store.repository import new_id
 
 _GONE = {
     LinkState.EXPIRED: "has expired",

@@ -41,21 +41,6 @@ class Source(ABC):
         self.close()
 
 
-def open_source(url: str, *, decimal_for_unconstrained: int | None = None) -> Source:
-    """The adapter for a source URL: postgresql://… or sqlite:///path."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from byob.sources.postgres import AdbcPostgresSource
-
-        return AdbcPostgresSource(url, decimal_for_unconstrained=decimal_for_unconstrained)
-    if url.startswith("sqlite:///"):
-        from byob.sources.sqlite import SqliteSource
-
-        return SqliteSource(url.removeprefix("sqlite:///"))
-    from byob.errors import ConfigError
-
-    raise ConfigError("source url must start with postgresql:// or sqlite:///", field="source.url")
-
-
 def quote_ident(name: str) -> str:
     """Quote an identifier for SQL (PostgreSQL and SQLite agree on double quotes)."""
     return '"' + name.replace('"', '""') + '"'

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from byob.store import tables as T
-from byob.store.state import Repository
+from byob.store.repository import Repository
 
 
 class AuditLog(Repository):

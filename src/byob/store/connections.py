@@ -12,7 +12,7 @@ from byob.domain.connections import AuthKind, Connection, ConnectionType, Status
 from byob.domain.schedules import FREQUENCIES, slot_start
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.state import Repository
+from byob.store.repository import Repository
 
 _RENAMED = {"schema": "schema_name", "database": "database_name"}
 

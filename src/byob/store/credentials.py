@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from byob.domain.credentials import ApiKey, Link, token_hash
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.state import Repository, new_id
+from byob.store.repository import Repository, new_id
 
 
 class ApiKeys(Repository):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from byob.store.state import Repository
+from byob.store.repository import Repository
 
 
 class QueueJobs(Repository):

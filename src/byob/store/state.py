@@ -3,54 +3,23 @@ transactions that span them (`StateStore.atomic`)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-# An engine (each call is its own transaction) or a connection inside an open transaction.
-Bind = sa.Engine | sa.Connection
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-class Repository:
-    """Reads and writes through ``bind``: on an engine each call commits by itself; bound to a
-    connection (inside `StateStore.atomic`) calls join the caller's transaction."""
-
-    def __init__(self, bind: Bind) -> None:
-        self.bind = bind
-
-    @contextmanager
-    def writing(self) -> Iterator[sa.Connection]:
-        if isinstance(self.bind, sa.Connection):
-            yield self.bind
-        else:
-            with self.bind.begin() as db:
-                yield db
-
-    @contextmanager
-    def reading(self) -> Iterator[sa.Connection]:
-        if isinstance(self.bind, sa.Connection):
-            yield self.bind
-        else:
-            with self.bind.connect() as db:
-                yield db
+from byob.store.audit import AuditLog
+from byob.store.connections import Connections, Validations
+from byob.store.credentials import ApiKeys, Links
+from byob.store.queue_jobs import QueueJobs
+from byob.store.repository import Bind
+from byob.store.transfers import Transfers
 
 
 class StateStore:
     """Every repository, bound alike."""
 
     def __init__(self, bind: Bind) -> None:
-        from byob.store.audit import AuditLog
-        from byob.store.connections import Connections, Validations
-        from byob.store.credentials import ApiKeys, Links
-        from byob.store.queue_jobs import QueueJobs
-        from byob.store.transfers import Transfers
-
         self.bind = bind
         self.connections = Connections(bind)
         self.validations = Validations(bind)

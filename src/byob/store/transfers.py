@@ -19,7 +19,7 @@ from byob.domain.transfers import (
 from byob.domain.windows import TransferType, Window
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.state import Repository, new_id
+from byob.store.repository import Repository, new_id
 
 _PENDING = [s.value for s in PENDING]
 

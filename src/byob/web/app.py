@@ -3,55 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from byob.domain.credentials import LINK_PREFIX
-from byob.errors import (
-    AuthenticationError,
-    ByobError,
-    ConflictError,
-    GoneError,
-    InvalidFieldError,
-    NotFoundError,
-    PermissionDeniedError,
-    SchemaChangeError,
-)
+from byob.errors import ByobError
 from byob.services import Services
-from byob.services.principals import Principal
+from byob.web.errors import error_response, status_of
 from byob.web.metrics import ByobCollector
 
 log = logging.getLogger("byob.api")
-
-_STATUS = {
-    AuthenticationError: 401,
-    PermissionDeniedError: 403,
-    NotFoundError: 404,
-    ConflictError: 409,
-    GoneError: 410,
-    InvalidFieldError: 422,
-    SchemaChangeError: 409,
-}
-
-
-def status_of(exc: ByobError) -> int:
-    for kind, status in _STATUS.items():
-        if isinstance(exc, kind):
-            return status
-    return 400 if exc.field else 502  # a failure met downstream (AWS, the source)
-
-
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field:
-        body["field"] = field
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -126,43 +91,3 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
-
-
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("send `Authorization: Bearer <API key or link token>`")
-    return token.strip()
-
-
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def principal(request: Request) -> Principal:
-    token = _bearer(request)
-    services = get_services(request)
-    if token.startswith(LINK_PREFIX):
-        return services.links.principal(token)
-    return services.api_keys.operator(token)
-
-
-def operator(request: Request) -> Principal:
-    who = principal(request)
-    if not who.is_operator:
-        raise PermissionDeniedError("a connection link cannot use operator endpoints")
-    return who
-
-
-def recipient(request: Request) -> Principal:
-    who = principal(request)
-    if who.link is None:
-        raise PermissionDeniedError("recipient endpoints take a connection link token")
-    return who
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-Operator = Annotated[Principal, Depends(operator)]
-Recipient = Annotated[Principal, Depends(recipient)]

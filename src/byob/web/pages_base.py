@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from byob.errors import ByobError, SecretError
 from byob.services import Services
-from byob.web.app import status_of
+from byob.web.errors import status_of
 
 log = logging.getLogger("byob.web")
 

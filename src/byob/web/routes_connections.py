@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from byob.services.connections import Validated
 from byob.services.views import validation_view
-from byob.web.app import Operator, ServicesDep
+from byob.web.deps import Operator, ServicesDep
 from byob.web.schemas import (
     ConnectionCreate,
     ConnectionPublic,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from byob.domain.credentials import parse_lifetime
 from byob.services.views import link_view
-from byob.web.app import Operator, Recipient, ServicesDep
+from byob.web.deps import Operator, Recipient, ServicesDep
 from byob.web.routes_connections import creation_fields, update_fields, validated_view
 from byob.web.schemas import (
     ConnectionPublic,

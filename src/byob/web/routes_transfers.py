@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from byob.services.views import transfer_view
-from byob.web.app import Operator, ServicesDep
+from byob.web.deps import Operator, ServicesDep
 from byob.web.schemas import ModelPublic, Page, TransferPublic, TransfersTriggered, TransferTrigger
 
 router = APIRouter(tags=["transfers"])

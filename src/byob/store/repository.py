@@ -1,0 +1,41 @@
+"""The base of every repository: a bind that is an engine (each call commits by itself) or a
+connection inside an open transaction (`StateStore.atomic`), and new record IDs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+# An engine (each call is its own transaction) or a connection inside an open transaction.
+Bind = sa.Engine | sa.Connection
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Repository:
+    """Reads and writes through ``bind``: on an engine each call commits by itself; bound to a
+    connection (inside `StateStore.atomic`) calls join the caller's transaction."""
+
+    def __init__(self, bind: Bind) -> None:
+        self.bind = bind
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        if isinstance(self.bind, sa.Connection):
+            yield self.bind
+        else:
+            with self.bind.begin() as db:
+                yield db
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        if isinstance(self.bind, sa.Connection):
+            yield self.bind
+        else:
+            with self.bind.connect() as db:
+                yield db

@@ -1,0 +1,53 @@
+"""What API routes depend on: the use cases, and who is calling (an operator's key or a
+recipient's link token, from `Authorization: Bearer`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from byob.domain.credentials import LINK_PREFIX
+from byob.errors import AuthenticationError, PermissionDeniedError
+from byob.services import Services
+from byob.services.principals import Principal
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send `Authorization: Bearer <API key or link token>`")
+    return token.strip()
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def principal(request: Request) -> Principal:
+    token = _bearer(request)
+    services = get_services(request)
+    if token.startswith(LINK_PREFIX):
+        return services.links.principal(token)
+    return services.api_keys.operator(token)
+
+
+def operator(request: Request) -> Principal:
+    who = principal(request)
+    if not who.is_operator:
+        raise PermissionDeniedError("a connection link cannot use operator endpoints")
+    return who
+
+
+def recipient(request: Request) -> Principal:
+    who = principal(request)
+    if who.link is None:
+        raise PermissionDeniedError("recipient endpoints take a connection link token")
+    return who
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+Operator = Annotated[Principal, Depends(operator)]
+Recipient = Annotated[Principal, Depends(recipient)]
