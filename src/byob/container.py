@@ -56,6 +56,7 @@ class Byob:
         self.state = StateStore(self.db)
         self._aws = aws
         self._events = events
+        self._principal: str | None = None
         self._sources = threading.local()
         self._sources_lock = threading.Lock()
         self._all_sources: list[Source] = []
@@ -148,8 +149,12 @@ class Byob:
             raise
 
     def service_principal(self) -> str:
-        """The AWS principal byob runs as: every trust policy names it."""
-        return self.settings.service_principal_arn or self.aws.caller_arn()
+        """The AWS principal byob runs as: every trust policy names it. Asked of STS once per
+        process (every policy shown would otherwise cost a round trip); a failure is not
+        remembered, so the next request asks again."""
+        if self._principal is None:
+            self._principal = self.settings.service_principal_arn or self.aws.caller_arn()
+        return self._principal
 
     def secret_of(self, conn: Connection) -> str | None:
         if conn.auth is not AuthKind.HMAC:

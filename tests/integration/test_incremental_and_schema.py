@@ -35,7 +35,9 @@ MODEL = {
 # -- helpers -----------------------------------------------------------------------------------
 
 
-LAG = timedelta(seconds=2)  # the settle lag of the tests that exercise it
+# The settle lag of the tests that exercise it: longer than a transfer takes on a busy machine,
+# or a transfer meant to run inside the lag would start after it.
+LAG = timedelta(seconds=4)
 
 
 def source_now(url: str) -> datetime:
@@ -345,14 +347,14 @@ def test_widening_type_change_is_accepted(tmp_path: Path, invoices: str, aws: An
 def test_rows_inside_the_settle_lag_wait_for_a_later_window(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
-    app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=2)
+    app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=LAG.total_seconds())
     [first] = app.transfers.run(conn.name)
     assert first.record.rows == len(ACME_IDS)
     pg_exec(
         invoices, "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())"
     )
     [early] = app.transfers.run(conn.name)
-    assert early.record.rows == 0  # its cursor value is newer than now - 2 s
+    assert early.record.rows == 0  # its cursor value is newer than now - the lag
     assert 100 not in {r["id"] for r in duckdb_rows(aws, customer)}
     inserted = source_row_time(invoices, 100)
     wait_for(lambda: source_now(invoices) > inserted + LAG, what="the settle lag to pass")
@@ -369,7 +371,7 @@ def test_a_row_committed_late_with_an_earlier_cursor_value_is_not_skipped(
 ) -> None:
     """The case the lag exists for: updated_at = now() is the transaction's start, which can be
     well before the commit makes the row visible."""
-    app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=2)
+    app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=LAG.total_seconds())
     app.transfers.run(conn.name)
     with psycopg.connect(invoices) as slow:
         slow.execute("INSERT INTO invoices (id, tenant_id, updated_at) VALUES (200, 'acme', now())")

@@ -24,8 +24,9 @@ from tests.support import CUSTOMER
 pytestmark = pytest.mark.integration
 
 METHODS = ("get", "post", "put", "patch", "delete")
+# Examples differ from run to run (not derandomized), so every CI run tries new ones.
 FUZZ = settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     database=None,
     derandomize=False,
