@@ -4,13 +4,14 @@ on 127.0.0.1, and a byob application wired to both."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from byob.demo.emulator import EMULATOR_CREDENTIALS, LocalAws
-from tests.support import scratch_database
+from tests.support import pg_exec, scratch_database
 
 # Tests talk to the emulator only; never to a real account.
 os.environ.update(EMULATOR_CREDENTIALS)
@@ -30,6 +31,34 @@ def pg_server_url() -> str:
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, empty database per test."""
     with scratch_database(pg_server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def state_template(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated once per session (per xdist worker) to byob's state schema and the
+    queue's, from which each test's state store is cloned: migrating costs more than copying."""
+    from byob.container import Byob
+    from byob.settings import load_settings
+    from byob.workers import queue as q
+
+    name = f"template_{uuid.uuid4().hex[:12]}"
+    pg_exec(pg_server_url, f'CREATE DATABASE "{name}"')
+    url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
+    byob = Byob(load_settings(home=tmp_path_factory.mktemp("template"), database_url=url))
+    try:
+        byob.migrate()
+        q.ensure_schema(q.make_queue(url), byob.state)
+    finally:
+        byob.close()  # a template may have no open connection while it is copied
+    yield name
+    pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def state_pg_url(pg_server_url: str, state_template: str) -> Iterator[str]:
+    """A PostgreSQL state store (and queue) of its own for the test, already migrated."""
+    with scratch_database(pg_server_url, "state", template=state_template) as url:
         yield url
 
 

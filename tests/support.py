@@ -76,7 +76,7 @@ def write_config(path: Path, source_url: str, models: Iterable[dict[str, Any]]) 
     return path
 
 
-def make_app(
+def make_services(
     tmp_path: Path,
     config: Path,
     aws: LocalAws | None = None,
@@ -249,10 +249,14 @@ def before_s3_call(app: Services, operation: str, handler: Callable[..., Any]) -
 
 
 @contextmanager
-def scratch_database(server_url: str, prefix: str = "t") -> Iterator[str]:
-    """A fresh, empty database on the test cluster, dropped afterwards: its URL."""
+def scratch_database(
+    server_url: str, prefix: str = "t", *, template: str | None = None
+) -> Iterator[str]:
+    """A fresh database on the test cluster (empty, or a copy of ``template``), dropped
+    afterwards: its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    pg_exec(server_url, f'CREATE DATABASE "{name}"')
+    copy = f' TEMPLATE "{template}"' if template else ""
+    pg_exec(server_url, f'CREATE DATABASE "{name}"{copy}')
     try:
         yield f"{server_url.rsplit('/', 1)[0]}/{name}"
     finally:

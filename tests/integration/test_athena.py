@@ -14,7 +14,7 @@ from tests.support import (
     CUSTOMER,
     activate,
     create,
-    make_app,
+    make_services,
     pg_exec,
     pg_insert,
     validate,
@@ -84,7 +84,7 @@ def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
 def test_athena_connection_creates_the_glue_table_and_view(
     tmp_path: Path, source: str, aws: Any
 ) -> None:
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [MODEL]), aws)
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", source, [MODEL]), aws)
     conn, customer = _onboard(app, aws)
     [result] = app.transfers.run(conn.name)
     assert result.record.rows == 150

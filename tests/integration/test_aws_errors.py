@@ -91,7 +91,7 @@ def vendor_session(aws: LocalAws) -> boto3.Session:
 
 
 def enforcing_app(tmp_path: Path, url: str, aws: LocalAws, **settings: Any) -> Services:
-    """Like tests.support.make_app, but byob runs as an IAM user moto knows."""
+    """Like tests.support.make_services, but byob runs as an IAM user moto knows."""
     options: dict[str, Any] = {
         "home": tmp_path / ".byob",
         "config": write_config(tmp_path / "byob.toml", url, [MODEL]),

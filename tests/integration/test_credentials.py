@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from byob.aws.sessions import AwsConfig, AwsSessions
-from tests.support import CUSTOMER, create, make_app, write_config
+from tests.support import CUSTOMER, create, make_services, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def test_assumed_role_session_uses_external_id_and_refreshes(tmp_path: Path, aws
             }
         ],
     )
-    app = make_app(tmp_path, config, aws)
+    app = make_services(tmp_path, config, aws)
     sessions = RecordingSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
     conn = create(
         app,

@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 from byob.demo.readback import connect_s3
-from tests.support import make_app, onboard_s3, pg_exec, write_config
+from tests.support import make_services, onboard_s3, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def _setup(
     tmp_path: Path, events: str, aws: Any, **app_settings: Any
 ) -> tuple[Any, Any, dict[str, str]]:
     config = write_config(tmp_path / "byob.toml", events, [MODEL])
-    app = make_app(tmp_path, config, aws, **app_settings)
+    app = make_services(tmp_path, config, aws, **app_settings)
     _, customer = onboard_s3(app, aws)
     return app, customer, _env(tmp_path, config, aws)
 

@@ -18,7 +18,7 @@ import pytest
 
 from byob.demo.readback import connect_s3
 from byob.errors import SchemaChangeError
-from tests.support import make_app, onboard_s3, pg_exec, wait_for, write_config
+from tests.support import make_services, onboard_s3, pg_exec, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,9 @@ def source_row_time(url: str, row_id: int) -> datetime:
 
 
 def setup(tmp_path: Path, url: str, aws: Any, **settings: Any) -> tuple[Any, Any, Any]:
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", url, [MODEL]), aws, **settings)
+    app = make_services(
+        tmp_path, write_config(tmp_path / "byob.toml", url, [MODEL]), aws, **settings
+    )
     conn, customer = onboard_s3(app, aws, bucket=BUCKET)
     return app, conn, customer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from byob.demo.readback import connect_s3
-from tests.support import make_app, onboard_s3, pg_exec, pg_insert, write_config
+from tests.support import make_services, onboard_s3, pg_exec, pg_insert, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def invoices(pg_url: str) -> str:
 def test_backfill_then_incremental_delivers_each_row_version_once(
     tmp_path: Path, invoices: str, aws
 ) -> None:
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", invoices, [MODEL]), aws)
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", invoices, [MODEL]), aws)
     conn, customer = onboard_s3(app, aws)
 
     first = app.transfers.run(conn.name)

@@ -18,7 +18,7 @@ from byob.domain.models import ModelSpec, resolve
 from byob.domain.windows import Window
 from byob.errors import ByobError, InvalidFieldError
 from byob.sources.postgres import AdbcPostgresSource
-from tests.support import create, make_app, onboard_s3, pg_exec, write_config
+from tests.support import create, make_services, onboard_s3, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ def manifest_of(customer: Any, bucket: str, model: str) -> dict[str, Any]:
 def test_each_hostile_tenant_receives_exactly_its_own_rows(
     tmp_path: Path, source: str, aws: Any
 ) -> None:
-    app = make_app(
+    app = make_services(
         tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES, ACCOUNTS]), aws
     )
     before = table_count(source, "invoices")
@@ -158,7 +158,7 @@ def test_each_hostile_tenant_receives_exactly_its_own_rows(
 def test_integer_tenant_column_delivers_only_that_org(
     tmp_path: Path, source: str, aws: Any
 ) -> None:
-    app = make_app(
+    app = make_services(
         tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES, ACCOUNTS]), aws
     )
     conn, customer = onboard_s3(app, aws, tenant="42", bucket="org-42")
@@ -172,7 +172,7 @@ def test_integer_tenant_column_delivers_only_that_org(
 def test_integer_tenant_column_refuses_an_injection_instead_of_widening_the_filter(
     tmp_path: Path, source: str, aws: Any
 ) -> None:
-    app = make_app(
+    app = make_services(
         tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES, ACCOUNTS]), aws
     )
     before = table_count(source, "accounts")
@@ -187,7 +187,7 @@ def test_integer_tenant_column_refuses_an_injection_instead_of_widening_the_filt
 
 @pytest.mark.parametrize("tenant", [" ", "", "\t \n"])
 def test_blank_tenants_are_refused(tmp_path: Path, source: str, aws: Any, tenant: str) -> None:
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES]), aws)
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", source, [INVOICES]), aws)
     with pytest.raises(InvalidFieldError) as caught:
         create(
             app,

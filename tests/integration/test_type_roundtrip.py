@@ -32,7 +32,7 @@ import pytest
 
 from byob.demo.readback import connect_s3
 from byob.errors import SchemaChangeError
-from tests.support import make_app, onboard_s3, pg_exec, write_config
+from tests.support import make_services, onboard_s3, pg_exec, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -368,7 +368,7 @@ def delivered(
         pg_exec(url, f"ALTER DATABASE \"{name}\" SET TimeZone = 'America/St_Johns'", DDL)
         insert_rows(url, ROWS | PRE_EPOCH_ROWS)
         insert_rows(url, {99: dict(ROWS[2])}, tenant="globex")  # another tenant's row
-        app = make_app(tmp_path, write_config(tmp_path / "byob.toml", url, [MODEL]), aws)
+        app = make_services(tmp_path, write_config(tmp_path / "byob.toml", url, [MODEL]), aws)
         conn, customer = onboard_s3(app, aws, bucket=BUCKET)
         results = app.transfers.run(conn.name)
         insert_rows(url, {6: {}, 7: {}})
@@ -556,7 +556,7 @@ def test_nan_in_a_constrained_numeric_fails_the_transfer_instead_of_writing_null
         "INSERT INTO prices (id, tenant_id, amount) VALUES (1, 'acme', 1.5), (2, 'acme', 'NaN')",
     )
     model = dict(MODEL, name="prices", table="prices")
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [model]), aws)
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [model]), aws)
     conn, customer = onboard_s3(app, aws, bucket=BUCKET)
     with pytest.raises(SchemaChangeError) as caught:
         app.transfers.run(conn.name)

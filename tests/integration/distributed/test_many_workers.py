@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from byob.workers import queue as q
-from tests.support import activate, create, make_app, pg_exec, validate, wait_for, write_config
+from tests.support import activate, create, make_services, pg_exec, validate, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
             for m in MODELS
         ],
     )
-    app = make_app(tmp_path, config, database_url=state_db)
+    app = make_services(tmp_path, config, database_url=state_db)
     out = tmp_path / "out"
     for tenant in TENANTS:
         conn = create(app, name=tenant, tenant=tenant, type="local", path=str(out / tenant))

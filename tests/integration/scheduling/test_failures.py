@@ -37,7 +37,7 @@ from tests.support import (
     activate,
     before_s3_call,
     create,
-    make_app,
+    make_services,
     onboard_s3,
     pg_insert,
     validate,
@@ -95,7 +95,7 @@ def manifests(customer: CustomerAccount) -> list[str]:
 @pytest.fixture
 def app(tmp_path: Path, pg_url: str, aws: LocalAws) -> Any:
     create_invoices(pg_url)
-    byob = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws)
+    byob = make_services(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws)
     yield byob
     byob.adapters.close()
 
@@ -167,7 +167,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
 ) -> None:
     create_invoices(pg_url)
     keys = aws.create_service_user()  # with IAM enforcement on, moto refuses its dummy keys
-    app = make_app(
+    app = make_services(
         tmp_path,
         write_config(tmp_path / "byob.toml", pg_url, [MODEL]),
         aws,
@@ -271,7 +271,7 @@ def test_an_on_demand_trigger_does_not_run_a_failing_connection(
     tmp_path: Path, pg_url: str
 ) -> None:
     create_invoices(pg_url)
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
     try:
         create(app, name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
         validate(app, "c1")

@@ -24,7 +24,7 @@ from byob.demo.readback import connect_s3
 from byob.services import Services
 from byob.workers import queue as q
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, wait_for
-from tests.support import holds_for, make_app, onboard_s3, write_config
+from tests.support import holds_for, make_services, onboard_s3, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ class Setup:
 def setup(tmp_path: Path, pg_url: str, state_pg_url: str, aws: LocalAws) -> Iterator[Setup]:
     create_invoices(pg_url)
     config = write_config(tmp_path / "byob.toml", pg_url, [MODEL, REFUNDS])
-    app = make_app(tmp_path, config, aws, database_url=state_pg_url)
+    app = make_services(tmp_path, config, aws, database_url=state_pg_url)
     conn, customer = onboard_s3(app, aws)
     jobs = q.make_queue(state_pg_url)
     q.ensure_schema(jobs, app.adapters.state)

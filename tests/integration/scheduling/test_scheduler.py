@@ -17,7 +17,7 @@ from byob.errors import DestinationError
 from byob.services import Services
 from byob.workers.scheduler import Scheduler
 from tests.integration.scheduling.helpers import FakeClock, at
-from tests.support import create, make_app, validate, write_config
+from tests.support import create, make_services, validate, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _app(tmp_path: Path, state_url: str) -> Services:
     # The scheduler never reads the source: the models file only has to exist.
     config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'source.sqlite'}", [])
-    return make_app(tmp_path, config, database_url=state_url)
+    return make_services(tmp_path, config, database_url=state_url)
 
 
 @pytest.fixture

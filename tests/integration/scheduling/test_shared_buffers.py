@@ -12,7 +12,7 @@ from byob.cli.transfers import _run_all
 from byob.services import Services
 from byob.workers import queue as q
 from byob.workers.runtime import build_runtime
-from tests.support import make_app, write_config
+from tests.support import make_services, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ MIB = 1 << 20
 @pytest.fixture
 def app(tmp_path: Path) -> Services:
     config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'src.sqlite'}", [])
-    return make_app(tmp_path, config, row_group_bytes=16 * MIB, multipart_part_bytes=16 * MIB)
+    return make_services(tmp_path, config, row_group_bytes=16 * MIB, multipart_part_bytes=16 * MIB)
 
 
 def assert_split(app: Services, ways: int) -> None:

@@ -29,7 +29,7 @@ from tests.support import (
     before_s3_call,
     create,
     free_port,
-    make_app,
+    make_services,
     onboard_s3,
     validate,
     write_config,
@@ -53,7 +53,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def app(tmp_path: Path, pg_url: str) -> Iterator[Services]:
     create_invoices(pg_url)
-    byob = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
+    byob = make_services(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]))
     create(byob, name="c1", tenant="acme", type="local", path=str(tmp_path / "out"))
     validate(byob, "c1")
     activate(byob, "c1")
@@ -153,7 +153,9 @@ def test_an_unreachable_or_failing_receiver_is_retried_then_given_up(receiver: R
 
 def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
     config = write_config(tmp_path / "byob.toml", f"sqlite:///{tmp_path / 'src.sqlite'}", [])
-    app = make_app(tmp_path, config, webhook_url="http://127.0.0.1:9/hook", webhook_secret=SECRET)
+    app = make_services(
+        tmp_path, config, webhook_url="http://127.0.0.1:9/hook", webhook_secret=SECRET
+    )
     runtime = build_runtime(app)
     try:
         assert isinstance(app.adapters.events, WebhookNotifier)
@@ -161,7 +163,7 @@ def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
     finally:
         runtime.stop()
         app.adapters.close()
-    unsigned = make_app(tmp_path / "b", config, webhook_url="http://127.0.0.1:9/hook")
+    unsigned = make_services(tmp_path / "b", config, webhook_url="http://127.0.0.1:9/hook")
     try:
         with pytest.raises(ConfigError, match="BYOB_WEBHOOK_SECRET"):
             build_runtime(unsigned)
@@ -230,7 +232,7 @@ def test_metrics_report_the_postgresql_queue_depth_and_oldest_waiting_job(
     tmp_path: Path, pg_url: str, state_pg_url: str
 ) -> None:
     create_invoices(pg_url)
-    app = make_app(
+    app = make_services(
         tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), database_url=state_pg_url
     )
     try:
@@ -308,7 +310,7 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
 ) -> None:
     json_logs.start()
     create_invoices(pg_url)
-    app = make_app(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws)
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", pg_url, [MODEL]), aws)
     inside = logging.getLogger("byob.test.inside")
 
     def log_upload(**_: Any) -> None:
