@@ -26,9 +26,9 @@ def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: 
             "--pg-url",
             pg_url,
             "--rows",
-            "20000",
+            "10000",
             "--tenants",
-            "20",
+            "10",
             "--work-dir",
             str(work),
             "--floor-inline-tenant",
@@ -44,14 +44,14 @@ def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     results = json.loads((work / "results.json").read_text())
     figures = {(f["contender"], f["scope"]): f for f in results["figures"]}
-    expected = {"largest": 4_000, "all": 20_000}
+    expected = {"largest": 2_000, "all": 10_000}
     for contender in ("floor-serial", "floor-overlapped", "byob", "byob → S3"):
         for scope, rows in expected.items():
             figure = figures[(contender, scope)]
             assert figure["status"] == "ok", figure
             assert figure["rows"] == figure["expected_rows"] == rows, figure
             assert figure["seconds"] > 0 and figure["peak_rss_mb"] > 0, figure
-    assert figures[("byob", "all")]["files"] == 20  # one file per tenant
+    assert figures[("byob", "all")]["files"] == 10  # one file per tenant
     names = {r["name"] for r in results["ratios"]}
     assert "byob all-tenant peak RSS ÷ largest-tenant peak RSS" in names
     assert "byob time ÷ overlapped floor time (largest tenant)" in names

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ import boto3
 import pytest
 
 from byob.demo.readback import connect_s3
-from tests.support import make_services, onboard_s3, pg_exec, write_config
+from tests.support import make_services, onboard_s3, pg_exec, scratch_database, write_config
 
 pytestmark = pytest.mark.integration
 
-ROWS = 300_000
+ROWS = 150_000  # about 3 files of 6 MB, each a multipart upload of 2 parts
 MODEL = {
     "name": "events",
     "table": "events",
@@ -88,18 +89,26 @@ WRAPPER = textwrap.dedent(
 )
 
 
+@pytest.fixture(scope="module")
+def events_template(pg_server_url: str) -> Iterator[str]:
+    """The source's `events` table, built once for the module; each test gets a copy."""
+    with scratch_database(pg_server_url, "events_template") as url:
+        pg_exec(
+            url,
+            "CREATE TABLE events (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
+            "payload text, updated_at timestamptz NOT NULL)",
+            f"INSERT INTO events SELECT i, CASE WHEN i % 10 = 0 THEN 'other' ELSE 'acme' END, "
+            f"md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text), "
+            f"now() - interval '1 hour' + i * interval '1 millisecond' "
+            f"FROM generate_series(1, {ROWS}) AS i",
+        )
+        yield url.rsplit("/", 1)[1]
+
+
 @pytest.fixture
-def events(pg_url: str) -> str:
-    pg_exec(
-        pg_url,
-        "CREATE TABLE events (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
-        "payload text, updated_at timestamptz NOT NULL)",
-        f"INSERT INTO events SELECT i, CASE WHEN i % 10 = 0 THEN 'other' ELSE 'acme' END, "
-        f"md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text), "
-        f"now() - interval '1 hour' + i * interval '1 millisecond' "
-        f"FROM generate_series(1, {ROWS}) AS i",
-    )
-    return pg_url
+def events(pg_server_url: str, events_template: str) -> Iterator[str]:
+    with scratch_database(pg_server_url, "events", template=events_template) as url:
+        yield url
 
 
 def _env(tmp_path: Path, config: Path, aws: Any) -> dict[str, str]:

@@ -103,7 +103,7 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
         )
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
-        # The stalled job is requeued (periodic, once a minute) and finished by another worker.
+        # The stalled job is requeued (periodic, every 15 s) and finished by another worker.
         wait_for(
             lambda: _jobs_done(state_db) == len(TENANTS) * len(MODELS),
             timeout=300,
