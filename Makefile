@@ -37,7 +37,7 @@ demo: setup  ## the whole product end to end, embedded
 
 test: setup-test  ## PostgreSQL + the AWS emulator + the whole suite, in parallel
 	scripts/ensure-chromium
-	scripts/with-postgres $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
+	scripts/with-postgres $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup-bench  ## transfer throughput and memory against floors and dlt; queue throughput
 	scripts/with-postgres bash -c '$(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS) && $(VENV)/bin/python bench/queue_bench.py $(QUEUE_BENCH_ARGS)'

@@ -19,12 +19,6 @@ for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_var, None)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long tests first: with workers taking tests in order, a long one started last would
-    keep one worker busy while the others idle."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     url = os.environ.get("BYOB_TEST_PG_URL")

@@ -17,7 +17,6 @@ pytestmark = pytest.mark.acceptance
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-@pytest.mark.long
 def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: str) -> None:
     work = tmp_path / "bench"
     done = subprocess.run(

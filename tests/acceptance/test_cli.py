@@ -55,7 +55,6 @@ def env(tmp_path: Path, pg_url: str, aws: Any) -> dict[str, str]:
     }
 
 
-@pytest.mark.long
 def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str], aws: Any) -> None:
     checked = byob(env, "models", "check", "--json")
     assert checked.returncode == 0, checked.stderr

@@ -13,7 +13,6 @@ import pytest
 pytestmark = pytest.mark.acceptance
 
 
-@pytest.mark.long
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOB_", "AWS_"))}
     result = subprocess.run(

@@ -87,7 +87,6 @@ def wait_for_transfers(page: Any, succeeded: int) -> None:
     pytest.fail(f"fewer than {succeeded} transfers succeeded in 60 s")
 
 
-@pytest.mark.long
 def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer(
     strict_served: Served, browser: Any, aws: Any, shoot: Any
 ) -> None:

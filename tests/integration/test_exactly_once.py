@@ -201,7 +201,6 @@ def test_kill_at_a_step_then_retry_delivers_exactly_once(
     assert finished.window == interrupted.window and finished.started_at == interrupted.started_at
 
 
-@pytest.mark.long
 def test_random_kills_then_retry_delivers_exactly_once(
     tmp_path: Path, events: str, aws: Any
 ) -> None:

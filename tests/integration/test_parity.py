@@ -481,7 +481,6 @@ def enforcing(aws: LocalAws) -> Iterator[None]:
         aws.enforce_iam(False)
 
 
-@pytest.mark.long
 def test_every_front_door_tells_the_same_truth(tmp_path: Path, pg_url: str, aws: LocalAws) -> None:
     create_invoices(pg_url, is_acme=lambda i: i % 3 != 0)
     config = write_config(tmp_path / "byob.toml", pg_url, [MODEL])

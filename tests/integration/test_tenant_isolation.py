@@ -127,7 +127,6 @@ def manifest_of(customer: Any, bucket: str, model: str) -> dict[str, Any]:
     return json.loads(body)
 
 
-@pytest.mark.long
 def test_each_hostile_tenant_receives_exactly_its_own_rows(
     tmp_path: Path, source: str, aws: Any
 ) -> None:

@@ -231,29 +231,11 @@ def resume(name: str, as_json: JsonOpt = False) -> None:
 @models_cli.command("check")
 def check_models(as_json: JsonOpt = False) -> None:
     """Check every model of the models file against the source."""
+    from byob.services.views import model_view
+
     models = build_services().models.check()
     if as_json:
-        output.emit_json(
-            {
-                "models": [
-                    {
-                        "name": m.name,
-                        "table": m.spec.table,
-                        "warnings": list(m.warnings),
-                        "columns": [
-                            {
-                                "name": c.name,
-                                "source": c.source_name,
-                                "type": str(c.type),
-                                "glue_type": c.type.glue_type(),
-                            }
-                            for c in m.columns
-                        ],
-                    }
-                    for m in models
-                ]
-            }
-        )
+        output.emit_json({"models": [model_view(m) for m in models]})
         return
     for m in models:
         output.table(

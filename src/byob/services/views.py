@@ -9,6 +9,7 @@ from typing import Any
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
+from byob.domain.models import ResolvedModel
 from byob.domain.transfers import TransferRecord
 
 
@@ -92,6 +93,27 @@ def transfer_view(record: TransferRecord) -> dict[str, Any]:
         "error": record.error,
         "manifest": record.manifest_key,
         "finished_at": record.finished_at,
+    }
+
+
+def model_view(model: ResolvedModel) -> dict[str, Any]:
+    """A model as checked against the source: its columns, their types and Athena types."""
+    return {
+        "name": model.name,
+        "table": model.spec.table,
+        "tenant_column": model.spec.tenant_column,
+        "cursor_column": model.spec.cursor_column,
+        "primary_key": list(model.spec.primary_key),
+        "columns": [
+            {
+                "name": c.name,
+                "source": c.source_name,
+                "type": str(c.type),
+                "glue_type": c.type.glue_type(),
+            }
+            for c in model.columns
+        ],
+        "warnings": list(model.warnings),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from byob.services.views import transfer_view
+from byob.services.views import model_view, transfer_view
 from byob.web.deps import Operator, ServicesDep
 from byob.web.schemas import ModelPublic, Page, TransferPublic, TransfersTriggered, TransferTrigger
 
@@ -52,23 +52,4 @@ def cancel_transfer(transfer_id: str, services: ServicesDep, who: Operator) -> d
 
 @router.get("/models", response_model=list[ModelPublic], tags=["models"])
 def list_models(services: ServicesDep, who: Operator) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": m.name,
-            "table": m.spec.table,
-            "tenant_column": m.spec.tenant_column,
-            "cursor_column": m.spec.cursor_column,
-            "primary_key": list(m.spec.primary_key),
-            "columns": [
-                {
-                    "name": c.name,
-                    "source": c.source_name,
-                    "type": str(c.type),
-                    "glue_type": c.type.glue_type(),
-                }
-                for c in m.columns
-            ],
-            "warnings": list(m.warnings),
-        }
-        for m in services.models.check()
-    ]
+    return [model_view(m) for m in services.models.check()]

@@ -328,7 +328,6 @@ def fuzz_operation(
     return run  # type: ignore[no-any-return]
 
 
-@pytest.mark.long
 def test_no_operation_answers_a_server_error(server: Server, fuzz_targets: dict[str, Any]) -> None:
     with server.client("") as anonymous:
         document = ok(anonymous.get("/openapi.json"))

@@ -37,7 +37,6 @@ def state_db(pg_server_url: str) -> Any:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.mark.long
 def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) -> None:
     for model in MODELS:
         pg_exec(
