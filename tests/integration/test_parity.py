@@ -32,14 +32,7 @@ from byob.workers.local import LocalWorkers
 from tests.receivers import Receiver
 from tests.support import CUSTOMER, create_invoices, write_config
 
-pytestmark = [
-    pytest.mark.integration,
-    # starlette's TestClient prefers a package this project does not install; httpx works.
-    pytest.mark.filterwarnings(
-        "ignore:Using `httpx` with `starlette.testclient` is deprecated"
-        ":starlette.exceptions.StarletteDeprecationWarning"
-    ),
-]
+pytestmark = pytest.mark.integration
 
 SECRET = "whsec-parity"
 NAME = "parity"

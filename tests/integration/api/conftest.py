@@ -9,6 +9,7 @@ function-scoped `aws` fixture when they need a wiped AWS emulator.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -57,6 +58,7 @@ class Server:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None  # `byob worker`, with PostgreSQL state
+    app: Any = None  # the FastAPI app, when the server runs in the test's own process
     _byob: Byob | None = field(default=None, repr=False)
     _engine: sa.Engine | None = field(default=None, repr=False)
 
@@ -66,6 +68,13 @@ class Server:
         """An HTTP client; with the operator key unless another token (or "") is given."""
         token = self.token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self.app is not None:
+            from fastapi.testclient import TestClient
+
+            # A server error comes back as a 500 answer, as it would over HTTP.
+            return TestClient(
+                self.app, base_url=self.base_url, headers=headers, raise_server_exceptions=False
+            )
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -126,7 +135,10 @@ class Server:
         or every column of every table of the PostgreSQL database."""
         if self.kind == "sqlite":
             path = Path(self.database_url.removeprefix("sqlite:///"))
-            raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+            # Read by another process: closing a descriptor of the database file in this one
+            # would drop the POSIX locks the in-process server's SQLite connections hold.
+            files = [str(p) for p in (path, Path(f"{path}-wal")) if p.exists()]
+            raw = subprocess.run(["cat", *files], capture_output=True, check=True).stdout
             return raw.decode("latin-1")
         chunks: list[str] = []
         with psycopg.connect(self.database_url) as db:
@@ -169,10 +181,13 @@ def server(
     pg_server_url: str,
     _aws_server: LocalAws,
 ) -> Iterator[Server]:
-    """`python -m byob.cli serve` in its own process, with an operator key named "ops".
+    """byob's API with an operator key named "ops", made with `byob api-keys create`.
 
-    The scheduler is off (`--no-schedule`) so that only tests start transfers. With a
-    PostgreSQL state store transfers go through the queue, so a `byob worker` runs too."""
+    On SQLite state the app runs in the test's own process (through an ASGI client, with the
+    embedded workers): what these tests check is the API, not the process. On PostgreSQL it
+    is the production shape end to end: `python -m byob.cli serve` and a `byob worker`, each
+    in its own process, transfers going through the queue. The scheduler is off, so only
+    tests start transfers."""
     kind = request.param
     tmp = tmp_path_factory.mktemp(f"serve-{kind}")
     config = write_config(
@@ -218,8 +233,13 @@ def server(
         source_url=source_url,
         log_path=log_path,
     )
+    in_process: list[Any] = []
     try:
         srv.token = srv.api_key("ops")
+        if kind == "sqlite":
+            in_process = _serve_in_process(srv, config, _aws_server)
+            yield srv
+            return
         with log_path.open("wb") as log_file:
             srv.process = subprocess.Popen(
                 [*BYOB, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-schedule"],
@@ -249,9 +269,50 @@ def server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        for close in reversed(in_process):
+            close()
         srv.close()
         if state_name is not None:
             pg_exec(pg_server_url, f'DROP DATABASE IF EXISTS "{state_name}" WITH (FORCE)')
+
+
+def _serve_in_process(srv: Server, config: Path, aws: LocalAws) -> list[Any]:
+    """What `byob serve` builds, in this process: the app and the embedded workers; its log
+    lines go to the server's log file as JSON. Returns what to close, in order."""
+    from byob.logs import JsonFormatter
+    from byob.services import Services
+    from byob.web.app import create_app
+    from byob.workers.runtime import build_runtime
+
+    byob = Byob(
+        load_settings(
+            home=srv.home,
+            config=config,
+            database_url=srv.database_url,
+            aws_endpoint_url=aws.endpoint_url,
+            settle_lag_seconds=0,
+            public_url=srv.base_url,
+            check_timeout_seconds=20,
+            aws_max_attempts=2,
+        )
+    )
+    byob.migrate()
+    services = Services(byob)
+    runtime = build_runtime(services, threads=2)
+    srv.app = create_app(services)
+    handler = logging.FileHandler(srv.log_path)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("byob")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # as `byob serve` logs
+
+    def unlog() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+    return [byob.close, runtime.stop, unlog]
 
 
 @pytest.fixture(scope="session")

@@ -174,16 +174,8 @@ def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
 # -- metrics -------------------------------------------------------------------------------------
 
 
-# starlette.testclient warns on import that it would rather use `httpx2`, a package this project
-# does not install (httpx is what its dev dependencies pin); the client works with httpx.
-TESTCLIENT_ON_HTTPX = pytest.mark.filterwarnings(
-    "ignore:Using `httpx` with `starlette.testclient` is deprecated"
-    ":starlette.exceptions.StarletteDeprecationWarning"
-)
-
-
 def _scrape(api: Any) -> Any:
-    """GET /metrics in-process (imported here, under TESTCLIENT_ON_HTTPX)."""
+    """GET /metrics in-process."""
     from fastapi.testclient import TestClient
 
     with TestClient(api) as client:
@@ -196,7 +188,6 @@ def _metric(text: str, name: str) -> float:
     return float(match.group(1))
 
 
-@TESTCLIENT_ON_HTTPX
 def test_metrics_report_transfers_rows_bytes_durations_and_the_queue(app: Services) -> None:
     workers = run_local(app)
     conn = app.connections.get("c1")
@@ -227,7 +218,6 @@ def test_metrics_report_transfers_rows_bytes_durations_and_the_queue(app: Servic
     assert _metric(text, "byob_queue_oldest_age_seconds") == 0.0
 
 
-@TESTCLIENT_ON_HTTPX
 def test_metrics_report_the_postgresql_queue_depth_and_oldest_waiting_job(
     tmp_path: Path, pg_url: str, state_pg_url: str
 ) -> None:
