@@ -150,3 +150,43 @@ def test_a_link_makes_one_connection_and_a_second_create_leaves_nothing(
         )
     assert [c.name for c in services.connections.page()] == ["c1"]
     assert audit(services).count("connection.create") == 1
+
+
+def test_run_all_goes_on_past_a_connection_that_fails_and_reports_it(
+    make: Any, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    source = tmp_path / "source.sqlite"
+    with sqlite3.connect(source) as db:
+        db.execute(
+            "CREATE TABLE invoices (id INTEGER PRIMARY KEY, tenant_id TEXT, updated_at TIMESTAMPTZ)"
+        )
+        db.executemany(
+            "INSERT INTO invoices VALUES (?, ?, '2026-01-01 00:00:00.000000')",
+            [(i, "acme" if i % 2 else "globex") for i in range(1, 11)],
+        )
+    models = tmp_path / "byob.toml"
+    models.write_text(
+        f'[source]\npath = "{source}"\n[[models]]\nname = "invoices"\ntable = "invoices"\n'
+        'tenant_column = "tenant_id"\ncursor_column = "updated_at"\nprimary_key = ["id"]\n'
+    )
+    services = make(config=models)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the destination directory should be")
+    for name, tenant, path in (("good", "acme", tmp_path / "out"), ("bad", "globex", blocked)):
+        services.connections.create(
+            actor="cli", name=name, tenant=tenant, type="local", path=str(path)
+        )
+        assert services.connections.validate(name, actor="cli").passed or name == "bad"
+    services.connections.activate("good", actor="cli")
+    # The bad one passed no validation; activate it as if its directory went away after.
+    bad = services.connections.get("bad")
+    services.adapters.state.connections.save(type(bad)(**{**bad.__dict__, "status": Status.ACTIVE}))
+
+    outcome = services.transfers.run_all(parallel=2)
+
+    assert sorted(c.name for c in outcome.connections) == ["bad", "good"]
+    assert [(c.name, r.record.rows) for c, r in outcome.results] == [("good", 5)]
+    [(failed, error)] = outcome.failures
+    assert failed.name == "bad" and "not-a-directory" in error.message
