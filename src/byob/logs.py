@@ -44,6 +44,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
             **(context.get() or {}),
+            # Fields a line carries for machines (`log.info(..., extra={"fields": {...}})`).
+            **getattr(record, "fields", {}),
         }
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))

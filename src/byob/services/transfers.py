@@ -250,18 +250,40 @@ class TransferService:
     # -- telling the outcome --------------------------------------------------------------------
 
     def _finished(self, conn: Connection, record: TransferRecord) -> None:
+        seconds = (
+            (record.finished_at - record.started_at).total_seconds() if record.finished_at else 0.0
+        )
+        fields = _log_fields(conn, record.model) | {
+            "transfer": record.id,
+            "kind": record.type.value,
+            "window_low": record.window.low.isoformat() if record.window.low else None,
+            "window_high": record.window.high.isoformat(),
+            "rows": record.rows,
+            "bytes": record.bytes,
+            "files": record.files,
+            "seconds": round(seconds, 3),
+            "status": record.status.value,
+        }
         if record.status is TransferStatus.SUCCEEDED:
             log.info(
-                "transfer of %s/%s succeeded: %d rows in %d files (%d bytes)",
+                "transfer of %s/%s succeeded: %d rows in %d files (%d bytes) in %.1f s",
                 conn.name,
                 record.model,
                 record.rows,
                 record.files,
                 record.bytes,
+                seconds,
+                extra={"fields": fields},
             )
             event = Event.TRANSFER_SUCCEEDED
         else:
-            log.info("transfer of %s/%s %s", conn.name, record.model, record.status)
+            log.info(
+                "transfer of %s/%s %s",
+                conn.name,
+                record.model,
+                record.status,
+                extra={"fields": fields},
+            )
             event = Event.TRANSFER_CANCELLED
         self.adapters.events.emit(
             event, about(conn) | {"model": record.model, "transfer": transfer_view(record)}
@@ -289,6 +311,15 @@ class TransferService:
             verdict,
             "" if final else ", will retry",
             message,
+            extra={
+                "fields": _log_fields(conn, model)
+                | {
+                    "transfer": record.id if record else None,
+                    "attempt": attempt,
+                    "verdict": verdict.value,
+                    "final": final,
+                }
+            },
         )
         if final:
             latest = self.state.transfers.get(record.id) if record is not None else None
@@ -315,6 +346,10 @@ class TransferService:
             changes={"connection": conn.name, "model": model, "full_refresh": full_refresh},
             now=self.adapters.clock(),
         )
+
+
+def _log_fields(conn: Connection, model: str) -> dict[str, Any]:
+    return {"connection": conn.name, "tenant": conn.tenant, "model": model}
 
 
 def should_retry(exc: BaseException, *, attempt: int, max_attempts: int) -> bool:

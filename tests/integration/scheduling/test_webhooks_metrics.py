@@ -404,3 +404,24 @@ def test_lines_logged_while_reading_the_source_carry_the_transfer(
     assert len(reading) == 2
     for e in reading:
         assert (e.get("connection"), e.get("transfer")) == ("c1", record.id)
+
+
+def test_a_finished_transfer_logs_one_line_with_its_figures(
+    app: Services, json_logs: JsonLogs
+) -> None:
+    json_logs.start()
+    run_local(app)
+    [record] = app.adapters.state.transfers.history(app.connections.get("c1").id)
+    _, entries = json_logs.entries()
+    [line] = [e for e in entries if e["logger"] == "byob.transfers" and e["level"] == "info"]
+    assert "succeeded" in line["message"]
+    assert {k: line[k] for k in ("connection", "tenant", "model", "transfer", "kind")} == {
+        "connection": "c1",
+        "tenant": "acme",
+        "model": "invoices",
+        "transfer": record.id,
+        "kind": "full_refresh",
+    }
+    assert (line["rows"], line["files"], line["bytes"]) == (record.rows, record.files, record.bytes)
+    assert line["window_low"] is None and line["window_high"] == record.window.high.isoformat()
+    assert line["seconds"] >= 0 and line["status"] == "succeeded"
