@@ -49,6 +49,12 @@ class ConflictError(ByobError):
     code = "conflict"
 
 
+class NullCursorError(ConfigError):
+    """Rows of a model have a NULL cursor value: they belong to no transfer window."""
+
+    code = "null_cursor"
+
+
 class SourceError(ByobError):
     """The source database refused or failed a request."""
 

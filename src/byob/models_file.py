@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from byob.domain.models import ModelSpec
+from byob.domain.models import ModelSpec, NullCursor
 from byob.errors import ByobError, ConfigError
 
-_MODEL_KEYS = {"name", "table", "tenant_column", "cursor_column", "primary_key", "columns"}
+_MODEL_KEYS = {
+    "name",
+    "table",
+    "query",
+    "tenant_column",
+    "cursor_column",
+    "primary_key",
+    "columns",
+    "on_null_cursor",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,9 +98,23 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
         )
     name = entry.get("name")
     where = f"{where} ({name!r})" if name else where
-    for key in ("name", "table", "tenant_column", "cursor_column"):
+    for key in ("name", "tenant_column", "cursor_column"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             raise ConfigError(f"{where}: {key} is required and must be text", field=key)
+    for key in ("table", "query"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
+            raise ConfigError(f"{where}: {key} must be non-empty text", field=key)
+    if ("table" in entry) == ("query" in entry):
+        raise ConfigError(
+            f'{where}: give either table = "schema.table" or query = "SELECT …"', field="table"
+        )
+    null_cursor = entry.get("on_null_cursor", NullCursor.FAIL.value)
+    if null_cursor not in {n.value for n in NullCursor}:
+        raise ConfigError(
+            f"{where}: on_null_cursor must be one of "
+            f"{', '.join(n.value for n in NullCursor)} (got {null_cursor!r})",
+            field="on_null_cursor",
+        )
     pk = entry.get("primary_key")
     if isinstance(pk, str):
         pk = [pk]
@@ -112,7 +135,9 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
     try:
         return ModelSpec(
             name=entry["name"],
-            table=entry["table"],
+            table=entry.get("table", ""),
+            query=entry.get("query", "").strip().rstrip(";").strip(),
+            on_null_cursor=NullCursor(null_cursor),
             tenant_column=entry["tenant_column"],
             cursor_column=entry["cursor_column"],
             primary_key=tuple(pk),

@@ -1,5 +1,5 @@
 """Tenants whose names are hostile to SQL built by hand: quotes, LIKE wildcards, an injection
-attempt, unicode, trailing spaces, and a tenant column of type integer. Each connection gets
+attempt, unicode, spaces inside a tenant value, and a tenant column of type integer. Each connection gets
 exactly its tenant's rows, and the tenant only ever travels as a bound parameter."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ HOSTILE = [
     "aXb",
     "x'; DROP TABLE invoices; --",
     "東京-ü",
-    "trail ",
+    "in ner",
     "acme",
 ]
 # Tenants that only have rows: each is what a careless filter would mix up with one above.
@@ -62,8 +62,9 @@ DECOYS = [
     "x",
     "東京-u\u0308",
     "東京",
-    "trail",
-    " trail ",
+    "inner",
+    "in  ner",
+    " in ner",
     "ACME",
     "acme%",
     "",

@@ -406,8 +406,11 @@ def test_tenant_refuses_empty_or_huge(value: str) -> None:
     refused(fields.tenant, value, field="tenant")
 
 
-def test_tenant_is_kept_verbatim() -> None:
-    assert fields.tenant(" Tenant 42 ") == " Tenant 42 "
+def test_tenant_is_kept_verbatim_but_spaces_around_it_are_refused() -> None:
+    assert fields.tenant("Tenant 42") == "Tenant 42"  # case and inner spaces kept
+    for padded in (" Tenant 42 ", "acme ", "  acme"):
+        err = refused(fields.tenant, padded, field="tenant")
+        assert "spaces around it" in err.message and repr(padded.strip()) in err.message
 
 
 def test_access_key_id_rules() -> None:

@@ -66,9 +66,14 @@ def create(
     )
     conn = created.connection
     if as_json:
-        output.emit_json({"connection": services.connections.view(conn), **created.policies})
+        view = services.connections.view(conn)
+        output.emit_json(
+            {"connection": view, **created.policies, "warnings": list(created.warnings)}
+        )
         return
     output.console.print(f"Created draft connection [bold]{conn.name}[/] → {conn.location()}")
+    for warning in created.warnings:
+        output.console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     _print_policies(created.policies)
 
 
@@ -229,23 +234,42 @@ def resume(name: str, as_json: JsonOpt = False) -> None:
 
 
 @models_cli.command("check")
-def check_models(as_json: JsonOpt = False) -> None:
-    """Check every model of the models file against the source."""
+def check_models(
+    tenant: Annotated[
+        str | None, typer.Option(help="Also count this tenant's rows in each model.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every model against the source: columns, types, that the source user may read
+    them, rows with a NULL cursor; exits 1 when a model's transfers would fail."""
     from byob.services.views import model_view
 
-    models = build_services().models.check()
+    models = build_services().models.check(tenant=tenant)
+    problems = [p for m in models for p in m.problems]
     if as_json:
         output.emit_json({"models": [model_view(m) for m in models]})
-        return
-    for m in models:
-        output.table(
-            f"model {m.name} ← {m.spec.table}",
-            ["column", "source column", "type", "Athena type"],
-            [[c.name, c.source_name, str(c.type), c.type.glue_type()] for c in m.columns],
-        )
-        for warning in m.warnings:
-            output.console.print(f"[yellow]warning:[/] {warning}")
-    output.console.print(f"[green]{len(models)} models OK[/]")
+    else:
+        for m in models:
+            output.table(
+                f"model {m.name} ← {m.model.spec.source}",
+                ["column", "source column", "type", "Athena type"],
+                [[c.name, c.source_name, str(c.type), c.type.glue_type()] for c in m.model.columns],
+            )
+            if m.tenant_rows is not None:
+                output.console.print(f"tenant {tenant!r}: {m.tenant_rows:,} rows")
+            for warning in m.warnings:
+                output.console.print(f"[yellow]warning:[/] {warning}")
+            for problem in m.problems:
+                output.errors.print(f"[bold red]problem:[/] {problem}", soft_wrap=True)
+        if tenant is not None and not any(m.tenant_rows for m in models):
+            output.console.print(
+                f"[yellow]warning:[/] tenant {tenant!r} has no rows in any model; check that it "
+                "is the tenant column's exact value"
+            )
+        ok = sum(1 for m in models if not m.problems)
+        output.console.print(f"[green]{ok} of {len(models)} models OK[/]")
+    if problems:
+        raise typer.Exit(1)
 
 
 @connections_cli.command("update")

@@ -141,7 +141,7 @@ def list_(connection: str, as_json: JsonOpt = False) -> None:
         return
     output.table(
         f"Transfers of {conn.name}",
-        ["id", "model", "type", "status", "rows", "files", "started", "error"],
+        ["id", "model", "type", "status", "rows", "files", "started", "notes"],
         [
             [
                 r["id"][:12],
@@ -151,7 +151,7 @@ def list_(connection: str, as_json: JsonOpt = False) -> None:
                 f"{r['rows']:,}",
                 r["files"],
                 r["started_at"],
-                r["error"] or "",
+                r["error"] or r["note"] or "",
             ]
             for r in records
         ],

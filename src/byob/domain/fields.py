@@ -178,6 +178,14 @@ def tenant(value: str) -> str:
         raise InvalidFieldError("tenant must be 1-256 characters", field="tenant")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidFieldError("tenant must not contain control characters", field="tenant")
+    if value != value.strip():
+        # A tenant value with spaces around it is almost always a typo, and one that matches
+        # no row: every transfer would succeed with nothing in it, forever.
+        raise InvalidFieldError(
+            f"tenant {value!r} has spaces around it; give the tenant column's value exactly "
+            f"(did you mean {value.strip()!r}?)",
+            field="tenant",
+        )
     return value
 
 

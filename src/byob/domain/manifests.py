@@ -22,8 +22,12 @@ def manifest(
     files: list[dict[str, Any]],
     columns: list[dict[str, str]],
     location: str,
+    note: str | None = None,
+    excluded_rows: int = 0,
 ) -> dict[str, Any]:
-    """Lists every data file with its row count, byte size and SHA-256, and the window."""
+    """Lists every data file with its row count, byte size and SHA-256, and the window. A full
+    refresh's files hold the whole of the model as of the window's end: a reader takes the
+    newest full refresh and the increments after it."""
     return {
         "version": MANIFEST_VERSION,
         "transfer_id": transfer_id,
@@ -41,4 +45,7 @@ def manifest(
         "rows": sum(int(f["rows"]) for f in files),
         "bytes": sum(int(f["bytes"]) for f in files),
         "columns": columns,
+        # Rows with a NULL cursor left out of this transfer (on_null_cursor = "exclude").
+        "excluded_rows": excluded_rows,
+        "note": note,
     }

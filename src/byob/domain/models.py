@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from byob.domain.types import TIMESTAMP, TIMESTAMPTZ, ColumnType
 from byob.errors import ConfigError
@@ -94,16 +95,26 @@ RESERVED_WORDS = frozenset(
 )
 
 
+class NullCursor(StrEnum):
+    """What a transfer does with rows whose cursor column is NULL (they fall in no window)."""
+
+    FAIL = "fail"  # stop before anything is written, saying how many and what to do
+    BACKFILL_ONLY = "backfill_only"  # deliver them in backfills and full refreshes
+    EXCLUDE = "exclude"  # skip them, counted in the transfer's history and manifest
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
-    """A model as declared in the models file."""
+    """A model as declared in the models file: a table, or a query, of the source."""
 
     name: str
-    table: str
+    table: str = ""
+    query: str = ""  # a SELECT; byob filters it by tenant and window like a table
     tenant_column: str
     cursor_column: str
     primary_key: tuple[str, ...]
     columns: tuple[str, ...] | None = None  # None: every column of the table
+    on_null_cursor: NullCursor = NullCursor.FAIL
 
     def __post_init__(self) -> None:
         where = f"model {self.name!r}"
@@ -115,11 +126,26 @@ class ModelSpec:
             )
         if self.name in RESERVED_MODEL_NAMES:
             raise ConfigError(f"{where}: the name {self.name!r} is reserved", field="name")
-        for field_name in ("table", "tenant_column", "cursor_column"):
+        if bool(self.table) == bool(self.query):
+            raise ConfigError(
+                f'{where}: give either table = "schema.table" or query = "SELECT …"', field="table"
+            )
+        if self.query and not re.match(r"\s*(select|with)\b", self.query, re.IGNORECASE):
+            raise ConfigError(
+                f"{where}: query must be a SELECT (or WITH … SELECT) statement", field="query"
+            )
+        if self.query and ";" in self.query.strip().rstrip(";"):
+            raise ConfigError(f"{where}: query must be one statement", field="query")
+        for field_name in ("tenant_column", "cursor_column"):
             if not getattr(self, field_name):
                 raise ConfigError(f"{where}: {field_name} is required", field=field_name)
         if not self.primary_key:
             raise ConfigError(f"{where}: primary_key is required", field="primary_key")
+
+    @property
+    def source(self) -> str:
+        """What the model reads, for messages: the table, or "query"."""
+        return self.table or "query"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +202,8 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
     where = f"model {spec.name!r}"
     by_name = {name: (ctype, nullable) for name, ctype, nullable in source_columns}
     if not source_columns:
+        if spec.query:
+            raise ConfigError(f"{where}: its query returns no columns", field="query")
         raise ConfigError(f"{where}: table {spec.table!r} not found in the source", field="table")
     wanted = list(spec.columns) if spec.columns else [name for name, _, _ in source_columns]
     for field_name, names in (
@@ -187,8 +215,8 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
         missing = [n for n in names if n not in by_name]
         if missing:
             raise ConfigError(
-                f"{where}: {field_name} names {', '.join(map(repr, missing))}, which table "
-                f"{spec.table!r} does not have (it has: {', '.join(by_name)})",
+                f"{where}: {field_name} names {', '.join(map(repr, missing))}, which "
+                f"{_what(spec)} does not have (it has: {', '.join(by_name)})",
                 field=field_name,
             )
     cursor_type = by_name[spec.cursor_column][0]
@@ -217,3 +245,7 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
         if c.name in RESERVED_WORDS
     ]
     return ResolvedModel(spec=spec, columns=columns, warnings=tuple(warnings))
+
+
+def _what(spec: ModelSpec) -> str:
+    return f"table {spec.table!r}" if spec.table else "its query"

@@ -53,6 +53,8 @@ class TransferRecord:
     created_at: datetime
     finished_at: datetime | None
     cancel_requested: bool = False
+    note: str | None = None  # what the figures do not say (rows excluded, a tenant with none)
+    excluded_rows: int = 0  # rows with a NULL cursor left out (on_null_cursor = "exclude")
 
 
 @dataclass(frozen=True, kw_only=True)

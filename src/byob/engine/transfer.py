@@ -33,14 +33,14 @@ from byob.destinations.base import Destination, ObjectWriter
 from byob.domain import layout
 from byob.domain.connections import Connection
 from byob.domain.manifests import manifest
-from byob.domain.models import ModelSpec, ResolvedModel, resolve
+from byob.domain.models import ModelSpec, NullCursor, ResolvedModel, resolve
 from byob.domain.transfers import FileRecord, FileState, TransferRecord
 from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import plan_window
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.engine.ports import Catalog, TransferLog
-from byob.errors import ByobError, DestinationError, TransferError
+from byob.errors import ByobError, DestinationError, NullCursorError, TransferError
 from byob.sources.base import Source
 
 Clock = Callable[[], datetime]
@@ -119,7 +119,7 @@ class TransferRunner:
 
     def resolve(self, spec: ModelSpec) -> ResolvedModel:
         """Check the model against the source and against what was already delivered."""
-        model = resolve(spec, self.source.columns(spec.table))
+        model = resolve(spec, self.source.model_columns(spec))
         delivered = self.transfers.model_state(self.conn.id, spec.name).columns or []
         current = {c.name: c.type for c in model.columns}
         for col in delivered:
@@ -218,6 +218,7 @@ class TransferRunner:
             if self.catalog is not None:
                 # Columns reach the catalog before any file carrying them is written.
                 self.catalog.sync(model, transfer_date=record.started_at.astimezone(UTC).date())
+            excluded = self._null_cursor_rows(model)  # refused before any file is written
             schema = arrow_schema(model)
             writer = RollingParquetWriter(
                 schema,
@@ -244,15 +245,21 @@ class TransferRunner:
             files = writer.finish()
             writer = None
             self._void_surplus(previous, keep=len(files), record=record, schema=schema)
-            manifest_key = self._write_manifest(model, record, files)
+            rows = sum(f.rows for f in files)
+            note = self._note(model, rows=rows, excluded=excluded)
+            manifest_key = self._write_manifest(
+                model, record, files, note=note, excluded_rows=excluded
+            )
             self.transfers.commit(
                 record,
-                rows=sum(f.rows for f in files),
+                rows=rows,
                 size=sum(f.bytes for f in files),
                 files=len(files),
                 manifest_key=manifest_key,
                 columns=_columns(model),
                 now=self.clock(),
+                note=note,
+                excluded_rows=excluded,
             )
         except BaseException as exc:
             message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
@@ -367,8 +374,48 @@ class TransferRunner:
                 self.destination.put(f.key, empty)
             self.transfers.file_voided(record.id, f.file_part)
 
+    def _null_cursor_rows(self, model: ResolvedModel) -> int:
+        """Rows of the tenant whose cursor is NULL fall in no window. Refuse them (the default)
+        or count the ones left out; a model that delivers them in backfills needs no count."""
+        policy = model.spec.on_null_cursor
+        if policy is NullCursor.BACKFILL_ONLY:
+            return 0
+        nulls = self.source.count(model, tenant=self.conn.tenant, null_cursor=True)
+        if nulls and policy is NullCursor.FAIL:
+            cursor = model.spec.cursor_column
+            raise NullCursorError(
+                f"model {model.name!r}: {nulls} rows of tenant {self.conn.tenant!r} have a NULL "
+                f"{cursor!r}, so they belong to no transfer window; nothing was written. Give "
+                f"them a value and add a NOT NULL constraint, COALESCE {cursor!r} in a query "
+                'model, or set on_null_cursor = "backfill_only" (delivered in backfills and '
+                'full refreshes) or "exclude" (left out, counted in each transfer)',
+                field="on_null_cursor",
+            )
+        return nulls
+
+    def _note(self, model: ResolvedModel, *, rows: int, excluded: int) -> str | None:
+        """What the figures do not say on their own."""
+        notes = []
+        if excluded:
+            notes.append(
+                f"{excluded} rows with a NULL {model.spec.cursor_column!r} were left out "
+                '(on_null_cursor = "exclude")'
+            )
+        if rows == 0 and not self.transfers.rows_delivered(self.conn.id, model.name):
+            notes.append(
+                f"0 rows: tenant {self.conn.tenant!r} has no rows in this model yet; check that "
+                "it is the tenant column's exact value"
+            )
+        return "; ".join(notes) or None
+
     def _write_manifest(
-        self, model: ResolvedModel, record: TransferRecord, files: list[WrittenFile]
+        self,
+        model: ResolvedModel,
+        record: TransferRecord,
+        files: list[WrittenFile],
+        *,
+        note: str | None,
+        excluded_rows: int,
     ) -> str:
         stamp = layout.TransferStamp(started_at=record.started_at)
         key = layout.manifest_key(self.conn.data_prefix, model.name, stamp, record.id)
@@ -385,6 +432,8 @@ class TransferRunner:
             ],
             columns=_columns(model),
             location=self.destination.url(layout.model_prefix(self.conn.data_prefix, model.name)),
+            note=note,
+            excluded_rows=excluded_rows,
         )
         body = json.dumps(document, indent=2).encode()
         self.destination.put(key, body, content_type="application/json")

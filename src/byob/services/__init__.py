@@ -20,11 +20,11 @@ class Services:
 
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
-        self.connections = ConnectionService(adapters)
+        self.models = ModelService(adapters)
+        self.connections = ConnectionService(adapters, self.models)
         self.links = LinkService(adapters, self.connections)
         self.api_keys = ApiKeyService(adapters)
         self.transfers = TransferService(adapters, self.connections)
-        self.models = ModelService(adapters)
         self.schedules = ScheduleService(adapters)
         self.figures = FigureService(adapters, self.transfers)
 

@@ -10,8 +10,9 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
-from byob.errors import InvalidFieldError
+from byob.errors import ByobError, InvalidFieldError
 from byob.services.events import Event, about
+from byob.services.models import ModelService
 from byob.services.ports import Adapters
 from byob.services.views import connection_view, validation_view
 from byob.store import secrets as secret_store
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 class Created:
     connection: Connection
     policies: dict[str, Any]  # what the recipient pastes into IAM (empty for local)
+    tenant_rows: int | None = None  # in all models together; None when it could not be counted
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,9 +40,10 @@ class Validated:
 
 
 class ConnectionService:
-    def __init__(self, adapters: Adapters) -> None:
+    def __init__(self, adapters: Adapters, models: ModelService) -> None:
         self.adapters = adapters
         self.state = adapters.state
+        self.models = models
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -130,7 +134,24 @@ class ConnectionService:
             self._audit(
                 tx, actor, "connection.create", conn, rules.describe_changes(_blank(conn), conn)
             )
-        return Created(connection=conn, policies=policies)
+        rows, warnings = self._tenant_rows(conn.tenant)
+        return Created(connection=conn, policies=policies, tenant_rows=rows, warnings=warnings)
+
+    def _tenant_rows(self, tenant: str) -> tuple[int | None, tuple[str, ...]]:
+        """A tenant value that matches no row makes every transfer succeed with nothing in
+        it: say so at once."""
+        try:
+            counts = self.models.tenant_rows(tenant)
+        except ByobError as exc:
+            return None, (f"could not count the tenant's rows in the source: {exc.message}",)
+        rows = sum(counts.values())
+        if counts and not rows:
+            return 0, (
+                f"tenant {tenant!r} has no rows in any model ({', '.join(counts)}): its "
+                "transfers deliver nothing until it has; check that it is the tenant column's "
+                "exact value",
+            )
+        return rows, ()
 
     def update(
         self,

@@ -1,22 +1,71 @@
-"""The models file, checked against the source."""
+"""The models file, checked against the source: every model's columns and types, that the
+source user may read them, the rows whose cursor is NULL (which no window holds), and, for a
+tenant, how many rows each model has of it."""
 
 from __future__ import annotations
 
-from byob.domain.models import ResolvedModel, resolve
+from dataclasses import dataclass
+
+from byob.domain.models import NullCursor, ResolvedModel, resolve
 from byob.errors import ByobError
 from byob.services.ports import Adapters
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedModel:
+    model: ResolvedModel
+    null_cursor_rows: int  # of every tenant
+    tenant_rows: int | None  # of the tenant asked about
+    problems: tuple[str, ...]  # what will make its transfers fail, and what to do
+    warnings: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.model.name
 
 
 class ModelService:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
 
-    def check(self) -> list[ResolvedModel]:
-        """Every model resolved against the source's columns (errors name the model)."""
+    def check(self, *, tenant: str | None = None) -> list[CheckedModel]:
+        """Every model resolved against the source and read with the model's own columns; an
+        unreadable one raises, naming the grant to give."""
+        checked = []
+        with self.adapters.source() as src:
+            for spec in self.adapters.models_file.models:
+                model = resolve(spec, src.model_columns(spec))
+                src.check_access(model)
+                nulls = src.count(model, null_cursor=True)
+                problems, warnings = _null_cursor_findings(model, nulls)
+                checked.append(
+                    CheckedModel(
+                        model=model,
+                        null_cursor_rows=nulls,
+                        tenant_rows=src.count(model, tenant=tenant) if tenant is not None else None,
+                        problems=problems,
+                        warnings=model.warnings + warnings,
+                    )
+                )
+        return checked
+
+    def resolved(self) -> list[ResolvedModel]:
+        """Every model resolved against the source (no counting)."""
         with self.adapters.source() as src:
             return [
-                resolve(spec, src.columns(spec.table)) for spec in self.adapters.models_file.models
+                resolve(spec, src.model_columns(spec)) for spec in self.adapters.models_file.models
             ]
+
+    def tenant_rows(self, tenant: str) -> dict[str, int]:
+        """Rows of each model that belong to the tenant."""
+        with self.adapters.source() as src:
+            return {
+                model.name: src.count(model, tenant=tenant)
+                for model in (
+                    resolve(spec, src.model_columns(spec))
+                    for spec in self.adapters.models_file.models
+                )
+            }
 
     def names(self) -> list[str]:
         """The models' names, or none when the models file cannot be read (pages still show)."""
@@ -24,3 +73,22 @@ class ModelService:
             return [m.name for m in self.adapters.models_file.models]
         except ByobError:
             return []
+
+
+def _null_cursor_findings(
+    model: ResolvedModel, nulls: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if not nulls:
+        return (), ()
+    cursor = model.spec.cursor_column
+    policy = model.spec.on_null_cursor
+    said = f"model {model.name!r}: {nulls} rows have a NULL {cursor!r} and belong to no window"
+    if policy is NullCursor.FAIL:
+        return (
+            f"{said}: transfers of their tenants fail until they are dealt with. Give them a "
+            f"value and add a NOT NULL constraint, COALESCE {cursor!r} in a query model, or set "
+            'on_null_cursor = "backfill_only" or "exclude"',
+        ), ()
+    if policy is NullCursor.BACKFILL_ONLY:
+        return (), (f"{said}: they are delivered by backfills and full refreshes only",)
+    return (), (f"{said}: every transfer leaves them out and counts them",)

@@ -9,8 +9,8 @@ from typing import Any
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
-from byob.domain.models import ResolvedModel
 from byob.domain.transfers import TransferRecord
+from byob.services.models import CheckedModel
 
 
 def connection_view(
@@ -91,16 +91,22 @@ def transfer_view(record: TransferRecord) -> dict[str, Any]:
         "files": record.files,
         "attempts": record.attempts,
         "error": record.error,
+        "note": record.note,
+        "excluded_rows": record.excluded_rows,
         "manifest": record.manifest_key,
         "finished_at": record.finished_at,
     }
 
 
-def model_view(model: ResolvedModel) -> dict[str, Any]:
-    """A model as checked against the source: its columns, their types and Athena types."""
+def model_view(checked: CheckedModel) -> dict[str, Any]:
+    """A model as checked against the source: its columns, their types and Athena types, rows
+    whose cursor is NULL, and what will make its transfers fail."""
+    model = checked.model
     return {
         "name": model.name,
         "table": model.spec.table,
+        "query": model.spec.query,
+        "on_null_cursor": model.spec.on_null_cursor.value,
         "tenant_column": model.spec.tenant_column,
         "cursor_column": model.spec.cursor_column,
         "primary_key": list(model.spec.primary_key),
@@ -113,7 +119,10 @@ def model_view(model: ResolvedModel) -> dict[str, Any]:
             }
             for c in model.columns
         ],
-        "warnings": list(model.warnings),
+        "null_cursor_rows": checked.null_cursor_rows,
+        "tenant_rows": checked.tenant_rows,
+        "problems": list(checked.problems),
+        "warnings": list(checked.warnings),
     }
 
 

@@ -1,4 +1,5 @@
-"""The source port: describe tables, tell the time, stream a tenant's rows in a window."""
+"""The source port: describe tables and queries, check they can be read, count rows, tell
+the time, and stream a tenant's rows in a window."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from byob.domain.models import ResolvedModel
+from byob.domain.models import ModelSpec, NullCursor, ResolvedModel
 from byob.domain.types import ColumnType
 from byob.domain.windows import Window
 
@@ -23,13 +24,28 @@ class Source(ABC):
         """The table's columns in order; empty when the table does not exist."""
 
     @abstractmethod
+    def model_columns(self, spec: ModelSpec) -> list[SourceColumn]:
+        """The columns a model reads: its table's, or those its query returns."""
+
+    @abstractmethod
+    def check_access(self, model: ResolvedModel) -> None:
+        """Raise SourceError, naming the grant to give, when the model cannot be read."""
+
+    @abstractmethod
+    def count(
+        self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
+    ) -> int:
+        """Rows of the model (of one tenant; only those whose cursor is NULL)."""
+
+    @abstractmethod
     def now(self) -> datetime:
         """The source's own clock (UTC), which cursor values are written with."""
 
     @abstractmethod
     def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:
-        """Stream the tenant's rows with ``window.low < cursor <= window.high``, columns in the
-        model's order. Batches are not yet cast to the model's schema."""
+        """Stream the tenant's rows with ``window.low < cursor <= window.high`` (and, in a
+        backfill of a model whose NULL cursors go to backfills, those), columns in the model's
+        order. Batches are not yet cast to the model's schema."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -49,3 +65,19 @@ def quote_ident(name: str) -> str:
 def quote_table(name: str) -> str:
     """Quote a possibly schema-qualified table name ``schema.table``."""
     return ".".join(quote_ident(part) for part in name.split("."))
+
+
+def relation(spec: ModelSpec) -> str:
+    """What a model selects from: its table, or its query as a subquery."""
+    return quote_table(spec.table) if spec.table else f"({spec.query}) AS byob_q"
+
+
+def window_condition(model: ResolvedModel, window: Window, high: str, low: str) -> str:
+    """The cursor's condition for a window (``high``/``low`` are the bound values' SQL)."""
+    cursor = quote_ident(model.spec.cursor_column)
+    condition = f"{cursor} <= {high}"
+    if window.low is not None:
+        return f"{condition} AND {cursor} > {low}"
+    if model.spec.on_null_cursor is NullCursor.BACKFILL_ONLY:
+        return f"({condition} OR {cursor} IS NULL)"
+    return condition

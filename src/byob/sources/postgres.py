@@ -9,11 +9,11 @@ from typing import Any
 import pyarrow as pa
 
 from byob.domain import types as t
-from byob.domain.models import ResolvedModel
+from byob.domain.models import ModelSpec, ResolvedModel
 from byob.domain.types import Kind
 from byob.domain.windows import Window
 from byob.errors import SourceError
-from byob.sources.base import Source, SourceColumn, quote_ident, quote_table
+from byob.sources.base import Source, SourceColumn, quote_ident, relation, window_condition
 
 _COLUMNS_SQL = """
 SELECT a.attname::text AS name,
@@ -59,8 +59,88 @@ class AdbcPostgresSource(Source):
             raise SourceError(f"source query failed: {_clean(exc)}") from exc
 
     def columns(self, table: str) -> list[SourceColumn]:
-        rows = self._query(_COLUMNS_SQL, (table,)).to_pylist()
-        self._source_types[table] = {r["name"]: r["type_name"] for r in rows}
+        return self._described(table, self._query(_COLUMNS_SQL, (table,)).to_pylist())
+
+    def model_columns(self, spec: ModelSpec) -> list[SourceColumn]:
+        if spec.table:
+            return self.columns(spec.table)
+        # A temporary view, dropped with the transaction, describes the query's columns with
+        # their exact types (numeric precision included), as pg_attribute has them.
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(f"CREATE TEMP VIEW byob_describe AS {spec.query}")
+                cur.execute(_COLUMNS_SQL, parameters=("pg_temp.byob_describe",))
+                rows = cur.fetch_arrow_table().to_pylist()
+        except Exception as exc:
+            raise SourceError(f"model {spec.name!r}: its query failed: {_clean(exc)}") from exc
+        finally:
+            self._conn.rollback()
+        return self._described(_types_key(spec), rows)
+
+    def check_access(self, model: ResolvedModel) -> None:
+        spec = model.spec
+        select = ", ".join(quote_ident(c.source_name) for c in model.columns)
+        try:
+            self._query(f"SELECT {select} FROM {relation(spec)} LIMIT 0")
+        except SourceError as exc:
+            if "permission denied" not in exc.message:
+                raise
+            user = self._query("SELECT current_user::text AS u").column(0)[0].as_py()
+            missing = _denied_relation(exc.message) or spec.source
+            raise SourceError(
+                f"model {model.name!r}: the source user {user!r} cannot read {missing} "
+                f"({exc.message.removeprefix('source query failed: ')}); grant it with "
+                f"GRANT SELECT ON {missing} TO {quote_ident(user)}"
+            ) from None
+
+    def count(
+        self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
+    ) -> int:
+        spec = model.spec
+        where, params = [], []
+        if tenant is not None:
+            tenant_type = self._types(spec)[spec.tenant_column]
+            where.append(
+                f"{quote_ident(spec.tenant_column)} = current_setting('byob.p1')::{tenant_type}"
+            )
+            params.append(tenant)
+        if null_cursor:
+            where.append(f"{quote_ident(spec.cursor_column)} IS NULL")
+        sql = f"SELECT count(*) AS n FROM {relation(spec)}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        try:
+            with self._conn.cursor() as cur:
+                self._bind(cur, tuple(params))
+                cur.execute(sql)
+                value = cur.fetch_arrow_table().column(0)[0].as_py()
+        except Exception as exc:
+            raise SourceError(f"counting model {model.name!r} failed: {_clean(exc)}") from exc
+        finally:
+            self._conn.rollback()
+        return int(value)
+
+    def _types(self, spec: ModelSpec) -> dict[str, str]:
+        """The model's source column types as PostgreSQL names them (for casts)."""
+        key = _types_key(spec)
+        if key not in self._source_types:
+            self.model_columns(spec)
+        return self._source_types[key]
+
+    @staticmethod
+    def _bind(cur: Any, params: tuple[str, ...]) -> None:
+        """Bind values as transaction-local settings, read by current_setting('byob.pN'): a
+        query without parameters is streamed by the driver over COPY; one with is not."""
+        if not params:
+            return
+        assignments = ", ".join(
+            f"set_config('byob.p{i}', ${i}, true)" for i in range(1, len(params) + 1)
+        )
+        cur.execute(f"SELECT {assignments}", parameters=params)
+        cur.fetchall()
+
+    def _described(self, key: str, rows: list[dict[str, Any]]) -> list[SourceColumn]:
+        self._source_types[key] = {r["name"]: r["type_name"] for r in rows}
         return [
             (
                 r["name"],
@@ -82,14 +162,7 @@ class AdbcPostgresSource(Source):
         sql, params = self.select_sql(model, tenant, window)
         try:
             cur = self._conn.cursor()
-            # The values travel as bound parameters into transaction-local settings, and the
-            # query reads them with current_setting(): a query without parameters is streamed
-            # by the driver with COPY in bounded batches, where a parameterised one is not.
-            assignments = ", ".join(
-                f"set_config('byob.p{i}', ${i}, true)" for i in range(1, len(params) + 1)
-            )
-            cur.execute(f"SELECT {assignments}", parameters=params)
-            cur.fetchall()
+            self._bind(cur, params)
             cur.adbc_statement.set_options(
                 **{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES_HINT)}
             )
@@ -117,24 +190,25 @@ class AdbcPostgresSource(Source):
         """The SELECT for one tenant's window. Values are never part of the SQL text: they are
         bound as parameters (see ``read``) and referenced as ``current_setting('byob.pN')``."""
         spec = model.spec
-        if spec.table not in self._source_types:
-            self.columns(spec.table)
-        source_types = self._source_types[spec.table]
+        source_types = self._types(spec)
         select = ", ".join(
             f"{_select_expr(c.source_name, c.type)} AS {quote_ident(c.name)}" for c in model.columns
         )
-        cursor = quote_ident(spec.cursor_column)
         cursor_type = "timestamptz" if model.cursor.type.kind is Kind.TIMESTAMPTZ else "timestamp"
         tenant_type = source_types[spec.tenant_column]
         where = [
             f"{quote_ident(spec.tenant_column)} = current_setting('byob.p1')::{tenant_type}",
-            f"{cursor} <= current_setting('byob.p2')::{cursor_type}",
+            window_condition(
+                model,
+                window,
+                f"current_setting('byob.p2')::{cursor_type}",
+                f"current_setting('byob.p3')::{cursor_type}",
+            ),
         ]
         params: list[str] = [tenant, _bound(window.high, cursor_type)]
         if window.low is not None:
-            where.append(f"{cursor} > current_setting('byob.p3')::{cursor_type}")
             params.append(_bound(window.low, cursor_type))
-        sql = f"SELECT {select} FROM {quote_table(spec.table)} WHERE {' AND '.join(where)}"
+        sql = f"SELECT {select} FROM {relation(spec)} WHERE {' AND '.join(where)}"
         return sql, tuple(params)
 
 
@@ -169,3 +243,15 @@ def _clean(exc: BaseException) -> str:
 
     text = str(exc).split("\n")[0]
     return re.sub(r"postgres(?:ql)?://[^\s]+", "postgresql://…", text)
+
+
+def _types_key(spec: ModelSpec) -> str:
+    return spec.table or f"query:{spec.name}"
+
+
+def _denied_relation(message: str) -> str | None:
+    """The relation a "permission denied for table x" error names."""
+    import re
+
+    match = re.search(r"permission denied for (?:table|view|relation) (\S+)", message)
+    return match.group(1) if match else None

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from byob.domain import types as t
-from byob.domain.models import ResolvedModel
+from byob.domain.models import ModelSpec, ResolvedModel
 from byob.domain.types import Kind
 from byob.domain.windows import Window
 from byob.errors import SourceError
-from byob.sources.base import Source, SourceColumn, quote_ident, quote_table
+from byob.sources.base import Source, SourceColumn, quote_ident, relation, window_condition
 
 # Timestamps are stored as text in SQLite's own format, which sorts as it compares.
 TIMESTAMP_TEXT = "%Y-%m-%d %H:%M:%S.%f"
@@ -57,19 +57,61 @@ class SqliteSource(Source):
             for name, decl, notnull, pk in rows
         ]
 
+    def model_columns(self, spec: ModelSpec) -> list[SourceColumn]:
+        if spec.table:
+            return self.columns(spec.table)
+        # A temporary view describes a query's columns with their declared types (a column
+        # computed by an expression has none: it is read as text).
+        try:
+            self._conn.execute(f"CREATE TEMP VIEW byob_describe AS {spec.query}")
+            try:
+                return self.columns("byob_describe")
+            finally:
+                self._conn.execute("DROP VIEW temp.byob_describe")
+        except sqlite3.Error as exc:
+            raise SourceError(f"model {spec.name!r}: its query failed: {exc}") from exc
+
+    def check_access(self, model: ResolvedModel) -> None:
+        select = ", ".join(quote_ident(c.source_name) for c in model.columns)
+        try:
+            self._conn.execute(f"SELECT {select} FROM {relation(model.spec)} LIMIT 0").fetchall()
+        except sqlite3.Error as exc:
+            raise SourceError(
+                f"model {model.name!r}: reading {model.spec.source} failed: {exc}"
+            ) from exc
+
+    def count(
+        self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
+    ) -> int:
+        spec = model.spec
+        where, params = [], []
+        if tenant is not None:
+            where.append(f"{quote_ident(spec.tenant_column)} = ?")
+            params.append(tenant)
+        if null_cursor:
+            where.append(f"{quote_ident(spec.cursor_column)} IS NULL")
+        sql = f"SELECT count(*) FROM {relation(spec)}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        try:
+            return int(self._conn.execute(sql, params).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise SourceError(f"counting model {model.name!r} failed: {exc}") from exc
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:
         spec = model.spec
         select = ", ".join(_select_expr(c.source_name, c.type) for c in model.columns)
-        cursor = quote_ident(spec.cursor_column)
-        where = [f"{quote_ident(spec.tenant_column)} = ?", f"{cursor} <= ?"]
+        where = [
+            f"{quote_ident(spec.tenant_column)} = ?",
+            window_condition(model, window, "?", "?"),
+        ]
         params: list[object] = [tenant, _text(window.high)]
         if window.low is not None:
-            where.append(f"{cursor} > ?")
             params.append(_text(window.low))
-        sql = f"SELECT {select} FROM {quote_table(spec.table)} WHERE {' AND '.join(where)}"
+        sql = f"SELECT {select} FROM {relation(spec)} WHERE {' AND '.join(where)}"
         schema = pa.schema(
             [(c.name, _RAW_ARROW.get(c.type.kind, pa.string())) for c in model.columns]
         )

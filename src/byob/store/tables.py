@@ -125,6 +125,9 @@ transfers = sa.Table(
     sa.Column(
         "cancel_requested", sa.Boolean, nullable=False, default=False, server_default=sa.false()
     ),
+    # What the figures do not say: rows left out (NULL cursors), a tenant with no rows.
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("excluded_rows", sa.BigInteger, nullable=False, default=0, server_default="0"),
     sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
     sa.Index("ix_transfers_status", "status"),
 )

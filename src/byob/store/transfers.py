@@ -90,6 +90,19 @@ class Transfers(Repository):
             )
         return self.get(tid)
 
+    def rows_delivered(self, connection_id: str, model: str) -> int:
+        """Rows every succeeded transfer of the model delivered to the connection."""
+        c = T.transfers.c
+        with self.reading() as db:
+            value = db.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(c.rows), 0)).where(
+                    c.connection_id == connection_id,
+                    c.model == model,
+                    c.status == TransferStatus.SUCCEEDED.value,
+                )
+            ).scalar_one()
+        return int(value)
+
     def last_started_at(self, connection_id: str, model: str) -> datetime | None:
         c = T.transfers.c
         with self.reading() as db:
@@ -288,6 +301,8 @@ class Transfers(Repository):
         manifest_key: str,
         columns: list[dict[str, Any]],
         now: datetime,
+        note: str | None = None,
+        excluded_rows: int = 0,
     ) -> None:
         """One transaction: the transfer succeeds and the high-water mark advances together."""
         c = T.model_states.c
@@ -306,6 +321,8 @@ class Transfers(Repository):
                     error=None,
                     manifest_key=manifest_key,
                     finished_at=now,
+                    note=note,
+                    excluded_rows=excluded_rows,
                 )
             ).rowcount
             if done != 1:

@@ -285,15 +285,17 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
     if athena:
         record |= {k: values[k] for k in ("workgroup", "schema", "database")}
     hmac_auth = values["auth"] == "hmac"
+    no_rows = False
     try:
         if conn is None:
             if hmac_auth:
                 record["access_key_id"] = values["access_key_id"]
             elif values["role_arn"]:
                 record["role_arn"] = values["role_arn"]
-            conn = services.links.create_connection(
+            created = services.links.create_connection(
                 holder.principal, record, secret if hmac_auth else None
-            ).connection
+            )
+            conn, no_rows = created.connection, created.tenant_rows == 0
         else:
             record["auth"] = values["auth"]
             if not hmac_auth and values["role_arn"]:
@@ -313,7 +315,7 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
             status=422 if isinstance(exc, InvalidFieldError) else 409,
             error="" if known else exc.message,
         )
-    return redirect("/connect/role")
+    return redirect("/connect/role?notice=no_rows" if no_rows else "/connect/role")
 
 
 @router.post("/validate-field")
@@ -337,8 +339,20 @@ async def validate_field(request: Request) -> Response:
 # -- the IAM role step ---------------------------------------------------------------------------
 
 
+NO_ROWS = (
+    "Your vendor's data has no rows for your account yet, so transfers will deliver nothing "
+    "until it has. If that is unexpected, tell your vendor: the connection may name the wrong "
+    "account."
+)
+
+
 def _role_page(
-    holder: Holder, services: Services, conn: Connection, error: str = "", status: int = 200
+    holder: Holder,
+    services: Services,
+    conn: Connection,
+    error: str = "",
+    status: int = 200,
+    notice: str = "",
 ) -> Response:
     return _page(
         "connect/role.html",
@@ -348,12 +362,14 @@ def _role_page(
         conn=conn,
         policies=services.connections.policies(conn),
         error=error,
+        notice=notice,
     )
 
 
 @router.get("/role")
-def role_step(holder: Recipient, services: ServicesDep) -> Response:
-    return _role_page(holder, services, _need(holder, services))
+def role_step(holder: Recipient, services: ServicesDep, notice: str = "") -> Response:
+    said = NO_ROWS if notice == "no_rows" else ""
+    return _role_page(holder, services, _need(holder, services), notice=said)
 
 
 @router.post("/role")

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from byob.services.connections import Validated
+from byob.services import Services
+from byob.services.connections import Created, Validated
 from byob.services.views import validation_view
 from byob.web.deps import Operator, ServicesDep
 from byob.web.schemas import (
     ConnectionCreate,
+    ConnectionCreated,
     ConnectionPublic,
     ConnectionUpdate,
     Page,
@@ -38,13 +40,17 @@ def validated_view(done: Validated) -> dict[str, Any]:
     return validation_view(done.validation, done.connection)
 
 
-@router.post("", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True)
+@router.post("", status_code=201, response_model=ConnectionCreated, response_model_by_alias=True)
 def create_connection(
     body: ConnectionCreate, services: ServicesDep, who: Operator
 ) -> dict[str, Any]:
     fields, secret = creation_fields(body)
     created = services.connections.create(actor=who.actor, secret_access_key=secret, **fields)
-    return services.connections.view(created.connection)
+    return created_view(services, created)
+
+
+def created_view(services: Services, created: Created) -> dict[str, Any]:
+    return services.connections.view(created.connection) | {"warnings": list(created.warnings)}
 
 
 @router.get("", response_model=Page[ConnectionPublic], response_model_by_alias=True)

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from byob.domain.credentials import parse_lifetime
 from byob.services.views import link_view
 from byob.web.deps import Operator, Recipient, ServicesDep
-from byob.web.routes_connections import creation_fields, update_fields, validated_view
+from byob.web.routes_connections import created_view, creation_fields, update_fields, validated_view
 from byob.web.schemas import (
+    ConnectionCreated,
     ConnectionPublic,
     ConnectionUpdate,
     LinkCreate,
@@ -62,14 +63,13 @@ def my_link(services: ServicesDep, who: Recipient) -> dict[str, Any]:
 
 
 @recipient.post(
-    "/connection", status_code=201, response_model=ConnectionPublic, response_model_by_alias=True
+    "/connection", status_code=201, response_model=ConnectionCreated, response_model_by_alias=True
 )
 def create_my_connection(
     body: RecipientConnectionCreate, services: ServicesDep, who: Recipient
 ) -> dict[str, Any]:
     fields, secret = creation_fields(body)
-    created = services.links.create_connection(who, fields, secret)
-    return services.connections.view(created.connection)
+    return created_view(services, services.links.create_connection(who, fields, secret))
 
 
 @recipient.get("/connection", response_model=ConnectionPublic, response_model_by_alias=True)

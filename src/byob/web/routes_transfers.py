@@ -51,5 +51,10 @@ def cancel_transfer(transfer_id: str, services: ServicesDep, who: Operator) -> d
 
 
 @router.get("/models", response_model=list[ModelPublic], tags=["models"])
-def list_models(services: ServicesDep, who: Operator) -> list[dict[str, Any]]:
-    return [model_view(m) for m in services.models.check()]
+def list_models(
+    services: ServicesDep,
+    who: Operator,
+    tenant: Annotated[str | None, Query(max_length=256)] = None,
+) -> list[dict[str, Any]]:
+    """Every model checked against the source; with ``tenant``, its rows per model."""
+    return [model_view(m) for m in services.models.check(tenant=tenant)]

@@ -114,6 +114,10 @@ class ConnectionPublic(BaseModel):
     last_transfer: TransferPublic | None = None
 
 
+class ConnectionCreated(ConnectionPublic):
+    warnings: list[str] = []  # e.g. a tenant with no rows in any model
+
+
 class Policies(BaseModel):
     role_name: str | None = None
     role_arn: str | None = None
@@ -171,6 +175,8 @@ class TransferPublic(BaseModel):
     files: int
     attempts: int
     error: str | None
+    note: str | None = None  # what the figures do not say (rows left out, no rows yet)
+    excluded_rows: int = 0  # rows with a NULL cursor left out (on_null_cursor = "exclude")
     manifest: str | None
     finished_at: datetime | None
 
@@ -191,10 +197,15 @@ class ColumnPublic(BaseModel):
 class ModelPublic(BaseModel):
     name: str
     table: str
+    query: str = ""
+    on_null_cursor: Literal["fail", "backfill_only", "exclude"] = "fail"
     tenant_column: str
     cursor_column: str
     primary_key: list[str]
     columns: list[ColumnPublic]
+    null_cursor_rows: int = 0  # rows, of every tenant, whose cursor is NULL
+    tenant_rows: int | None = None  # with ?tenant=: that tenant's rows
+    problems: list[str] = []  # what will make the model's transfers fail
     warnings: list[str]
 
 
