@@ -4,6 +4,7 @@ incremental runs, a failure mid-file and its retry, cancellation and schema chan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -16,11 +17,11 @@ import pytest
 
 from byob.destinations.local import LocalDestination
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Status
-from byob.domain.models import ModelSpec
+from byob.domain.models import ModelSpec, NullCursor
 from byob.domain.transfers import FileState, TransferStatus
 from byob.domain.windows import TransferType
 from byob.engine.transfer import EngineOptions, TransferRunner
-from byob.errors import DestinationError, SchemaChangeError
+from byob.errors import DestinationError, NullCursorError, SchemaChangeError
 from byob.sources import sqlite as sqlite_source
 from byob.sources.sqlite import TIMESTAMP_TEXT, SqliteSource
 from byob.store.db import create_engine, migrate
@@ -44,7 +45,7 @@ def source_path(tmp_path: Path) -> Path:
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE invoices (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, "
-            "amount NUMERIC(18,2), note TEXT, updated_at TIMESTAMPTZ NOT NULL)"
+            "amount NUMERIC(18,2), note TEXT, updated_at TIMESTAMPTZ)"
         )
         insert(db, range(1, 301), HOUR_AGO)
     return path
@@ -208,3 +209,89 @@ def test_a_type_change_that_is_not_widening_is_refused_and_the_mark_stays(
     mark = state.transfers.model_state(conn.id, "invoices").high_water_mark
     assert mark == first.record.window.high
     assert state.transfers.pending(conn.id, "invoices") == []  # nothing planned
+
+
+# -- rows whose cursor is NULL -----------------------------------------------------------------
+
+
+def _with_null_cursors(source_path: Path, ids: range) -> None:
+    with sqlite3.connect(source_path) as db:
+        db.executemany(
+            "INSERT INTO invoices VALUES (?, 'acme', '1.00', 'no cursor', NULL)",
+            [(i,) for i in ids],
+        )
+
+
+def test_null_cursors_fail_the_transfer_before_anything_is_written(
+    runner: TransferRunner, conn: Connection, state: StateStore, source_path: Path
+) -> None:
+    _with_null_cursors(source_path, range(1001, 1003))
+    with pytest.raises(NullCursorError) as refused:
+        runner.run(SPEC)  # the default policy: fail
+    message = refused.value.message
+    assert "2 rows of tenant 'acme' have a NULL 'updated_at'" in message
+    assert "NOT NULL" in message and "COALESCE" in message and "exclude" in message
+    [failed] = state.transfers.pending(conn.id, "invoices")
+    assert failed.status is TransferStatus.FAILED and failed.error == message
+    assert state.transfers.files(failed.id) == [] and delivered(conn) == []
+    assert state.transfers.model_state(conn.id, "invoices").high_water_mark is None
+
+
+def test_null_cursors_can_be_delivered_by_backfills_only(
+    runner: TransferRunner, conn: Connection, source_path: Path
+) -> None:
+    _with_null_cursors(source_path, range(1001, 1003))
+    spec = dataclasses.replace(SPEC, on_null_cursor=NullCursor.BACKFILL_ONLY)
+    [backfill] = runner.run(spec)
+    assert backfill.record.rows == len(ACME) + 2
+    assert delivered(conn) == sorted([*ACME, 1001, 1002])
+    [incremental] = runner.run(spec)  # not again: an incremental has no place for them
+    assert incremental.record.rows == 0 and incremental.record.note is None
+    [refresh] = runner.run(spec, full_refresh=True)
+    assert refresh.record.rows == len(ACME) + 2
+
+
+def test_null_cursors_can_be_excluded_and_counted(
+    runner: TransferRunner, conn: Connection, source_path: Path
+) -> None:
+    _with_null_cursors(source_path, range(1001, 1004))
+    spec = dataclasses.replace(SPEC, on_null_cursor=NullCursor.EXCLUDE)
+    [result] = runner.run(spec)
+    assert result.record.rows == len(ACME) and result.record.excluded_rows == 3
+    assert "3 rows with a NULL 'updated_at' were left out" in (result.record.note or "")
+    manifest = json.loads((Path(conn.path) / result.record.manifest_key).read_text())  # type: ignore[operator]
+    assert manifest["excluded_rows"] == 3 and manifest["note"] == result.record.note
+    assert delivered(conn) == ACME
+
+
+# -- query models and a tenant without rows ------------------------------------------------------
+
+
+def test_a_query_model_is_filtered_by_tenant_and_window_like_a_table(
+    runner: TransferRunner, conn: Connection
+) -> None:
+    spec = ModelSpec(
+        name="big_invoices",
+        query="SELECT id, tenant_id, amount * 2 AS doubled, updated_at FROM invoices "
+        "WHERE id > 100",
+        tenant_column="tenant_id",
+        cursor_column="updated_at",
+        primary_key=("id",),
+    )
+    [result] = runner.run(spec)
+    expected = [i for i in ACME if i > 100]
+    assert result.record.rows == len(expected)
+    table = ds.dataset(
+        Path(conn.path) / "big_invoices", format="parquet", partitioning="hive"
+    ).to_table()
+    assert sorted(table.column("id").to_pylist()) == expected
+    assert "doubled" in table.column_names  # an expression's column, read as text
+
+
+def test_a_tenant_without_rows_is_said_in_the_history(
+    runner: TransferRunner, conn: Connection, state: StateStore
+) -> None:
+    runner.conn = dataclasses.replace(conn, tenant="nosuchtenant")
+    [first] = runner.run(SPEC)
+    assert first.record.rows == 0
+    assert "tenant 'nosuchtenant' has no rows in this model yet" in (first.record.note or "")
