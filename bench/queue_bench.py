@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -155,8 +156,13 @@ def main() -> None:
         f'[source]\nurl = "{source_url}"\n[[models]]\nname = "tiny"\ntable = "tiny"\n'
         'tenant_column = "tenant_id"\ncursor_column = "updated_at"\nprimary_key = ["id"]\n'
     )
+    secret_key = secrets.token_urlsafe(32)  # a PostgreSQL state store needs a shared key
     settings = load_settings(
-        home=work / ".byob", config=config, database_url=state_url, settle_lag_seconds=0
+        home=work / ".byob",
+        config=config,
+        database_url=state_url,
+        settle_lag_seconds=0,
+        secret_key=secret_key,
     )
     byob = Byob(settings)
     byob.migrate()
@@ -184,6 +190,7 @@ def main() -> None:
         "BYOB_HOME": str(work / ".byob"),
         "BYOB_CONFIG": str(config),
         "BYOB_DATABASE_URL": state_url,
+        "BYOB_SECRET_KEY": secret_key,
         "BYOB_SETTLE_LAG_SECONDS": "0",
         "BYOB_LOG_JSON": "true",
     }

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from byob.destinations.checks import CheckResult
 
 CUSTOMER = "210987654321"
+# With a PostgreSQL state store byob requires a key shared by every machine (32 bytes).
+TEST_SECRET_KEY = "dGVzdC1rZXktZm9yLWJ5b2ItdGVzdHMtMzItYnl0ZXM"
 # Containers made by tests; conftest closes them after each test, so no pooled database
 # connection outlives its test (ResourceWarnings are errors here).
 OPEN_APPS: list[Byob] = []
@@ -93,6 +95,8 @@ def make_services(
         "settle_lag_seconds": 0,
     }
     options.update(settings)
+    if str(options.get("database_url", "")).startswith("postgresql"):
+        options.setdefault("secret_key", TEST_SECRET_KEY)
     if aws is not None:
         options["aws_endpoint_url"] = aws.endpoint_url
     byob = Byob(

@@ -118,7 +118,9 @@ class Byob:
 
     @cached_property
     def secrets(self) -> secret_store.SecretBox:
-        return secret_store.load_or_create_key(self.settings.secret_key, self.settings.home)
+        return secret_store.load_or_create_key(
+            self.settings.secret_key, self.settings.home, self.settings.secret_keys_old
+        )
 
     @cached_property
     def models_file(self) -> ModelsFile:

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite file under `home`
     config: Path | None = None  # the models file (TOML)
     secret_key: str = ""  # base64url 32-byte key sealing secrets; default: a 0600 file in home
+    secret_keys_old: str = ""  # earlier keys, comma-separated: still open during a rotation
     aws_endpoint_url: str = ""  # an S3-compatible endpoint or the AWS emulator
     public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
     webhook_url: str = ""  # POSTed on transfer outcomes and failing connections
@@ -48,12 +49,30 @@ class Settings(BaseSettings):
     def state_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'state.sqlite').resolve()}"
 
+    @property
+    def is_production(self) -> bool:
+        """A PostgreSQL state store: byob may run on many machines, which must share a key."""
+        return self.state_url.startswith(("postgresql", "postgres://"))
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into one line that names the variable."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "BYOB_" + str(err["loc"][0]).upper() if err["loc"] else "BYOB_*"
         raise ConfigError(f"{name}: {err['msg']}", field=name) from None
+    from byob.store.secrets import MAKE_KEY, SecretBox
+
+    if settings.secret_key or settings.secret_keys_old:
+        SecretBox.from_text(settings.secret_key or "", settings.secret_keys_old)  # a bad key: now
+    elif settings.is_production:
+        # A key generated into one machine's home would seal secrets the others cannot open.
+        raise ConfigError(
+            "BYOB_SECRET_KEY is required with a PostgreSQL state store: every machine running "
+            f"byob must seal and open secrets with the same key. Create one with `{MAKE_KEY}` "
+            "and set it on every machine",
+            field="BYOB_SECRET_KEY",
+        )
+    return settings

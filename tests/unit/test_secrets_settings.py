@@ -35,10 +35,10 @@ def test_round_trip_any_text(box: SecretBox, plaintext: str) -> None:
 
 def test_sealed_text_never_contains_the_plaintext(box: SecretBox) -> None:
     token = box.seal(SECRET, context="conn-1")
-    assert token.startswith("v1:")
-    assert SECRET not in token
+    assert token.startswith(f"v2:{box.key_id}:")  # names its key, never holds it
+    assert SECRET not in token and KEY_TEXT not in token
     assert base64.urlsafe_b64encode(SECRET.encode()).decode()[:20] not in token
-    assert SECRET.encode() not in base64.urlsafe_b64decode(token[3:])
+    assert SECRET.encode() not in base64.urlsafe_b64decode(token.split(":", 2)[2])
 
 
 def test_sealing_twice_differs(box: SecretBox) -> None:
@@ -52,10 +52,10 @@ def test_wrong_context_is_refused(box: SecretBox) -> None:
 
 
 def _flip(token: str, index: int) -> str:
-    version, body = token.split(":", 1)
+    version, kid, body = token.split(":", 2)
     raw = bytearray(base64.urlsafe_b64decode(body))
     raw[index] ^= 0x01
-    return f"{version}:{base64.urlsafe_b64encode(bytes(raw)).decode()}"
+    return f"{version}:{kid}:{base64.urlsafe_b64encode(bytes(raw)).decode()}"
 
 
 @pytest.mark.parametrize("index", [0, 11, 12, -1])  # nonce, ciphertext, tag
@@ -68,7 +68,8 @@ def test_tampered_token_is_refused(box: SecretBox, index: int) -> None:
 @pytest.mark.parametrize(
     "mangle",
     [
-        lambda tok: tok.replace("v1:", "v2:", 1),
+        lambda tok: tok.replace("v2:", "v3:", 1),  # a version byob does not know
+        lambda tok: tok.replace(tok.split(":")[1], "00000000", 1),  # a key it does not have
         lambda tok: tok.split(":", 1)[1],  # no version
         lambda tok: tok[:-8],  # truncated
         lambda tok: "v1:",
@@ -168,6 +169,7 @@ def test_env_vars_are_read(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Non
     clean_env.setenv("BYOB_SETTLE_LAG_SECONDS", "5")
     clean_env.setenv("BYOB_HOME", str(tmp_path))
     clean_env.setenv("BYOB_DATABASE_URL", "postgresql://h/db")
+    clean_env.setenv("BYOB_SECRET_KEY", KEY_TEXT)
     s = load_settings()
     assert s.settle_lag_seconds == 5.0
     assert s.home == tmp_path
@@ -213,3 +215,92 @@ def test_settings_are_frozen(clean_env: pytest.MonkeyPatch) -> None:
     assert isinstance(s, Settings)
     with pytest.raises(Exception, match="frozen"):
         s.settle_lag_seconds = 1.0  # type: ignore[misc]
+
+
+# -- rotation and production mode -------------------------------------------------------------
+
+NEW_KEY = bytes(range(100, 132))
+NEW_TEXT = base64.urlsafe_b64encode(NEW_KEY).decode().rstrip("=")
+
+
+def test_values_sealed_before_key_ids_still_open(box: SecretBox) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = b"\x01" * 12
+    v1 = (
+        "v1:"
+        + base64.urlsafe_b64encode(
+            nonce + AESGCM(KEY).encrypt(nonce, SECRET.encode(), b"c")
+        ).decode()
+    )
+    assert box.open(v1, context="c") == SECRET
+    assert not box.sealed_by_current_key(v1)
+
+
+def test_during_a_rotation_old_keys_open_and_the_new_one_seals(box: SecretBox) -> None:
+    old_token = box.seal(SECRET, context="c")
+    rotating = SecretBox.from_text(NEW_TEXT, old=KEY_TEXT)
+    assert rotating.open(old_token, context="c") == SECRET
+    new_token = rotating.seal(SECRET, context="c")
+    assert rotating.sealed_by_current_key(new_token) and not rotating.sealed_by_current_key(
+        old_token
+    )
+    with pytest.raises(SecretError):
+        SecretBox(NEW_KEY).open(old_token, context="c")  # the old key gone: it no longer opens
+    assert SecretBox(NEW_KEY).open(new_token, context="c") == SECRET
+
+
+def test_a_postgresql_state_store_needs_a_shared_key(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as missing:
+        load_settings(database_url="postgresql://h/db")
+    assert missing.value.field == "BYOB_SECRET_KEY"
+    assert "every machine" in missing.value.message and "token_urlsafe(32)" in missing.value.message
+    with pytest.raises(ConfigError) as malformed:
+        load_settings(database_url="postgresql://h/db", secret_key="not-a-key")
+    assert malformed.value.field == "BYOB_SECRET_KEY"
+    with pytest.raises(ConfigError) as old:
+        load_settings(secret_key=KEY_TEXT, secret_keys_old="short")
+    assert old.value.field == "BYOB_SECRET_KEYS_OLD"
+    assert load_settings(database_url="postgresql://h/db", secret_key=KEY_TEXT).is_production
+    assert not load_settings().is_production  # the embedded default makes its own key file
+
+
+def test_rotate_reseals_every_secret_under_the_new_key(tmp_path: Path) -> None:
+    from byob.container import Byob
+    from byob.services import Services
+
+    def services(**keys: str) -> Services:
+        byob = Byob(
+            load_settings(home=tmp_path, service_principal_arn="arn:aws:iam::1:user/b", **keys)
+        )
+        byob.migrate()
+        return Services(byob)
+
+    before = services(secret_key=KEY_TEXT)
+    for name in ("h1", "h2"):
+        before.connections.create(
+            actor="cli",
+            name=name,
+            tenant="acme",
+            type="s3",
+            account_id="210987654321",
+            bucket="bkt",
+            region="us-east-1",
+            access_key_id="AKIAIOSFODNN7EXAMPLE",
+            secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+    before.adapters.close()  # type: ignore[attr-defined]
+
+    with pytest.raises(SecretError, match="BYOB_SECRET_KEYS_OLD"):
+        services(secret_key=NEW_TEXT).secrets.rotate(actor="cli")  # the old key not given
+    rotating = services(secret_key=NEW_TEXT, secret_keys_old=KEY_TEXT)
+    assert rotating.secrets.rotate(actor="cli") == 2
+    assert rotating.secrets.rotate(actor="cli") == 0  # already under the new key
+    audit = [e for e in rotating.adapters.state.audit.recent() if e["action"] == "secrets.rotate"]
+    assert [e["changes"]["resealed"] for e in audit] == [0, 2]
+    rotating.adapters.close()  # type: ignore[attr-defined]
+
+    after = services(secret_key=NEW_TEXT)  # the old key gone
+    conn = after.connections.get("h1")
+    assert after.adapters.secret_of(conn) == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # type: ignore[attr-defined]
+    after.adapters.close()  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""`byob api-keys …` and `byob links …`."""
+"""`byob api-keys …`, `byob links …` and `byob secrets rotate`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from byob.cli import output
-from byob.cli.root import ACTOR, JsonOpt, build_services, keys_cli, links_cli
+from byob.cli.root import ACTOR, JsonOpt, build_services, keys_cli, links_cli, secrets_cli
 
 
 @keys_cli.command("create")
@@ -108,3 +108,17 @@ def revoke_link(link_id: str, as_json: JsonOpt = False) -> None:
         output.emit_json(link_view(link, services.now()))
     else:
         output.console.print(f"Link {link.id} revoked")
+
+
+@secrets_cli.command("rotate")
+def rotate_secrets(as_json: JsonOpt = False) -> None:
+    """Re-seal every stored secret under BYOB_SECRET_KEY. Run it with the new key in
+    BYOB_SECRET_KEY and the old one in BYOB_SECRET_KEYS_OLD (on every machine while it runs);
+    afterwards the old key can go."""
+    services = build_services()
+    resealed = services.secrets.rotate(actor=ACTOR)
+    key = services.adapters.secrets.key_id
+    if as_json:
+        output.emit_json({"resealed": resealed, "key": key})
+    else:
+        output.console.print(f"{resealed} secrets re-sealed under key {key}")

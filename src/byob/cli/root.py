@@ -25,11 +25,13 @@ transfers_cli = typer.Typer(help="Run and inspect transfers.", no_args_is_help=T
 models_cli = typer.Typer(help="The models file.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Operator API keys.", no_args_is_help=True)
 links_cli = typer.Typer(help="One-time connection links for recipients.", no_args_is_help=True)
+secrets_cli = typer.Typer(help="The key sealing secrets at rest.", no_args_is_help=True)
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(transfers_cli, name="transfers")
 cli.add_typer(models_cli, name="models")
 cli.add_typer(keys_cli, name="api-keys")
 cli.add_typer(links_cli, name="links")
+cli.add_typer(secrets_cli, name="secrets")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ACTOR = "cli"  # how the audit log names what the command line did

@@ -49,12 +49,11 @@ def worker(
     from byob.errors import ConfigError
     from byob.logs import configure
     from byob.workers import queue as q
-    from byob.workers.runtime import is_production
 
     services = build_services()
     settings = services.adapters.settings
     configure(json_lines=settings.log_json)
-    if not is_production(settings):
+    if not settings.is_production:
         raise ConfigError(
             "byob worker needs a PostgreSQL state store (BYOB_DATABASE_URL=postgresql://…); "
             "the embedded default runs its workers inside `byob serve`",
@@ -69,11 +68,10 @@ def worker(
 @cli.command("migrate")
 def migrate(as_json: JsonOpt = False) -> None:
     """Bring the state store (and, on PostgreSQL, the queue) up to date."""
-    from byob.workers.runtime import is_production
 
     services = build_services()
     settings = services.adapters.settings
-    if is_production(settings):
+    if settings.is_production:
         from byob.workers import queue as q
 
         q.ensure_schema(q.make_queue(settings.state_url), services.adapters.state)

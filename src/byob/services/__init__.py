@@ -12,6 +12,7 @@ from byob.services.links import LinkService
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
 from byob.services.schedules import ScheduleService
+from byob.services.secrets import SecretService
 from byob.services.transfers import TransferService
 
 
@@ -27,6 +28,7 @@ class Services:
         self.transfers = TransferService(adapters, self.connections)
         self.schedules = ScheduleService(adapters)
         self.figures = FigureService(adapters, self.transfers)
+        self.secrets = SecretService(adapters)
 
     def now(self) -> datetime:
         return self.adapters.clock()

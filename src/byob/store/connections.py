@@ -154,6 +154,21 @@ class Connections(Repository):
             ).scalar()
         return str(value) if value is not None else None
 
+    def sealed_secrets(self) -> list[tuple[str, str]]:
+        """(connection ID, sealed secret) of every connection that keeps one."""
+        c = T.connections.c
+        with self.reading() as db:
+            rows = db.execute(sa.select(c.id, c.secret_sealed).where(c.secret_sealed.is_not(None)))
+            return [(str(r.id), str(r.secret_sealed)) for r in rows]
+
+    def reseal(self, connection_id: str, sealed: str) -> None:
+        with self.writing() as db:
+            db.execute(
+                T.connections.update()
+                .where(T.connections.c.id == connection_id)
+                .values(secret_sealed=sealed)
+            )
+
     def counts(self) -> dict[tuple[str, bool], int]:
         """(status, failing) → how many connections."""
         c = T.connections.c

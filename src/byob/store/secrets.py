@@ -1,4 +1,8 @@
-"""Sealing secrets at rest with AES-256-GCM under the operator's key (BYOB_SECRET_KEY)."""
+"""Sealing secrets at rest with AES-256-GCM under the operator's key (BYOB_SECRET_KEY).
+
+A sealed value names the key that sealed it (a short hash of the key, never the key), so that
+during a rotation the old keys (BYOB_SECRET_KEYS_OLD) still open what they sealed while every
+new value is sealed under the new key; `byob secrets rotate` re-seals the rest."""
 
 from __future__ import annotations
 
@@ -12,43 +16,78 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from byob.errors import ConfigError, SecretError
 
-_VERSION = "v1"
+_VERSION = "v2"  # v2:<key id>:<nonce + ciphertext>; v1 (no key id) still opens
+MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def key_id(key: bytes) -> str:
+    """Names a key in sealed values without revealing it."""
+    return hashlib.sha256(b"byob-key-id:" + key).hexdigest()[:8]
 
 
 class SecretBox:
     """Seals and opens short secrets; the connection ID is bound in as associated data, so a
-    sealed value copied onto another connection does not open."""
+    sealed value copied onto another connection does not open. Seals under ``key``; opens
+    under it or any of ``old`` (a rotation in progress)."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ConfigError("BYOB_SECRET_KEY must decode to 32 bytes", field="BYOB_SECRET_KEY")
+    def __init__(self, key: bytes, old: tuple[bytes, ...] = ()) -> None:
+        for k in (key, *old):
+            if len(k) != 32:
+                raise ConfigError(
+                    "BYOB_SECRET_KEY must decode to 32 bytes", field="BYOB_SECRET_KEY"
+                )
+        self.key_id = key_id(key)
         self._aead = AESGCM(key)
+        self._all = {key_id(k): AESGCM(k) for k in (*old, key)}
 
     @classmethod
-    def from_text(cls, text: str) -> SecretBox:
-        try:
-            return cls(base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4)))
-        except ValueError as exc:
-            raise ConfigError(
-                "BYOB_SECRET_KEY must be 32 random bytes in base64url; create one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
-                field="BYOB_SECRET_KEY",
-            ) from exc
+    def from_text(cls, text: str, old: str = "") -> SecretBox:
+        return cls(
+            _decode(text, "BYOB_SECRET_KEY"),
+            tuple(_decode(t, "BYOB_SECRET_KEYS_OLD") for t in old.split(",") if t.strip()),
+        )
 
     def seal(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, plaintext.encode(), context.encode())
-        return f"{_VERSION}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        return f"{_VERSION}:{self.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def sealed_by_current_key(self, token: str) -> bool:
+        return token.startswith(f"{_VERSION}:{self.key_id}:")
 
     def open(self, token: str, *, context: str) -> str:
         try:
-            version, body = token.split(":", 1)
-            raw = base64.urlsafe_b64decode(body)
-            if version != _VERSION:
+            version, rest = token.split(":", 1)
+            if version == _VERSION:
+                kid, body = rest.split(":", 1)
+                candidates = [self._all[kid]] if kid in self._all else []
+            elif version == "v1":
+                body, candidates = rest, list(self._all.values())
+            else:
                 raise ValueError(version)
-            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
-        except (ValueError, InvalidTag) as exc:
+            raw = base64.urlsafe_b64decode(body)
+        except (ValueError, KeyError) as exc:
             raise SecretError() from exc
+        for aead in candidates:
+            try:
+                return aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+            except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce
+                continue
+        raise SecretError()
+
+
+def _decode(text: str, variable: str) -> bytes:
+    text = text.strip()
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(
+            f"{variable} must be 32 random bytes in base64url; create one with `{MAKE_KEY}`",
+            field=variable,
+        )
+    return key
 
 
 def fingerprint(secret: str) -> str:
@@ -57,14 +96,14 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(b"byob-secret:" + secret.encode()).hexdigest()[:16]
 
 
-def load_or_create_key(configured: str, home: Path) -> SecretBox:
+def load_or_create_key(configured: str, home: Path, old: str = "") -> SecretBox:
     """The configured key, or (embedded default) one generated once into a 0600 file."""
     if configured:
-        return SecretBox.from_text(configured)
+        return SecretBox.from_text(configured, old)
     path = home / "secret.key"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
-    return SecretBox.from_text(path.read_text())
+    return SecretBox.from_text(path.read_text(), old)

@@ -7,13 +7,8 @@ from dataclasses import dataclass
 
 from byob.services import Services
 from byob.services.transfers import Dispatcher
-from byob.settings import Settings
 from byob.workers.local import LocalWorkers
 from byob.workers.scheduler import Scheduler
-
-
-def is_production(settings: Settings) -> bool:
-    return settings.state_url.startswith(("postgresql", "postgres://"))
 
 
 @dataclass
@@ -33,7 +28,7 @@ def build_runtime(services: Services, *, threads: int = 2) -> Runtime:
     adapters = services.adapters
     _ = adapters.events  # a misconfigured webhook fails here, at start, not at the first event
     dispatcher: Dispatcher
-    if is_production(adapters.settings):
+    if adapters.settings.is_production:
         from byob.workers import queue as q
 
         jobs = q.make_queue(adapters.settings.state_url)

@@ -32,6 +32,7 @@ from byob.store.db import create_engine
 from byob.store.state import StateStore
 from tests.integration.api.helpers import ACME_IDS
 from tests.support import (
+    TEST_SECRET_KEY,
     create_invoices,
     free_port,
     pg_exec,
@@ -106,7 +107,10 @@ class Server:
         if self._byob is None:
             self._byob = Byob(
                 load_settings(
-                    home=self.home, database_url=self.database_url, config=self.env["BYOB_CONFIG"]
+                    home=self.home,
+                    database_url=self.database_url,
+                    config=self.env["BYOB_CONFIG"],
+                    secret_key=self.env.get("BYOB_SECRET_KEY"),
                 )
             )
         return self._byob
@@ -218,6 +222,7 @@ def server(
         "BYOB_AWS_ENDPOINT_URL": _aws_server.endpoint_url,
         "BYOB_SETTLE_LAG_SECONDS": "0",
         "BYOB_DATABASE_URL": database_url,
+        **({"BYOB_SECRET_KEY": TEST_SECRET_KEY} if kind == "postgresql" else {}),
         "BYOB_PUBLIC_URL": base_url,
         "BYOB_CHECK_TIMEOUT_SECONDS": "20",
         "BYOB_AWS_MAX_ATTEMPTS": "2",

@@ -18,7 +18,16 @@ import pyarrow.dataset as ds
 import pytest
 
 from byob.workers import queue as q
-from tests.support import activate, create, make_services, pg_exec, validate, wait_for, write_config
+from tests.support import (
+    TEST_SECRET_KEY,
+    activate,
+    create,
+    make_services,
+    pg_exec,
+    validate,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +89,7 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
         "BYOB_HOME": str(tmp_path / ".byob"),
         "BYOB_CONFIG": str(config),
         "BYOB_DATABASE_URL": state_db,
+        "BYOB_SECRET_KEY": TEST_SECRET_KEY,
         "BYOB_SETTLE_LAG_SECONDS": "0",
     }
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(3)]  # noqa: SIM115
