@@ -226,3 +226,30 @@ def test_a_malformed_models_file_names_the_model_and_field(
 def env_pg(env: dict[str, str]) -> str:
     text = Path(env["BYOB_CONFIG"]).read_text()
     return text.split('url = "', 1)[1].split('"', 1)[0]
+
+
+def test_secrets_rotate_reseals_under_the_new_key(env: dict[str, str]) -> None:
+    import secrets
+
+    old, new = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    env = env | {"BYOB_SECRET_KEY": old, "BYOB_SECRET_ACCESS_KEY": "s" * 40}
+    created = byob(
+        env,
+        "connections",
+        "create",
+        "--name=h1",
+        "--tenant=acme",
+        f"--account-id={CUSTOMER}",
+        "--bucket=acme-data",
+        "--region=eu-west-1",
+        "--access-key-id=AKIAIOSFODNN7EXAMPLE",
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    missing = byob(env | {"BYOB_SECRET_KEY": new}, "secrets", "rotate")
+    assert missing.returncode == 1 and "BYOB_SECRET_KEYS_OLD" in missing.stderr
+    rotating = env | {"BYOB_SECRET_KEY": new, "BYOB_SECRET_KEYS_OLD": old}
+    first = byob(rotating, "secrets", "rotate", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["resealed"] == 1
+    assert json.loads(byob(rotating, "secrets", "rotate", "--json").stdout)["resealed"] == 0
