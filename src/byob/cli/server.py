@@ -31,6 +31,7 @@ def serve(
     services = build_services()
     configure(json_lines=services.adapters.settings.log_json)
     runtime = build_runtime(services, threads=workers)
+    services.health.identity_problem()  # a missing AWS identity is logged now, once
     api = create_app(services)
     if schedule:
         runtime.scheduler.start(interval=tick)

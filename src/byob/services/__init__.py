@@ -8,6 +8,7 @@ from datetime import datetime
 from byob.services.api_keys import ApiKeyService
 from byob.services.connections import ConnectionService
 from byob.services.figures import FigureService
+from byob.services.health import HealthService
 from byob.services.links import LinkService
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
@@ -29,6 +30,7 @@ class Services:
         self.schedules = ScheduleService(adapters)
         self.figures = FigureService(adapters, self.transfers)
         self.secrets = SecretService(adapters)
+        self.health = HealthService(adapters)
 
     def now(self) -> datetime:
         return self.adapters.clock()

@@ -71,7 +71,13 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Readiness: "ok", or "degraded" with what does not work and why."""
+        return services.health.report()
 
     registry = CollectorRegistry()
     registry.register(ByobCollector(services.figures.now))

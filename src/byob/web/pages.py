@@ -162,6 +162,7 @@ def connections(
     conns = services.connections.page(tenant=tenant or None, limit=500)
     return render(
         "connections.html",
+        problems=services.health.problems(),
         session=session,
         rows=services.connections.views(conns),
         tenant=tenant or "",
@@ -183,6 +184,7 @@ def _connection_page(
     _, recent = services.transfers.history(conn.id, limit=5)
     return render(
         "connection.html",
+        problems=services.health.problems(),
         status=status,
         session=session,
         conn=conn,
@@ -276,6 +278,7 @@ def transfers(
     conn, records = services.transfers.history(name, limit=51, offset=offset)
     return render(
         "transfers.html",
+        problems=services.health.problems(),
         session=session,
         conn=conn,
         transfers=[transfer_view(t) for t in records[:50]],
@@ -309,6 +312,7 @@ def _links_page(
     links = [link_view(link, now) for link in services.links.page(limit=200)]
     return render(
         "links.html",
+        problems=services.health.problems(),
         status=status,
         session=session,
         links=links,

@@ -96,8 +96,23 @@ def _holder(request: Request, *, allow_spent: bool) -> Holder:
     return Holder(session=session, link=link)
 
 
+NOT_READY = (
+    "This service is not ready to accept connections yet. Please contact the company that "
+    "sent you this link; your link stays valid."
+)
+
+
+def _ready(services: Services) -> None:
+    """Onboarding needs byob's own AWS identity (every trust policy names it); without one a
+    recipient is told at once, not met with an error at the IAM role step."""
+    if services.health.identity_problem() is not None:
+        raise PageError(503, "Not ready yet", NOT_READY)
+
+
 def open_holder(request: Request) -> Holder:
-    return _holder(request, allow_spent=False)
+    holder = _holder(request, allow_spent=False)
+    _ready(_services(request))
+    return holder
 
 
 def any_holder(request: Request) -> Holder:
@@ -474,6 +489,7 @@ def landing(token: str, request: Request, services: ServicesDep) -> Response:
     """Check the token, bind a session cookie to its link, and drop the token from the URL."""
     if not token.startswith(LINK_PREFIX):
         raise PageError(404, "Link not found", _UNKNOWN)
+    _ready(services)
     try:
         link = services.links.open(token)
     except AuthenticationError:
