@@ -42,9 +42,12 @@ class RecordedEvents:
         self.items: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
 
-    def emit(self, event: Event, payload: dict[str, Any]) -> None:
+    def emit(self, event: Event, payload: dict[str, Any], *, tx: Any = None) -> None:
         with self._lock:
             self.items.append((str(event), payload))
+
+    def start(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from byob.destinations.base import Destination
 from byob.destinations.local import LocalDestination
 from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.domain.transfers import TransferRecord
 from byob.engine.parquet_files import use_returning_allocator
 from byob.engine.transfer import EngineOptions, TransferRunner
 from byob.errors import ConfigError, SourceError
@@ -84,16 +85,20 @@ class Byob:
         """The operator's webhook when one is configured; else events go nowhere."""
         if self._events is None:
             if self.settings.webhook_url:
-                from byob.workers.webhooks import WebhookNotifier
+                from byob.workers.webhooks import OutboxEvents, WebhookDeliverer
 
                 if not self.settings.webhook_secret:
                     raise ConfigError(
                         "BYOB_WEBHOOK_URL needs BYOB_WEBHOOK_SECRET to sign its bodies",
                         field="BYOB_WEBHOOK_SECRET",
                     )
-                self._events = WebhookNotifier(
-                    self.settings.webhook_url, self.settings.webhook_secret
+                deliverer = WebhookDeliverer(
+                    self.state,
+                    self.settings.webhook_url,
+                    self.settings.webhook_secret,
+                    clock=self.clock,
                 )
+                self._events = OutboxEvents(self.state, self.clock, deliverer)
             else:
                 self._events = NoEvents()
         return self._events
@@ -214,8 +219,14 @@ class Byob:
             part_bytes=self.settings.multipart_part_bytes,
         ).shared_by(self.concurrent_transfers)
 
-    def runner(self, conn: Connection, source: Source) -> TransferRunner:
+    def runner(
+        self,
+        conn: Connection,
+        source: Source,
+        on_commit: Callable[[Any, TransferRecord], None] | None = None,
+    ) -> TransferRunner:
         return TransferRunner(
+            on_commit=on_commit,
             conn=conn,
             source=source,
             destination=self.destination(conn),

@@ -253,3 +253,50 @@ def test_secrets_rotate_reseals_under_the_new_key(env: dict[str, str]) -> None:
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["resealed"] == 1
     assert json.loads(byob(rotating, "secrets", "rotate", "--json").stdout)["resealed"] == 0
+
+
+def test_webhook_events_wait_in_the_outbox_and_can_be_sent_again(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.receivers import Receiver
+    from tests.support import free_port
+
+    down = env | {
+        "BYOB_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook",
+        "BYOB_WEBHOOK_SECRET": "whsec-cli",
+    }
+    for args in (
+        [
+            "connections",
+            "create",
+            "--name=l1",
+            "--tenant=acme",
+            "--type=local",
+            f"--path={tmp_path}",
+        ],
+        ["connections", "validate", "l1"],
+        ["connections", "activate", "l1"],
+        ["transfers", "run", "l1"],
+    ):
+        assert byob(down, *args).returncode == 0
+    [event] = json.loads(byob(down, "webhooks", "list", "--json").stdout)["webhooks"]
+    assert (event["event"], event["status"], event["attempts"]) == (
+        "transfer.succeeded",
+        "pending",
+        1,
+    )
+    assert "refused" in event["last_error"].lower()  # tried once as the command ended
+
+    receiver = Receiver("whsec-cli")
+    try:
+        up = down | {"BYOB_WEBHOOK_URL": receiver.url}
+        again = byob(up, "webhooks", "redeliver", event["id"], "--json")
+        assert again.returncode == 0, again.stderr
+        assert [(r.event, r.status, r.verified) for r in receiver.received] == [
+            ("transfer.succeeded", 200, True)
+        ]
+    finally:
+        receiver.close()
+    [sent] = json.loads(byob(down, "webhooks", "list", "--json").stdout)["webhooks"]
+    assert sent["status"] == "delivered" and sent["id"] == event["id"]
+    assert json.loads(byob(down, "webhooks", "list", "--failed", "--json").stdout)["webhooks"] == []

@@ -1,4 +1,4 @@
-"""`byob api-keys …`, `byob links …` and `byob secrets rotate`."""
+"""`byob api-keys …`, `byob links …` and `byob secrets rotate`: what lets people and byob in."""
 
 from __future__ import annotations
 

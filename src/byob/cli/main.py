@@ -14,6 +14,7 @@ from byob.cli import demo as _demo  # noqa: F401
 from byob.cli import output
 from byob.cli import server as _server  # noqa: F401
 from byob.cli import transfers as _transfers  # noqa: F401
+from byob.cli import webhooks as _webhooks  # noqa: F401
 from byob.cli.root import cli, close_services, state
 from byob.errors import ByobError
 

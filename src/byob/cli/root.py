@@ -26,12 +26,14 @@ models_cli = typer.Typer(help="The models file.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Operator API keys.", no_args_is_help=True)
 links_cli = typer.Typer(help="One-time connection links for recipients.", no_args_is_help=True)
 secrets_cli = typer.Typer(help="The key sealing secrets at rest.", no_args_is_help=True)
+webhooks_cli = typer.Typer(help="Webhook events: delivered, waiting, failed.", no_args_is_help=True)
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(transfers_cli, name="transfers")
 cli.add_typer(models_cli, name="models")
 cli.add_typer(keys_cli, name="api-keys")
 cli.add_typer(links_cli, name="links")
 cli.add_typer(secrets_cli, name="secrets")
+cli.add_typer(webhooks_cli, name="webhooks")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ACTOR = "cli"  # how the audit log names what the command line did

@@ -60,7 +60,7 @@ def worker(
             "the embedded default runs its workers inside `byob serve`",
             field="BYOB_DATABASE_URL",
         )
-    _ = services.adapters.events  # a misconfigured webhook fails now, not at the first event
+    services.adapters.events.start()  # delivers webhooks; a misconfigured one fails now
     jobs = q.make_queue(settings.state_url)
     q.ensure_schema(jobs, services.adapters.state)
     q.run_worker(services, jobs, concurrency=concurrency, name=name)

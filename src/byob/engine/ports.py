@@ -3,6 +3,7 @@ for Athena connections, a table catalog. The engine imports no adapter."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -73,4 +74,5 @@ class TransferLog(Protocol):
         now: datetime,
         note: str | None = None,
         excluded_rows: int = 0,
+        within: Callable[[Any, TransferRecord], None] | None = None,
     ) -> None: ...

@@ -105,6 +105,7 @@ class TransferRunner:
         clock: Clock = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         catalog: Catalog | None = None,
+        on_commit: Callable[[Any, TransferRecord], None] | None = None,
     ) -> None:
         self.conn = conn
         self.source = source
@@ -114,6 +115,8 @@ class TransferRunner:
         self.clock = clock
         self.sleep = sleep
         self.catalog = catalog
+        # Called inside the transaction that marks a transfer succeeded (TransferLog.commit).
+        self.on_commit = on_commit
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -260,6 +263,7 @@ class TransferRunner:
                 now=self.clock(),
                 note=note,
                 excluded_rows=excluded,
+                within=self.on_commit,
             )
         except BaseException as exc:
             message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"

@@ -15,6 +15,7 @@ from byob.services.ports import Adapters
 from byob.services.schedules import ScheduleService
 from byob.services.secrets import SecretService
 from byob.services.transfers import TransferService
+from byob.services.webhooks import WebhookService
 
 
 class Services:
@@ -31,6 +32,7 @@ class Services:
         self.figures = FigureService(adapters, self.transfers)
         self.secrets = SecretService(adapters)
         self.health = HealthService(adapters)
+        self.webhooks = WebhookService(adapters)
 
     def now(self) -> datetime:
         return self.adapters.clock()

@@ -255,9 +255,9 @@ class ConnectionService:
             self._audit(
                 tx, "byob", "connection.failing", conn, {"check": check, "message": message}
             )
-        self.adapters.events.emit(
-            Event.CONNECTION_FAILING, about(conn) | {"check": check, "message": message}
-        )
+            self.adapters.events.emit(
+                Event.CONNECTION_FAILING, about(conn) | {"check": check, "message": message}, tx=tx
+            )
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -4,9 +4,12 @@ whichever front door or worker caused the event."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from byob.domain.connections import Connection
+
+if TYPE_CHECKING:
+    from byob.store.state import StateStore
 
 
 class Event(StrEnum):
@@ -17,18 +20,26 @@ class Event(StrEnum):
 
 
 class Events(Protocol):
-    """Where events go (a webhook); emitting never blocks or fails a transfer."""
+    """Where events go (the operator's webhook); emitting never blocks a transfer."""
 
-    def emit(self, event: Event, payload: dict[str, Any]) -> None: ...
+    def emit(self, event: Event, payload: dict[str, Any], *, tx: StateStore | None = None) -> None:
+        """Record the event; with ``tx``, in that transaction: it is kept if and only if what
+        it reports is."""
+
+    def start(self) -> None:
+        """Deliver in the background from now on (a serving or working process)."""
 
     def close(self) -> None:
-        """Deliver what is queued (within a bounded time), then stop."""
+        """Deliver what is due (within a bounded time), then stop."""
 
 
 class NoEvents:
     """No webhook configured."""
 
-    def emit(self, event: Event, payload: dict[str, Any]) -> None:
+    def emit(self, event: Event, payload: dict[str, Any], *, tx: StateStore | None = None) -> None:
+        pass
+
+    def start(self) -> None:
         pass
 
     def close(self) -> None:

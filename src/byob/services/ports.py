@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from byob.domain.connections import Connection
+from byob.domain.transfers import TransferRecord
 from byob.engine.transfer import TransferRunner
 from byob.models_file import ModelsFile
 from byob.services.events import Events
@@ -42,4 +43,9 @@ class Adapters(Protocol):
 
     def checks(self, conn: Connection) -> ConnectionChecks: ...
 
-    def runner(self, conn: Connection, source: Source) -> TransferRunner: ...
+    def runner(
+        self,
+        conn: Connection,
+        source: Source,
+        on_commit: Callable[[Any, TransferRecord], None] | None = None,
+    ) -> TransferRunner: ...

@@ -196,7 +196,7 @@ class TransferService:
         results: list[TransferResult] = []
         try:
             with self.adapters.source() as src:
-                runner = self.adapters.runner(conn, src)
+                runner = self.adapters.runner(conn, src, on_commit=self._succeeded(conn))
                 pending = self.state.transfers.pending(conn.id, model) if attempt > 1 else []
                 if pending:
                     resolved, records = runner.resolve(spec), pending
@@ -249,6 +249,18 @@ class TransferService:
 
     # -- telling the outcome --------------------------------------------------------------------
 
+    def _succeeded(self, conn: Connection) -> Callable[[Any, TransferRecord], None]:
+        """The event of a succeeded transfer, written in the transaction that commits it."""
+
+        def record(tx: Any, committed: TransferRecord) -> None:
+            self.adapters.events.emit(
+                Event.TRANSFER_SUCCEEDED,
+                about(conn) | {"model": committed.model, "transfer": transfer_view(committed)},
+                tx=tx,
+            )
+
+        return record
+
     def _finished(self, conn: Connection, record: TransferRecord) -> None:
         seconds = (
             (record.finished_at - record.started_at).total_seconds() if record.finished_at else 0.0
@@ -275,18 +287,13 @@ class TransferService:
                 seconds,
                 extra={"fields": fields},
             )
-            event = Event.TRANSFER_SUCCEEDED
-        else:
-            log.info(
-                "transfer of %s/%s %s",
-                conn.name,
-                record.model,
-                record.status,
-                extra={"fields": fields},
-            )
-            event = Event.TRANSFER_CANCELLED
+            return  # its event was written with it (_succeeded)
+        log.info(
+            "transfer of %s/%s %s", conn.name, record.model, record.status, extra={"fields": fields}
+        )
         self.adapters.events.emit(
-            event, about(conn) | {"model": record.model, "transfer": transfer_view(record)}
+            Event.TRANSFER_CANCELLED,
+            about(conn) | {"model": record.model, "transfer": transfer_view(record)},
         )
 
     def _failed(

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from byob.store.audit import AuditLog
 from byob.store.connections import Connections, Validations
 from byob.store.credentials import ApiKeys, Links
+from byob.store.outbox import Outbox
 from byob.store.queue_jobs import QueueJobs
 from byob.store.repository import Bind
 from byob.store.transfers import Transfers
@@ -28,6 +29,7 @@ class StateStore:
         self.api_keys = ApiKeys(bind)
         self.audit = AuditLog(bind)
         self.queue_jobs = QueueJobs(bind)
+        self.outbox = Outbox(bind)
 
     @contextmanager
     def atomic(self) -> Iterator[StateStore]:

@@ -182,3 +182,19 @@ audit_log = sa.Table(
     sa.Column("connection_id", sa.String(32), nullable=True, index=True),
     sa.Column("changes", sa.JSON, nullable=False),  # field → [old, new]; secrets as "(changed)"
 )
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # X-Byob-Event-Id
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),  # a deliverer holds it till then
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Index("ix_webhook_events_due", "status", "next_attempt_at"),
+)

@@ -3,6 +3,7 @@ engine's `TransferLog`), and the delivery figures /metrics reports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -303,8 +304,11 @@ class Transfers(Repository):
         now: datetime,
         note: str | None = None,
         excluded_rows: int = 0,
+        within: Callable[[Any, TransferRecord], None] | None = None,
     ) -> None:
-        """One transaction: the transfer succeeds and the high-water mark advances together."""
+        """One transaction: the transfer succeeds and the high-water mark advances together;
+        ``within`` (given a state store bound to that transaction and the succeeded record)
+        adds what must commit with them, such as the event that reports it."""
         c = T.model_states.c
         with self.writing() as db:
             done = db.execute(
@@ -344,6 +348,11 @@ class Transfers(Repository):
                         connection_id=record.connection_id, model=record.model, **values
                     )
                 )
+            if within is not None:
+                from byob.store.state import StateStore
+
+                tx = StateStore(db)
+                within(tx, tx.transfers.get(record.id))
 
     # -- figures for /metrics ------------------------------------------------------------------
 

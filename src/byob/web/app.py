@@ -74,7 +74,7 @@ def create_app(services: Services) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/health", tags=["health"])
+    @app.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:
         """Readiness: "ok", or "degraded" with what does not work and why."""
         return services.health.report()

@@ -1,7 +1,9 @@
-"""Operator webhooks: a signed JSON POST on transfer outcomes and failing connections.
+"""Operator webhooks: a signed JSON POST on transfer outcomes and failing connections, from
+the state store's outbox.
 
 Receivers verify `X-Byob-Signature: sha256=<hex>`, an HMAC-SHA256 under the shared secret of
-`<X-Byob-Timestamp>.<raw body>`, and reject stale timestamps (replays)."""
+`<X-Byob-Timestamp>.<raw body>`, reject stale timestamps (replays), and deduplicate on
+`X-Byob-Event-Id` (delivery is at least once)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,17 @@ import hashlib
 import hmac
 import json
 import logging
-import queue
+import random
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from byob.domain.failures import backoff
+from byob.domain.outbox import MAX_ATTEMPTS, OutboxEvent, next_attempt
+from byob.store.state import StateStore
 
 log = logging.getLogger("byob.webhooks")
 
@@ -46,65 +49,142 @@ def verify(
     return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-class WebhookNotifier:
-    """Delivers events in a background thread, retrying with backoff; never blocks transfers."""
+class OutboxEvents:
+    """Events kept in the state store's outbox until the operator's endpoint has them: in the
+    caller's transaction when one is given, so an event exists if and only if what it reports
+    does; delivered by any byob process (at least once, with backoff, across restarts)."""
+
+    def __init__(
+        self, state: StateStore, clock: Callable[[], datetime], deliverer: WebhookDeliverer
+    ) -> None:
+        self.state = state
+        self.clock = clock
+        self.deliverer = deliverer
+
+    def emit(self, event: str, payload: dict[str, Any], *, tx: StateStore | None = None) -> None:
+        (tx or self.state).outbox.add(str(event), payload, now=self.clock())
+
+    def start(self) -> None:
+        self.deliverer.start()
+
+    def close(self) -> None:
+        self.deliverer.stop()
+        self.deliverer.drain(timeout=10.0)
+
+
+class WebhookDeliverer:
+    """Sends due outbox events, one attempt each per pass, and records the outcome: delivered,
+    or tried again later with backoff, or (after MAX_ATTEMPTS) failed until redelivered."""
 
     def __init__(
         self,
+        state: StateStore,
         url: str,
         secret: str,
         *,
-        max_attempts: int = 6,
+        clock: Callable[[], datetime],
         timeout: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
+        poll_seconds: float = 1.0,
+        retry_at: Callable[[int, datetime], datetime] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
+        self.state = state
         self.url = url
         self.secret = secret
-        self.max_attempts = max_attempts
+        self.clock = clock
         self.timeout = timeout
-        self.sleep = sleep
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=10_000)
-        self._thread = threading.Thread(target=self._loop, name="byob-webhooks", daemon=True)
+        self.poll_seconds = poll_seconds
+        self.retry_at = retry_at or (lambda n, now: next_attempt(n, now, jitter=random.random()))
+        self.max_attempts = max_attempts
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self) -> int:
+        """One pass over the due events; how many were delivered."""
+        now = self.clock()
+        delivered = 0
+        for event in self.state.outbox.claim_due(now=now, lease=timedelta(seconds=60)):
+            error = self.send(event)
+            if error is None:
+                self.state.outbox.delivered(event.id, now=self.clock())
+                delivered += 1
+                continue
+            attempts = event.attempts + 1
+            again = self.retry_at(attempts, self.clock()) if attempts < self.max_attempts else None
+            log.warning(
+                "webhook %s (%s) attempt %d failed%s: %s",
+                event.event,
+                event.id,
+                attempts,
+                "" if again else "; giving up (byob webhooks redeliver resends it)",
+                error,
+            )
+            self.state.outbox.failed_attempt(event.id, error=error, next_attempt_at=again)
+        return delivered
+
+    def send(self, event: OutboxEvent) -> str | None:
+        """POST one event; None when the endpoint took it, else why not."""
+        body = json.dumps(
+            {
+                "id": event.id,
+                "event": event.event,
+                "at": event.created_at.isoformat(),
+                "data": event.payload,
+            },
+            default=_plain,
+        ).encode()
+        timestamp = str(int(time.time()))
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Byob-Event": event.event,
+                "X-Byob-Event-Id": event.id,
+                "X-Byob-Timestamp": timestamp,
+                "X-Byob-Signature": sign(self.secret, timestamp, body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                if 200 <= response.status < 300:
+                    return None
+                return f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            return str(exc)
+
+    def drain(self, *, timeout: float) -> None:
+        """Deliver what is due now, for at most ``timeout`` seconds (a command before it
+        exits): what fails waits in the outbox for a serving process."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self.state.outbox.any_due(now=self.clock()):
+                    return
+                self.deliver_due()
+            except Exception:
+                log.exception("delivering webhooks failed")
+                return
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.poll_seconds):
+                try:
+                    self.deliver_due()
+                except Exception:
+                    log.exception("delivering webhooks failed")
+
+        self._thread = threading.Thread(target=loop, name="byob-webhooks", daemon=True)
         self._thread.start()
 
-    def emit(self, event: str, payload: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait((str(event), payload))
-        except queue.Full:
-            log.error("webhook queue full; dropping %s", event)
-
-    def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            self.deliver(*item)
-
-    def deliver(self, event: str, payload: dict[str, Any]) -> bool:
-        body = json.dumps(
-            {"event": event, "at": time.time(), "data": payload}, default=str
-        ).encode()
-        for attempt in range(1, self.max_attempts + 1):
-            timestamp = str(int(time.time()))
-            request = urllib.request.Request(
-                self.url,
-                data=body,
-                method="POST",
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Byob-Event": event,
-                    "X-Byob-Timestamp": timestamp,
-                    "X-Byob-Signature": sign(self.secret, timestamp, body),
-                },
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    if 200 <= response.status < 300:
-                        return True
-            except (urllib.error.URLError, OSError) as exc:
-                log.warning("webhook %s attempt %d failed: %s", event, attempt, exc)
-            if attempt < self.max_attempts:
-                self.sleep(backoff(attempt, base=1.0, cap=60.0))
-        log.error("webhook %s not delivered after %d attempts", event, self.max_attempts)
-        return False
-
-    def close(self, *, timeout: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=timeout)
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None

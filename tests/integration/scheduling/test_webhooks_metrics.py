@@ -16,12 +16,13 @@ import pytest
 
 from byob import logs
 from byob.demo.emulator import LocalAws
+from byob.domain.outbox import OutboxStatus
 from byob.errors import ConfigError, SourceError
 from byob.services import Services
 from byob.web.app import create_app
 from byob.workers import queue as q
 from byob.workers.runtime import build_runtime
-from byob.workers.webhooks import WebhookNotifier, sign, verify
+from byob.workers.webhooks import OutboxEvents, WebhookDeliverer, sign, verify
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, run_local
 from tests.receivers import Receiver
 from tests.support import (
@@ -64,35 +65,49 @@ def app(tmp_path: Path, pg_url: str) -> Iterator[Services]:
 # -- webhooks ------------------------------------------------------------------------------------
 
 
+def _outbox_to(
+    app: Services, url: str, *, at_once: bool = True, **options: Any
+) -> WebhookDeliverer:
+    """Events of ``app`` kept in its outbox and delivered to ``url``; with ``at_once`` a failed
+    attempt is due again at once (the backoff itself is the domain's, tested in unit tests)."""
+    if at_once:
+        options["retry_at"] = lambda n, now: now
+    deliverer = WebhookDeliverer(app.adapters.state, url, SECRET, clock=app.now, **options)
+    app.adapters.events = OutboxEvents(app.adapters.state, app.now, deliverer)
+    return deliverer
+
+
 def test_webhooks_are_signed_retried_and_verifiable(app: Services, receiver: Receiver) -> None:
-    sleeps: list[float] = []
-    notifier = WebhookNotifier(receiver.url, SECRET, sleep=sleeps.append)
-    app.adapters.events = notifier
-    try:
-        run_local(app)
-        app.connections.mark_failing(
-            app.connections.get("c1"),
-            check="transfer",
-            message="AccessDenied on PutObject to s3://bkt/x",
-        )
-    finally:
-        notifier.close(timeout=30)  # delivers what is queued, then stops
+    deliverer = _outbox_to(app, receiver.url)
+    run_local(app)
+    app.connections.mark_failing(
+        app.connections.get("c1"),
+        check="transfer",
+        message="AccessDenied on PutObject to s3://bkt/x",
+    )
+    assert receiver.received == []  # kept in the outbox until a deliverer runs
+    deliverer.drain(timeout=30)
 
     got = receiver.received
+    # Each event is attempted in order; a retried one may arrive after later ones.
     assert [(r.event, r.status) for r in got] == [
         ("transfer.succeeded", 500),
-        ("transfer.succeeded", 200),
         ("connection.failing", 200),
+        ("transfer.succeeded", 200),
     ]
-    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 1.0  # one backoff before the retry
+    got = [got[0], got[2], got[1]]
     assert all(r.verified for r in got), got
     assert all(r.content_type == "application/json" for r in got)
-    assert got[0].body == got[1].body  # the retry sends the same event
+    assert got[0].body == got[1].body  # the retry sends the same event, with the same id
     assert all(re.fullmatch(r"sha256=[0-9a-f]{64}", r.signature) for r in got)
 
     succeeded = json.loads(got[1].body)
     conn = app.connections.get("c1")
     [record] = app.adapters.state.transfers.history(conn.id)
+    events = {e.event: e for e in app.adapters.state.outbox.page()}
+    assert succeeded["id"] == events["transfer.succeeded"].id  # receivers deduplicate on it
+    assert events["transfer.succeeded"].attempts == 2
+    assert {e.status.value for e in events.values()} == {"delivered"}
     assert succeeded["event"] == "transfer.succeeded"
     assert succeeded["data"]["connection"] == "c1" and succeeded["data"]["tenant"] == "acme"
     assert succeeded["data"]["transfer"]["id"] == record.id
@@ -128,27 +143,46 @@ def test_webhooks_are_signed_retried_and_verifiable(app: Services, receiver: Rec
     )
 
 
-def test_an_unreachable_or_failing_receiver_is_retried_then_given_up(receiver: Receiver) -> None:
-    receiver.fail_first = 100
-    sleeps: list[float] = []
-    notifier = WebhookNotifier(receiver.url, SECRET, max_attempts=4, sleep=sleeps.append)
-    try:
-        assert notifier.deliver("transfer.failed", {"connection": "c1"}) is False
-    finally:
-        notifier.close()
+def test_a_failing_receiver_is_retried_then_given_up_and_redelivered(
+    app: Services, receiver: Receiver
+) -> None:
+    receiver.fail_first = 4
+    deliverer = _outbox_to(app, receiver.url, max_attempts=4)
+    run_local(app)
+    deliverer.drain(timeout=30)
     assert [r.status for r in receiver.received] == [500] * 4
-    assert len(sleeps) == 3
-    for attempt, slept in enumerate(sleeps, start=1):
-        assert 0 <= slept <= min(60.0, 1.0 * 2 ** (attempt - 1))
+    [given_up] = app.adapters.state.outbox.page(status=OutboxStatus.FAILED)
+    assert given_up.attempts == 4 and given_up.last_error == "HTTP 500"
 
-    closed = WebhookNotifier(
-        f"http://127.0.0.1:{free_port()}/", SECRET, max_attempts=2, sleep=sleeps.append
+    app.adapters.state.outbox.redeliver(given_up.id, now=app.now())
+    deliverer.drain(timeout=30)
+    assert receiver.received[-1].status == 200
+    assert app.adapters.state.outbox.get(given_up.id).status is OutboxStatus.DELIVERED
+
+
+def test_events_outlive_the_process_that_wrote_them(
+    app: Services, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.fail_first = 0
+    # The first process's endpoint is down: its event stays in the state store.
+    down = _outbox_to(app, f"http://127.0.0.1:{free_port()}/hook", at_once=False)
+    run_local(app)
+    down.drain(timeout=10)
+    [waiting] = app.adapters.state.outbox.page()
+    assert waiting.status is OutboxStatus.PENDING and waiting.attempts == 1
+    assert "refused" in (waiting.last_error or "").lower()
+
+    # Another process on the same state store (a restart) delivers it.
+    later = make_services(
+        tmp_path,
+        Path(str(app.adapters.settings.config)),
+        database_url=app.adapters.settings.state_url,
     )
-    try:
-        assert closed.deliver("transfer.failed", {}) is False  # connection refused: retried too
-    finally:
-        closed.close()
-    assert len(sleeps) == 4
+    due = app.adapters.state.outbox.get(waiting.id).next_attempt_at  # backoff: 5-10 s on
+    later.adapters.clock = lambda: due  # type: ignore[attr-defined]
+    _outbox_to(later, receiver.url).drain(timeout=10)
+    assert [(r.event, r.status) for r in receiver.received] == [("transfer.succeeded", 200)]
+    assert json.loads(receiver.received[0].body)["id"] == waiting.id
 
 
 def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
@@ -158,7 +192,8 @@ def test_the_runtime_wires_the_webhook_from_settings(tmp_path: Path) -> None:
     )
     runtime = build_runtime(app)
     try:
-        assert isinstance(app.adapters.events, WebhookNotifier)
+        assert isinstance(app.adapters.events, OutboxEvents)
+        assert app.adapters.events.deliverer._thread is not None  # delivering in the background
         assert app.transfers.dispatcher is runtime.dispatcher
     finally:
         runtime.stop()
