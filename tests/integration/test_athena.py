@@ -133,22 +133,36 @@ def test_athena_connection_creates_the_glue_table_and_view(
     ]
     assert {"Name": "note", "Type": "string"} in columns
 
-    view = glue.get_table(DatabaseName="billing", Name="invoices_latest")["Table"]
-    assert view["TableType"] == "VIRTUAL_VIEW" and view["Parameters"]["presto_view"] == "true"
-    sql = decode_view(view["ViewOriginalText"])["originalSql"]
-
     con = connect_s3(aws.endpoint_url, **customer.credentials())
+    # What Athena's table is to the view, DuckDB reads from the same files ("$path" included).
     con.execute(
-        "CREATE VIEW invoices AS SELECT * FROM read_parquet('s3://lake/billing/invoices/*/*.parquet', "
-        "hive_partitioning = true, union_by_name = true)"
+        'CREATE VIEW invoices AS SELECT *, filename AS "$path" FROM read_parquet('
+        "'s3://lake/billing/invoices/*/*.parquet', hive_partitioning = true, "
+        "union_by_name = true, filename = true)"
     )
-    latest = con.execute(sql.replace('"billing"."invoices"', "invoices")).fetchall()
-    assert len(latest) == 150  # one row per id, however many versions were delivered
-    by_id = {row[0]: row for row in latest}
+
+    def latest() -> list[Any]:
+        view = glue.get_table(DatabaseName="billing", Name="invoices_latest")["Table"]
+        assert view["TableType"] == "VIRTUAL_VIEW" and view["Parameters"]["presto_view"] == "true"
+        sql = decode_view(view["ViewOriginalText"])["originalSql"]
+        return con.execute(sql.replace('"billing"."invoices"', "invoices")).fetchall()
+
+    rows = latest()
+    assert len(rows) == 150  # one row per id, however many versions were delivered
+    by_id = {row[0]: row for row in rows}
     total = con.execute("SELECT count(*) FROM invoices").fetchone()[0]
     assert total == 152  # two updated rows arrived twice
     note_index = [c["Name"] for c in columns].index("note")
     assert by_id[1][note_index] == "n" and by_id[3][note_index] is None
+
+    # A row deleted at the source leaves the view with the next full refresh, whose files
+    # are the new snapshot: the view reads from them on.
+    pg_exec(source, "DELETE FROM invoices WHERE id = 5")
+    [refresh] = app.transfers.run(conn.name, full_refresh=True)
+    assert refresh.record.rows == 149
+    rows = latest()
+    assert len(rows) == 149 and 5 not in {row[0] for row in rows}
+    assert con.execute("SELECT count(*) FROM invoices WHERE id = 5").fetchone()[0] == 1  # kept
 
 
 def test_model_named_athena_output_is_refused() -> None:

@@ -68,3 +68,29 @@ def test_backfill_then_incremental_delivers_each_row_version_once(
         customer.client("s3").get_object(Bucket="bkt", Key=sorted(manifests)[0])["Body"].read()
     )
     assert body["rows"] in (200, 3) and all(f["sha256"] for f in body["files"])
+
+
+def test_the_readme_query_reads_the_newest_snapshot_and_the_increments_after_it(
+    tmp_path: Path, invoices: str, aws
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    query = readme.split("-- reading-the-newest-snapshot\n", 1)[1].split("```", 1)[0]
+    app = make_services(tmp_path, write_config(tmp_path / "byob.toml", invoices, [MODEL]), aws)
+    conn, customer = onboard_s3(app, aws, bucket="acme-data", base_path="exports")
+    app.transfers.run(conn.name)  # the backfill: the first snapshot
+    pg_exec(invoices, "UPDATE invoices SET amount = 1, updated_at = now() WHERE id = 1")
+    app.transfers.run(conn.name)
+    pg_exec(invoices, "DELETE FROM invoices WHERE id = 2")
+    [refresh] = app.transfers.run(conn.name, full_refresh=True)  # the new snapshot
+    pg_exec(invoices, "UPDATE invoices SET amount = 2, updated_at = now() WHERE id = 4")
+    app.transfers.run(conn.name)
+
+    con = connect_s3(aws.endpoint_url, **customer.credentials())
+    ids = sorted(row[0] for row in con.execute(query).fetchall())
+    current = [i for i in range(1, 301) if i % 3 and i != 2]
+    assert refresh.record.rows == len(current)
+    assert ids == sorted([*current, 4])  # the snapshot, and id 4's later version
+    every = con.execute(
+        "SELECT count(*) FROM read_parquet('s3://acme-data/exports/invoices/*/*.parquet')"
+    ).fetchone()
+    assert every is not None and every[0] > len(ids)  # the files still hold every version

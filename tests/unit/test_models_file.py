@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from byob import models_file
 from byob.domain import types as t
-from byob.domain.models import ModelSpec, resolve, sanitize_names
+from byob.domain.models import ModelSpec, NullCursor, resolve, sanitize_names
 from byob.errors import ConfigError
 
 # --- sanitize_names -------------------------------------------------------------------------
@@ -393,3 +393,35 @@ def test_non_text_source_values_are_config_errors(source: dict[str, Any]) -> Non
     with pytest.raises(ConfigError) as info:
         parse({"source": source, "models": [MODEL]})
     assert info.value.field in ("source", "source.url", "source.path")
+
+
+def test_a_query_model_and_its_null_cursor_choice() -> None:
+    query = {k: v for k, v in MODEL.items() if k != "table"} | {
+        "query": "SELECT id, tenant_id, coalesce(updated_at, 'epoch') AS updated_at FROM t;",
+        "on_null_cursor": "exclude",
+    }
+    (model,) = parse({"source": {"url": "postgresql://u@h/db"}, "models": [query]}).models
+    assert model.table == "" and model.query.endswith("FROM t")  # the trailing ; dropped
+    assert model.on_null_cursor is NullCursor.EXCLUDE and model.source == "query"
+    assert parse({"source": {"url": "sqlite:///x"}, "models": [MODEL]}).models[
+        0
+    ].on_null_cursor is (NullCursor.FAIL)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"query": "SELECT 1"}, "table", "either table"),  # both
+        ({"table": None}, "table", "either table"),  # neither
+        ({"table": None, "query": "DELETE FROM t"}, "query", "must be a SELECT"),
+        ({"table": None, "query": "SELECT 1; DROP TABLE t"}, "query", "one statement"),
+        ({"table": None, "query": "  "}, "query", "non-empty text"),
+        ({"on_null_cursor": "skip"}, "on_null_cursor", "fail, backfill_only, exclude"),
+    ],
+)
+def test_bad_query_and_null_cursor_options_name_the_model_and_key(
+    changes: dict[str, Any], field: str, words: str
+) -> None:
+    model = {k: v for k, v in (MODEL | changes).items() if v is not None}
+    error = config_error({"source": {"url": "sqlite:///x"}, "models": [model]}, field)
+    assert "'invoices'" in error.message and words in error.message

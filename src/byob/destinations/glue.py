@@ -4,7 +4,7 @@ within the granted actions), never through Athena DDL."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -68,9 +68,12 @@ class GlueCatalog:
                 return None
             raise self._error(exc, "glue:GetTable", f"table/{self.database}/{name}") from exc
 
-    def sync(self, model: ResolvedModel, *, transfer_date: date) -> dict[str, Any]:
+    def sync(
+        self, model: ResolvedModel, *, transfer_date: date, snapshot: datetime | None = None
+    ) -> dict[str, Any]:
         """Before files are written: the table has every column they carry, its projection
-        range covers the day they land in, and the latest-version view matches."""
+        range covers the day they land in, and the latest-version view matches, reading from
+        the newest full refresh (``snapshot``, its start) on."""
         self.ensure_database()
         current = athena.glue_columns([(c.name, c.type) for c in model.columns])
         existing = self.get_table(model.name)
@@ -95,16 +98,19 @@ class GlueCatalog:
             table["StorageDescriptor"]["Columns"] = columns
             if changed:
                 self._write_table("glue:UpdateTable", table, create=False)
-        self._sync_view(model, table["StorageDescriptor"]["Columns"])
+        self._sync_view(model, table["StorageDescriptor"]["Columns"], snapshot)
         return table
 
-    def _sync_view(self, model: ResolvedModel, columns: list[dict[str, str]]) -> None:
+    def _sync_view(
+        self, model: ResolvedModel, columns: list[dict[str, str]], snapshot: datetime | None
+    ) -> None:
         view = athena.view_input(
             schema=self.database,
             model=model.name,
             columns=columns,
             primary_key=[model.column(k).name for k in model.spec.primary_key],
             cursor=model.cursor.name,
+            snapshot=snapshot,
         )
         existing = self.get_table(view["Name"])
         if existing is None:

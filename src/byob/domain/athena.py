@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from byob.domain import layout
 from byob.domain.layout import join
 from byob.domain.models import PARTITION_COLUMN
 from byob.domain.types import ColumnType
@@ -85,16 +86,32 @@ def _quote(name: str) -> str:
 
 
 def latest_view_sql(
-    *, schema: str, model: str, columns: list[str], primary_key: Sequence[str], cursor: str
+    *,
+    schema: str,
+    model: str,
+    columns: list[str],
+    primary_key: Sequence[str],
+    cursor: str,
+    snapshot: datetime | None = None,
 ) -> str:
     """The newest version of each row by primary key. Delivery is append-only, so every
-    version is kept; most readers want the current one. Valid Trino (Athena engine v3) SQL."""
+    version is kept; most readers want the current one. Only the files of the newest full
+    refresh (``snapshot``, its start) and of the transfers after it count: a row deleted at
+    the source before that refresh is in no later file, and so not in the view. Valid Trino
+    (Athena engine v3) SQL; a file's transfer is the start time in its name."""
     cols = ", ".join(_quote(c) for c in columns)
     partition = ", ".join(_quote(k) for k in primary_key)
+    since = ""
+    if snapshot is not None:
+        stamp = layout.TransferStamp(started_at=snapshot)
+        since = (
+            f" WHERE {_quote(PARTITION_COLUMN)} >= '{stamp.date}' AND "
+            f"regexp_extract(\"$path\", '_([0-9]{{14}})\\.parquet$', 1) >= '{stamp.timestamp}'"
+        )
     return (
         f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY {partition} "
         f"ORDER BY {_quote(cursor)} DESC, {_quote(PARTITION_COLUMN)} DESC) AS {RANK_COLUMN} "
-        f"FROM {_quote(schema)}.{_quote(model)}) WHERE {RANK_COLUMN} = 1"
+        f"FROM {_quote(schema)}.{_quote(model)}{since}) WHERE {RANK_COLUMN} = 1"
     )
 
 
@@ -113,13 +130,24 @@ def presto_type(glue_type: str) -> str:
 
 
 def view_input(
-    *, schema: str, model: str, columns: list[GlueColumn], primary_key: Sequence[str], cursor: str
+    *,
+    schema: str,
+    model: str,
+    columns: list[GlueColumn],
+    primary_key: Sequence[str],
+    cursor: str,
+    snapshot: datetime | None = None,
 ) -> dict[str, Any]:
     """A Glue table that Athena reads as a view: VIRTUAL_VIEW with the Presto view encoding
     (base64 JSON in ViewOriginalText), as Athena's own CREATE VIEW stores it."""
     names = [c["Name"] for c in columns]
     sql = latest_view_sql(
-        schema=schema, model=model, columns=names, primary_key=primary_key, cursor=cursor
+        schema=schema,
+        model=model,
+        columns=names,
+        primary_key=primary_key,
+        cursor=cursor,
+        snapshot=snapshot,
     )
     definition = {
         "originalSql": sql,

@@ -35,6 +35,8 @@ def manifest(
         "tenant": tenant,
         "model": model,
         "transfer_type": kind.value,
+        # A full refresh's files are the whole model as of the window's end (a snapshot).
+        "kind": kind.value,
         "started_at": started_at.isoformat(),
         "window": {
             "cursor_after": window.low.isoformat() if window.low else None,

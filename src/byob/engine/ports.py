@@ -15,7 +15,9 @@ from byob.domain.windows import TransferType, Window
 class Catalog(Protocol):
     """A table catalog kept in step with delivered files (Glue for Athena connections)."""
 
-    def sync(self, model: ResolvedModel, *, transfer_date: date) -> Any: ...
+    def sync(
+        self, model: ResolvedModel, *, transfer_date: date, snapshot: datetime | None = None
+    ) -> Any: ...
 
 
 class TransferLog(Protocol):
@@ -39,6 +41,8 @@ class TransferLog(Protocol):
     def last_started_at(self, connection_id: str, model: str) -> datetime | None: ...
 
     def rows_delivered(self, connection_id: str, model: str) -> int: ...
+
+    def last_full_refresh(self, connection_id: str, model: str) -> datetime | None: ...
 
     def get(self, transfer_id: str) -> TransferRecord: ...
 

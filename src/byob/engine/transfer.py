@@ -36,7 +36,7 @@ from byob.domain.manifests import manifest
 from byob.domain.models import ModelSpec, NullCursor, ResolvedModel, resolve
 from byob.domain.transfers import FileRecord, FileState, TransferRecord
 from byob.domain.types import ColumnType, Kind, check_evolution
-from byob.domain.windows import plan_window
+from byob.domain.windows import TransferType, plan_window
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.engine.ports import Catalog, TransferLog
@@ -220,7 +220,11 @@ class TransferRunner:
             self._abort_leftover_uploads(previous)
             if self.catalog is not None:
                 # Columns reach the catalog before any file carrying them is written.
-                self.catalog.sync(model, transfer_date=record.started_at.astimezone(UTC).date())
+                self.catalog.sync(
+                    model,
+                    transfer_date=record.started_at.astimezone(UTC).date(),
+                    snapshot=self.transfers.last_full_refresh(self.conn.id, model.name),
+                )
             excluded = self._null_cursor_rows(model)  # refused before any file is written
             schema = arrow_schema(model)
             writer = RollingParquetWriter(
@@ -283,9 +287,25 @@ class TransferRunner:
                     "committed and the next run retries the same window"
                 ) from exc
             raise
+        if self.catalog is not None and record.type is TransferType.FULL_REFRESH:
+            self._move_snapshot(model, record)
         return TransferResult(
             record=self.transfers.get(record.id), resumed=resumed, warnings=model.warnings
         )
+
+    def _move_snapshot(self, model: ResolvedModel, record: TransferRecord) -> None:
+        """A committed full refresh is the catalog's new snapshot: the latest-version view
+        reads from its files on, so rows deleted at the source before it leave the view. If
+        the catalog refuses now, the next transfer's sync moves it."""
+        try:
+            assert self.catalog is not None
+            self.catalog.sync(
+                model,
+                transfer_date=record.started_at.astimezone(UTC).date(),
+                snapshot=record.started_at,
+            )
+        except ByobError as exc:
+            log.warning("the latest-version view still reads the previous snapshot: %s", exc)
 
     def _cancel(
         self, model: ResolvedModel, record: TransferRecord, files: list[FileRecord]

@@ -104,6 +104,20 @@ class Transfers(Repository):
             ).scalar_one()
         return int(value)
 
+    def last_full_refresh(self, connection_id: str, model: str) -> datetime | None:
+        """When the newest succeeded full refresh (or backfill) of the model started."""
+        c = T.transfers.c
+        with self.reading() as db:
+            value = db.execute(
+                sa.select(sa.func.max(c.started_at)).where(
+                    c.connection_id == connection_id,
+                    c.model == model,
+                    c.status == TransferStatus.SUCCEEDED.value,
+                    c.type == TransferType.FULL_REFRESH.value,
+                )
+            ).scalar()
+        return value if isinstance(value, datetime) else None
+
     def last_started_at(self, connection_id: str, model: str) -> datetime | None:
         c = T.transfers.c
         with self.reading() as db:
