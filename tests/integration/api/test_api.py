@@ -53,6 +53,7 @@ CHECKS = [
         ("name", "-starts-with-dash"),
         ("type", "ftp"),
         ("tenant", ""),
+        ("tenant", "acme "),
     ],
 )
 def test_create_refuses_a_bad_field_by_name(ops: httpx.Client, field: str, value: str) -> None:
@@ -62,6 +63,19 @@ def test_create_refuses_a_bad_field_by_name(ops: httpx.Client, field: str, value
     assert error["field"] == field
     assert error["code"] == "invalid_field"
     error_of(ops.get(f"{API}/connections/{name}"), 404)  # nothing was created
+
+
+def test_create_warns_of_a_tenant_without_rows(ops: httpx.Client) -> None:
+    created = ok(
+        ops.post(
+            f"{API}/connections", json=s3_body(unique("nobody"), unique("bkt"), tenant="nobody")
+        ),
+        201,
+    )
+    assert created["warnings"] == [
+        "tenant 'nobody' has no rows in any model (invoices): its transfers deliver nothing "
+        "until it has; check that it is the tenant column's exact value"
+    ]
 
 
 def test_create_refuses_unknown_and_missing_fields(ops: httpx.Client) -> None:
