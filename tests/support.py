@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from byob.destinations.checks import CheckResult
 
 CUSTOMER = "210987654321"
+# The invoices table most tests read: a model declaration for write_config.
+INVOICES_MODEL = {
+    "name": "invoices",
+    "table": "invoices",
+    "tenant_column": "tenant_id",
+    "cursor_column": "updated_at",
+    "primary_key": ["id"],
+}
 # With a PostgreSQL state store byob requires a key shared by every machine (32 bytes).
 TEST_SECRET_KEY = "dGVzdC1rZXktZm9yLWJ5b2ItdGVzdHMtMzItYnl0ZXM"
 # Containers made by tests; conftest closes them after each test, so no pooled database

@@ -30,20 +30,14 @@ from byob.settings import load_settings
 from byob.web.app import create_app
 from byob.workers.local import LocalWorkers
 from tests.receivers import Receiver
-from tests.support import CUSTOMER, create_invoices, write_config
+from tests.support import CUSTOMER, INVOICES_MODEL, create_invoices, write_config
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-parity"
 NAME = "parity"
 BUCKET = "parity-bkt"
-MODEL = {
-    "name": "invoices",
-    "table": "invoices",
-    "tenant_column": "tenant_id",
-    "cursor_column": "updated_at",
-    "primary_key": ["id"],
-}
+MODEL = INVOICES_MODEL
 ACME_ROWS = 40  # ids not divisible by 3, of 60
 FIELDS = {
     "name": NAME,

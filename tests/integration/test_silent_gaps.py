@@ -12,17 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.support import pg_exec, pg_insert
+from tests.support import INVOICES_MODEL, pg_exec, pg_insert
 
 pytestmark = pytest.mark.integration
 
-MODEL = {
-    "name": "invoices",
-    "table": "invoices",
-    "tenant_column": "tenant_id",
-    "cursor_column": "updated_at",
-    "primary_key": ["id"],
-}
+MODEL = INVOICES_MODEL
 
 
 def byob(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

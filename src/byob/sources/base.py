@@ -81,3 +81,16 @@ def window_condition(model: ResolvedModel, window: Window, high: str, low: str) 
     if model.spec.on_null_cursor is NullCursor.BACKFILL_ONLY:
         return f"({condition} OR {cursor} IS NULL)"
     return condition
+
+
+def count_sql(model: ResolvedModel, *, tenant: str | None, null_cursor: bool) -> str:
+    """Count a model's rows: of a tenant (``tenant`` is the bound value's SQL), with a NULL
+    cursor."""
+    spec = model.spec
+    where = []
+    if tenant is not None:
+        where.append(f"{quote_ident(spec.tenant_column)} = {tenant}")
+    if null_cursor:
+        where.append(f"{quote_ident(spec.cursor_column)} IS NULL")
+    sql = f"SELECT count(*) AS n FROM {relation(spec)}"
+    return sql + (" WHERE " + " AND ".join(where) if where else "")

@@ -13,7 +13,14 @@ from byob.domain.models import ModelSpec, ResolvedModel
 from byob.domain.types import Kind
 from byob.domain.windows import Window
 from byob.errors import SourceError
-from byob.sources.base import Source, SourceColumn, quote_ident, relation, window_condition
+from byob.sources.base import (
+    Source,
+    SourceColumn,
+    count_sql,
+    quote_ident,
+    relation,
+    window_condition,
+)
 
 _COLUMNS_SQL = """
 SELECT a.attname::text AS name,
@@ -96,22 +103,14 @@ class AdbcPostgresSource(Source):
     def count(
         self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
     ) -> int:
-        spec = model.spec
-        where, params = [], []
+        bound = None
         if tenant is not None:
-            tenant_type = self._types(spec)[spec.tenant_column]
-            where.append(
-                f"{quote_ident(spec.tenant_column)} = current_setting('byob.p1')::{tenant_type}"
-            )
-            params.append(tenant)
-        if null_cursor:
-            where.append(f"{quote_ident(spec.cursor_column)} IS NULL")
-        sql = f"SELECT count(*) AS n FROM {relation(spec)}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            tenant_type = self._types(model.spec)[model.spec.tenant_column]
+            bound = f"current_setting('byob.p1')::{tenant_type}"
+        sql = count_sql(model, tenant=bound, null_cursor=null_cursor)
         try:
             with self._conn.cursor() as cur:
-                self._bind(cur, tuple(params))
+                self._bind(cur, (tenant,) if tenant is not None else ())
                 cur.execute(sql)
                 value = cur.fetch_arrow_table().column(0)[0].as_py()
         except Exception as exc:

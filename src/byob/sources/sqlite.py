@@ -15,7 +15,14 @@ from byob.domain.models import ModelSpec, ResolvedModel
 from byob.domain.types import Kind
 from byob.domain.windows import Window
 from byob.errors import SourceError
-from byob.sources.base import Source, SourceColumn, quote_ident, relation, window_condition
+from byob.sources.base import (
+    Source,
+    SourceColumn,
+    count_sql,
+    quote_ident,
+    relation,
+    window_condition,
+)
 
 # Timestamps are stored as text in SQLite's own format, which sorts as it compares.
 TIMESTAMP_TEXT = "%Y-%m-%d %H:%M:%S.%f"
@@ -83,18 +90,11 @@ class SqliteSource(Source):
     def count(
         self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
     ) -> int:
-        spec = model.spec
-        where, params = [], []
-        if tenant is not None:
-            where.append(f"{quote_ident(spec.tenant_column)} = ?")
-            params.append(tenant)
-        if null_cursor:
-            where.append(f"{quote_ident(spec.cursor_column)} IS NULL")
-        sql = f"SELECT count(*) FROM {relation(spec)}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = count_sql(model, tenant="?" if tenant is not None else None, null_cursor=null_cursor)
         try:
-            return int(self._conn.execute(sql, params).fetchone()[0])
+            return int(
+                self._conn.execute(sql, [tenant] if tenant is not None else []).fetchone()[0]
+            )
         except sqlite3.Error as exc:
             raise SourceError(f"counting model {model.name!r} failed: {exc}") from exc
 
