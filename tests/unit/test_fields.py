@@ -305,7 +305,7 @@ def test_region_refuses_non_commercial_or_malformed(region: str) -> None:
         ("a/b/c/d", "a/b/c/d"),
         ("Exports-2025/v1.0", "Exports-2025/v1.0"),
         ("folder_with_underscore", "folder_with_underscore"),
-        ("k=v/(x)/it's/*!", "k=v/(x)/it's/*!"),
+        ("k=v/(x)/it's/!", "k=v/(x)/it's/!"),
         ("x" * 512, "x" * 512),
     ],
 )
@@ -336,6 +336,11 @@ def test_base_path_normalises(raw: str | None, clean: str) -> None:
         ("back\\slash", "back\\slash"),
         ("émoji", "émoji"),
         ("x" * 513, "base path"),
+        ("*", "*"),  # a wildcard in the policy's resource ARN
+        ("exports/*", "*"),
+        ("a?b", "?"),
+        ("${aws:username}", "$"),
+        ("{x}", "{"),
     ],
 )
 def test_base_path_refusals_name_the_value(raw: str, needle: str) -> None:
@@ -425,3 +430,9 @@ def test_secret_access_key_is_never_echoed() -> None:
     assert secret not in err.message
     good = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     assert fields.secret_access_key(f" {good} ") == good
+
+
+@pytest.mark.parametrize("raw", ["*", "exports/*", "a?b", "${aws:username}", "x{y}"])
+def test_policy_metacharacters_never_reach_a_policy(raw: str) -> None:
+    err = refused(fields.base_path, raw, field="base_path")
+    assert "wildcards or variables" in err.message

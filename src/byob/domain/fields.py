@@ -54,7 +54,10 @@ _IP_SHAPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _CONNECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_BASE_PATH_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()=-]+")
+# S3's safe key characters, but for '*': the base path becomes the Resource of the
+# permissions policy, where '*' and '?' are wildcards and '${…}' a policy variable.
+_BASE_PATH_SEGMENT = re.compile(r"[A-Za-z0-9!_.'()=-]+")
+_POLICY_METACHARACTERS = "*?${}"
 _ROLE_ARN = re.compile(
     r"arn:aws:iam::([0-9]{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})", re.ASCII
 )
@@ -139,10 +142,18 @@ def base_path(value: str | None) -> str:
             raise InvalidFieldError(
                 f"base path {value!r} must not contain empty folders ('//')", field="base_path"
             )
+        special = sorted({ch for ch in segment if ch in _POLICY_METACHARACTERS})
+        if special:
+            raise InvalidFieldError(
+                f"base path folder {segment!r} must not contain {' '.join(special)}: in the "
+                "permissions policy's resource ARN they are wildcards or variables, which would "
+                "grant more than this folder",
+                field="base_path",
+            )
         if not _BASE_PATH_SEGMENT.fullmatch(segment):
             raise InvalidFieldError(
-                f"base path folder {segment!r} may only use letters, digits and ! _ . * ' ( ) = -"
-                " (characters safe in S3 keys)",
+                f"base path folder {segment!r} may only use letters, digits and ! _ . ' ( ) = -"
+                " (characters S3 keys and IAM resource ARNs treat literally)",
                 field="base_path",
             )
         if segment.startswith(("_", ".")):
