@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 16 << 20
     multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20
     check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
+    # The largest request body byob reads (JSON and forms); larger ones are refused with 413.
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
     aws_max_attempts: Annotated[int, Field(ge=1)] = 5
     # None: strict on AWS itself, lenient (a warning) on an S3-compatible endpoint or emulator,
     # which may not evaluate trust policies.

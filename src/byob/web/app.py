@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from byob.errors import ByobError
 from byob.services import Services
 from byob.web.errors import error_response, status_of
+from byob.web.limits import BoundedBody
 from byob.web.metrics import ByobCollector
 
 log = logging.getLogger("byob.api")
@@ -31,14 +32,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
 
-    @app.middleware("http")
-    async def _refuse_nul(request: Request, call_next: Any) -> Any:
-        # No stored text may hold NUL (PostgreSQL refuses it); say so instead of failing later.
-        body = await request.body()
-        raw = request.url.path + "?" + str(request.url.query)
-        if "\x00" in raw or "%00" in raw.lower() or b"\\u0000" in body or b"\x00" in body:
-            return error_response(422, "invalid_field", "text must not contain NUL characters")
-        return await call_next(request)
+    # Outermost: bodies are bounded before authentication or anything else reads them.
+    app.add_middleware(BoundedBody, max_bytes=services.adapters.settings.max_body_bytes)
 
     @app.exception_handler(ByobError)
     async def _byob_error(_: Request, exc: ByobError) -> JSONResponse:
