@@ -183,6 +183,9 @@ def test_a_failure_mid_transfer_commits_nothing_and_the_retry_finishes_the_same_
     assert retried.resumed and retried.record.status is TransferStatus.SUCCEEDED
     assert after.record.window.low == failed.window.high and after.record.rows == 0
     assert retried.record.window == failed.window and retried.record.attempts == 2
+    assert retried.record.note == (
+        f"finished by attempt 2 after attempt 1 had failed ({failed.error})"
+    )  # the record tells its whole story
     assert delivered(conn) == ACME  # every row once: file 1 was replaced, not added to
 
 

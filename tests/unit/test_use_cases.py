@@ -12,6 +12,7 @@ import pytest
 from byob.container import Byob
 from byob.domain.connections import Status
 from byob.domain.credentials import parse_lifetime
+from byob.domain.transfers import TransferStatus
 from byob.errors import ConfigError, ConflictError
 from byob.services import Services
 from byob.services.principals import Principal
@@ -190,3 +191,43 @@ def test_run_all_goes_on_past_a_connection_that_fails_and_reports_it(
     assert [(c.name, r.record.rows) for c, r in outcome.results] == [("good", 5)]
     [(failed, error)] = outcome.failures
     assert failed.name == "bad" and "not-a-directory" in error.message
+
+
+def test_a_window_planned_by_a_process_that_died_is_run_again(make: Any, tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import timedelta
+
+    from byob.workers.local import LocalWorkers
+
+    source = tmp_path / "source.sqlite"
+    with sqlite3.connect(source) as db:
+        db.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, tenant_id TEXT, updated_at TIMESTAMPTZ)"
+        )
+        db.execute("INSERT INTO t VALUES (1, 'acme', '2026-01-01 00:00:00.000000')")
+    models = tmp_path / "byob.toml"
+    models.write_text(
+        f'[source]\npath = "{source}"\n[[models]]\nname = "t"\ntable = "t"\n'
+        'tenant_column = "tenant_id"\ncursor_column = "updated_at"\nprimary_key = ["id"]\n'
+    )
+    services = make(config=models)
+    services.connections.create(
+        actor="cli", name="c1", tenant="acme", type="local", path=str(tmp_path / "out")
+    )
+    services.connections.validate("c1", actor="cli")
+    conn = services.connections.activate("c1", actor="cli")
+    # A process fixed the window, then died before running it.
+    [stranded] = services.transfers.plan(conn, "t")
+    assert services.schedules.requeue_stranded() == []  # not yet: it may still be starting
+
+    workers = LocalWorkers(services, sleep=lambda _: None)
+    services.transfers.dispatcher = workers
+    try:
+        later = services.now() + timedelta(minutes=11)
+        assert services.schedules.requeue_stranded(now=later) == [stranded.id]
+        for future in list(workers.futures):
+            future.result(timeout=60)
+    finally:
+        workers.shutdown()
+    done = services.transfers.get(stranded.id)
+    assert done.status is TransferStatus.SUCCEEDED and done.rows == 1

@@ -34,7 +34,7 @@ from byob.domain import layout
 from byob.domain.connections import Connection
 from byob.domain.manifests import manifest
 from byob.domain.models import ModelSpec, NullCursor, ResolvedModel, resolve
-from byob.domain.transfers import FileRecord, FileState, TransferRecord
+from byob.domain.transfers import FileRecord, FileState, TransferRecord, TransferStatus
 from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import TransferType, plan_window
 from byob.engine.arrow_types import arrow_schema, conform
@@ -253,7 +253,7 @@ class TransferRunner:
             writer = None
             self._void_surplus(previous, keep=len(files), record=record, schema=schema)
             rows = sum(f.rows for f in files)
-            note = self._note(model, rows=rows, excluded=excluded)
+            note = self._note(model, rows=rows, excluded=excluded, before=record)
             manifest_key = self._write_manifest(
                 model, record, files, note=note, excluded_rows=excluded
             )
@@ -417,9 +417,17 @@ class TransferRunner:
             )
         return nulls
 
-    def _note(self, model: ResolvedModel, *, rows: int, excluded: int) -> str | None:
+    def _note(
+        self, model: ResolvedModel, *, rows: int, excluded: int, before: TransferRecord
+    ) -> str | None:
         """What the figures do not say on their own."""
         notes = []
+        if before.status is TransferStatus.FAILED:
+            # The same window and file names, so the same record: it says what happened.
+            notes.append(
+                f"finished by attempt {before.attempts + 1} after attempt {before.attempts} "
+                f"had failed ({before.error})"
+            )
         if excluded:
             notes.append(
                 f"{excluded} rows with a NULL {model.spec.cursor_column!r} were left out "

@@ -28,7 +28,7 @@ class Services:
         self.links = LinkService(adapters, self.connections)
         self.api_keys = ApiKeyService(adapters)
         self.transfers = TransferService(adapters, self.connections)
-        self.schedules = ScheduleService(adapters)
+        self.schedules = ScheduleService(adapters, self.transfers)
         self.figures = FigureService(adapters, self.transfers)
         self.secrets = SecretService(adapters)
         self.health = HealthService(adapters)

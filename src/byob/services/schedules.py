@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from byob.domain.connections import Connection
 from byob.domain.schedules import due
 from byob.errors import ByobError
 from byob.services.ports import Adapters
+from byob.services.transfers import TransferService
+
+# A window fixed this long ago that never started has lost whatever was to run it.
+STRANDED_AFTER = timedelta(minutes=10)
 
 log = logging.getLogger("byob.scheduler")
 
@@ -19,9 +23,10 @@ Dispatch = Callable[[Connection], object]
 
 
 class ScheduleService:
-    def __init__(self, adapters: Adapters) -> None:
+    def __init__(self, adapters: Adapters, transfers: TransferService) -> None:
         self.adapters = adapters
         self.connections = adapters.state.connections
+        self.transfers = transfers
 
     def dispatch_due(self, dispatch: Dispatch, *, now: datetime | None = None) -> list[str]:
         """Dispatch what is due now; returns the connection names dispatched."""
@@ -45,3 +50,32 @@ class ScheduleService:
                 else:
                     log.exception("scheduling %s failed", conn.name)
         return dispatched
+
+    def requeue_stranded(self, *, now: datetime | None = None) -> list[str]:
+        """Dispatch again the models whose planned windows never started (the process that
+        fixed them died first), so no window waits for a trigger that is not coming. Returns
+        the transfer IDs re-queued; a connection that may not transfer keeps its windows, and
+        its next run after a validation takes them."""
+        now = now or self.adapters.clock()
+        requeued = []
+        for record in self.adapters.state.transfers.stranded(planned_before=now - STRANDED_AFTER):
+            conn = self.connections.get(record.connection_id)
+            if not conn.may_transfer or self.transfers.dispatcher is None:
+                continue
+            try:
+                triggered = self.transfers.dispatcher.trigger(
+                    conn, [record.model], full_refresh=False
+                )
+            except ByobError as exc:
+                log.warning("re-queueing transfer %s failed: %s", record.id, exc.message)
+                continue
+            if not triggered.busy:
+                log.warning(
+                    "transfer %s of %s/%s was planned at %s and never started; re-queued",
+                    record.id,
+                    conn.name,
+                    record.model,
+                    record.created_at.isoformat(),
+                )
+                requeued.append(record.id)
+        return requeued

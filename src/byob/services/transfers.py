@@ -338,6 +338,10 @@ class TransferService:
                     "transfer": transfer_view(latest) if latest else None,
                     "error": message,
                     "verdict": verdict.value,
+                    "attempt": attempt,
+                    # Sent only once no retry follows: the next run of the model starts from
+                    # this window again (the record then says it finished it).
+                    "retrying": False,
                 },
             )
         if verdict is Verdict.CONNECTION_FAILING:

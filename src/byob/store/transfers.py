@@ -104,6 +104,22 @@ class Transfers(Repository):
             ).scalar_one()
         return int(value)
 
+    def stranded(self, *, planned_before: datetime) -> list[TransferRecord]:
+        """Windows fixed before ``planned_before`` that no attempt ever started: whatever was
+        to run them (a process, a job) is gone."""
+        c = T.transfers.c
+        with self.reading() as db:
+            rows = db.execute(
+                sa.select(T.transfers)
+                .where(
+                    c.status == TransferStatus.PLANNED.value,
+                    c.attempts == 0,
+                    c.created_at < planned_before,
+                )
+                .order_by(c.created_at)
+            )
+            return [_transfer(r) for r in rows]
+
     def last_full_refresh(self, connection_id: str, model: str) -> datetime | None:
         """When the newest succeeded full refresh (or backfill) of the model started."""
         c = T.transfers.c

@@ -28,8 +28,12 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def tick(self) -> list[str]:
-        """Dispatch what is due now; returns the connection names dispatched."""
-        return self.services.schedules.dispatch_due(self.dispatch, now=self.clock())
+        """Dispatch what is due now, and windows stranded by a process that died; returns the
+        connection names dispatched on schedule."""
+        now = self.clock()
+        dispatched = self.services.schedules.dispatch_due(self.dispatch, now=now)
+        self.services.schedules.requeue_stranded(now=now)
+        return dispatched
 
     def start(self, *, interval: float = 5.0) -> None:
         def loop() -> None:
