@@ -231,3 +231,23 @@ def test_a_window_planned_by_a_process_that_died_is_run_again(make: Any, tmp_pat
         workers.shutdown()
     done = services.transfers.get(stranded.id)
     assert done.status is TransferStatus.SUCCEEDED and done.rows == 1
+
+
+def test_connection_names_are_per_tenant_and_an_ambiguous_name_asks_for_more(
+    make: Any, tmp_path: Path
+) -> None:
+    services = make(service_principal_arn=PRINCIPAL)
+    for tenant in ("acme", "globex"):
+        services.connections.create(
+            actor="cli", name="billing", tenant=tenant, type="local", path=str(tmp_path / tenant)
+        )
+    with pytest.raises(ConflictError, match="tenant 'acme' already has a connection named"):
+        services.connections.create(
+            actor="cli", name="billing", tenant="acme", type="local", path=str(tmp_path)
+        )
+    with pytest.raises(ConflictError) as ambiguous:
+        services.connections.get("billing")
+    assert "give its ID or tenant/name" in ambiguous.value.message
+    acme = services.connections.get("acme/billing")
+    assert acme.tenant == "acme" and services.connections.get(acme.id) == acme
+    assert services.connections.get("globex/billing").tenant == "globex"

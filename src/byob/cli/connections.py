@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from byob.cli import output
-from byob.cli.root import ACTOR, JsonOpt, build_services, connections_cli, models_cli
+from byob.cli.root import ACTOR, ConnectionArg, JsonOpt, build_services, connections_cli, models_cli
 
 
 @connections_cli.command("create")
 def create(
-    name: Annotated[str, typer.Option(help="Unique connection name.")],
+    name: Annotated[str, typer.Option(help="Connection name, unique within the tenant.")],
     tenant: Annotated[str, typer.Option(help="The tenant whose rows go to this destination.")],
     type: Annotated[str, typer.Option("--type", help="s3, athena or local.")] = "s3",
     account_id: Annotated[
@@ -78,7 +78,7 @@ def create(
 
 
 @connections_cli.command("policy")
-def policy(name: str, as_json: JsonOpt = False) -> None:
+def policy(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Print the role name, trust policy and permissions policy again."""
     services = build_services()
     policies = services.connections.policies(services.connections.get(name))
@@ -146,7 +146,7 @@ def _last_transfer(transfer: dict[str, Any] | None) -> str:
 
 
 @connections_cli.command("show")
-def show(name: str, as_json: JsonOpt = False) -> None:
+def show(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Show a connection: its settings, health, latest validation, latest transfer and next
     run."""
     services = build_services()
@@ -169,7 +169,7 @@ def show(name: str, as_json: JsonOpt = False) -> None:
 
 
 @connections_cli.command("validate")
-def validate(name: str, as_json: JsonOpt = False) -> None:
+def validate(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Run the connection's checks against AWS (or the directory) and keep the result."""
     done = build_services().connections.validate(name, actor=ACTOR)
     conn, checks = done.connection, done.validation.checks
@@ -212,7 +212,7 @@ def _print_checks(checks: list[dict[str, Any]]) -> None:
 
 
 @connections_cli.command("activate")
-def activate(name: str, as_json: JsonOpt = False) -> None:
+def activate(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Activate a validated connection: transfers begin."""
     services = build_services()
     conn = services.connections.activate(name, actor=ACTOR)
@@ -223,7 +223,7 @@ def activate(name: str, as_json: JsonOpt = False) -> None:
 
 
 @connections_cli.command("resume")
-def resume(name: str, as_json: JsonOpt = False) -> None:
+def resume(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Resume a paused connection (its settings must still be validated): transfers go on."""
     services = build_services()
     conn = services.connections.resume(name, actor=ACTOR)
@@ -274,7 +274,7 @@ def check_models(
 
 @connections_cli.command("update")
 def update(
-    name: str,
+    name: ConnectionArg,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename.")] = None,
     bucket: Annotated[str | None, typer.Option()] = None,
     region: Annotated[str | None, typer.Option()] = None,
@@ -324,7 +324,7 @@ def update(
 
 
 @connections_cli.command("pause")
-def pause(name: str, as_json: JsonOpt = False) -> None:
+def pause(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Stop a connection's transfers until it is resumed."""
     services = build_services()
     conn = services.connections.pause(name, actor=ACTOR)
@@ -336,7 +336,7 @@ def pause(name: str, as_json: JsonOpt = False) -> None:
 
 @connections_cli.command("delete")
 def delete(
-    name: str,
+    name: ConnectionArg,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

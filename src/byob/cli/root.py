@@ -36,6 +36,8 @@ cli.add_typer(secrets_cli, name="secrets")
 cli.add_typer(webhooks_cli, name="webhooks")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+CONNECTION_HELP = "The connection: its name, tenant/name when tenants share the name, or its ID."
+ConnectionArg = Annotated[str, typer.Argument(help=CONNECTION_HELP, show_default=False)]
 ACTOR = "cli"  # how the audit log names what the command line did
 state: dict[str, Any] = {"verbose": False, "config": None, "opened": []}
 

@@ -7,12 +7,21 @@ from typing import Annotated, Any
 import typer
 
 from byob.cli import output
-from byob.cli.root import ACTOR, JsonOpt, build_services, transfers_cli
+from byob.cli.root import (
+    ACTOR,
+    CONNECTION_HELP,
+    ConnectionArg,
+    JsonOpt,
+    build_services,
+    transfers_cli,
+)
 
 
 @transfers_cli.command("run")
 def run(
-    connection: Annotated[str | None, typer.Argument(help="The connection (or --all).")] = None,
+    connection: Annotated[
+        str | None, typer.Argument(help=CONNECTION_HELP + " (Or --all.)", show_default=False)
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="Re-deliver every row.")
@@ -130,7 +139,7 @@ def _run_all(
 
 
 @transfers_cli.command("list")
-def list_(connection: str, as_json: JsonOpt = False) -> None:
+def list_(connection: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Transfer history of a connection, newest first."""
     from byob.services.views import transfer_view
 

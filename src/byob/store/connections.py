@@ -44,7 +44,8 @@ class Connections(Repository):
                 )
         except sa.exc.IntegrityError as exc:
             raise ConflictError(
-                f"a connection named {conn.name!r} already exists; choose another name",
+                f"tenant {conn.tenant!r} already has a connection named {conn.name!r}; choose "
+                "another name",
                 field="name",
             ) from exc
         return conn
@@ -61,7 +62,7 @@ class Connections(Repository):
                 )
         except sa.exc.IntegrityError as exc:
             raise ConflictError(
-                f"a connection named {conn.name!r} already exists", field="name"
+                f"tenant {conn.tenant!r} already has a connection named {conn.name!r}", field="name"
             ) from exc
         return conn
 
@@ -69,16 +70,30 @@ class Connections(Repository):
         with self.writing() as db:
             db.execute(T.connections.delete().where(T.connections.c.id == connection_id))
 
-    def get(self, name_or_id: str) -> Connection:
+    def get(self, ref: str) -> Connection:
+        """A connection by ID, by name (when one tenant alone has that name), or by
+        ``tenant/name``."""
         c = T.connections.c
         with self.reading() as db:
             # An ID is exact and wins; names are looked up only when no ID matches.
-            row = db.execute(sa.select(T.connections).where(c.id == name_or_id)).first()
-            if row is None:
-                row = db.execute(sa.select(T.connections).where(c.name == name_or_id)).first()
-        if row is None:
-            raise NotFoundError(f"no connection named {name_or_id!r}", field="name")
-        return _connection(row)
+            rows = db.execute(sa.select(T.connections).where(c.id == ref)).all()
+            if not rows:
+                rows = db.execute(sa.select(T.connections).where(c.name == ref).limit(3)).all()
+            if not rows and "/" in ref:
+                tenant, name = ref.rsplit("/", 1)  # names hold no '/'; tenants may
+                rows = db.execute(
+                    sa.select(T.connections).where(c.tenant == tenant, c.name == name)
+                ).all()
+        if not rows:
+            raise NotFoundError(f"no connection named {ref!r}", field="name")
+        if len(rows) > 1:
+            tenants = ", ".join(repr(f"{r.tenant}/{r.name}") for r in rows[:2])
+            raise ConflictError(
+                f"more than one tenant has a connection named {ref!r}: give its ID or "
+                f"tenant/name (e.g. {tenants})",
+                field="name",
+            )
+        return _connection(rows[0])
 
     def page(
         self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0

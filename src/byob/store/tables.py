@@ -41,7 +41,7 @@ connections = sa.Table(
     "connections",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("name", sa.String(63), nullable=False),  # unique per tenant (below)
     sa.Column("tenant", sa.String(256), nullable=False, index=True),
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -72,6 +72,7 @@ connections = sa.Table(
     sa.Column("failing_since", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("tenant", "name", name="uq_connections_tenant_name"),
 )
 
 validations = sa.Table(

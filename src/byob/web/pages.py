@@ -291,7 +291,7 @@ def transfers(
 def cancel_transfer(transfer_id: str, session: PostedBy, services: ServicesDep) -> Response:
     record = services.transfers.cancel(transfer_id, actor=session.actor)
     conn = services.connections.get(record.connection_id)
-    return redirect(f"/connections/{quote(conn.name)}?notice=cancelled")
+    return redirect(f"/connections/{conn.id}?notice=cancelled")
 
 
 # -- connection links ----------------------------------------------------------------------------

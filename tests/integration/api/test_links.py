@@ -338,6 +338,25 @@ def test_a_link_of_another_tenant_cannot_see_this_one(server: Server, ops: httpx
         assert ok(two.get(f"{API}/recipient/connection"))["id"] == theirs["id"]
 
 
+def test_a_name_another_tenant_uses_is_free_and_reveals_nothing(
+    server: Server, ops: httpx.Client
+) -> None:
+    name = unique("billing")
+    first, second = new_link(ops, unique("one")), new_link(ops, unique("two"))
+    with server.client(first["token"]) as one, server.client(second["token"]) as two:
+        mine = ok(
+            one.post(f"{API}/recipient/connection", json=recipient_body(name, unique("b"))), 201
+        )
+        theirs = ok(
+            two.post(f"{API}/recipient/connection", json=recipient_body(name, unique("b"))), 201
+        )
+    assert mine["id"] != theirs["id"] and mine["name"] == theirs["name"] == name
+    # The operator sees both; the bare name is ambiguous and says how to pick one.
+    error = error_of(ops.get(f"{API}/connections/{name}"), 409)
+    assert "give its ID" in error["message"]
+    assert ok(ops.get(f"{API}/connections/{theirs['id']}"))["tenant"] == second["tenant"]
+
+
 def test_a_connection_named_like_another_ones_id_does_not_shadow_it(
     request: pytest.FixtureRequest, server: Server, ops: httpx.Client
 ) -> None:
