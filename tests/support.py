@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +249,47 @@ def wait_healthy(
 
 def _log(path: Path) -> str:
     return path.read_text(errors="replace")
+
+
+@dataclass
+class Served:
+    """A `byob serve` process on 127.0.0.1."""
+
+    base_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log_path: Path
+
+
+@contextmanager
+def serving(tmp: Path, **settings: str) -> Iterator[Served]:
+    """`byob serve` on its own SQLite state (no source is read), with ``settings`` as BYOB_*
+    variables; stopped on exit."""
+    config = write_config(tmp / "byob.toml", f"sqlite:///{tmp / 'src.sqlite'}", [])
+    port = free_port()
+    env = dict(os.environ) | {
+        "BYOB_HOME": str(tmp / ".byob"),
+        "BYOB_CONFIG": str(config),
+        "BYOB_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "BYOB_SERVICE_PRINCIPAL_ARN": "arn:aws:iam::123456789012:role/byob",
+    }
+    env |= {f"BYOB_{name.upper()}": value for name, value in settings.items()}
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "byob.cli", "serve", "--port", str(port), "--no-schedule"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, log_path)
+        yield Served(f"http://127.0.0.1:{port}", port, process, env, log_path)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def before_s3_call(app: Services, operation: str, handler: Callable[..., Any]) -> None:

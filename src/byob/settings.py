@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
     webhook_url: str = ""  # POSTed on transfer outcomes and failing connections
     webhook_secret: str = ""  # signs webhook bodies (HMAC-SHA256)
-    log_json: bool = True  # an S3-compatible endpoint or the AWS emulator
+    log_json: bool = True  # one JSON object per log line; false: text for people
     service_principal_arn: str = ""  # default: sts:GetCallerIdentity of byob's credentials
     settle_lag_seconds: Annotated[float, Field(ge=0)] = 30.0
     file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20
@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
     # The largest request body byob reads (JSON and forms); larger ones are refused with 413.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
+    # Requests each client address, and each credential, may make: a burst, then so many a
+    # second (429 with Retry-After beyond). 0 turns the limit off.
+    rate_limit_per_second: Annotated[float, Field(ge=0)] = 50.0
+    rate_limit_burst: Annotated[int, Field(ge=0)] = 500
+    # Failed sign-ins (a refused API key, link token or login) an address may make a minute;
+    # beyond them its sign-ins are refused (429) until the budget refills. 0: no lockout.
+    auth_failures_per_minute: Annotated[int, Field(ge=0)] = 10
     aws_max_attempts: Annotated[int, Field(ge=1)] = 5
     # None: strict on AWS itself, lenient (a warning) on an S3-compatible endpoint or emulator,
     # which may not evaluate trust policies.

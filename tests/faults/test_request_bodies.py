@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.faults.conftest import Served
+from tests.support import Served
 
 pytestmark = pytest.mark.integration
 

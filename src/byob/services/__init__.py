@@ -8,6 +8,7 @@ from datetime import datetime
 from byob.services.api_keys import ApiKeyService
 from byob.services.connections import ConnectionService
 from byob.services.figures import FigureService
+from byob.services.guard import GuardService
 from byob.services.health import HealthService
 from byob.services.links import LinkService
 from byob.services.models import ModelService
@@ -33,6 +34,7 @@ class Services:
         self.secrets = SecretService(adapters)
         self.health = HealthService(adapters)
         self.webhooks = WebhookService(adapters)
+        self.guard = GuardService(adapters)  # request budgets and sign-in lockouts
 
     def now(self) -> datetime:
         return self.adapters.clock()

@@ -16,6 +16,7 @@ from byob.services import Services
 from byob.web.errors import error_response, status_of
 from byob.web.limits import BoundedBody
 from byob.web.metrics import ByobCollector
+from byob.web.throttle import Throttle
 
 log = logging.getLogger("byob.api")
 
@@ -32,8 +33,10 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
 
-    # Outermost: bodies are bounded before authentication or anything else reads them.
+    # Bodies are bounded before authentication or anything else reads them; outermost, a
+    # request over its client's budget is turned away before its body is read at all.
     app.add_middleware(BoundedBody, max_bytes=services.adapters.settings.max_body_bytes)
+    app.add_middleware(Throttle, guard=services.guard)
 
     @app.exception_handler(ByobError)
     async def _byob_error(_: Request, exc: ByobError) -> JSONResponse:

@@ -5,6 +5,7 @@ as it passes it. Text that PostgreSQL cannot store (NUL) is refused here too."""
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -26,11 +27,11 @@ class BoundedBody:
             return
         target = scope.get("path", "") + "?" + scope.get("query_string", b"").decode("latin-1")
         if "\x00" in target or "%00" in target.lower():
-            await _refuse(scope, send, 422, "invalid_field", "text must not contain NUL characters")
+            await refuse(scope, send, 422, "invalid_field", "text must not contain NUL characters")
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(scope, send, 413, "body_too_large", self._too_large())
+            await refuse(scope, send, 413, "body_too_large", self._too_large())
             return
         body = bytearray()
         while True:
@@ -39,12 +40,12 @@ class BoundedBody:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
-                await _refuse(scope, send, 413, "body_too_large", self._too_large())
+                await refuse(scope, send, 413, "body_too_large", self._too_large())
                 return
             if not message.get("more_body", False):
                 break
         if b"\x00" in body or b"\\u0000" in body:
-            await _refuse(scope, send, 422, "invalid_field", "text must not contain NUL characters")
+            await refuse(scope, send, 422, "invalid_field", "text must not contain NUL characters")
             return
         handed = False
 
@@ -72,14 +73,22 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(scope: Scope, send: Any, status: int, code: str, message: str) -> None:
+async def refuse(
+    scope: Scope,
+    send: Any,
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
     """The API's JSON error body; a short page for people elsewhere. The connection closes:
     whatever the client still sends is not read."""
     if scope.get("path", "").startswith("/api/"):
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
         kind = b"application/json"
     else:
-        body = f"<!doctype html><title>{status}</title><p>{message[0].upper()}{message[1:]}.</p>".encode()
+        text = html.escape(f"{message[0].upper()}{message[1:]}.")
+        body = f"<!doctype html><title>{status}</title><p>{text}</p>".encode()
         kind = b"text/html; charset=utf-8"
     await send(
         {
@@ -89,6 +98,7 @@ async def _refuse(scope: Scope, send: Any, status: int, code: str, message: str)
                 (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *headers,
             ],
         }
     )

@@ -226,6 +226,9 @@ def server(
         "BYOB_PUBLIC_URL": base_url,
         "BYOB_CHECK_TIMEOUT_SECONDS": "20",
         "BYOB_AWS_MAX_ATTEMPTS": "2",
+        # Every API test shares this server from one address, many refusing credentials on
+        # purpose: no lockout here (test_rate_limits.py has a server of its own for that).
+        "BYOB_AUTH_FAILURES_PER_MINUTE": "0",
     }
     log_path = tmp / "server.log"
     srv = Server(
@@ -299,6 +302,7 @@ def _serve_in_process(srv: Server, config: Path, aws: LocalAws) -> list[Any]:
             public_url=srv.base_url,
             check_timeout_seconds=20,
             aws_max_attempts=2,
+            auth_failures_per_minute=0,  # as the env of the PostgreSQL server says, and why
         )
     )
     byob.migrate()
