@@ -12,8 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from byob.domain.connections import AuthKind, Connection, ConnectionType, Status
 from byob.store import tables as T
 from byob.store.db import create_engine
+from byob.store.state import StateStore
+from byob.web.pages import PAGE_SIZE
 from tests.browser.conftest import DESKTOP, PHONE, Served, assert_fits, csrf_of
 
 pytestmark = pytest.mark.browser
@@ -254,3 +257,52 @@ def test_live_messages_are_the_api_messages(
             rf'id="f-{field}-error" data-error-for="{field}">([^<]*)<', submitted.text
         )
         assert shown and html.unescape(shown.group(1)) == error["message"]
+
+
+def test_the_connections_list_pages_instead_of_capping(
+    served: Served, browser: Any, shoot: Any
+) -> None:
+    who = tenant()
+    state = create_engine(f"sqlite:///{served.home / 'state.sqlite'}")
+    store = StateStore(state)
+    start = datetime.now(UTC)
+    for i in range(PAGE_SIZE + 5):
+        at = start + timedelta(milliseconds=i)
+        store.connections.add(
+            Connection(
+                id=uuid.uuid4().hex,
+                name=f"c{i:03d}",
+                tenant=who,
+                type=ConnectionType.LOCAL,
+                status=Status.DRAFT,
+                path=f"/tmp/{who}/{i}",
+                auth=AuthKind.NONE,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    state.dispose()
+
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    page.goto(f"{served.base_url}/login")
+    page.get_by_label("API key").fill(served.ops_token)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/connections$"))
+    page.get_by_label("Tenant").fill(who)
+    page.get_by_role("button", name="Filter").click()
+    caption = page.locator("#conn-caption")
+    assert caption.inner_text() == f"{PAGE_SIZE} of {PAGE_SIZE + 5} connections, oldest first"
+    assert page.locator("tbody tr").count() == PAGE_SIZE
+    assert page.get_by_role("link", name="← Previous").count() == 0
+    page.get_by_role("link", name="Next →").click()
+    assert [r.inner_text() for r in page.locator("tbody th").all()] == [
+        f"c{i:03d}" for i in range(PAGE_SIZE, PAGE_SIZE + 5)
+    ]
+    assert page.get_by_role("link", name="Next →").count() == 0
+    shoot(page, "connections-last-page")
+    page.get_by_role("link", name="← Previous").click()
+    assert page.locator("tbody th").first.inner_text() == "c000"
+    assert page.locator("tbody tr").count() == PAGE_SIZE
+    page.goto(f"{served.base_url}/connections?after=forged")
+    assert "is not a page cursor" in page.locator("main").inner_text()
+    page.context.close()

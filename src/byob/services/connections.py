@@ -10,6 +10,7 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
+from byob.domain.paging import Cursor, Page
 from byob.errors import ByobError, InvalidFieldError
 from byob.services.events import Event, about
 from byob.services.models import ModelService
@@ -54,6 +55,37 @@ class ConnectionService:
         self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[Connection]:
         return self.state.connections.page(tenant=tenant, limit=limit, offset=offset)
+
+    def listing(
+        self,
+        *,
+        tenant: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> Page[dict[str, Any]]:
+        """A page of connection views, in one query however deep the page; ``after`` and
+        ``before`` are the cursors of a previous page's ``next`` and ``previous``."""
+        if after and before:
+            raise InvalidFieldError("give after or before, not both", field="before")
+        found = self.state.connection_pages.page(
+            tenant=tenant,
+            after=Cursor.decode(after, field="after") if after else None,
+            before=Cursor.decode(before, field="before") if before else None,
+            limit=limit,
+        )
+        now = self.adapters.clock()
+        views = [
+            connection_view(
+                x.connection, validation=x.validation, last_transfer=x.last_transfer, now=now
+            )
+            for x in found.items
+        ]
+        return Page(items=views, total=found.total, next=found.next, previous=found.previous)
+
+    def names(self, ids: list[str]) -> dict[str, str]:
+        """The names of these connections, by ID (those that still exist)."""
+        return self.state.connections.names(ids)
 
     def view(self, conn: Connection) -> dict[str, Any]:
         return self.views([conn])[0]

@@ -95,6 +95,13 @@ class Connections(Repository):
             )
         return _connection(rows[0])
 
+    def names(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        c = T.connections.c
+        with self.reading() as db:
+            return {r.id: r.name for r in db.execute(sa.select(c.id, c.name).where(c.id.in_(ids)))}
+
     def page(
         self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[Connection]:

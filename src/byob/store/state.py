@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from byob.store.audit import AuditLog
+from byob.store.connection_pages import ConnectionPages
 from byob.store.connections import Connections, Validations
 from byob.store.credentials import ApiKeys, Links
 from byob.store.outbox import Outbox
@@ -23,6 +24,7 @@ class StateStore:
     def __init__(self, bind: Bind) -> None:
         self.bind = bind
         self.connections = Connections(bind)
+        self.connection_pages = ConnectionPages(bind)
         self.validations = Validations(bind)
         self.transfers = Transfers(bind)
         self.links = Links(bind)

@@ -73,6 +73,9 @@ connections = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("tenant", "name", name="uq_connections_tenant_name"),
+    # The list's keyset order, for all tenants and for one.
+    sa.Index("ix_connections_created", "created_at", "id"),
+    sa.Index("ix_connections_tenant_created", "tenant", "created_at", "id"),
 )
 
 validations = sa.Table(
@@ -130,6 +133,7 @@ transfers = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
     sa.Column("excluded_rows", sa.BigInteger, nullable=False, default=0, server_default="0"),
     sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
+    sa.Index("ix_transfers_connection_created", "connection_id", "created_at"),  # the latest
     sa.Index("ix_transfers_status", "status"),
 )
 

@@ -50,6 +50,7 @@ NOTICES = {
     "cancelled": "The transfer is cancelled; its window is delivered by the next transfer.",
     "revoked": "The link was revoked; it can no longer be opened.",
 }
+PAGE_SIZE = 100  # connections on one page of the list
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
 
 
@@ -158,13 +159,18 @@ def connections(
     session: Operator,
     services: ServicesDep,
     tenant: Annotated[str | None, Query(max_length=256)] = None,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    conns = services.connections.page(tenant=tenant or None, limit=500)
+    page = services.connections.listing(
+        tenant=tenant or None, after=after, before=before, limit=PAGE_SIZE
+    )
     return render(
         "connections.html",
         problems=services.health.problems(),
         session=session,
-        rows=services.connections.views(conns),
+        page=page,
+        rows=page.items,
         tenant=tenant or "",
         now=services.now(),
     )
@@ -308,8 +314,8 @@ def _links_page(
     status: int = 200,
 ) -> Response:
     now = services.now()
-    names = {c.id: c.name for c in services.connections.page()}
     links = [link_view(link, now) for link in services.links.page(limit=200)]
+    names = services.connections.names([x["connection_id"] for x in links if x["connection_id"]])
     return render(
         "links.html",
         problems=services.health.problems(),

@@ -15,7 +15,7 @@ from byob.web.schemas import (
     ConnectionCreated,
     ConnectionPublic,
     ConnectionUpdate,
-    Page,
+    CursorPage,
     Policies,
     RecipientConnectionCreate,
     ValidationPublic,
@@ -23,7 +23,7 @@ from byob.web.schemas import (
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 def creation_fields(body: RecipientConnectionCreate) -> tuple[dict[str, Any], str | None]:
@@ -53,19 +53,17 @@ def created_view(services: Services, created: Created) -> dict[str, Any]:
     return services.connections.view(created.connection) | {"warnings": list(created.warnings)}
 
 
-@router.get("", response_model=Page[ConnectionPublic], response_model_by_alias=True)
+@router.get("", response_model=CursorPage[ConnectionPublic], response_model_by_alias=True)
 def list_connections(
     services: ServicesDep,
     who: Operator,
     tenant: Annotated[str | None, Query(max_length=256)] = None,
     limit: Limit = 50,
-    offset: Offset = 0,
+    after: Cursor = None,
+    before: Cursor = None,
 ) -> dict[str, Any]:
-    conns = services.connections.page(tenant=tenant, limit=limit + 1, offset=offset)
-    return {
-        "items": services.connections.views(conns[:limit]),
-        "next_offset": offset + limit if len(conns) > limit else None,
-    }
+    page = services.connections.listing(tenant=tenant, after=after, before=before, limit=limit)
+    return {"items": page.items, "total": page.total, "next": page.next, "previous": page.previous}
 
 
 @router.get("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)

@@ -131,6 +131,16 @@ class Page(BaseModel, Generic[T]):
     next_offset: int | None
 
 
+class CursorPage(BaseModel, Generic[T]):
+    """A keyset page: pass ``next`` as ``after`` (or ``previous`` as ``before``) for the
+    neighbouring page; null at either end."""
+
+    items: list[T]
+    total: int
+    next: str | None
+    previous: str | None
+
+
 class LinkCreate(Strict):
     tenant: Annotated[str, Field(min_length=1, max_length=256)]
     expires: Annotated[str, Field(pattern=r"^\d{1,4}[dhm]$", examples=["7d"])] = "7d"

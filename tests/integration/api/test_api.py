@@ -113,40 +113,59 @@ def test_duplicate_name_is_a_conflict(ops: httpx.Client) -> None:
 # -- listing -----------------------------------------------------------------------------------
 
 
-def test_list_paginates(ops: httpx.Client) -> None:
+def test_list_pages_by_cursor_forward_and_back(ops: httpx.Client) -> None:
     tenant = unique("paged")
-    names = {unique("page") for _ in range(7)}
-    for name in names:
+    names = [unique("page") for _ in range(7)]
+    for name in names:  # created in this order: the list is oldest first
         ok(ops.post(f"{API}/connections", json=s3_body(name, unique("bkt"), tenant=tenant)), 201)
 
-    seen: list[str] = []
-    offsets: list[int | None] = []
-    offset: int | None = 0
-    while offset is not None:
-        page = ok(
-            ops.get(f"{API}/connections", params={"tenant": tenant, "limit": 3, "offset": offset})
+    def page(**params: Any) -> dict[str, Any]:
+        found: dict[str, Any] = ok(
+            ops.get(f"{API}/connections", params={"tenant": tenant, "limit": 3, **params})
         )
-        assert len(page["items"]) <= 3
-        assert all(item["tenant"] == tenant for item in page["items"])
-        seen += [item["name"] for item in page["items"]]
-        offset = page["next_offset"]
-        offsets.append(offset)
-    assert offsets == [3, 6, None]
-    assert sorted(seen) == sorted(names)  # each exactly once
+        assert all(item["tenant"] == tenant for item in found["items"])
+        assert found["total"] == len(names)
+        return found
 
-    everything: set[str] = set()
-    offset = 0
-    while offset is not None:
-        page = ok(ops.get(f"{API}/connections", params={"limit": 500, "offset": offset}))
-        everything |= {item["name"] for item in page["items"]}
-        offset = page["next_offset"]
-    assert names <= everything
+    first = page()
+    assert [i["name"] for i in first["items"]] == names[:3] and first["previous"] is None
+    second = page(after=first["next"])
+    assert [i["name"] for i in second["items"]] == names[3:6]
+    third = page(after=second["next"])
+    assert [i["name"] for i in third["items"]] == names[6:] and third["next"] is None
+    # Back from the last page, to the first page again.
+    assert [i["name"] for i in page(before=third["previous"])["items"]] == names[3:6]
+    back = page(before=second["previous"])
+    assert [i["name"] for i in back["items"]] == names[:3] and back["previous"] is None
+    # A connection created while paging turns up at the end, and nothing twice.
+    late = unique("late")
+    ok(ops.post(f"{API}/connections", json=s3_body(late, unique("bkt"), tenant=tenant)), 201)
+    names.append(late)
+    assert [i["name"] for i in page(after=second["next"])["items"]] == [names[6], late]
+
+
+def test_list_walks_every_tenant_and_refuses_bad_paging(ops: httpx.Client) -> None:
+    mine = {unique("every") for _ in range(3)}
+    for name in mine:
+        ok(ops.post(f"{API}/connections", json=s3_body(name, unique("bkt"))), 201)
+    everything: list[str] = []
+    after = None
+    while True:
+        found = ok(ops.get(f"{API}/connections", params={"limit": 500, "after": after or ""}))
+        everything += [item["id"] for item in found["items"]]
+        if found["next"] is None:
+            break
+        after = found["next"]
+    assert len(everything) == len(set(everything)) == found["total"]
     error_of(ops.get(f"{API}/connections", params={"limit": 0}), 422)
     error_of(ops.get(f"{API}/connections", params={"limit": 501}), 422)
-    error_of(ops.get(f"{API}/connections", params={"offset": -1}), 422)
     assert (
         error_of(ops.get(f"{API}/connections", params={"limit": "many"}), 422)["field"] == "limit"
     )
+    bad = error_of(ops.get(f"{API}/connections", params={"after": "not-a-cursor"}), 422)
+    assert bad["field"] == "after" and "cursor" in bad["message"]
+    both = ops.get(f"{API}/connections", params={"after": "x", "before": "y"})
+    assert error_of(both, 422)["field"] in {"after", "before"}
 
 
 # -- the whole operator flow -------------------------------------------------------------------

@@ -1,0 +1,155 @@
+"""The connections list on both state stores: every page in one query, keyset order that holds
+with ties in the creation time, each connection's latest validation and transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from byob.domain.connections import AuthKind, Connection, ConnectionType, Status, Validation
+from byob.domain.paging import Cursor
+from byob.domain.windows import TransferType, Window
+from byob.errors import InvalidFieldError
+from byob.store.db import create_engine, migrate
+from byob.store.state import StateStore
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    if request.param == "sqlite":
+        db = create_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        migrate(db)
+    else:
+        db = create_engine(request.getfixturevalue("state_pg_url"))
+    yield StateStore(db)
+    db.dispose()
+
+
+def connection(i: int, *, tenant: str, at: datetime) -> Connection:
+    return Connection(
+        id=f"{i:032x}",
+        name=f"c{i}",
+        tenant=tenant,
+        type=ConnectionType.LOCAL,
+        status=Status.ACTIVE,
+        path=f"/tmp/c{i}",
+        auth=AuthKind.NONE,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+@pytest.fixture
+def stored(state: StateStore) -> list[Connection]:
+    """23 connections of two tenants; every third shares its creation time with the next
+    (the ID breaks the tie); some validated twice, some with two transfers."""
+    made = []
+    for i in range(23):
+        at = T0 + timedelta(seconds=i - i % 3 // 2)
+        made.append(state.connections.add(connection(i, tenant=f"t{i % 2}", at=at)))
+    for conn in made[::4]:
+        for passed in (False, True):
+            state.validations.add(
+                Validation(
+                    connection_id=conn.id, fingerprint="f", passed=passed, checks=[], created_at=T0
+                )
+            )
+    for conn in made[::5]:
+        for n in range(2):
+            state.transfers.plan(
+                connection_id=conn.id,
+                model=f"m{n}",
+                kind=TransferType.INCREMENTAL,
+                window=Window(low=None, high=T0),
+                started_at=T0 + timedelta(minutes=n),
+                now=T0 + timedelta(minutes=n),
+            )
+    return sorted(made, key=lambda c: (c.created_at, c.id))
+
+
+def statements(state: StateStore) -> list[str]:
+    seen: list[str] = []
+    assert isinstance(state.bind, sa.Engine)
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa.event.listen(state.bind, "before_cursor_execute", count)
+    return seen
+
+
+def test_pages_forward_and_back_visit_each_once_in_one_query_each(
+    state: StateStore, stored: list[Connection]
+) -> None:
+    seen = statements(state)
+    pages, after = [], None
+    while True:
+        page = state.connection_pages.page(after=after, limit=5)
+        pages.append(page)
+        assert page.total == 23
+        if page.next is None:
+            break
+        after = Cursor.decode(page.next, field="after")
+    assert len(seen) == len(pages) == 5  # one query a page
+    forward = [x.connection.id for p in pages for x in p.items]
+    assert forward == [c.id for c in stored]
+    assert pages[0].previous is None and pages[-1].next is None
+
+    backward: list[str] = []
+    before = pages[-1].previous
+    while before is not None:
+        page = state.connection_pages.page(before=Cursor.decode(before, field="b"), limit=5)
+        backward = [x.connection.id for x in page.items] + backward
+        before = page.previous
+    assert backward + [x.connection.id for x in pages[-1].items] == forward
+
+
+def test_latest_validation_and_transfer_ride_along(
+    state: StateStore, stored: list[Connection]
+) -> None:
+    items = {x.connection.id: x for x in state.connection_pages.page(limit=50).items}
+    for conn in stored:
+        listed = items[conn.id]
+        assert listed.connection == replace(conn)
+        if int(conn.id, 16) % 4 == 0:
+            assert listed.validation is not None and listed.validation.passed
+        else:
+            assert listed.validation is None
+        if int(conn.id, 16) % 5 == 0:
+            assert listed.last_transfer is not None and listed.last_transfer.model == "m1"
+        else:
+            assert listed.last_transfer is None
+
+
+def test_a_tenant_pages_alone(state: StateStore, stored: list[Connection]) -> None:
+    page = state.connection_pages.page(tenant="t1", limit=100)
+    assert page.total == 11 and page.next is None and page.previous is None
+    assert [x.connection.id for x in page.items] == [c.id for c in stored if c.tenant == "t1"]
+    nobody = state.connection_pages.page(tenant="nobody", limit=100)
+    assert nobody.items == [] and nobody.total == 0
+    # Past the end, the count still comes.
+    last = Cursor(created_at=T0 + timedelta(days=1), id="f" * 32)
+    assert state.connection_pages.page(after=last).total == 23
+
+
+def test_a_cursor_byob_did_not_hand_out_is_refused() -> None:
+    for token in (
+        "",
+        "!!!",
+        "bm9wZQ",
+        Cursor(created_at=T0, id="a" * 32).encode()[:-3],
+        Cursor(created_at=T0, id="x" * 32).encode(),
+    ):
+        with pytest.raises(InvalidFieldError) as caught:
+            Cursor.decode(token, field="after")
+        assert caught.value.field == "after"
+    cursor = Cursor(created_at=T0 + timedelta(microseconds=7), id="a" * 32)
+    assert Cursor.decode(cursor.encode(), field="after") == cursor
