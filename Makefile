@@ -11,7 +11,7 @@ export UV_PYTHON := $(shell command -v $(PYTHON))
 # start would otherwise recompile its dependencies (about a second per command).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test bench lint setup setup-test setup-bench clean
+.PHONY: demo test bench load lint setup setup-test setup-bench clean
 BENCH_ARGS ?= --floor-inline-tenant
 # One pytest worker more than cores: much of the suite waits on subprocesses and servers.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
@@ -41,6 +41,9 @@ test: setup-test  ## PostgreSQL + the AWS emulator + the whole suite, in paralle
 
 bench: setup-bench  ## transfer throughput and memory against floors and dlt; queue throughput
 	scripts/with-postgres bash -c '$(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS) && $(VENV)/bin/python bench/queue_bench.py $(QUEUE_BENCH_ARGS)'
+
+load: setup-bench  ## 4,000 requests from 20 clients against `byob serve` over 10,000 connections
+	scripts/with-postgres $(VENV)/bin/python bench/load_bench.py $(LOAD_ARGS)
 
 
 lint: setup-test  ## ruff (lint and format) on the whole tree, mypy --strict on all of src

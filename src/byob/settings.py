@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # beyond them its sign-ins are refused (429) until the budget refills. 0: no lockout.
     auth_failures_per_minute: Annotated[int, Field(ge=0)] = 10
     aws_max_attempts: Annotated[int, Field(ge=1)] = 5
+    # Runs of one queued transfer job (the first and its retries, with jittered backoff of
+    # about 2, 4, 8, 16… s between them) before it fails for good.
+    transfer_max_attempts: Annotated[int, Field(ge=1, le=20)] = 6  # queue.MAX_ATTEMPTS
+    # How long `byob worker` waits out its PostgreSQL database being away (a restart, a
+    # failover) before it stops with exit status 1 for a supervisor to restart it.
+    worker_outage_seconds: Annotated[float, Field(gt=0)] = 600.0
     # None: strict on AWS itself, lenient (a warning) on an S3-compatible endpoint or emulator,
     # which may not evaluate trust policies.
     strict_trust_check: bool | None = None

@@ -220,3 +220,22 @@ def test_the_last_attempt_is_not_retried() -> None:
 )
 def test_other_failures_are_not_retried(exception: BaseException) -> None:
     assert q.JitteredRetry().get_retry_decision(exception=exception, job=Job(0)) is None
+
+
+def test_a_worker_waits_out_an_unreachable_database_not_a_wrong_query() -> None:
+    import psycopg
+    from procrastinate.exceptions import ConnectorException
+
+    from byob.workers.resilient import is_outage
+
+    def wrapped(cause: BaseException) -> ConnectorException:
+        try:
+            raise ConnectorException() from cause
+        except ConnectorException as exc:
+            return exc
+
+    assert is_outage(psycopg.OperationalError("server closed the connection unexpectedly"))
+    assert is_outage(ConnectionRefusedError())
+    assert is_outage(wrapped(psycopg.OperationalError("terminating connection")))
+    assert not is_outage(wrapped(psycopg.errors.UndefinedTable("no such table")))
+    assert not is_outage(ValueError("a bug"))

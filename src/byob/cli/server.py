@@ -61,7 +61,7 @@ def worker(
             field="BYOB_DATABASE_URL",
         )
     services.adapters.events.start()  # delivers webhooks; a misconfigured one fails now
-    jobs = q.make_queue(settings.state_url)
+    jobs = q.make_queue(settings.state_url, max_attempts=settings.transfer_max_attempts)
     q.ensure_schema(jobs, services.adapters.state)
     q.run_worker(services, jobs, concurrency=concurrency, name=name)
 

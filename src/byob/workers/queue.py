@@ -10,6 +10,7 @@ once (see engine/transfer.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,14 +25,16 @@ from byob.errors import ByobError
 from byob.services import Services
 from byob.services.transfers import TransfersHeld, Triggered, should_retry
 from byob.store.state import StateStore
+from byob.workers.resilient import work
 
 log = logging.getLogger("byob.queue")
 
 QUEUE = "byob-transfers"
 MAINTENANCE_QUEUE = "byob-maintenance"
-MAX_ATTEMPTS = 6
 # Workers beat every 2 s; one silent for this long is gone (killed, machine lost).
+MAX_ATTEMPTS = 6  # the default of BYOB_TRANSFER_MAX_ATTEMPTS
 STALLED_AFTER = 15.0
+HEARTBEAT_SECONDS = 2.0
 TRANSFER_TASK = "byob.transfer"
 _worker: dict[str, Services] = {}  # the use cases of this worker process (set by run_worker)
 
@@ -43,12 +46,23 @@ class TransientTransferError(Exception):
 class JitteredRetry(BaseRetryStrategy):
     """Exponential backoff with full jitter, only for transient failures."""
 
+    def __init__(self, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.max_attempts = max_attempts
+
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
-        if not isinstance(exception, TransientTransferError) or job.attempts + 1 >= MAX_ATTEMPTS:
+        if (
+            not isinstance(exception, TransientTransferError)
+            or job.attempts + 1 >= self.max_attempts
+        ):
             return None
         return RetryDecision(
             retry_at=datetime.now(UTC) + timedelta(seconds=backoff(job.attempts + 1))
         )
+
+
+def max_attempts() -> int:
+    """Runs of one job before it fails for good, in this worker (BYOB_TRANSFER_MAX_ATTEMPTS)."""
+    return _worker["services"].adapters.settings.transfer_max_attempts
 
 
 def lock_of(connection_id: str, model: str) -> str:
@@ -66,12 +80,12 @@ def transfer(
             model,
             full_refresh=full_refresh,
             attempt=attempt,
-            max_attempts=MAX_ATTEMPTS,
+            max_attempts=max_attempts(),
         )
     except TransfersHeld as exc:
         return {"skipped": exc.message}
     except Exception as exc:
-        if should_retry(exc, attempt=attempt, max_attempts=MAX_ATTEMPTS):
+        if should_retry(exc, attempt=attempt, max_attempts=max_attempts()):
             message = exc.message if isinstance(exc, ByobError) else repr(exc)
             raise TransientTransferError(message) from exc
         raise  # told by the service; the job ends failed, without a retry
@@ -79,7 +93,14 @@ def transfer(
 
 
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
-    """Requeue jobs whose worker stopped sending heartbeats (killed, machine lost)."""
+    """Requeue jobs whose worker stopped sending heartbeats (killed, machine lost). Right
+    after the database restarts every heartbeat is old: the workers that are alive get time
+    to beat again before any of them is called stalled."""
+    up = await context.app.connector.execute_query_one_async(
+        "SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float AS seconds"
+    )
+    if up["seconds"] < STALLED_AFTER + 2 * HEARTBEAT_SECONDS:
+        return 0
     manager = context.app.job_manager
     stalled = list(
         await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER)
@@ -90,12 +111,19 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
     return len(stalled)
 
 
-def make_queue(database_url: str) -> procrastinate.App:
-    """A Procrastinate app on the state store's PostgreSQL database."""
+def make_queue(database_url: str, *, max_attempts: int = MAX_ATTEMPTS) -> procrastinate.App:
+    """A Procrastinate app on the state store's PostgreSQL database; a transfer job runs at
+    most ``max_attempts`` times."""
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    queue = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+    # A pooled connection is waited for 5 s, not psycopg_pool's 30: while the database is
+    # away a worker notices within seconds and waits it out (workers/resilient.py).
+    queue = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=conninfo, timeout=5.0)
+    )
     # Registered per App (not on a shared Blueprint, which namespacing would mutate).
-    queue.task(name=TRANSFER_TASK, queue=QUEUE, retry=JitteredRetry(), pass_context=True)(transfer)
+    queue.task(
+        name=TRANSFER_TASK, queue=QUEUE, retry=JitteredRetry(max_attempts), pass_context=True
+    )(transfer)
     stalled = queue.task(
         name="byob.retry_stalled_jobs",
         queue=MAINTENANCE_QUEUE,
@@ -134,18 +162,22 @@ def defer_transfer(
 def run_worker(
     services: Services, queue: procrastinate.App, *, concurrency: int, name: str | None = None
 ) -> None:
-    """Take transfers until SIGTERM/SIGINT; a first signal drains running jobs gracefully."""
+    """Take transfers until SIGTERM/SIGINT; a first signal drains running jobs gracefully.
+    Outlives database restarts; raises (exit status 1) when it stops for any other reason."""
     _worker["services"] = services
     services.adapters.concurrent_transfers = concurrency
-    queue.run_worker(
-        queues=[QUEUE, MAINTENANCE_QUEUE],
-        concurrency=concurrency,
-        name=name,
-        install_signal_handlers=True,
-        update_heartbeat_interval=2.0,
-        stalled_worker_timeout=10.0,
-        delete_jobs="successful",
-        shutdown_graceful_timeout=timedelta(minutes=30).total_seconds(),
+    asyncio.run(
+        work(
+            queue,
+            outage_limit=services.adapters.settings.worker_outage_seconds,
+            queues=[QUEUE, MAINTENANCE_QUEUE],
+            concurrency=concurrency,
+            name=name,
+            update_heartbeat_interval=HEARTBEAT_SECONDS,
+            stalled_worker_timeout=10.0,
+            delete_jobs="successful",
+            shutdown_graceful_timeout=timedelta(minutes=30).total_seconds(),
+        )
     )
 
 

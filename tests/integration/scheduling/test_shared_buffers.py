@@ -51,14 +51,15 @@ def test_transfers_run_all_parallel(app: Services, capsys: pytest.CaptureFixture
     assert_split(app, 2)
 
 
-def test_byob_worker_concurrency(app: Services) -> None:
-    class Queue:
-        """Stands in for Procrastinate's worker loop, which would block until SIGTERM."""
+def test_byob_worker_concurrency(app: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
 
-        def run_worker(self, **options: Any) -> None:
-            self.options = options
+    async def work(queue: Any, **options: Any) -> None:
+        """Stands in for the worker loop, which would block until SIGTERM."""
+        seen.update(options)
 
-    jobs = Queue()
-    q.run_worker(app, jobs, concurrency=3)  # type: ignore[arg-type]
-    assert jobs.options["concurrency"] == 3
+    monkeypatch.setattr(q, "work", work)
+    q.run_worker(app, object(), concurrency=3)  # type: ignore[arg-type]
+    assert seen["concurrency"] == 3
+    assert seen["outage_limit"] == app.adapters.settings.worker_outage_seconds
     assert_split(app, 3)
