@@ -9,11 +9,12 @@ import random
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from byob.demo.emulator import LocalAws
 from tests.faults.world import World, build_world
-from tests.support import holds_for, wait_for
+from tests.support import holds_for, pg_exec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +52,12 @@ def test_kill_9_mid_multipart_upload_five_times(world: World) -> None:
     assert world.stop_workers() == [0]
 
 
-def test_database_restart_under_running_workers(world: World) -> None:
+def test_database_restart_under_running_workers_and_server(world: World) -> None:
     world.add_rows(ROWS)
     steady = [world.start_worker("steady0"), world.start_worker("steady1")]
     impatient = world.start_worker("impatient", worker_outage_seconds="3")
-    time.sleep(2)  # all three registered
-    world.trigger_all()
+    base_url, server = world.start_server()  # its scheduler dispatches every tenant now
+    wait_for(world.scheduled, timeout=60, what="the scheduler to dispatch every connection")
     wait_for(lambda: world.jobs("doing") > 0, timeout=60, what="a job to start")
     world.cluster.stop()
     # The impatient worker gives up after 3 s without its database: exit status 1.
@@ -70,6 +71,18 @@ def test_database_restart_under_running_workers(world: World) -> None:
     world.check_workers_alive()
     world.check_delivery()
     assert "database reachable again" in world.log("steady0") + world.log("steady1")
+
+    # The server lived on too: it answers, and its scheduler dispatches the next slot.
+    assert server.poll() is None
+    assert httpx.get(f"{base_url}/health", timeout=10).status_code == 200
+    world.add_rows(ROWS // 10)
+    pg_exec(world.state_url, "UPDATE connections SET last_slot = NULL")
+    wait_for(world.scheduled, timeout=60, what="the scheduler to dispatch after the restart")
+    world.wait_all_done(timeout=240)
+    world.check_delivery()
+    assert "state store reachable again" in (world.root / "server.log").read_text()
+    server.terminate()  # uvicorn shuts down gracefully, then re-raises the signal
+    assert server.wait(timeout=60) in (0, -15)
     assert world.stop_workers() == [0, 0]
 
 

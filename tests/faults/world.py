@@ -28,6 +28,7 @@ from tests.support import (
     onboard_s3,
     pg_exec,
     wait_for,
+    wait_healthy,
     write_config,
 )
 
@@ -128,6 +129,30 @@ class World:
         log.close()
         self.workers.append(worker)
         return worker
+
+    def start_server(self) -> tuple[str, subprocess.Popen[bytes]]:
+        """`byob serve` on this state store, its scheduler ticking every second."""
+        port = free_port()
+        log_path = self.root / "server.log"
+        with log_path.open("ab") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "byob.cli", "serve", "--port", str(port), "--tick", "1"],
+                env=self.env(public_url=f"http://127.0.0.1:{port}"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        base_url = f"http://127.0.0.1:{port}"
+        wait_healthy(base_url, server, log_path)
+        return base_url, server
+
+    def scheduled(self) -> bool:
+        """Every connection's current slot was dispatched by a scheduler."""
+        import psycopg
+
+        with psycopg.connect(self.state_url) as db:
+            row = db.execute("SELECT count(*) FROM connections WHERE last_slot IS NULL")
+            return row.fetchone()[0] == 0
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")

@@ -224,9 +224,10 @@ def test_other_failures_are_not_retried(exception: BaseException) -> None:
 
 def test_a_worker_waits_out_an_unreachable_database_not_a_wrong_query() -> None:
     import psycopg
+    import sqlalchemy as sa
     from procrastinate.exceptions import ConnectorException
 
-    from byob.workers.resilient import is_outage
+    from byob.workers.outages import is_outage
 
     def wrapped(cause: BaseException) -> ConnectorException:
         try:
@@ -239,3 +240,6 @@ def test_a_worker_waits_out_an_unreachable_database_not_a_wrong_query() -> None:
     assert is_outage(wrapped(psycopg.OperationalError("terminating connection")))
     assert not is_outage(wrapped(psycopg.errors.UndefinedTable("no such table")))
     assert not is_outage(ValueError("a bug"))
+    lost = psycopg.OperationalError("consuming input failed")
+    assert is_outage(sa.exc.OperationalError("SELECT 1", {}, lost))
+    assert not is_outage(sa.exc.ProgrammingError("SELECT x", {}, psycopg.ProgrammingError()))

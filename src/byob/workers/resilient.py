@@ -28,11 +28,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import procrastinate
-import psycopg
-from procrastinate import exceptions
 from procrastinate.worker import Worker
 
 from byob.errors import ByobError
+from byob.workers.outages import first_line, is_outage
 
 log = logging.getLogger("byob.worker")
 T = TypeVar("T")
@@ -46,13 +45,6 @@ class DatabaseGone(ByobError):
     """The worker stopped without being asked to (its database stayed out of reach)."""
 
     code = "worker_stopped"
-
-
-def is_outage(exc: BaseException) -> bool:
-    """The database is unreachable or restarting (as opposed to a query that is wrong)."""
-    if isinstance(exc, exceptions.ConnectorException):
-        return isinstance(exc.__cause__, psycopg.OperationalError | OSError)
-    return isinstance(exc, psycopg.OperationalError | OSError)
 
 
 class ResilientWorker(Worker):
@@ -93,7 +85,7 @@ class ResilientWorker(Worker):
             log.warning(
                 "database out of reach (%s: %s); retrying for up to %.0f s",
                 what,
-                str(exc).strip() or type(exc).__name__,
+                first_line(exc),
                 self.outage_limit,
             )
         if now - self._outage_since > self.outage_limit:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from byob.domain.connections import Connection
 from byob.services import Services
+from byob.workers.outages import first_line, is_outage
 
 log = logging.getLogger("byob.scheduler")
 
@@ -37,11 +38,24 @@ class Scheduler:
 
     def start(self, *, interval: float = 5.0) -> None:
         def loop() -> None:
+            away = False  # the state store: one warning when it goes, one when it is back
             while not self._stop.wait(interval):
                 try:
                     self.tick()
-                except Exception:
-                    log.exception("scheduler tick failed")
+                except Exception as exc:
+                    if not is_outage(exc):
+                        log.exception("scheduler tick failed")
+                    elif not away:
+                        log.warning(
+                            "state store out of reach (%s); retrying every %g s",
+                            first_line(exc),
+                            interval,
+                        )
+                    away = away or is_outage(exc)
+                    continue
+                if away:
+                    log.warning("state store reachable again; scheduling resumed")
+                    away = False
 
         self._thread = threading.Thread(target=loop, name="byob-scheduler", daemon=True)
         self._thread.start()
