@@ -153,3 +153,42 @@ def test_a_cursor_byob_did_not_hand_out_is_refused() -> None:
         assert caught.value.field == "after"
     cursor = Cursor(created_at=T0 + timedelta(microseconds=7), id="a" * 32)
     assert Cursor.decode(cursor.encode(), field="after") == cursor
+
+
+def test_transfers_page_newest_first_both_ways(state: StateStore, stored: list[Connection]) -> None:
+    conn = stored[1]
+    planned = [
+        state.transfers.plan(
+            connection_id=conn.id,
+            model="m",
+            kind=TransferType.INCREMENTAL,
+            window=Window(low=None, high=T0),
+            started_at=T0,
+            now=T0 + timedelta(seconds=i // 2),  # pairs share a creation time
+        ).id
+        for i in range(7)
+    ]
+    newest_first = [
+        r.id
+        for r in sorted(
+            (state.transfers.get(t) for t in planned),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+    ]
+    seen, after = [], None
+    while True:
+        page = state.transfers.page(conn.id, after=after, limit=3)
+        assert page.total == 7
+        seen += [r.id for r in page.items]
+        if page.next is None:
+            break
+        after = Cursor.decode(page.next, field="after")
+    assert seen == newest_first
+    back = state.transfers.page(
+        conn.id, before=Cursor.decode(page.previous or "", field="b"), limit=3
+    )
+    assert [r.id for r in back.items] == newest_first[3:6]
+    assert state.transfers.history(conn.id, limit=2) == [
+        state.transfers.get(t) for t in newest_first[:2]
+    ]

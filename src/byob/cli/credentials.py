@@ -83,7 +83,7 @@ def list_links(
 
     services = build_services()
     now = services.now()
-    views = [link_view(link, now) for link in services.links.page(tenant=tenant, limit=500)]
+    views = [link_view(link, now) for link in services.links.every(tenant=tenant)]
     if as_json:
         output.emit_json({"links": views})
     else:

@@ -139,15 +139,23 @@ def _run_all(
 
 
 @transfers_cli.command("list")
-def list_(connection: ConnectionArg, as_json: JsonOpt = False) -> None:
+def list_(
+    connection: ConnectionArg,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
     """Transfer history of a connection, newest first."""
     from byob.services.views import transfer_view
 
-    conn, history = build_services().transfers.history(connection)
-    records = [transfer_view(t) for t in history]
+    conn, history = build_services().transfers.history(connection, limit=limit)
+    records = [transfer_view(t) for t in history.items]
     if as_json:
-        output.emit_json({"connection": conn.name, "transfers": records})
+        output.emit_json({"connection": conn.name, "transfers": records, "total": history.total})
         return
+    if history.total > len(records):
+        output.console.print(
+            f"the {len(records)} newest of {history.total:,} transfers (--limit for more)"
+        )
     output.table(
         f"Transfers of {conn.name}",
         ["id", "model", "type", "status", "rows", "files", "started", "notes"],

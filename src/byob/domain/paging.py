@@ -54,3 +54,13 @@ class Page(Generic[T]):
     total: int  # in the whole list (with its filter), not on this page
     next: str | None  # cursor: the page after this one starts after it
     previous: str | None  # cursor: the page before this one ends before it
+
+
+def cursors(after: str | None, before: str | None) -> tuple[Cursor | None, Cursor | None]:
+    """The ``after`` and ``before`` cursors of a list request (at most one of them)."""
+    if after and before:
+        raise InvalidFieldError("give after or before, not both", field="before")
+    return (
+        Cursor.decode(after, field="after") if after else None,
+        Cursor.decode(before, field="before") if before else None,
+    )

@@ -10,7 +10,7 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
-from byob.domain.paging import Cursor, Page
+from byob.domain.paging import Page, cursors
 from byob.errors import ByobError, InvalidFieldError
 from byob.services.events import Event, about
 from byob.services.models import ModelService
@@ -66,13 +66,9 @@ class ConnectionService:
     ) -> Page[dict[str, Any]]:
         """A page of connection views, in one query however deep the page; ``after`` and
         ``before`` are the cursors of a previous page's ``next`` and ``previous``."""
-        if after and before:
-            raise InvalidFieldError("give after or before, not both", field="before")
+        start_after, end_before = cursors(after, before)
         found = self.state.connection_pages.page(
-            tenant=tenant,
-            after=Cursor.decode(after, field="after") if after else None,
-            before=Cursor.decode(before, field="before") if before else None,
-            limit=limit,
+            tenant=tenant, after=start_after, before=end_before, limit=limit
         )
         now = self.adapters.clock()
         views = [

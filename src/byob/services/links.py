@@ -9,6 +9,7 @@ from typing import Any
 from byob.domain import credentials, fields
 from byob.domain.connections import Connection, ConnectionType
 from byob.domain.credentials import Link, LinkState
+from byob.domain.paging import Page, cursors
 from byob.errors import (
     AuthenticationError,
     ConflictError,
@@ -70,8 +71,28 @@ class LinkService:
     def url(self, token: str) -> str:
         return f"{self.adapters.settings.public_url.rstrip('/')}/connect/{token}"
 
-    def page(self, *, tenant: str | None = None, limit: int = 50, offset: int = 0) -> list[Link]:
-        return self.links.page(tenant=tenant, limit=limit, offset=offset)
+    def page(
+        self,
+        *,
+        tenant: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> Page[Link]:
+        """Newest first; ``after``/``before`` are a previous page's ``next``/``previous``."""
+        start_after, end_before = cursors(after, before)
+        return self.links.page(tenant=tenant, after=start_after, before=end_before, limit=limit)
+
+    def every(self, *, tenant: str | None = None) -> list[Link]:
+        """All of them, a page (one query) at a time."""
+        found: list[Link] = []
+        after = None
+        while True:
+            page = self.page(tenant=tenant, after=after, limit=500)
+            found += page.items
+            if page.next is None:
+                return found
+            after = page.next
 
     def of_connection(self, conn: Connection) -> list[Link]:
         return self.links.of_connection(conn.id)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from byob.domain.connections import Connection
 from byob.domain.failures import Verdict, classify, is_final
 from byob.domain.models import ModelSpec
+from byob.domain.paging import Page, cursors
 from byob.domain.transfers import FileRecord, TransferRecord, TransferStatus
 from byob.engine.transfer import Progress, TransferResult
 from byob.errors import ByobError, ConflictError
@@ -78,10 +79,20 @@ class TransferService:
         return self.state.transfers.files(record.id)
 
     def history(
-        self, connection: str, *, limit: int = 50, offset: int = 0
-    ) -> tuple[Connection, list[TransferRecord]]:
+        self,
+        connection: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> tuple[Connection, Page[TransferRecord]]:
+        """A page of the connection's transfers, newest first; ``after``/``before`` are a
+        previous page's ``next``/``previous``."""
+        start_after, end_before = cursors(after, before)
         conn = self.connections.get(connection)
-        return conn, self.state.transfers.history(conn.id, limit=limit, offset=offset)
+        return conn, self.state.transfers.page(
+            conn.id, after=start_after, before=end_before, limit=limit
+        )
 
     def specs(self, model: str | None = None) -> list[ModelSpec]:
         models_file = self.adapters.models_file

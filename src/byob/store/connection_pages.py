@@ -14,6 +14,7 @@ from byob.domain.paging import Cursor, Page
 from byob.domain.transfers import TransferRecord
 from byob.store import tables as T
 from byob.store.connections import _VALIDATION_COLUMNS, _connection
+from byob.store.keyset import Keyset, assemble
 from byob.store.repository import Repository
 from byob.store.transfers import _transfer
 
@@ -39,19 +40,14 @@ class ConnectionPages(Repository):
         """Oldest first. ``after`` a cursor: the page following it; ``before`` one: the page
         preceding it; neither: the first page."""
         c = T.connections.c
+        keyset = Keyset(c.created_at, c.id, oldest_first=True)
         backwards = before is not None
         edge = before if backwards else after
         where = [] if tenant is None else [c.tenant == tenant]
         total = sa.select(sa.func.count()).select_from(T.connections).where(*where)
         if edge is not None:
-            # (created_at, id) beyond the edge's, spelled out: row values are not everywhere
-            if backwards:
-                earlier_id = sa.and_(c.created_at == edge.created_at, c.id < edge.id)
-                where.append(sa.or_(c.created_at < edge.created_at, earlier_id))
-            else:
-                later_id = sa.and_(c.created_at == edge.created_at, c.id > edge.id)
-                where.append(sa.or_(c.created_at > edge.created_at, later_id))
-        order = (c.created_at.desc(), c.id.desc()) if backwards else (c.created_at, c.id)
+            where.append(keyset.beyond(edge, backwards=backwards))
+        order = keyset.order(backwards=backwards)
         v, t = T.validations.c, T.transfers.c
         page = (
             sa.select(
@@ -82,11 +78,7 @@ class ConnectionPages(Repository):
             .outerjoin(T.validations, v.id == page.c.latest_validation)
             .outerjoin(T.transfers, t.id == page.c.latest_transfer)
             .order_by(
-                *(
-                    (page.c.created_at.desc(), page.c.id.desc())
-                    if backwards
-                    else (page.c.created_at, page.c.id)
-                )
+                *Keyset(page.c.created_at, page.c.id, oldest_first=True).order(backwards=backwards)
             )
         )
         with self.reading() as db:
@@ -95,23 +87,14 @@ class ConnectionPages(Repository):
                 count = int(db.execute(total).scalar_one())
             else:
                 count = int(rows[0]["total"]) if rows else 0
-        more = len(rows) > limit
-        rows = rows[:limit]
-        if backwards:
-            rows.reverse()
-        listed = [_listed(r) for r in rows]
-        # Backwards, the rows left out lie before this page and the edge's row after it.
-        has_next, has_previous = (True, more) if backwards else (more, after is not None)
-        return Page(
-            items=listed,
+        return assemble(
+            [_listed(r) for r in rows[: limit + 1]],
+            limit=limit,
             total=count,
-            next=_cursor(listed[-1].connection) if listed and has_next else None,
-            previous=_cursor(listed[0].connection) if listed and has_previous else None,
+            backwards=backwards,
+            after_given=after is not None,
+            cursor_of=lambda x: Cursor(created_at=x.connection.created_at, id=x.connection.id),
         )
-
-
-def _cursor(conn: Connection) -> str:
-    return Cursor(created_at=conn.created_at, id=conn.id).encode()
 
 
 class _Row:

@@ -8,8 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from byob.domain.credentials import ApiKey, Link, token_hash
+from byob.domain.paging import Cursor, Page
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
+from byob.store.keyset import Keyset, assemble
 from byob.store.repository import Repository, new_id
 
 
@@ -105,13 +107,40 @@ class Links(Repository):
             raise NotFoundError(f"no link {link_id!r}")
         return Link(**row._mapping)
 
-    def page(self, *, tenant: str | None = None, limit: int = 50, offset: int = 0) -> list[Link]:
-        """Newest first."""
-        query = self._select().order_by(T.links.c.created_at.desc(), T.links.c.id)
-        if tenant is not None:
-            query = query.where(T.links.c.tenant == tenant)
+    def page(
+        self,
+        *,
+        tenant: str | None = None,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        limit: int = 50,
+    ) -> Page[Link]:
+        """Newest first, a keyset page (see `store.keyset`) in one query."""
+        c = T.links.c
+        keyset = Keyset(c.created_at, c.id, oldest_first=False)
+        backwards = before is not None
+        edge = before if backwards else after
+        where = [] if tenant is None else [c.tenant == tenant]
+        total = sa.select(sa.func.count()).select_from(T.links).where(*where)
+        if edge is not None:
+            where.append(keyset.beyond(edge, backwards=backwards))
+        query = (
+            sa.select(*(c[k] for k in _LINK_COLUMNS), total.scalar_subquery().label("total"))
+            .where(*where)
+            .order_by(*keyset.order(backwards=backwards))
+            .limit(limit + 1)
+        )
         with self.reading() as db:
-            return [Link(**r._mapping) for r in db.execute(query.limit(limit).offset(offset))]
+            rows = [dict(r._mapping) for r in db.execute(query)]
+            count = int(rows[0]["total"]) if rows else int(db.execute(total).scalar_one())
+        return assemble(
+            [Link(**{k: r[k] for k in _LINK_COLUMNS}) for r in rows],
+            limit=limit,
+            total=count,
+            backwards=backwards,
+            after_given=after is not None,
+            cursor_of=lambda link: Cursor(created_at=link.created_at, id=link.id),
+        )
 
     def of_connection(self, connection_id: str) -> list[Link]:
         """The link (if any) that created this connection."""

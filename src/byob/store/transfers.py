@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from byob.domain.paging import Cursor, Page
 from byob.domain.transfers import (
     PENDING,
     FileRecord,
@@ -20,13 +21,18 @@ from byob.domain.transfers import (
 from byob.domain.windows import TransferType, Window
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
+from byob.store.keyset import Keyset, assemble
 from byob.store.repository import Repository, new_id
 
 _PENDING = [s.value for s in PENDING]
 
 
 def _transfer(row: Any) -> TransferRecord:
-    m = dict(row._mapping)
+    return _transfer_of(dict(row._mapping))
+
+
+def _transfer_of(m: dict[str, Any]) -> TransferRecord:
+    m.pop("total", None)
     m["window"] = Window(low=m.pop("window_low"), high=m.pop("window_high"))
     m["type"] = TransferType(m["type"])
     m["status"] = TransferStatus(m["status"])
@@ -151,20 +157,44 @@ class Transfers(Repository):
             raise NotFoundError(f"no transfer {transfer_id!r}")
         return _transfer(row)
 
-    def history(
-        self, connection_id: str, *, limit: int = 50, offset: int = 0
-    ) -> list[TransferRecord]:
-        """Newest first."""
+    def history(self, connection_id: str, *, limit: int = 50) -> list[TransferRecord]:
+        """The newest ``limit``, newest first."""
+        return self.page(connection_id, limit=limit).items
+
+    def page(
+        self,
+        connection_id: str,
+        *,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        limit: int = 50,
+    ) -> Page[TransferRecord]:
+        """Newest first, a keyset page (see `store.keyset`) in one query."""
         c = T.transfers.c
+        keyset = Keyset(c.created_at, c.id, oldest_first=False)
+        backwards = before is not None
+        edge = before if backwards else after
+        where = [c.connection_id == connection_id]
+        total = sa.select(sa.func.count()).select_from(T.transfers).where(*where)
+        if edge is not None:
+            where.append(keyset.beyond(edge, backwards=backwards))
+        query = (
+            sa.select(T.transfers, total.scalar_subquery().label("total"))
+            .where(*where)
+            .order_by(*keyset.order(backwards=backwards))
+            .limit(limit + 1)
+        )
         with self.reading() as db:
-            rows = db.execute(
-                sa.select(T.transfers)
-                .where(c.connection_id == connection_id)
-                .order_by(c.created_at.desc(), c.id)
-                .limit(limit)
-                .offset(offset)
-            )
-            return [_transfer(r) for r in rows]
+            rows = [dict(r._mapping) for r in db.execute(query)]
+            count = int(rows[0]["total"]) if rows else int(db.execute(total).scalar_one())
+        return assemble(
+            [_transfer_of(r) for r in rows],
+            limit=limit,
+            total=count,
+            backwards=backwards,
+            after_given=after is not None,
+            cursor_of=lambda r: Cursor(created_at=r.created_at, id=r.id),
+        )
 
     def latest_of(self, connection_ids: list[str]) -> dict[str, TransferRecord]:
         """Each connection's newest transfer, in one query (list pages show many)."""

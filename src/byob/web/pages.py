@@ -50,7 +50,7 @@ NOTICES = {
     "cancelled": "The transfer is cancelled; its window is delivered by the next transfer.",
     "revoked": "The link was revoked; it can no longer be opened.",
 }
-PAGE_SIZE = 100  # connections on one page of the list
+PAGE_SIZE = 100  # rows on one page of the connections, links and transfers lists
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
 
 
@@ -197,7 +197,7 @@ def _connection_page(
         view=services.connections.view(conn),
         now=now,
         history=services.connections.validation_history(conn),
-        transfers=[transfer_view(t) for t in recent],
+        transfers=[transfer_view(t) for t in recent.items],
         policies=_policies(services, conn),
         links=[link_view(link, now) for link in services.links.of_connection(conn)],
         notice=NOTICES.get(notice, ""),
@@ -279,17 +279,17 @@ def transfers(
     name: str,
     session: Operator,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    conn, records = services.transfers.history(name, limit=51, offset=offset)
+    conn, page = services.transfers.history(name, after=after, before=before, limit=PAGE_SIZE)
     return render(
         "transfers.html",
         problems=services.health.problems(),
         session=session,
         conn=conn,
-        transfers=[transfer_view(t) for t in records[:50]],
-        offset=offset,
-        next_offset=offset + 50 if len(records) > 50 else None,
+        page=page,
+        transfers=[transfer_view(t) for t in page.items],
     )
 
 
@@ -312,15 +312,19 @@ def _links_page(
     tenant: str = "",
     notice: str = "",
     status: int = 200,
+    after: str | None = None,
+    before: str | None = None,
 ) -> Response:
     now = services.now()
-    links = [link_view(link, now) for link in services.links.page(limit=200)]
+    page = services.links.page(after=after, before=before, limit=PAGE_SIZE)
+    links = [link_view(link, now) for link in page.items]
     names = services.connections.names([x["connection_id"] for x in links if x["connection_id"]])
     return render(
         "links.html",
         problems=services.health.problems(),
         status=status,
         session=session,
+        page=page,
         links=links,
         names=names,
         created=created,
@@ -332,8 +336,17 @@ def _links_page(
 
 
 @operator.get("/links")
-def links(session: Operator, services: ServicesDep, tenant: str = "", notice: str = "") -> Response:
-    return _links_page(services, session, tenant=tenant[:256], notice=notice)
+def links(
+    session: Operator,
+    services: ServicesDep,
+    tenant: str = "",
+    notice: str = "",
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    return _links_page(
+        services, session, tenant=tenant[:256], notice=notice, after=after, before=before
+    )
 
 
 @operator.post("/links")

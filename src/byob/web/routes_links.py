@@ -14,10 +14,10 @@ from byob.web.schemas import (
     ConnectionCreated,
     ConnectionPublic,
     ConnectionUpdate,
+    CursorPage,
     LinkCreate,
     LinkCreated,
     LinkPublic,
-    Page,
     Policies,
     RecipientConnectionCreate,
     ValidationPublic,
@@ -35,19 +35,22 @@ def create_link(body: LinkCreate, services: ServicesDep, who: Operator) -> dict[
     return link_view(link, services.now()) | {"token": token, "url": services.links.url(token)}
 
 
-@router.get("", response_model=Page[LinkPublic])
+@router.get("", response_model=CursorPage[LinkPublic])
 def list_links(
     services: ServicesDep,
     who: Operator,
     tenant: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    links = services.links.page(tenant=tenant, limit=limit + 1, offset=offset)
+    page = services.links.page(tenant=tenant, after=after, before=before, limit=limit)
     now = services.now()
     return {
-        "items": [link_view(link, now) for link in links[:limit]],
-        "next_offset": offset + limit if len(links) > limit else None,
+        "items": [link_view(link, now) for link in page.items],
+        "total": page.total,
+        "next": page.next,
+        "previous": page.previous,
     }
 
 

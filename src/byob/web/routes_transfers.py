@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query
 
 from byob.services.views import model_view, transfer_view
 from byob.web.deps import Operator, ServicesDep
-from byob.web.schemas import ModelPublic, Page, TransferPublic, TransfersTriggered, TransferTrigger
+from byob.web.schemas import (
+    CursorPage,
+    ModelPublic,
+    TransferPublic,
+    TransfersTriggered,
+    TransferTrigger,
+)
 
 router = APIRouter(tags=["transfers"])
 
@@ -25,18 +31,21 @@ def trigger_transfer(body: TransferTrigger, services: ServicesDep, who: Operator
     }
 
 
-@router.get("/transfers", response_model=Page[TransferPublic])
+@router.get("/transfers", response_model=CursorPage[TransferPublic])
 def list_transfers(
     services: ServicesDep,
     who: Operator,
-    connection: Annotated[str, Query(max_length=63)],
+    connection: Annotated[str, Query(max_length=320)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    _, records = services.transfers.history(connection, limit=limit + 1, offset=offset)
+    _, page = services.transfers.history(connection, after=after, before=before, limit=limit)
     return {
-        "items": [transfer_view(r) for r in records[:limit]],
-        "next_offset": offset + limit if len(records) > limit else None,
+        "items": [transfer_view(r) for r in page.items],
+        "total": page.total,
+        "next": page.next,
+        "previous": page.previous,
     }
 
 

@@ -126,11 +126,6 @@ class Policies(BaseModel):
     permissions_policy: dict[str, Any]
 
 
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next_offset: int | None
-
-
 class CursorPage(BaseModel, Generic[T]):
     """A keyset page: pass ``next`` as ``after`` (or ``previous`` as ``before``) for the
     neighbouring page; null at either end."""

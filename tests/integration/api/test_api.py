@@ -228,7 +228,7 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
 
     listed = ok(ops.get(f"{API}/transfers", params={"connection": name}))
     assert [t["id"] for t in listed["items"]] == [transfer_id]
-    assert listed["next_offset"] is None
+    assert listed["next"] is None and listed["previous"] is None and listed["total"] == 1
     error_of(ops.get(f"{API}/transfers", params={"connection": unique("nope")}), 404)
     error_of(ops.get(f"{API}/transfers/{unique('nope')}"), 404)
 

@@ -128,7 +128,9 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "model": st.sampled_from(["invoices", "nope"]),
     "full_refresh": st.booleans(),
     "limit": st.sampled_from([1, 2, 50, 500, 0, 501, -1]),
-    "offset": st.sampled_from([0, 1, 10**6, 10**6 + 1, -1]),
+    # Page cursors: none, forged, and well-formed ones byob never handed out.
+    "after": st.sampled_from(["", "x", "!!", "MjAyNi0xMi0wMlQwMDowMDowMCswMDowMHw" + "A" * 40]),
+    "before": st.sampled_from(["", "=", "MjAyNi0xMi0wMlQwMDowMDowMCswMDowMHxhYWFh"]),
 }
 
 

@@ -101,11 +101,18 @@ def test_link_token_is_random_url_safe_and_stored_only_hashed(
     second = new_link(ops, tenant, "12h")
     third = new_link(ops, tenant, "30m")
     first_page = ok(ops.get(f"{API}/links", params={"tenant": tenant, "limit": 2}))
-    assert len(first_page["items"]) == 2 and first_page["next_offset"] == 2
-    rest = ok(ops.get(f"{API}/links", params={"tenant": tenant, "limit": 2, "offset": 2}))
-    assert rest["next_offset"] is None
+    assert len(first_page["items"]) == 2 and first_page["total"] == 3
+    assert first_page["previous"] is None and first_page["next"]
+    rest = ok(
+        ops.get(f"{API}/links", params={"tenant": tenant, "limit": 2, "after": first_page["next"]})
+    )
+    assert rest["next"] is None and rest["previous"]
     listed = first_page["items"] + rest["items"]
-    assert {i["id"] for i in listed} == {link["id"], second["id"], third["id"]}
+    assert [i["id"] for i in listed] == [third["id"], second["id"], link["id"]]  # newest first
+    back = ops.get(
+        f"{API}/links", params={"tenant": tenant, "limit": 2, "before": rest["previous"]}
+    )
+    assert ok(back)["items"] == first_page["items"]
     assert all("token" not in item and "url" not in item for item in listed)
     for page in (first_page, rest):
         for tok in (token, second["token"], third["token"]):
