@@ -30,13 +30,21 @@ def world(_aws_server: LocalAws) -> Iterator[World]:
         yield built
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_workers(world: World) -> Iterator[None]:
+    yield
+    world.kill_workers()
+
+
 def test_kill_9_mid_multipart_upload_five_times(world: World) -> None:
     world.add_rows(ROWS)
     world.trigger_all()
     rng = random.Random(20261202)
     kills = 0
     while kills < 5:
-        victim = world.start_worker(f"kill{kills}")
+        # One job at a time: the kill lands in the first file of the job that just started,
+        # and a retry starts that file again, so every round sees a new upload.
+        victim = world.start_worker(f"kill{kills}", concurrency=1)
         world.wait_new_upload()
         time.sleep(rng.uniform(0, 0.3))
         victim.kill()

@@ -117,10 +117,21 @@ class World:
         )
         return env | {f"BYOB_{k.upper()}": v for k, v in settings.items()}
 
-    def start_worker(self, name: str, **settings: str) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str, *, concurrency: int = 2, **settings: str
+    ) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "byob.cli", "worker", "--concurrency", "2", "--name", name],
+            [
+                sys.executable,
+                "-m",
+                "byob.cli",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--name",
+                name,
+            ],
             env=self.env(**settings),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -221,6 +232,14 @@ class World:
         for worker in self.workers:
             code = worker.poll()
             assert code is None or code != 0, f"worker {worker.pid} exited with status 0"
+
+    def kill_workers(self) -> None:
+        """What a failed test left running."""
+        for w in self.workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(timeout=10)
+        self.workers = []
 
     def stop_workers(self) -> list[int]:
         """SIGTERM every live worker: each drains and exits 0."""
