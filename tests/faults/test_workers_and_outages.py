@@ -89,6 +89,7 @@ def test_database_restart_under_running_workers_and_server(world: World) -> None
     world.wait_all_done(timeout=240)
     world.check_delivery()
     assert "state store reachable again" in (world.root / "server.log").read_text()
+    world.workers.remove(server)
     server.terminate()  # uvicorn shuts down gracefully, then re-raises the signal
     assert server.wait(timeout=60) in (0, -15)
     assert world.stop_workers() == [0, 0]

@@ -22,6 +22,7 @@ from byob.workers import queue as q
 from tests.faults.delivery import check_delivery
 from tests.faults.proxy import Proxy
 from tests.support import (
+    OPEN_APPS,
     TEST_SECRET_KEY,
     free_port,
     make_services,
@@ -154,6 +155,7 @@ class World:
                 stdin=subprocess.DEVNULL,
             )
         base_url = f"http://127.0.0.1:{port}"
+        self.workers.append(server)  # stopped with them should a test fail
         wait_healthy(base_url, server, log_path)
         return base_url, server
 
@@ -284,6 +286,7 @@ def build_world(aws: LocalAws, tenants: int) -> Iterator[World]:
             ],
         )
         app = make_services(root, root / "byob.toml", aws, database_url=state_url)
+        byob = OPEN_APPS[-1]
         world = World(
             root=root,
             cluster=cluster,
@@ -301,9 +304,10 @@ def build_world(aws: LocalAws, tenants: int) -> Iterator[World]:
             )
             world.connections[tenant] = conn.id
         yield world
-        for w in world.workers:
-            if w.poll() is None:
-                w.kill()
+        world.kill_workers()
+        if byob in OPEN_APPS:  # closed here, while its database still runs
+            OPEN_APPS.remove(byob)
+        byob.close()
     finally:
         proxy.down()
         cluster.stop()
