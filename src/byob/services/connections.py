@@ -84,7 +84,17 @@ class ConnectionService:
         return self.state.connections.names(ids)
 
     def view(self, conn: Connection) -> dict[str, Any]:
-        return self.views([conn])[0]
+        """The connection's public view, as the list shows it (one query for its latest
+        validation and transfer; the connection is the one given, maybe just changed)."""
+        found = self.state.connection_pages.one(conn.id)
+        if found is None:  # deleted meanwhile: what the caller holds is all there is
+            return self.views([conn])[0]
+        return connection_view(
+            conn,
+            validation=found.validation,
+            last_transfer=found.last_transfer,
+            now=self.adapters.clock(),
+        )
 
     def views(self, conns: list[Connection]) -> list[dict[str, Any]]:
         """Public views of many connections in three queries, whatever their number."""

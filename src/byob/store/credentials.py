@@ -123,7 +123,7 @@ class Links(Repository):
         where = [] if tenant is None else [c.tenant == tenant]
         total = sa.select(sa.func.count()).select_from(T.links).where(*where)
         if edge is not None:
-            where.append(keyset.beyond(edge, backwards=backwards))
+            where.append(keyset.beyond(edge.created_at, edge.id, backwards=backwards))
         query = (
             sa.select(*(c[k] for k in _LINK_COLUMNS), total.scalar_subquery().label("total"))
             .where(*where)

@@ -15,7 +15,10 @@ def create_engine(url: str) -> sa.Engine:
     """An engine for sqlite:///… (the embedded default) or postgresql://…"""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # Kept open for as many requests as a busy server runs at once: overflow connections
+        # are closed when returned, and reopening one per few requests cost PostgreSQL more
+        # CPU than the queries (make load).
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})

@@ -18,15 +18,17 @@ class Keyset:
     def __init__(self, created_at: Any, id_: Any, *, oldest_first: bool) -> None:
         self.created_at, self.id, self.oldest_first = created_at, id_, oldest_first
 
-    def beyond(self, cursor: Cursor, *, backwards: bool) -> sa.ColumnElement[bool]:
-        """Rows after ``cursor`` in the list's order (before it, ``backwards``)."""
+    def beyond(self, created_at: Any, id_: Any, *, backwards: bool) -> sa.ColumnElement[bool]:
+        """Rows after the one keyed (``created_at``, ``id_``) in the list's order (before it,
+        ``backwards``). The bare bound on created_at lets the index range start there, so a
+        page deep in the list reads as few rows as the first."""
         later = self.oldest_first != backwards
         created, ident = self.created_at, self.id
         if later:
-            tie = sa.and_(created == cursor.created_at, ident > cursor.id)
-            return sa.or_(created > cursor.created_at, tie)
-        tie = sa.and_(created == cursor.created_at, ident < cursor.id)
-        return sa.or_(created < cursor.created_at, tie)
+            tie = sa.and_(created == created_at, ident > id_)
+            return sa.and_(created >= created_at, sa.or_(created > created_at, tie))
+        tie = sa.and_(created == created_at, ident < id_)
+        return sa.and_(created <= created_at, sa.or_(created < created_at, tie))
 
     def order(self, *, backwards: bool) -> tuple[Any, Any]:
         """The list's order, reversed when reading ``backwards`` from a cursor."""

@@ -177,7 +177,7 @@ class Transfers(Repository):
         where = [c.connection_id == connection_id]
         total = sa.select(sa.func.count()).select_from(T.transfers).where(*where)
         if edge is not None:
-            where.append(keyset.beyond(edge, backwards=backwards))
+            where.append(keyset.beyond(edge.created_at, edge.id, backwards=backwards))
         query = (
             sa.select(T.transfers, total.scalar_subquery().label("total"))
             .where(*where)

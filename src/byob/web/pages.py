@@ -50,7 +50,7 @@ NOTICES = {
     "cancelled": "The transfer is cancelled; its window is delivered by the next transfer.",
     "revoked": "The link was revoked; it can no longer be opened.",
 }
-PAGE_SIZE = 100  # rows on one page of the connections, links and transfers lists
+PAGE_SIZE = 50  # rows on one page of the connections, links and transfers lists
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
 
 
