@@ -11,7 +11,7 @@ from byob.domain.credentials import ApiKey, Link, token_hash
 from byob.domain.paging import Cursor, Page
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.keyset import Keyset, assemble
+from byob.store.keyset import newest_first
 from byob.store.repository import Repository, new_id
 
 
@@ -117,30 +117,17 @@ class Links(Repository):
     ) -> Page[Link]:
         """Newest first, a keyset page (see `store.keyset`) in one query."""
         c = T.links.c
-        keyset = Keyset(c.created_at, c.id, oldest_first=False)
-        backwards = before is not None
-        edge = before if backwards else after
-        where = [] if tenant is None else [c.tenant == tenant]
-        total = sa.select(sa.func.count()).select_from(T.links).where(*where)
-        if edge is not None:
-            where.append(keyset.beyond(edge.created_at, edge.id, backwards=backwards))
-        query = (
-            sa.select(*(c[k] for k in _LINK_COLUMNS), total.scalar_subquery().label("total"))
-            .where(*where)
-            .order_by(*keyset.order(backwards=backwards))
-            .limit(limit + 1)
-        )
         with self.reading() as db:
-            rows = [dict(r._mapping) for r in db.execute(query)]
-            count = int(rows[0]["total"]) if rows else int(db.execute(total).scalar_one())
-        return assemble(
-            [Link(**{k: r[k] for k in _LINK_COLUMNS}) for r in rows],
-            limit=limit,
-            total=count,
-            backwards=backwards,
-            after_given=after is not None,
-            cursor_of=lambda link: Cursor(created_at=link.created_at, id=link.id),
-        )
+            return newest_first(
+                db,
+                T.links,
+                [c[k] for k in _LINK_COLUMNS],
+                [] if tenant is None else [c.tenant == tenant],
+                after=after,
+                before=before,
+                limit=limit,
+                item=lambda row: Link(**row),
+            )
 
     def of_connection(self, connection_id: str) -> list[Link]:
         """The link (if any) that created this connection."""

@@ -5,7 +5,8 @@ See `domain.paging` for the cursor itself."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -59,4 +60,56 @@ def assemble(
         total=total,
         next=cursor_of(items[-1]).encode() if items and has_next else None,
         previous=cursor_of(items[0]).encode() if items and has_previous else None,
+    )
+
+
+class Keyed(Protocol):
+    """A row made into a record that still carries its sort key."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def newest_first(
+    db: sa.Connection,
+    table: sa.Table,
+    columns: list[sa.ColumnElement[Any]],
+    where: list[sa.ColumnElement[bool]],
+    *,
+    after: Cursor | None,
+    before: Cursor | None,
+    limit: int,
+    item: Callable[[dict[str, Any]], K],
+) -> Page[K]:
+    """One page of ``table`` (keyed by its created_at and id), newest first, in one query;
+    ``item`` makes each row's mapping (``total`` removed) into what the page holds."""
+    keyset = Keyset(table.c.created_at, table.c.id, oldest_first=False)
+    backwards = before is not None
+    edge = before if backwards else after
+    total = sa.select(sa.func.count()).select_from(table).where(*where)
+    if edge is not None:
+        where = [*where, keyset.beyond(edge.created_at, edge.id, backwards=backwards)]
+    query = (
+        sa.select(*columns, total.scalar_subquery().label("total"))
+        .where(*where)
+        .order_by(*keyset.order(backwards=backwards))
+        .limit(limit + 1)
+    )
+    rows = [dict(r._mapping) for r in db.execute(query)]
+    count = int(rows[0]["total"]) if rows else int(db.execute(total).scalar_one())
+    for row in rows:
+        del row["total"]
+    return assemble(
+        [item(r) for r in rows],
+        limit=limit,
+        total=count,
+        backwards=backwards,
+        after_given=after is not None,
+        cursor_of=lambda x: Cursor(created_at=x.created_at, id=x.id),
     )

@@ -21,7 +21,7 @@ from byob.domain.transfers import (
 from byob.domain.windows import TransferType, Window
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.keyset import Keyset, assemble
+from byob.store.keyset import newest_first
 from byob.store.repository import Repository, new_id
 
 _PENDING = [s.value for s in PENDING]
@@ -32,7 +32,6 @@ def _transfer(row: Any) -> TransferRecord:
 
 
 def _transfer_of(m: dict[str, Any]) -> TransferRecord:
-    m.pop("total", None)
     m["window"] = Window(low=m.pop("window_low"), high=m.pop("window_high"))
     m["type"] = TransferType(m["type"])
     m["status"] = TransferStatus(m["status"])
@@ -170,31 +169,17 @@ class Transfers(Repository):
         limit: int = 50,
     ) -> Page[TransferRecord]:
         """Newest first, a keyset page (see `store.keyset`) in one query."""
-        c = T.transfers.c
-        keyset = Keyset(c.created_at, c.id, oldest_first=False)
-        backwards = before is not None
-        edge = before if backwards else after
-        where = [c.connection_id == connection_id]
-        total = sa.select(sa.func.count()).select_from(T.transfers).where(*where)
-        if edge is not None:
-            where.append(keyset.beyond(edge.created_at, edge.id, backwards=backwards))
-        query = (
-            sa.select(T.transfers, total.scalar_subquery().label("total"))
-            .where(*where)
-            .order_by(*keyset.order(backwards=backwards))
-            .limit(limit + 1)
-        )
         with self.reading() as db:
-            rows = [dict(r._mapping) for r in db.execute(query)]
-            count = int(rows[0]["total"]) if rows else int(db.execute(total).scalar_one())
-        return assemble(
-            [_transfer_of(r) for r in rows],
-            limit=limit,
-            total=count,
-            backwards=backwards,
-            after_given=after is not None,
-            cursor_of=lambda r: Cursor(created_at=r.created_at, id=r.id),
-        )
+            return newest_first(
+                db,
+                T.transfers,
+                list(T.transfers.c),
+                [T.transfers.c.connection_id == connection_id],
+                after=after,
+                before=before,
+                limit=limit,
+                item=_transfer_of,
+            )
 
     def latest_of(self, connection_ids: list[str]) -> dict[str, TransferRecord]:
         """Each connection's newest transfer, in one query (list pages show many)."""
