@@ -200,7 +200,7 @@ def test_blank_tenants_are_refused(tmp_path: Path, source: str, aws: Any, tenant
             region="us-east-1",
         )
     assert caught.value.field == "tenant"
-    assert app.connections.page() == []
+    assert app.connections.all() == []
 
 
 @pytest.mark.parametrize("tenant", [*HOSTILE, "42"])

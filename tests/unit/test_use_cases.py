@@ -56,13 +56,13 @@ def test_a_create_that_fails_on_byobs_own_identity_saves_nothing(make: Any) -> N
     unreachable = make(aws_endpoint_url=f"http://127.0.0.1:{free_port()}", aws_max_attempts=1)
     with pytest.raises(ConfigError, match="BYOB_SERVICE_PRINCIPAL_ARN"):
         unreachable.connections.create(actor="cli", **S3)
-    assert unreachable.connections.page() == [] and audit(unreachable) == []
+    assert unreachable.connections.all() == [] and audit(unreachable) == []
 
     # Once byob knows who it is, the same name is free: the retry succeeds.
     services = make(service_principal_arn=PRINCIPAL)
     created = services.connections.create(actor="cli", **S3)
     assert created.policies["trust_policy"]["Statement"][0]["Principal"] == {"AWS": PRINCIPAL}
-    assert [c.name for c in services.connections.page()] == ["c1"]
+    assert [c.name for c in services.connections.all()] == ["c1"]
     assert audit(services) == ["connection.create"]
 
 
@@ -149,7 +149,7 @@ def test_a_link_makes_one_connection_and_a_second_create_leaves_nothing(
         services.connections.create(
             actor=holder.actor, link=holder.link, name="c2", type="s3", **_where()
         )
-    assert [c.name for c in services.connections.page()] == ["c1"]
+    assert [c.name for c in services.connections.all()] == ["c1"]
     assert audit(services).count("connection.create") == 1
 
 

@@ -51,10 +51,9 @@ class ConnectionService:
     def get(self, name_or_id: str) -> Connection:
         return self.state.connections.get(name_or_id)
 
-    def page(
-        self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
-    ) -> list[Connection]:
-        return self.state.connections.page(tenant=tenant, limit=limit, offset=offset)
+    def all(self) -> list[Connection]:
+        """Every connection, oldest first (lists page with `listing`)."""
+        return self.state.connections.all()
 
     def listing(
         self,
@@ -86,28 +85,13 @@ class ConnectionService:
     def view(self, conn: Connection) -> dict[str, Any]:
         """The connection's public view, as the list shows it (one query for its latest
         validation and transfer; the connection is the one given, maybe just changed)."""
-        found = self.state.connection_pages.one(conn.id)
-        if found is None:  # deleted meanwhile: what the caller holds is all there is
-            return self.views([conn])[0]
+        found = self.state.connection_pages.one(conn.id)  # None: deleted meanwhile
         return connection_view(
             conn,
-            validation=found.validation,
-            last_transfer=found.last_transfer,
+            validation=found.validation if found else None,
+            last_transfer=found.last_transfer if found else None,
             now=self.adapters.clock(),
         )
-
-    def views(self, conns: list[Connection]) -> list[dict[str, Any]]:
-        """Public views of many connections in three queries, whatever their number."""
-        ids = [c.id for c in conns]
-        validations = self.state.validations.latest_of(ids)
-        transfers = self.state.transfers.latest_of(ids)
-        now = self.adapters.clock()
-        return [
-            connection_view(
-                c, validation=validations.get(c.id), last_transfer=transfers.get(c.id), now=now
-            )
-            for c in conns
-        ]
 
     def validation_history(self, conn: Connection, *, limit: int = 20) -> list[dict[str, Any]]:
         return [

@@ -104,7 +104,7 @@ class TransferService:
 
     def runnable(self) -> list[Connection]:
         """Every connection that may transfer now."""
-        return [c for c in self.connections.page() if c.may_transfer]
+        return [c for c in self.connections.all() if c.may_transfer]
 
     def transferable(self, connection: str) -> Connection:
         """The connection, if it may transfer now."""

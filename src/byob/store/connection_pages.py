@@ -18,7 +18,7 @@ from byob.domain.connections import Connection, Validation
 from byob.domain.paging import Cursor, Page
 from byob.domain.transfers import TransferRecord
 from byob.store import tables as T
-from byob.store.connections import _VALIDATION_COLUMNS, _connection
+from byob.store.connections import _VALIDATION_COLUMNS, connection_of
 from byob.store.keyset import Keyset, assemble
 from byob.store.repository import Repository
 from byob.store.transfers import _transfer_of
@@ -127,18 +127,11 @@ def _statement(
     )
 
 
-class _Row:
-    """A row's mapping as `_connection` reads it."""
-
-    def __init__(self, mapping: dict[str, Any]) -> None:
-        self._mapping = mapping
-
-
 def _listed(row: Any) -> Listed:
     validation = row[_V_AT:_T_AT]
     transfer = row[_T_AT:]
     return Listed(
-        connection=_connection(_Row(dict(zip(_CONNECTION, row, strict=False)))),
+        connection=connection_of(dict(zip(_CONNECTION, row, strict=False))),
         validation=(
             Validation(**dict(zip(_VALIDATION_COLUMNS, validation, strict=True)))
             if validation[0] is not None

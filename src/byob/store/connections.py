@@ -23,7 +23,11 @@ def connection_row(conn: Connection) -> dict[str, Any]:
 
 
 def _connection(row: Any) -> Connection:
-    m = dict(row._mapping)
+    return connection_of(dict(row._mapping))
+
+
+def connection_of(m: dict[str, Any]) -> Connection:
+    """A connection from its row's columns (the sealed secret, if there, left out)."""
     m.pop("secret_sealed", None)
     for column, field_name in _RENAMED.items():
         m[column] = m.pop(field_name)
@@ -102,14 +106,9 @@ class Connections(Repository):
         with self.reading() as db:
             return {r.id: r.name for r in db.execute(sa.select(c.id, c.name).where(c.id.in_(ids)))}
 
-    def page(
-        self, *, tenant: str | None = None, limit: int | None = None, offset: int = 0
-    ) -> list[Connection]:
-        """Oldest first; all of them unless ``limit``."""
+    def all(self) -> list[Connection]:
+        """Every connection, oldest first."""
         query = sa.select(T.connections).order_by(T.connections.c.created_at, T.connections.c.id)
-        if tenant is not None:
-            query = query.where(T.connections.c.tenant == tenant)
-        query = query.limit(limit).offset(offset)
         with self.reading() as db:
             return [_connection(r) for r in db.execute(query)]
 
@@ -225,18 +224,3 @@ class Validations(Repository):
                 .limit(limit)
             )
             return [Validation(**r._mapping) for r in rows]
-
-    def latest_of(self, connection_ids: list[str]) -> dict[str, Validation]:
-        """Each connection's latest validation, in one query (list pages show many)."""
-        if not connection_ids:
-            return {}
-        c = T.validations.c
-        newest = (
-            sa.select(c.connection_id, sa.func.max(c.id).label("id"))
-            .where(c.connection_id.in_(connection_ids))
-            .group_by(c.connection_id)
-            .subquery()
-        )
-        query = sa.select(*(c[k] for k in _VALIDATION_COLUMNS)).join(newest, newest.c.id == c.id)
-        with self.reading() as db:
-            return {r.connection_id: Validation(**r._mapping) for r in db.execute(query)}

@@ -181,25 +181,6 @@ class Transfers(Repository):
                 item=_transfer_of,
             )
 
-    def latest_of(self, connection_ids: list[str]) -> dict[str, TransferRecord]:
-        """Each connection's newest transfer, in one query (list pages show many)."""
-        if not connection_ids:
-            return {}
-        c = T.transfers.c
-        newest = (
-            sa.select(
-                c.id,
-                sa.func.row_number()
-                .over(partition_by=c.connection_id, order_by=(c.created_at.desc(), c.id))
-                .label("n"),
-            )
-            .where(c.connection_id.in_(connection_ids))
-            .subquery()
-        )
-        query = sa.select(T.transfers).join(newest, newest.c.id == c.id).where(newest.c.n == 1)
-        with self.reading() as db:
-            return {r.connection_id: _transfer(r) for r in db.execute(query)}
-
     def start_attempt(self, transfer_id: str) -> int:
         c = T.transfers.c
         with self.writing() as db:
