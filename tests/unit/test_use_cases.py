@@ -251,3 +251,18 @@ def test_connection_names_are_per_tenant_and_an_ambiguous_name_asks_for_more(
     acme = services.connections.get("acme/billing")
     assert acme.tenant == "acme" and services.connections.get(acme.id) == acme
     assert services.connections.get("globex/billing").tenant == "globex"
+
+
+def test_whole_lists_are_read_a_page_at_a_time_to_the_end(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byob.domain import paging
+
+    monkeypatch.setattr(paging, "EVERY_PAGE", 2)  # five rows: three pages
+    services = make(service_principal_arn=PRINCIPAL)
+    for i in range(5):
+        services.connections.create(actor="cli", **(S3 | {"name": f"c{i}"}))
+        services.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
+    assert [v["name"] for v in services.connections.every_view()] == [f"c{i}" for i in range(5)]
+    assert len({link.id for link in services.links.every()}) == 5
+    assert services.connections.every_view(tenant="nobody") == []

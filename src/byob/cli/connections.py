@@ -10,7 +10,6 @@ import typer
 
 from byob.cli import output
 from byob.cli.root import ACTOR, ConnectionArg, JsonOpt, build_services, connections_cli, models_cli
-from byob.services import Services
 
 
 @connections_cli.command("create")
@@ -104,23 +103,11 @@ def _print_policies(policies: dict[str, Any]) -> None:
     output.console.print_json(json.dumps(policies["permissions_policy"]))
 
 
-def _every_view(services: Services, tenant: str | None) -> list[dict[str, Any]]:
-    """All of them, a page (one query) at a time."""
-    views: list[dict[str, Any]] = []
-    after = None
-    while True:
-        page = services.connections.listing(tenant=tenant, after=after, limit=500)
-        views += page.items
-        if page.next is None:
-            return views
-        after = page.next
-
-
 @connections_cli.command("list")
 def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
     """List connections, with their health, latest transfer and next run."""
     services = build_services()
-    views = _every_view(services, tenant)
+    views = services.connections.every_view(tenant=tenant)
     if as_json:
         output.emit_json({"connections": views})
         return

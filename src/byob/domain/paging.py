@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -54,6 +55,21 @@ class Page(Generic[T]):
     total: int  # in the whole list (with its filter), not on this page
     next: str | None  # cursor: the page after this one starts after it
     previous: str | None  # cursor: the page before this one ends before it
+
+
+EVERY_PAGE = 500  # rows a page when a whole list is read (`every`)
+
+
+def every(read: Callable[[str | None, int], Page[T]]) -> list[T]:
+    """Every item of a list, a page (one query) at a time: ``read(after, limit)``."""
+    found: list[T] = []
+    after = None
+    while True:
+        page = read(after, EVERY_PAGE)
+        found += page.items
+        if page.next is None:
+            return found
+        after = page.next
 
 
 def cursors(after: str | None, before: str | None) -> tuple[Cursor | None, Cursor | None]:

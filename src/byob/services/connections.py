@@ -10,7 +10,7 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
-from byob.domain.paging import Page, cursors
+from byob.domain.paging import Page, cursors, every
 from byob.errors import ByobError, InvalidFieldError
 from byob.services.events import Event, about
 from byob.services.models import ModelService
@@ -77,6 +77,10 @@ class ConnectionService:
             for x in found.items
         ]
         return Page(items=views, total=found.total, next=found.next, previous=found.previous)
+
+    def every_view(self, *, tenant: str | None = None) -> list[dict[str, Any]]:
+        """The views of all of them, a page (one query) at a time."""
+        return every(lambda after, limit: self.listing(tenant=tenant, after=after, limit=limit))
 
     def names(self, ids: list[str]) -> dict[str, str]:
         """The names of these connections, by ID (those that still exist)."""

@@ -9,7 +9,7 @@ from typing import Any
 from byob.domain import credentials, fields
 from byob.domain.connections import Connection, ConnectionType
 from byob.domain.credentials import Link, LinkState
-from byob.domain.paging import Page, cursors
+from byob.domain.paging import Page, cursors, every
 from byob.errors import (
     AuthenticationError,
     ConflictError,
@@ -85,14 +85,7 @@ class LinkService:
 
     def every(self, *, tenant: str | None = None) -> list[Link]:
         """All of them, a page (one query) at a time."""
-        found: list[Link] = []
-        after = None
-        while True:
-            page = self.page(tenant=tenant, after=after, limit=500)
-            found += page.items
-            if page.next is None:
-                return found
-            after = page.next
+        return every(lambda after, limit: self.page(tenant=tenant, after=after, limit=limit))
 
     def of_connection(self, conn: Connection) -> list[Link]:
         return self.links.of_connection(conn.id)
