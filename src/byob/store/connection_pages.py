@@ -18,12 +18,13 @@ from byob.domain.connections import Connection, Validation
 from byob.domain.paging import Cursor, Page
 from byob.domain.transfers import TransferRecord
 from byob.store import tables as T
-from byob.store.connections import _VALIDATION_COLUMNS, connection_of
+from byob.store.connections import _VALIDATION_COLUMNS, connection_from_fields, field_name
 from byob.store.keyset import Keyset, assemble
 from byob.store.repository import Repository
 from byob.store.transfers import _transfer_of
 
 _CONNECTION = [col.name for col in T.connections.c if col.name != "secret_sealed"]
+_CONNECTION_FIELDS = [field_name(column) for column in _CONNECTION]
 _TRANSFER = [col.name for col in T.transfers.c]
 # Positions in a row: the connection, then the page's extras, the validation, the transfer.
 _EXTRAS = ("latest_validation", "latest_transfer", "total")
@@ -131,7 +132,7 @@ def _listed(row: Any) -> Listed:
     validation = row[_V_AT:_T_AT]
     transfer = row[_T_AT:]
     return Listed(
-        connection=connection_of(dict(zip(_CONNECTION, row, strict=False))),
+        connection=connection_from_fields(dict(zip(_CONNECTION_FIELDS, row, strict=False))),
         validation=(
             Validation(**dict(zip(_VALIDATION_COLUMNS, validation, strict=True)))
             if validation[0] is not None

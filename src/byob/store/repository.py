@@ -38,4 +38,7 @@ class Repository:
             yield self.bind
         else:
             with self.bind.connect() as db:
-                yield db
+                # Reads need no transaction of their own: in PostgreSQL's READ COMMITTED each
+                # statement sees its own snapshot either way, and autocommit spares the BEGIN
+                # and ROLLBACK round trips a read would otherwise cost.
+                yield db.execution_options(isolation_level="AUTOCOMMIT")

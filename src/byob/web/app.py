@@ -68,8 +68,8 @@ def create_app(services: Services) -> FastAPI:
         )
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (on the event loop: no thread to wait for)."""
         return {"status": "ok"}
 
     @app.get("/health", include_in_schema=False)
