@@ -22,6 +22,11 @@ def connection_view(
 ) -> dict[str, Any]:
     """A connection as any caller may see it: where it writes, its lifecycle and health, its
     latest validation, its latest transfer and its next scheduled run."""
+    remote = conn.type is not ConnectionType.LOCAL
+    role = conn.auth is AuthKind.ROLE
+    athena = conn.type is ConnectionType.ATHENA
+    # Every key always there (empty where it does not apply), so that each front door, and
+    # the API's documented schema, shows one shape whatever the connection's type and auth.
     data: dict[str, Any] = {
         "id": conn.id,
         "name": conn.name,
@@ -31,28 +36,22 @@ def connection_view(
         "failing": failing_view(conn),
         "location": conn.location(),
         "auth": conn.auth.value,
+        "account_id": conn.account_id if remote else "",
+        "bucket": conn.bucket if remote else "",
+        "region": conn.region if remote else "",
+        "base_path": conn.base_path if remote else "",
+        "role_name": conn.role_name if role else "",
+        "role_arn": conn.role_arn if role else "",
+        "external_id": conn.external_id if role else "",
+        "access_key_id": conn.access_key_id if conn.auth is AuthKind.HMAC else "",
+        "workgroup": conn.workgroup if athena else "",
+        "schema": conn.schema if athena else "",
+        "database": conn.database if athena else "",
         "frequency_minutes": conn.frequency_minutes,
         "next_run": conn.next_run(now),
         "created_at": conn.created_at,
         "updated_at": conn.updated_at,
     }
-    if conn.type is not ConnectionType.LOCAL:
-        data |= {
-            "account_id": conn.account_id,
-            "bucket": conn.bucket,
-            "region": conn.region,
-            "base_path": conn.base_path,
-        }
-    if conn.auth is AuthKind.ROLE:
-        data |= {
-            "role_name": conn.role_name,
-            "role_arn": conn.role_arn,
-            "external_id": conn.external_id,
-        }
-    if conn.auth is AuthKind.HMAC:
-        data["access_key_id"] = conn.access_key_id
-    if conn.type is ConnectionType.ATHENA:
-        data |= {"workgroup": conn.workgroup, "schema": conn.schema, "database": conn.database}
     data["validation"] = validation_view(validation, conn) if validation else None
     data["last_transfer"] = transfer_view(last_transfer) if last_transfer else None
     return data
@@ -72,9 +71,16 @@ def validation_view(validation: Validation, conn: Connection) -> dict[str, Any]:
     return {
         "passed": validation.passed,
         "at": validation.created_at,
-        "checks": validation.checks,
+        "checks": [check_view(check) for check in validation.checks],
         "current": validation.covers(conn),
     }
+
+
+def check_view(check: dict[str, Any]) -> dict[str, Any]:
+    """A stored check (its time kept as ISO text) with its time as a datetime, like every
+    other time byob shows."""
+    at = check.get("at")
+    return check | {"at": datetime.fromisoformat(at)} if isinstance(at, str) else check
 
 
 def transfer_view(record: TransferRecord) -> dict[str, Any]:

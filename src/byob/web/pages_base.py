@@ -111,6 +111,9 @@ def templates() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship inside the package and never change under a running server:
+        # no stat() of every template (and those it extends) on every render.
+        auto_reload=False,
     )
     env.filters |= {"when": _when, "size": _size, "pretty_json": pretty_json, "sentence": sentence}
     env.globals["duration"] = duration

@@ -20,6 +20,7 @@ from byob.web.schemas import (
     RecipientConnectionCreate,
     ValidationPublic,
 )
+from byob.web.view_json import view_json
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -61,14 +62,16 @@ def list_connections(
     limit: Limit = 50,
     after: Cursor = None,
     before: Cursor = None,
-) -> dict[str, Any]:
+) -> Response:
     page = services.connections.listing(tenant=tenant, after=after, before=before, limit=limit)
-    return {"items": page.items, "total": page.total, "next": page.next, "previous": page.previous}
+    return view_json(
+        {"items": page.items, "total": page.total, "next": page.next, "previous": page.previous}
+    )
 
 
 @router.get("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)
-def get_connection(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
-    return services.connections.view(services.connections.get(name))
+def get_connection(name: str, services: ServicesDep, who: Operator) -> Response:
+    return view_json(services.connections.view(services.connections.get(name)))
 
 
 @router.patch("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)

@@ -104,7 +104,9 @@ class ConnectionPublic(BaseModel):
     external_id: str = ""
     access_key_id: str = ""
     workgroup: str = ""
-    schema_: Annotated[str, Field(serialization_alias="schema")] = ""
+    # "schema" both ways: a view's "schema" fills it (a serialization alias alone left every
+    # Athena connection's schema empty in the API's answers).
+    schema_: Annotated[str, Field(alias="schema")] = ""
     database: str = ""
     frequency_minutes: int
     next_run: datetime | None = None  # None while it may not transfer

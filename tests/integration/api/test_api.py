@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from byob.web.schemas import ConnectionPublic
 from tests.integration.api.conftest import Server
 from tests.integration.api.helpers import (
     ACME_IDS,
@@ -35,6 +36,25 @@ CHECKS = [
     "write_test_object",
     "delete_test_object",
 ]
+
+
+def documented(view: dict[str, Any]) -> dict[str, Any]:
+    """A connection as its documented model has it: the list and the one-connection answers
+    are sent without a pass through the model (byob.web.view_json), so they must already be
+    exactly this, key for key and in the same formats."""
+    return ConnectionPublic.model_validate(view).model_dump(mode="json", by_alias=True)
+
+
+def listed(ops: httpx.Client, tenant: str, name: str) -> dict[str, Any]:
+    """The connection as the list shows it, however many pages the tenant's list has."""
+    after = None
+    while True:
+        page = ok(ops.get(f"{API}/connections", params={"tenant": tenant, "after": after or ""}))
+        found = [c for c in page["items"] if c["name"] == name]
+        if found or page["next"] is None:
+            (connection,) = found
+            return dict(connection)
+        after = page["next"]
 
 
 # -- creating: every bad field named, nothing created ------------------------------------------
@@ -226,9 +246,12 @@ def test_operator_flow_from_create_to_delete(server: Server, ops: httpx.Client, 
     assert done["manifest"].startswith("exports/billing/_manifests/invoices/")
     assert sorted(delivered_ids(customer, bucket, "exports/billing/invoices/")) == sorted(ACME_IDS)
 
-    listed = ok(ops.get(f"{API}/transfers", params={"connection": name}))
-    assert [t["id"] for t in listed["items"]] == [transfer_id]
-    assert listed["next"] is None and listed["previous"] is None and listed["total"] == 1
+    history = ok(ops.get(f"{API}/transfers", params={"connection": name}))
+    assert [t["id"] for t in history["items"]] == [transfer_id]
+    assert history["next"] is None and history["previous"] is None and history["total"] == 1
+    shown = ok(ops.get(f"{API}/connections/{name}"))
+    assert shown["last_transfer"]["id"] == transfer_id and shown["validation"]["passed"]
+    assert shown == documented(shown) == listed(ops, "acme", name)
     error_of(ops.get(f"{API}/transfers", params={"connection": unique("nope")}), 404)
     error_of(ops.get(f"{API}/transfers/{unique('nope')}"), 404)
 
@@ -305,6 +328,13 @@ def test_changing_where_or_how_it_writes_returns_to_draft(
 
     changed = ok(ops.patch(f"{API}/connections/{name}", json=change))
     assert changed["status"] == "draft", changed
+    for field, value in change.items():
+        if field != "secret_access_key":
+            assert changed[field] == value, field  # "schema" too
+    # One shape, whichever route answers: the update (through its response model), the one
+    # connection and the list (straight from the view).
+    shown = ok(ops.get(f"{API}/connections/{name}"))
+    assert shown == changed == documented(shown) == listed(ops, "acme", name)
     assert changed["external_id"] in ("", active["external_id"])  # never edited
     error_of(ops.post(f"{API}/transfers", json={"connection": name}), 409)
     updates = [
