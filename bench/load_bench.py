@@ -16,8 +16,28 @@ noise). The target: p99 ≤ 300 ms for the list, on the API and on the web page.
 switched off for the measurement (they would turn most of this load away with 429, which is
 their job).
 
+The clients are the measuring instrument, on the same machine as the server and PostgreSQL:
+the lighter they are, and the less they queue among themselves, the more the latencies are the
+server's. Each client is a closed loop (its next request when its previous one is answered).
+The drivers:
+- `processes` (the default): the clients split over a few forked processes
+  (`--client-processes`, 4 by default, fewer with fewer clients), on threads in each, each
+  with one keep-alive `http.client` connection. The requests are dealt out to the clients
+  beforehand, each does its share one after another. The standard library's client spends a
+  fraction of httpx's CPU a request, and clients in different processes share no GIL: a client
+  does not wait behind 19 others to send its request or to read its answer, so little of the
+  latency measured is the instrument's own. Their CPU is the client processes' (reaped within
+  the phase) with this process's;
+- `threads`: a thread and an httpx.Client for each client, all in this process;
+- `asyncio`: a coroutine and an httpx.AsyncClient for each client, on one event loop.
+With `threads` and `asyncio` the clients take the requests from one shared queue, and 20
+clients in one Python process queue for its GIL: their latencies include that wait. With every
+driver the clients' CPU includes this process's thread sampling the server's RSS and
+PostgreSQL's CPU (reported apart too).
+
     python bench/load_bench.py --pg-url URL [--connections 10000] [--requests 4000]
-        [--clients 20] [--servers 1] [--driver threads|asyncio] [--json] [--fail-on-miss]
+        [--clients 20] [--servers 1] [--driver processes|threads|asyncio]
+        [--client-processes 4] [--json] [--fail-on-miss]
 """
 
 from __future__ import annotations
@@ -26,8 +46,12 @@ import argparse
 import asyncio
 import contextlib
 import html
+import http.client
 import json
 import math
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.synchronize
 import os
 import random
 import re
@@ -40,10 +64,12 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +109,9 @@ LABELS = {
     "api_get": "GET /api/v1/connections/{id}",
     "healthz": "GET /healthz (in the mix)",
 }
-# One for every client: httpx would otherwise load the CA bundle for each (tens of ms of CPU
-# inside the measured run), though every request here is plain HTTP.
+# One for every httpx client (the threads and asyncio drivers): httpx would otherwise load the
+# CA bundle for each (tens of ms of CPU inside the measured run), though every request here is
+# plain HTTP.
 TLS = ssl.create_default_context()
 NEXT_LINK = re.compile(r'rel="next" href="/connections\?[^"]*?after=([A-Za-z0-9_-]+)"')
 
@@ -347,9 +374,10 @@ class Sampler:
     one counts from its first sample (0 when born during the run); one that ended counts in
     the postmaster's time for its reaped children."""
 
-    def __init__(self, pids: list[int], pg: psutil.Process, interval: float = 0.05) -> None:
+    def __init__(self, pids: list[int], pg: psutil.Process, interval: float = 0.25) -> None:
         self.pids, self.pg, self.interval = pids, pg, interval
         self.peak = 0.0
+        self.cpu = 0.0  # of its thread: in this process's CPU time, so in the clients'
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
         self._stop = threading.Event()
@@ -378,8 +406,10 @@ class Sampler:
             del self._last[pid], self._first[pid]
 
     def _run(self) -> None:
+        start = time.thread_time()
         while not self._stop.wait(self.interval):
             self._sample(first=False)
+        self.cpu = time.thread_time() - start
 
     def __enter__(self) -> Sampler:
         self._sample(first=True)
@@ -436,29 +466,32 @@ class Walker:
             after = following
         return kind, path, {"after": after} if after else {}, headers
 
-    def absorb(self, label: str, query: dict[str, str], response: httpx.Response) -> str | None:
-        """Keep the next cursor; an error's description when the answer is not right."""
-        if not response.is_success:
-            return f"{response.status_code} {' '.join(response.text[:300].split())}"
+    def absorb(
+        self, label: str, query: dict[str, str], status: int, text: str, path: str
+    ) -> str | None:
+        """Keep the next cursor; an error's description when the answer (its status and body,
+        to the request for ``path``) is not right."""
+        if not 200 <= status < 300:
+            return f"{status} {' '.join(text[:300].split())}"
         if label == "api_list":
-            body = response.json()
+            body = json.loads(text)
             self.api_next = body["next"]
             if body["total"] != len(self.seeded.ids):
                 return f"total {body['total']} of {len(self.seeded.ids)}"
             if body["next"] and len(body["items"]) != API_PAGE:
                 return f"a page of {len(body['items'])} before the end"
         elif label == "web_list":
-            found = NEXT_LINK.search(response.text)
+            found = NEXT_LINK.search(text)
             self.web_next = html.unescape(found.group(1)) if found else None
             if found is None and "after" not in query:
                 return "the first page has no Next link"
         elif label.endswith("_tenant"):
-            if label.startswith("api") and response.json()["total"] < 1:
+            if label.startswith("api") and json.loads(text)["total"] < 1:
                 return f"no connections of {query['tenant']}"
         elif label == "api_get":
-            body = response.json()
-            if not response.request.url.path.endswith(body["id"]):
-                return f"asked for {response.request.url.path}, got {body['id']}"
+            body = json.loads(text)
+            if not path.endswith(body["id"]):
+                return f"asked for {path}, got {body['id']}"
         return None
 
 
@@ -468,6 +501,14 @@ def plan(requests: int, rng: random.Random) -> list[str]:
     kinds = (kinds + ["api_list"] * requests)[:requests]
     rng.shuffle(kinds)
     return kinds
+
+
+def absorb_httpx(
+    walker: Walker, label: str, query: dict[str, str], response: httpx.Response
+) -> str | None:
+    return walker.absorb(
+        label, query, response.status_code, response.text, response.request.url.path
+    )
 
 
 def run_async(kinds: list[str], walkers: list[Walker]) -> list[Sample]:
@@ -484,7 +525,7 @@ def run_async(kinds: list[str], walkers: list[Walker]) -> list[Sample]:
                 start = time.perf_counter()
                 try:
                     response = await http.get(path, params=query, headers=headers)
-                    error = walker.absorb(label, query, response)
+                    error = absorb_httpx(walker, label, query, response)
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 samples.append(Sample(label, 1000 * (time.perf_counter() - start), error))
@@ -515,7 +556,7 @@ def run_threads(kinds: list[str], walkers: list[Walker]) -> list[Sample]:
                 start = time.perf_counter()
                 try:
                     response = http.get(path, params=query, headers=headers)
-                    error = walker.absorb(label, query, response)
+                    error = absorb_httpx(walker, label, query, response)
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 samples.append(Sample(label, 1000 * (time.perf_counter() - start), error))
@@ -528,10 +569,140 @@ def run_threads(kinds: list[str], walkers: list[Walker]) -> list[Sample]:
     return samples
 
 
-DRIVERS: dict[str, Callable[[list[str], list[Walker]], list[Sample]]] = {
-    "asyncio": run_async,
-    "threads": run_threads,
-}
+Run = Callable[[], list[Sample]]
+# A driver sets the clients up for the requests of a phase and hands back the call that runs
+# them (the part timed).
+Driver = Callable[[list[str], list[Walker]], Run]
+
+
+def get(
+    conn: http.client.HTTPConnection, target: str, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    """A GET on a keep-alive connection: (status, body). Once more on a new connection when
+    the server had closed the one kept (never for a connection just opened)."""
+    reused = conn.sock is not None
+    try:
+        conn.request("GET", target, headers=headers)
+        response = conn.getresponse()
+    except ConnectionError:  # RemoteDisconnected, BrokenPipeError, ConnectionResetError
+        conn.close()
+        if not reused:
+            raise
+        conn.request("GET", target, headers=headers)
+        response = conn.getresponse()
+    return response.status, response.read()  # read to its end: the connection is free again
+
+
+def walk(walker: Walker, kinds: list[str], samples: list[Sample]) -> None:
+    """One client on the standard library's HTTP client: ``kinds`` one after another, on one
+    keep-alive connection (no TLS: the servers are plain HTTP on this machine)."""
+    url = urllib.parse.urlsplit(walker.base_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        for kind in kinds:
+            label, path, query, headers = walker.request(kind)
+            target = f"{path}?{urllib.parse.urlencode(query)}" if query else path
+            start = time.perf_counter()
+            try:
+                status, body = get(conn, target, headers)
+                error = walker.absorb(label, query, status, body.decode(errors="replace"), path)
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+                conn.close()  # whatever state it was left in, the next request starts afresh
+                error = f"{type(exc).__name__}: {exc}"
+            samples.append(Sample(label, 1000 * (time.perf_counter() - start), error))
+    finally:
+        conn.close()
+
+
+def client_process(
+    go: multiprocessing.synchronize.Event,
+    out: multiprocessing.connection.Connection,
+    walkers: list[Walker],
+    shares: list[list[str]],
+) -> None:
+    """In a forked client process: its walkers on threads, once the load is on; their samples
+    sent back to the parent."""
+    go.wait()
+    samples: list[Sample] = []  # appended to by every thread: one step under the GIL
+    threads = [
+        threading.Thread(target=walk, args=(walker, share, samples))
+        for walker, share in zip(walkers, shares, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.send(samples)
+    out.close()
+
+
+def fork_clients(kinds: list[str], walkers: list[Walker], processes: int) -> Run:
+    """The clients in ``processes`` forked processes, ready and waiting: client i does
+    ``kinds[i::len(walkers)]``, process p runs clients ``p::processes``. Forked before the
+    measurement starts: before the sampler's thread does (a lock a thread holds at the fork
+    stays held in the child), and outside the time measured."""
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    shares = [kinds[i :: len(walkers)] for i in range(len(walkers))]
+    n = max(1, min(processes, len(walkers)))
+    started: list[tuple[multiprocessing.connection.Connection, BaseProcess]] = []
+    try:
+        for p in range(n):
+            receive, send = context.Pipe(duplex=False)
+            child: BaseProcess = context.Process(
+                target=client_process,
+                args=(go, send, walkers[p::n], shares[p::n]),
+                name=f"load-client-{p}",
+                daemon=True,
+            )
+            child.start()
+            send.close()  # the child's alone: its end, should it die, reads as EOF
+            started.append((receive, child))
+    except BaseException:
+        for _, child in started:
+            child.terminate()
+            child.join()
+        raise
+
+    def run() -> list[Sample]:
+        go.set()
+        samples: list[Sample] = []
+        try:
+            for receive, child in started:
+                try:
+                    samples.extend(receive.recv())
+                except EOFError:
+                    child.join()
+                    raise RuntimeError(
+                        f"client process {child.pid} exited with {child.exitcode} and no samples"
+                    ) from None
+        finally:
+            for receive, child in started:
+                receive.close()
+                child.join()  # reaped: its CPU time is now in RUSAGE_CHILDREN
+        return samples
+
+    return run
+
+
+DRIVERS = ("processes", "threads", "asyncio")
+
+
+def driver_for(name: str, client_processes: int) -> Driver:
+    if name == "processes":
+        return lambda kinds, walkers: fork_clients(kinds, walkers, client_processes)
+    run = {"threads": run_threads, "asyncio": run_async}[name]
+    return lambda kinds, walkers: lambda: run(kinds, walkers)
+
+
+def clients_cpu() -> float:
+    """User + system CPU time of this process and of its children reaped so far (the client
+    processes, once joined; the servers are reaped only when stopped)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 @dataclass
@@ -544,22 +715,26 @@ class Phase:
     rss_after: float
     rss_peak: float
     server_cpu: float
-    client_cpu: float
+    client_cpu: float  # this process's and the client processes'
+    sampling_cpu: float  # of client_cpu: the sampler's thread
     pg_cpu: float
     machine_cpu: float  # server, clients, PostgreSQL and anything else
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def measure(
-    driver: str, pids: list[int], pg: psutil.Process, kinds: list[str], walkers: list[Walker]
+    driver: Driver, pids: list[int], pg: psutil.Process, kinds: list[str], walkers: list[Walker]
 ) -> Phase:
+    """The CPU counted from before the clients are set up (forked), the time from when they
+    start."""
     rss_before, cpu_before, busy_before = rss(pids), cpu_seconds(pids), machine_busy()
-    mine_before = resource.getrusage(resource.RUSAGE_SELF)
+    clients_before = clients_cpu()
+    run = driver(kinds, walkers)
     with Sampler(pids, pg) as sampler:
         start = time.perf_counter()
-        samples = DRIVERS[driver](kinds, walkers)
+        samples = run()
         seconds = time.perf_counter() - start
-    mine = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = clients_cpu() - clients_before
     phase = Phase(
         samples=samples,
         seconds=seconds,
@@ -567,7 +742,8 @@ def measure(
         rss_after=rss(pids),
         rss_peak=sampler.peak,
         server_cpu=cpu_seconds(pids) - cpu_before,
-        client_cpu=(mine.ru_utime - mine_before.ru_utime) + (mine.ru_stime - mine_before.ru_stime),
+        client_cpu=client_cpu,
+        sampling_cpu=sampler.cpu,
         pg_cpu=sampler.pg_cpu,
         machine_cpu=machine_busy() - busy_before,
     )
@@ -622,7 +798,8 @@ def load(phase: Phase) -> str:
     return (
         f"{n / s:,.1f} requests/s; CPU, in cores: server {phase.server_cpu / s:.2f} "
         f"({1000 * phase.server_cpu / n:.1f} ms a request), PostgreSQL {phase.pg_cpu / s:.2f}, "
-        f"clients {phase.client_cpu / s:.2f}, anything else {other_cpu(phase) / s:.2f}"
+        f"clients {phase.client_cpu / s:.2f} ({phase.sampling_cpu / s:.2f} of it sampling the "
+        f"server and PostgreSQL), anything else {other_cpu(phase) / s:.2f}"
     )
 
 
@@ -647,6 +824,7 @@ def phase_json(phase: Phase) -> dict[str, Any]:
             "anything_else": round(other_cpu(phase), 2),
         },
         "server_cpu_ms_per_request": round(1000 * phase.server_cpu / len(phase.samples), 2),
+        "clients_cpu_seconds_sampling": round(phase.sampling_cpu, 2),  # of cpu_seconds.clients
         "by_kind": phase.figures,
     }
 
@@ -673,11 +851,19 @@ def main() -> int:
     )
     parser.add_argument(
         "--driver",
-        choices=sorted(DRIVERS),
-        default="threads",
-        help="the clients: threads (httpx.Client each; the default, as it spends about half the "
-        "CPU a request that coroutines do, CPU the server then has) or coroutines on one event "
-        "loop (httpx.AsyncClient each)",
+        choices=DRIVERS,
+        default="processes",
+        help="the clients: processes (the default; forked client processes, threads in each "
+        "with an http.client connection, every client its share of the requests: a fraction "
+        "of httpx's CPU a request, and no GIL shared by all the clients, so the latencies are "
+        "the server's rather than the clients' queueing), threads (httpx.Client each, in this "
+        "process) or coroutines on one event loop (httpx.AsyncClient each)",
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        help="processes the clients are split over, with --driver processes (default: "
+        "min(4, clients))",
     )
     parser.add_argument("--target-ms", type=float, default=TARGET_P99_MS)
     parser.add_argument("--seed", type=int, default=1)
@@ -691,6 +877,12 @@ def main() -> int:
         parser.error("--pg-url or BYOB_BENCH_PG_URL is required")
     if args.requests < 100 or args.clients < 1 or args.servers < 1:
         parser.error("--requests must be at least 100 (every kind in the mix), --clients 1")
+    if args.client_processes is None:
+        args.client_processes = min(4, args.clients)
+    if not 1 <= args.client_processes <= args.clients:
+        parser.error("--client-processes must be between 1 and --clients")
+    clients = driver_for(args.driver, args.client_processes)
+    in_processes = f" in {args.client_processes} processes" if args.driver == "processes" else ""
     global console
     if args.json:
         console = Console(stderr=True, width=console.width)
@@ -735,15 +927,15 @@ def main() -> int:
 
         console.print(
             f"{args.servers} × byob serve (pid {', '.join(map(str, pids))}), rate limits off; "
-            f"{args.clients} clients ({args.driver}); {os.cpu_count()} CPUs shared by server, "
+            f"{args.clients} clients ({args.driver}{in_processes}); {os.cpu_count()} CPUs shared by server, "
             "PostgreSQL and clients"
         )
         # Warm-up, not counted: a round of every kind per client (imports, pools, plans).
         pg = postmaster(state_url)
-        measure(args.driver, pids, pg, [*MIX] * 2 * args.clients, walkers())
-        baseline = measure(args.driver, pids, pg, ["healthz"] * args.baseline_requests, walkers())
+        measure(clients, pids, pg, [*MIX] * 2 * args.clients, walkers())
+        baseline = measure(clients, pids, pg, ["healthz"] * args.baseline_requests, walkers())
         opened = sessions(state_url)
-        mixed = measure(args.driver, pids, pg, plan(args.requests, rng), walkers())
+        mixed = measure(clients, pids, pg, plan(args.requests, rng), walkers())
         opened = sessions(state_url) - opened - 1  # our own count's session
         rss_after, rss_hwm = rss(pids), rss(pids, "VmHWM")
     finally:
@@ -777,6 +969,9 @@ def main() -> int:
                     "clients": args.clients,
                     "servers": args.servers,
                     "driver": args.driver,
+                    "client_processes": (
+                        args.client_processes if args.driver == "processes" else None
+                    ),
                     "cpus": os.cpu_count(),
                     "rate_limits": "off",
                     "baseline_healthz": phase_json(baseline),
