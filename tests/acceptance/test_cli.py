@@ -174,6 +174,13 @@ def test_operator_onboards_a_connection_and_runs_a_transfer(env: dict[str, str],
             ],
             "base_path",
         ),
+        (
+            [
+                *("--account-id", CUSTOMER, "--bucket", "ok-bucket", "--region", "us-east-1"),
+                *("--frequency", "30"),
+            ],
+            "frequency_minutes",
+        ),
     ],
 )
 def test_bad_fields_are_one_clear_line_and_change_nothing(
@@ -184,6 +191,25 @@ def test_bad_fields_are_one_clear_line_and_change_nothing(
     assert f"[{field}]" in result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads(byob(env, "connections", "list", "--json").stdout)["connections"] == []
+
+
+@pytest.mark.parametrize(
+    ("left_out", "line"),
+    [
+        ("--region", "region is required: the AWS region of the bucket, e.g. eu-west-1"),
+        ("--bucket", "bucket is required: the name of an existing S3 bucket in that account"),
+        ("--account-id", "account_id is required: the 12-digit ID of the AWS account"),
+    ],
+)
+def test_a_required_option_left_out_says_it_is_required(
+    env: dict[str, str], left_out: str, line: str
+) -> None:
+    given = {"--account-id": CUSTOMER, "--bucket": "ok-bucket", "--region": "us-east-1"}
+    args = [x for option, value in given.items() if option != left_out for x in (option, value)]
+    result = byob(env, "connections", "create", "--name", "c", "--tenant", "acme", *args)
+    assert result.returncode == 1
+    assert line in result.stderr, result.stderr
+    assert "''" not in result.stderr and "ap-southeast-7" not in result.stderr  # no region list
 
 
 def test_a_malformed_models_file_names_the_model_and_field(
@@ -300,3 +326,12 @@ def test_webhook_events_wait_in_the_outbox_and_can_be_sent_again(
     [sent] = json.loads(byob(down, "webhooks", "list", "--json").stdout)["webhooks"]
     assert sent["status"] == "delivered" and sent["id"] == event["id"]
     assert json.loads(byob(down, "webhooks", "list", "--failed", "--json").stdout)["webhooks"] == []
+
+
+def test_the_frequency_is_chosen_at_creation(env: dict[str, str]) -> None:
+    created = byob(
+        env, "connections", "create", "--name", "hourly", "--tenant", "acme", "--account-id",
+        CUSTOMER, "--bucket", "ok-bucket", "--region", "us-east-1", "--frequency", "60", "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["connection"]["frequency_minutes"] == 60

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Status
+from byob.domain.fields import WHAT_TO_PUT
 from byob.store import tables as T
 from byob.store.db import create_engine
 from byob.store.state import StateStore
@@ -218,6 +219,13 @@ BAD = [
     ("schema", "Billing", {"type": "athena", "database": "queries"}),
     ("database", "billing", {"type": "athena", "schema": "billing"}),
     ("workgroup", "bad group", {"type": "athena", "schema": "billing", "database": "queries"}),
+    # Left empty: "<field> is required: <what to put>", the same words at every door.
+    ("name", "", {}),
+    ("account_id", "", {}),
+    ("bucket", "", {}),
+    ("region", "", {}),
+    ("schema", "", {"type": "athena", "database": "queries"}),
+    ("database", "", {"type": "athena", "schema": "billing"}),
 ]
 
 
@@ -236,6 +244,8 @@ def test_live_messages_are_the_api_messages(
     assert api.status_code == 422, api.text
     error = api.json()["error"]
     assert error["field"] == field
+    if not value:
+        assert error["message"] == f"{field} is required: {WHAT_TO_PUT[field]}"
     with httpx.Client(base_url=served.base_url, follow_redirects=True, timeout=30) as browser_like:
         page = browser_like.get(link["url"].removeprefix(served.base_url))
         live = browser_like.post(

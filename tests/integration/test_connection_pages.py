@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Status, Validation
 from byob.domain.paging import Cursor
+from byob.domain.transfers import TransferFilter
 from byob.domain.windows import TransferType, Window
 from byob.errors import InvalidFieldError
 from byob.store.db import create_engine, migrate
@@ -178,7 +179,7 @@ def test_transfers_page_newest_first_both_ways(state: StateStore, stored: list[C
     ]
     seen, after = [], None
     while True:
-        page = state.transfers.page(conn.id, after=after, limit=3)
+        page = state.transfers.page(TransferFilter(connection_id=conn.id), after=after, limit=3)
         assert page.total == 7
         seen += [r.id for r in page.items]
         if page.next is None:
@@ -186,7 +187,9 @@ def test_transfers_page_newest_first_both_ways(state: StateStore, stored: list[C
         after = Cursor.decode(page.next, field="after")
     assert seen == newest_first
     back = state.transfers.page(
-        conn.id, before=Cursor.decode(page.previous or "", field="b"), limit=3
+        TransferFilter(connection_id=conn.id),
+        before=Cursor.decode(page.previous or "", field="b"),
+        limit=3,
     )
     assert [r.id for r in back.items] == newest_first[3:6]
     assert state.transfers.history(conn.id, limit=2) == [

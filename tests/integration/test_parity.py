@@ -208,7 +208,7 @@ class RestDoor(InProcessDoor):
         self.wait()
 
     def cancel(self, transfer_id: str) -> None:
-        self.call("POST", f"/transfers/{transfer_id}/cancel")
+        self.call("POST", f"/transfers/{transfer_id}/cancel", 202)  # requested
 
     def shown(self) -> dict[str, Any]:
         view = self.call("GET", f"/connections/{NAME}")

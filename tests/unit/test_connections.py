@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from byob.domain import connections as c
+from byob.domain import fields
 from byob.domain.connections import AuthKind, ConnectionType, Status
 from byob.errors import ConflictError, InvalidFieldError
 
@@ -139,7 +140,7 @@ def test_bad_access_key_id_is_refused() -> None:
     refused("access_key_id", access_key_id="not-a-key", secret_fingerprint="f" * 16)
 
 
-@pytest.mark.parametrize("kind", ["S3", "gcs", "", "redshift"])
+@pytest.mark.parametrize("kind", ["S3", "gcs", "redshift"])
 def test_unknown_type_is_refused(kind: str) -> None:
     err = refused("type", type=kind)
     assert repr(kind) in err.message
@@ -158,6 +159,15 @@ def test_unknown_type_is_refused(kind: str) -> None:
 )
 def test_invalid_fields_are_refused_by_name(field: str, overrides: dict[str, Any]) -> None:
     refused(field, **overrides)
+
+
+def test_the_frequency_is_chosen_at_creation() -> None:
+    assert make().frequency_minutes == 1440  # daily unless chosen
+    assert make(frequency_minutes=60).frequency_minutes == 60
+    assert make(frequency_minutes="15").frequency_minutes == 15  # a form's value
+    assert refused("frequency_minutes", frequency_minutes=30).message.startswith(
+        "frequency must be one of these minutes: 15 (every 15 minutes), 60 (hourly)"
+    )
 
 
 def test_new_athena_connection() -> None:
@@ -215,6 +225,55 @@ def test_local_connection_needs_a_path() -> None:
     with pytest.raises(InvalidFieldError) as info:
         c.new_connection(id="L1", name="local-1", tenant="acme", type="local", now=NOW)
     assert info.value.field == "path"
+    assert info.value.message.startswith("path is required: the directory")
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("region", "region is required: the AWS region of the bucket, e.g. eu-west-1"),
+        (
+            "account_id",
+            "account_id is required: the 12-digit ID of the AWS account that owns the bucket, "
+            "e.g. 123456789012",
+        ),
+        (
+            "bucket",
+            "bucket is required: the name of an existing S3 bucket in that account, e.g. acme-data",
+        ),
+        (
+            "name",
+            "name is required: a name for this connection, e.g. acme-s3 (letters, digits, "
+            "'_', '.' or '-')",
+        ),
+        (
+            "tenant",
+            "tenant is required: the tenant's value in the source's tenant column, e.g. acme",
+        ),
+        ("type", "type is required: the kind of destination: s3, athena or local"),
+    ],
+)
+def test_an_empty_required_field_is_refused_as_required(field: str, message: str) -> None:
+    for empty in ("", "  "):
+        assert refused(field, **{field: empty}).message == message
+
+
+@pytest.mark.parametrize("field", ["schema", "database", "workgroup"])
+def test_an_empty_athena_field_is_refused_as_required(field: str) -> None:
+    with pytest.raises(InvalidFieldError) as info:
+        athena(**{field: ""})
+    assert (info.value.field, info.value.message) == (
+        field,
+        f"{field} is required: {fields.WHAT_TO_PUT[field]}",
+    )
+
+
+def test_an_update_that_empties_a_required_field_says_it_is_required() -> None:
+    for field in ("region", "bucket", "account_id", "name"):
+        with pytest.raises(InvalidFieldError) as info:
+            c.revise(make(), {field: ""}, now=LATER)
+        assert info.value.field == field
+        assert info.value.message.startswith(f"{field} is required: ")
 
 
 # --- lifecycle ------------------------------------------------------------------------------

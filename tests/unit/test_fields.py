@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -88,8 +89,6 @@ def test_account_id_strips_surrounding_whitespace() -> None:
         "1234 5678 9012",
         "1234-5678-9012",
         "123456 789012",
-        "",
-        "   ",
         "+23456789012",
         "-23456789012",
         "12345678901.",
@@ -158,7 +157,6 @@ VALID_BUCKETS = [
 ]
 
 INVALID_BUCKETS = [
-    ("", "3 to 63"),
     ("ab", "3 to 63"),
     ("a" * 64, "3 to 63"),
     ("My-Bucket", "lowercase"),
@@ -274,7 +272,6 @@ def test_region_accepts_every_commercial_region(region: str) -> None:
         "cn-northwest-1",
         "US-EAST-1",
         "Us-East-1",
-        "",
         "us-east",
         "us-east-3",
         "eu-west-9",
@@ -400,7 +397,7 @@ def test_connection_name_accepts(name: str) -> None:
     assert fields.connection_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "-acme", "_acme", ".acme", "has space", "x" * 64, "a/b"])
+@pytest.mark.parametrize("name", ["-acme", "_acme", ".acme", "has space", "x" * 64, "a/b"])
 def test_connection_name_refuses(name: str) -> None:
     err = refused(fields.connection_name, name, field="name")
     assert repr(name.strip()) in err.message
@@ -436,3 +433,40 @@ def test_secret_access_key_is_never_echoed() -> None:
 def test_policy_metacharacters_never_reach_a_policy(raw: str) -> None:
     err = refused(fields.base_path, raw, field="base_path")
     assert "wildcards or variables" in err.message
+
+
+# --- required fields -------------------------------------------------------------------------
+
+
+REQUIRED = [
+    (fields.connection_name, "name"),
+    (fields.tenant, "tenant"),
+    (fields.account_id, "account_id"),
+    (fields.bucket_name, "bucket"),
+    (fields.region, "region"),
+    (fields.access_key_id, "access_key_id"),
+    (fields.secret_access_key, "secret_access_key"),
+]
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"])
+@pytest.mark.parametrize(("check", "field"), REQUIRED, ids=[f for _, f in REQUIRED])
+def test_an_empty_required_field_says_it_is_required_and_what_to_put(
+    check: Any, field: str, value: str
+) -> None:
+    err = refused(check, value, field=field)
+    assert err.message == f"{field} is required: {fields.WHAT_TO_PUT[field]}"
+    assert "''" not in err.message  # not the rule for a bad value, quoting the empty one
+
+
+def test_a_missing_region_names_the_field_and_an_example_not_every_region() -> None:
+    err = refused(fields.region, "", field="region")
+    assert err.message == "region is required: the AWS region of the bucket, e.g. eu-west-1"
+
+
+def test_what_to_put_has_an_example_or_the_choices_for_every_required_field() -> None:
+    for field, what in fields.WHAT_TO_PUT.items():
+        assert "e.g." in what or "like" in what or ":" in what or "shown" in what, field
+        assert fields.missing(field).message == f"{field} is required: {what}"
+        assert fields.missing(field).field == field
+    assert fields.missing("connection").message == "connection is required"

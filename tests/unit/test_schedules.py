@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from byob.domain.schedules import FREQUENCIES, due, next_run, slot_start
+from byob.domain.schedules import FREQUENCIES, due, frequency, next_run, slot_start
+from byob.errors import InvalidFieldError
 
 
 def at(text: str) -> datetime:
@@ -65,3 +66,19 @@ def test_next_run_is_the_following_aligned_slot(freq: int, naive: datetime) -> N
     assert nxt - start == timedelta(minutes=freq)
     minutes = (nxt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(minutes=1)
     assert minutes % freq == 0
+
+
+@pytest.mark.parametrize(("given", "minutes"), [(15, 15), (1440, 1440), ("60", 60), (" 360 ", 360)])
+def test_a_frequency_is_one_of_the_choices(given: object, minutes: int) -> None:
+    assert frequency(given) == minutes
+
+
+@pytest.mark.parametrize("bad", [0, 30, 10080, "daily", "", None, True, 60.0])
+def test_any_other_frequency_is_refused_with_the_choices(bad: object) -> None:
+    with pytest.raises(InvalidFieldError) as refused:
+        frequency(bad)
+    assert refused.value.field == "frequency_minutes"
+    assert refused.value.message == (
+        "frequency must be one of these minutes: 15 (every 15 minutes), 60 (hourly), "
+        "360 (every 6 hours), 720 (every 12 hours), 1440 (daily)"
+    )

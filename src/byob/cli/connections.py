@@ -38,6 +38,13 @@ def create(
     workgroup: Annotated[str, typer.Option(help="Athena workgroup.")] = "primary",
     schema: Annotated[str, typer.Option(help="Athena: Glue database and data folder.")] = "",
     database: Annotated[str, typer.Option(help="Athena: folder for query results.")] = "",
+    frequency: Annotated[
+        int,
+        typer.Option(
+            "--frequency",
+            help="Minutes between transfers, aligned to UTC: 15, 60, 360, 720 or 1440 (daily).",
+        ),
+    ] = 1440,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a draft connection and print the IAM material to paste."""
@@ -63,6 +70,7 @@ def create(
         workgroup=workgroup,
         schema=schema,
         database=database,
+        frequency_minutes=frequency,
     )
     conn = created.connection
     if as_json:
@@ -154,18 +162,59 @@ def show(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     if as_json:
         output.emit_json({"connection": data})
         return
-    for key, value in data.items():
-        if key == "status":
-            output.console.print(f"[bold]status[/]: {status_text(data)}")
-        elif key == "failing":
-            if value is not None:
-                output.console.print(f"[bold red]failing[/]: {value['message']}")
-        elif key == "last_transfer":
-            output.console.print(f"[bold]last_transfer[/]: {_last_transfer(value) or 'none yet'}")
-        elif key != "validation":
-            output.console.print(f"[bold]{key}[/]: {value}")
+    output.record(f"Connection {data['name']}", _shown_fields(data))
     if data["validation"]:
         _print_checks(data["validation"]["checks"])
+
+
+# The settings each kind of connection has, and their labels; the rest do not apply to it.
+_REMOTE = [
+    ("account ID", "account_id"),
+    ("bucket", "bucket"),
+    ("region", "region"),
+    ("base path", "base_path"),
+]
+_BY_AUTH = {
+    "role": [("role name", "role_name"), ("role ARN", "role_arn"), ("external ID", "external_id")],
+    "hmac": [("access key ID", "access_key_id")],
+}
+_ATHENA = [
+    ("workgroup", "workgroup"),
+    ("Glue database", "schema"),
+    ("query results folder", "database"),
+]
+
+
+def _shown_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
+    settings = [] if view["type"] == "local" else _REMOTE + _BY_AUTH.get(view["auth"], [])
+    if view["type"] == "athena":
+        settings += _ATHENA
+    failing = view["failing"]
+    validation = view["validation"]
+    return [
+        ("ID", view["id"]),
+        ("tenant", view["tenant"]),
+        ("type", view["type"]),
+        ("status", status_text(view)),
+        *([("failing", failing["message"])] if failing else []),
+        ("location", view["location"]),
+        ("auth", view["auth"]),
+        *[(label, view[key]) for label, key in settings],
+        ("frequency", f"every {view['frequency_minutes']} minutes"),
+        ("next run", view["next_run"]),
+        ("validated", _validated(validation)),
+        ("last transfer", _last_transfer(view["last_transfer"]) or None),
+        ("created", view["created_at"]),
+        ("updated", view["updated_at"]),
+    ]
+
+
+def _validated(validation: dict[str, Any] | None) -> str | None:
+    if validation is None:
+        return None
+    outcome = "passed" if validation["passed"] else "failed"
+    stale = "" if validation["current"] else " (settings changed since: validate again)"
+    return f"{outcome} {output.when(validation['at'])}{stale}"
 
 
 @connections_cli.command("validate")

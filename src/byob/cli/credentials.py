@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from byob.cli import output
 from byob.cli.root import ACTOR, JsonOpt, build_services, keys_cli, links_cli, secrets_cli
@@ -72,6 +73,11 @@ def create_link(
             f"{link.expires_at:%Y-%m-%d %H:%M} UTC (shown once):"
         )
         output.console.print(view["url"], highlight=False, soft_wrap=True)
+    warning = services.links.url_warning()
+    if warning is not None:  # on stderr: under --json, stdout is the link alone
+        output.errors.print(
+            f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True
+        )
 
 
 @links_cli.command("list")
@@ -98,7 +104,15 @@ def list_links(
 
 
 @links_cli.command("revoke")
-def revoke_link(link_id: str, as_json: JsonOpt = False) -> None:
+def revoke_link(
+    link_id: Annotated[
+        str,
+        typer.Argument(
+            help="The link's ID, or the start of it (4 characters or more).", show_default=False
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
     """Revoke a link at once."""
     from byob.services.views import link_view
 

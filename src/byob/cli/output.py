@@ -6,12 +6,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 errors = Console(stderr=True)
@@ -36,6 +38,37 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
     console.print(t)
+
+
+MISSING = "—"  # a value that is not there (yet), or does not apply
+
+
+def shown(value: Any) -> str:
+    """A value as people read it: "—" when there is none, a time in UTC to the second."""
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, datetime):
+        return when(value)
+    return str(value)
+
+
+def when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def window(low: datetime | None, high: datetime) -> str:
+    """A transfer's window: the rows whose cursor is above ``low`` and at most ``high``."""
+    return f"({'-∞' if low is None else when(low)}, {when(high)}]"
+
+
+def record(title: str, fields: list[tuple[str, Any]]) -> None:
+    """One record as a panel of labelled values."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in fields:
+        grid.add_row(label, Text(shown(value)))  # not markup: messages may hold brackets
+    console.print(Panel(grid, title=title, title_align="left", expand=False))
 
 
 def human_bytes(n: float) -> str:

@@ -34,12 +34,25 @@ cli.add_typer(keys_cli, name="api-keys")
 cli.add_typer(links_cli, name="links")
 cli.add_typer(secrets_cli, name="secrets")
 cli.add_typer(webhooks_cli, name="webhooks")
+state: dict[str, Any] = {"verbose": False, "config": None, "opened": [], "json": False}
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-CONNECTION_HELP = "The connection: its name, tenant/name when tenants share the name, or its ID."
+
+def _remember_json(as_json: bool) -> bool:
+    # Errors are reported after the command has gone (cli/main.py): they learn from here
+    # whether it was asked for JSON.
+    state["json"] = as_json
+    return as_json
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Machine-readable output.", callback=_remember_json)
+]
+CONNECTION_HELP = (
+    "The connection: its name, tenant/name when tenants share the name, or its ID (or the "
+    "start of it)."
+)
 ConnectionArg = Annotated[str, typer.Argument(help=CONNECTION_HELP, show_default=False)]
 ACTOR = "cli"  # how the audit log names what the command line did
-state: dict[str, Any] = {"verbose": False, "config": None, "opened": []}
 
 
 @cli.callback()

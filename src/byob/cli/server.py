@@ -28,6 +28,7 @@ def serve(
     from byob.web.app import create_app
     from byob.workers.runtime import build_runtime
 
+    _check_free(host, port)
     services = build_services()
     configure(json_lines=services.adapters.settings.log_json)
     runtime = build_runtime(services, threads=workers)
@@ -39,6 +40,31 @@ def serve(
         uvicorn.run(api, host=host, port=port, log_config=None, access_log=True)
     finally:
         runtime.stop()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Say plainly, before anything starts, that the address cannot be listened on: uvicorn
+    would find out only after byob started, and say it in a log line."""
+    import errno
+    import socket
+
+    from byob.errors import ConfigError, ConflictError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT may be bound again, one listened on not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConflictError(
+                    f"port {port} on {host} is in use (another byob serve?); choose another "
+                    "with --port"
+                ) from exc
+            raise ConfigError(
+                f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
+            ) from exc
 
 
 @cli.command("worker")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,17 @@ from byob.cli.root import (
     build_services,
     transfers_cli,
 )
+from byob.domain.ids import short
+
+if TYPE_CHECKING:
+    from byob.domain.transfers import FileRecord, TransferRecord
+
+TransferArg = Annotated[
+    str,
+    typer.Argument(
+        help="The transfer's ID, or the start of it (4 characters or more).", show_default=False
+    ),
+]
 
 
 @transfers_cli.command("run")
@@ -161,7 +172,7 @@ def list_(
         ["id", "model", "type", "status", "rows", "files", "started", "notes"],
         [
             [
-                r["id"][:12],
+                short(r["id"]),
                 r["model"],
                 r["type"],
                 r["status"],
@@ -176,23 +187,60 @@ def list_(
 
 
 @transfers_cli.command("show")
-def show(transfer_id: str, as_json: JsonOpt = False) -> None:
+def show(transfer_id: TransferArg, as_json: JsonOpt = False) -> None:
     """One transfer, with its files."""
     from byob.services.views import transfer_view
 
     services = build_services()
     record = services.transfers.get(transfer_id)
-    files = [f.__dict__ | {"state": f.state.value} for f in services.transfers.files(record)]
-    data = transfer_view(record) | {"files": files}
+    files = services.transfers.files(record)
     if as_json:
-        output.emit_json(data)
+        views = [f.__dict__ | {"state": f.state.value} for f in files]
+        output.emit_json(transfer_view(record) | {"files": views})
         return
-    for key, value in data.items():
-        output.console.print(f"[bold]{key}[/]: {value}")
+    names = services.connections.names([record.connection_id])
+    _print_transfer(record, files, connection=names.get(record.connection_id, record.connection_id))
+
+
+def _print_transfer(t: TransferRecord, files: list[FileRecord], *, connection: str) -> None:
+    took = t.finished_at - t.started_at if t.finished_at else None
+    rows = f"{t.rows:,}"
+    if t.excluded_rows:
+        rows += f" ({t.excluded_rows:,} left out: their cursor is NULL)"
+    output.record(
+        f"Transfer {short(t.id)}",
+        [
+            ("ID", t.id),
+            ("connection", connection),
+            ("model", t.model),
+            ("type", t.type.value.replace("_", " ")),
+            ("status", t.status.value),
+            ("window", output.window(t.window.low, t.window.high)),
+            ("started", t.started_at),
+            ("finished", t.finished_at),
+            ("took", f"{took.total_seconds():,.1f} s" if took is not None else None),
+            ("rows", rows),
+            ("files", t.files),
+            ("size", output.human_bytes(t.bytes)),
+            ("attempts", t.attempts),
+            ("manifest", t.manifest_key),
+            ("error", t.error),
+            ("note", t.note),
+        ],
+    )
+    if files:
+        output.table(
+            "Files",
+            ["part", "key", "state", "rows", "size"],
+            [
+                [f.file_part, f.key, f.state.value, f"{f.rows:,}", output.human_bytes(f.bytes)]
+                for f in files
+            ],
+        )
 
 
 @transfers_cli.command("cancel")
-def cancel(transfer_id: str, as_json: JsonOpt = False) -> None:
+def cancel(transfer_id: TransferArg, as_json: JsonOpt = False) -> None:
     """Cancel a transfer: a queued one at once; a running one stops and removes its files.
     Its window (and any later one of the model) is delivered again by the next transfer."""
     from byob.domain.transfers import TransferStatus

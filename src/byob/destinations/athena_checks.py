@@ -18,9 +18,14 @@ _DENIED = ("AccessDeniedException", "AccessDenied", "403")
 
 
 class CheckFailed(Exception):
-    def __init__(self, message: str, aws_code: str | None = None) -> None:
+    def __init__(
+        self, message: str, aws_code: str | None = None, *, operator_note: str = ""
+    ) -> None:
         super().__init__(message)
         self.message, self.aws_code = message, aws_code
+        # What only byob's operator can act on (byob's own configuration): never shown to
+        # a recipient, who sees `message` alone.
+        self.operator_note = operator_note
 
 
 class CheckWarning(CheckFailed):

@@ -39,9 +39,12 @@ class CheckResult:
     aws_code: str | None = None
     duration_ms: int = 0
     at: datetime
+    # About byob's own configuration (e.g. its AWS endpoint), for the operator's pages and
+    # the log only: a recipient cannot act on it, and must not read byob's settings.
+    operator_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "outcome": self.outcome.value,
             "message": self.message,
@@ -49,6 +52,9 @@ class CheckResult:
             "duration_ms": self.duration_ms,
             "at": self.at.isoformat(),
         }
+        if self.operator_note:
+            out["operator_note"] = self.operator_note
+        return out
 
 
 def passed(results: list[CheckResult]) -> bool:
@@ -113,6 +119,7 @@ class ConnectionChecks:
     def _timed(self, pool: ThreadPoolExecutor, name: str, check: Callable[[], str]) -> CheckResult:
         start = monotonic()
         future = pool.submit(check)
+        note = ""
         try:
             message = future.result(timeout=self.timeout)
             outcome, code = Outcome.PASSED, None
@@ -121,8 +128,10 @@ class ConnectionChecks:
             message = f"no answer within {self.timeout:.0f} s; check the region and network, then revalidate"
         except _CheckWarning as exc:
             outcome, code, message = Outcome.WARNING, exc.aws_code, exc.message
+            note = exc.operator_note
         except _CheckFailed as exc:
             outcome, code, message = Outcome.FAILED, exc.aws_code, exc.message
+            note = exc.operator_note
         except ByobError as exc:
             outcome, code, message = Outcome.FAILED, getattr(exc, "aws_code", None), exc.message
         except Exception as exc:
@@ -136,7 +145,9 @@ class ConnectionChecks:
             # Recipients may withdraw s3:DeleteObject once active (the seeds say so).
             outcome = Outcome.WARNING
             message += f" (the test object {self.destination.url(self.test_key)} was left behind; you may delete it)"
-        return _result(name, outcome, message, code, int((monotonic() - start) * 1000))
+        return _result(
+            name, outcome, message, code, int((monotonic() - start) * 1000), operator_note=note
+        )
 
     def _athena(self) -> AthenaChecks:
         assert self.aws is not None
@@ -212,10 +223,17 @@ class ConnectionChecks:
             raise _CheckFailed(hole, "ExternalIdNotRequired")
         observed = "refuses a wrong one" if wrong_refused else "accepts a wrong one too"
         raise _CheckWarning(
-            "not proven: the endpoint in BYOB_AWS_ENDPOINT_URL accepted AssumeRole without the "
-            f"external ID (and {observed}); AWS itself refuses it when the trust policy has the "
-            "external ID condition, and fails this check when it has not",
+            "not proven: the AWS endpoint this service uses does not enforce trust policies, so "
+            "it could not show that your role refuses callers without the external ID; keep the "
+            "role's trust policy exactly as shown (it requires the external ID)",
             "ExternalIdNotEnforced",
+            operator_note=(
+                f"the endpoint in BYOB_AWS_ENDPOINT_URL accepted AssumeRole of "
+                f"{self.conn.role_arn} without the external ID (and {observed}): it does not "
+                "evaluate trust policies. AWS itself refuses such a call when the trust policy "
+                "has the external ID condition, and fails this check when it has not; "
+                "BYOB_STRICT_TRUST_CHECK=true fails it here too"
+            ),
         )
 
     def _bucket_region(self) -> str:
@@ -287,7 +305,13 @@ class ConnectionChecks:
 
 
 def _result(
-    name: str, outcome: Outcome, message: str, code: str | None = None, ms: int = 0
+    name: str,
+    outcome: Outcome,
+    message: str,
+    code: str | None = None,
+    ms: int = 0,
+    *,
+    operator_note: str = "",
 ) -> CheckResult:
     return CheckResult(
         name=name,
@@ -296,4 +320,5 @@ def _result(
         aws_code=code,
         duration_ms=ms,
         at=datetime.now(UTC),
+        operator_note=operator_note,
     )

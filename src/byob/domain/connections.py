@@ -12,7 +12,6 @@ from enum import StrEnum
 
 from byob.domain import fields, policies, schedules
 from byob.domain.policies import PolicyDocument
-from byob.domain.schedules import FREQUENCIES
 from byob.errors import ConflictError, InvalidFieldError
 
 
@@ -171,8 +170,12 @@ def new_connection(
     workgroup: str = "primary",
     schema: str = "",
     database: str = "",
+    frequency_minutes: int = 1440,
 ) -> Connection:
     """A draft connection with its generated external ID and role name; fields checked."""
+    frequency_minutes = schedules.frequency(frequency_minutes)
+    if not type.strip():
+        raise fields.missing("type")
     try:
         kind = ConnectionType(type)
     except ValueError:
@@ -182,8 +185,8 @@ def new_connection(
     name = fields.connection_name(name)
     tenant = fields.tenant(tenant)
     if kind is ConnectionType.LOCAL:
-        if not path:
-            raise InvalidFieldError("a local connection needs --path DIR", field="path")
+        if not path.strip():
+            raise fields.missing("path")
         return Connection(
             id=id,
             name=name,
@@ -192,6 +195,7 @@ def new_connection(
             path=path,
             auth=AuthKind.NONE,
             base_path=fields.base_path(base_path),
+            frequency_minutes=frequency_minutes,
             created_at=now,
             updated_at=now,
         )
@@ -241,6 +245,7 @@ def new_connection(
         workgroup=workgroup,
         schema=schema,
         database=database,
+        frequency_minutes=frequency_minutes,
         created_at=now,
         updated_at=now,
     )
@@ -248,6 +253,9 @@ def new_connection(
 
 def _athena_fields(*, workgroup: str, schema: str, database: str) -> tuple[str, str, str]:
     ident = re.compile(r"[a-z0-9_]{1,255}")
+    for field_name, value in (("schema", schema), ("database", database), ("workgroup", workgroup)):
+        if not (value or "").strip():
+            raise fields.missing(field_name)
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", workgroup or ""):
         raise InvalidFieldError(
             "workgroup must be 1-128 letters, digits, '.', '_' or '-' (default: primary)",
@@ -431,12 +439,7 @@ def _checked(conn: Connection, key: str, value: object) -> object:
     if key in checks:
         return checks[key](text)
     if key == "frequency_minutes":
-        if not isinstance(value, int) or value not in FREQUENCIES:
-            raise InvalidFieldError(
-                f"frequency must be one of {', '.join(map(str, FREQUENCIES))} minutes",
-                field="frequency_minutes",
-            )
-        return value
+        return schedules.frequency(value)
     if key == "role_arn":
         return text.strip()  # checked against the account below
     return text

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 from byob.errors import InvalidFieldError
 
@@ -42,6 +44,18 @@ def parse_lifetime(text: str) -> timedelta:
     if not timedelta(minutes=1) <= lifetime <= MAX_LINK_LIFETIME:
         raise InvalidFieldError("a link must live between 1 minute and 90 days", field="expires")
     return lifetime
+
+
+def names_this_machine(url: str) -> bool:
+    """Whether ``url``'s host is this machine's loopback (localhost, 127.0.0.0/8, ::1): a link
+    there opens only where byob runs."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:  # a name: another machine, as far as the URL can tell
+        return False
 
 
 class LinkState(StrEnum):

@@ -63,10 +63,42 @@ _ROLE_ARN = re.compile(
 )
 _ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
 
+# What to put in each field a connection cannot do without, for the message that says it is
+# missing: one wording for the CLI, the API and the wizard, instead of the rule for a bad value
+# (a missing region used to be "region '' is not an AWS commercial region", then 34 regions).
+WHAT_TO_PUT = {
+    "name": "a name for this connection, e.g. acme-s3 (letters, digits, '_', '.' or '-')",
+    "tenant": "the tenant's value in the source's tenant column, e.g. acme",
+    "type": "the kind of destination: s3, athena or local",
+    "account_id": "the 12-digit ID of the AWS account that owns the bucket, e.g. 123456789012",
+    "bucket": "the name of an existing S3 bucket in that account, e.g. acme-data",
+    "region": "the AWS region of the bucket, e.g. eu-west-1",
+    "path": "the directory a local connection writes into, e.g. /srv/exports",
+    "access_key_id": "the IAM user's access key ID, like AKIAIOSFODNN7EXAMPLE",
+    "secret_access_key": "the secret shown when the access key was created",
+    "workgroup": "the Athena workgroup to query with, e.g. primary",
+    "schema": "the Glue database and S3 folder for the data, e.g. acme_billing",
+    "database": "the S3 folder for Athena query results, e.g. acme_queries",
+}
+
+
+def missing(field: str) -> InvalidFieldError:
+    """The error for a required field left empty (or a required key left out): it names the
+    field and says what to put in it."""
+    what = WHAT_TO_PUT.get(field)
+    return InvalidFieldError(f"{field} is required" + (f": {what}" if what else ""), field=field)
+
+
+def _required(value: str | None, field: str) -> str:
+    """The value, unless it is empty or only spaces."""
+    if value is None or not value.strip():
+        raise missing(field)
+    return value
+
 
 def account_id(value: str) -> str:
     """An AWS account ID: exactly 12 digits."""
-    value = value.strip()
+    value = _required(value, "account_id").strip()
     if not _ACCOUNT_ID.fullmatch(value):
         raise InvalidFieldError(
             f"AWS account ID must be exactly 12 digits (got {value!r}); find it in the "
@@ -78,7 +110,7 @@ def account_id(value: str) -> str:
 
 def bucket_name(value: str) -> str:
     """An S3 bucket name under AWS's general-purpose bucket naming rules."""
-    value = value.strip()
+    value = _required(value, "bucket").strip()
     problem = _bucket_problem(value)
     if problem:
         raise InvalidFieldError(
@@ -110,7 +142,7 @@ def _bucket_problem(name: str) -> str | None:
 
 def region(value: str) -> str:
     """One of AWS's commercial regions."""
-    value = value.strip()
+    value = _required(value, "region").strip()
     if value not in COMMERCIAL_REGIONS:
         raise InvalidFieldError(
             f"region {value!r} is not an AWS commercial region; use the region your bucket "
@@ -169,7 +201,7 @@ def base_path(value: str | None) -> str:
 
 def connection_name(value: str) -> str:
     """A connection name: 1-63 letters, digits, '_', '.', '-', starting with a letter or digit."""
-    value = value.strip()
+    value = _required(value, "name").strip()
     if re.fullmatch(r"[0-9a-f]{32}", value):
         raise InvalidFieldError(
             "a connection name must not look like a connection ID (32 hex digits)", field="name"
@@ -185,8 +217,9 @@ def connection_name(value: str) -> str:
 
 def tenant(value: str) -> str:
     """A tenant identifier as stored in the source's tenant column: any non-empty text."""
-    if not value or not value.strip() or len(value) > 256:
-        raise InvalidFieldError("tenant must be 1-256 characters", field="tenant")
+    _required(value, "tenant")
+    if len(value) > 256:
+        raise InvalidFieldError("tenant must be at most 256 characters", field="tenant")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidFieldError("tenant must not contain control characters", field="tenant")
     if value != value.strip():
@@ -221,7 +254,7 @@ def role_arn(value: str, *, expected_account_id: str) -> str:
 
 def access_key_id(value: str) -> str:
     """An AWS access key ID (e.g. AKIA...)."""
-    value = value.strip()
+    value = _required(value, "access_key_id").strip()
     if not _ACCESS_KEY_ID.fullmatch(value):
         raise InvalidFieldError(
             "access key ID must be 16-128 uppercase letters and digits, like AKIAIOSFODNN7EXAMPLE",
@@ -232,7 +265,8 @@ def access_key_id(value: str) -> str:
 
 def secret_access_key(value: str) -> str:
     """An AWS secret access key; never echoed back in messages."""
-    if not value or len(value.strip()) < 16 or len(value) > 256:
+    _required(value, "secret_access_key")
+    if len(value.strip()) < 16 or len(value) > 256:
         raise InvalidFieldError(
             "secret access key must be the 40-character secret shown when the access key was "
             "created",

@@ -5,8 +5,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from byob.errors import InvalidFieldError
+
 FREQUENCIES = (15, 60, 360, 720, 1440)
+# How people say them (the wizard's choices, messages).
+FREQUENCY_LABELS = {
+    15: "every 15 minutes",
+    60: "hourly",
+    360: "every 6 hours",
+    720: "every 12 hours",
+    1440: "daily",
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def frequency(value: object) -> int:
+    """A connection's frequency in minutes, one of FREQUENCIES (a form's "60" too)."""
+    minutes = value
+    if isinstance(value, str) and value.strip().isdigit():
+        minutes = int(value)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes not in FREQUENCIES:
+        choices = ", ".join(f"{m} ({FREQUENCY_LABELS[m]})" for m in FREQUENCIES)
+        raise InvalidFieldError(
+            f"frequency must be one of these minutes: {choices}", field="frequency_minutes"
+        )
+    return minutes
 
 
 def slot_start(frequency_minutes: int, now: datetime) -> datetime:

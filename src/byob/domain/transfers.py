@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from byob.domain.windows import TransferType, Window
+from byob.errors import InvalidFieldError
 
 
 class TransferStatus(StrEnum):
@@ -20,6 +22,7 @@ class TransferStatus(StrEnum):
 
 # Not yet succeeded or cancelled: a later run must finish these, oldest first.
 PENDING = (TransferStatus.PLANNED, TransferStatus.RUNNING, TransferStatus.FAILED)
+_STATUS_NAMES = {member.value: member for member in TransferStatus}
 
 
 class FileState(StrEnum):
@@ -55,6 +58,56 @@ class TransferRecord:
     cancel_requested: bool = False
     note: str | None = None  # what the figures do not say (rows excluded, a tenant with none)
     excluded_rows: int = 0  # rows with a NULL cursor left out (on_null_cursor = "exclude")
+
+
+def cancel_refusal(record: TransferRecord) -> str | None:
+    """Why the transfer cannot be cancelled, or None. A failed one can: its window is still
+    to be delivered (the next run finishes it), and cancelling hands it to a new window."""
+    if record.status is TransferStatus.SUCCEEDED:
+        return (
+            f"transfer {record.id} has succeeded: its files are delivered and stay; "
+            "there is nothing to cancel"
+        )
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferFilter:
+    """Which transfers a list holds; a field left empty does not narrow it."""
+
+    connection_id: str | None = None
+    tenant: str | None = None
+    statuses: frozenset[TransferStatus] = frozenset()
+    since: datetime | None = None  # created at or after
+
+
+def parse_statuses(values: Iterable[str]) -> frozenset[TransferStatus]:
+    """The statuses named; anything but a `TransferStatus` value is refused, naming ``status``."""
+    found: set[TransferStatus] = set()
+    for value in values:
+        status = _STATUS_NAMES.get(value)
+        if status is None:
+            raise InvalidFieldError(
+                f"status {value!r} is not a transfer status: use one of {', '.join(_STATUS_NAMES)}",
+                field="status",
+            )
+        found.add(status)
+    return frozenset(found)
+
+
+def parse_since(value: str) -> datetime:
+    """An ISO 8601 date or time, UTC unless it names its offset; else refused, naming
+    ``since``."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+        # Out-of-range years fail here, when moved to UTC, not later in the state store.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidFieldError(
+            f"since must be an ISO 8601 date or time such as 2026-05-01 or "
+            f"2026-05-01T12:00:00Z, not {value!r}",
+            field="since",
+        ) from None
 
 
 @dataclass(frozen=True, kw_only=True)

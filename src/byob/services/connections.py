@@ -3,15 +3,17 @@ every front door shows of a connection. Each change and its audit entry commit t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from byob.domain import connections as rules
 from byob.domain import fields as field_rules
+from byob.domain import ids
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
 from byob.domain.paging import Page, cursors, every
-from byob.errors import ByobError, InvalidFieldError
+from byob.errors import ByobError, InvalidFieldError, NotFoundError
 from byob.services.events import Event, about
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
@@ -22,6 +24,8 @@ from byob.store.state import StateStore
 
 if TYPE_CHECKING:
     from byob.destinations.checks import CheckResult
+
+log = logging.getLogger("byob.connections")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +53,20 @@ class ConnectionService:
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, name_or_id: str) -> Connection:
-        return self.state.connections.get(name_or_id)
+        """A connection by ID, by name, by tenant/name, or, git-style, by a start of its ID
+        that no other connection's has (a name wins over the start of an ID)."""
+        try:
+            return self.state.connections.get(name_or_id)
+        except NotFoundError:
+            prefix = ids.prefix_of(name_or_id)
+            if prefix is None or len(prefix) == ids.ID_LENGTH:
+                raise
+            found = self.state.connections.ids_starting_with(prefix, ids.SHOWN + 1)
+        if not found:
+            raise NotFoundError(
+                f"no connection named {name_or_id!r}, nor one whose ID starts with it", field="name"
+            )
+        return self.state.connections.get(ids.one_of("connection", prefix, found))
 
     def all(self) -> list[Connection]:
         """Every connection, oldest first (lists page with `listing`)."""
@@ -97,9 +114,13 @@ class ConnectionService:
             now=self.adapters.clock(),
         )
 
-    def validation_history(self, conn: Connection, *, limit: int = 20) -> list[dict[str, Any]]:
+    def validation_history(
+        self, conn: Connection, *, limit: int = 20, operator_notes: bool = False
+    ) -> list[dict[str, Any]]:
+        """The latest validations, newest first; ``operator_notes`` for the operator's pages."""
         return [
-            validation_view(v, conn) for v in self.state.validations.history(conn.id, limit=limit)
+            validation_view(v, conn, operator_notes=operator_notes)
+            for v in self.state.validations.history(conn.id, limit=limit)
         ]
 
     def policies(self, conn: Connection) -> dict[str, Any]:
@@ -220,6 +241,9 @@ class ConnectionService:
 
         conn = self.get(name)
         results = self.adapters.checks(conn).run()
+        for r in results:
+            if r.operator_note:  # for the operator's eyes: the log, not the recipient's page
+                log.info("connection %s, check %s: %s", conn.name, r.name, r.operator_note)
         ok = passed(results)
         validation = Validation(
             connection_id=conn.id,

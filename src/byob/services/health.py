@@ -5,6 +5,7 @@ operator's pages, and to a recipient opening a link, instead of a 502 at the IAM
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -60,3 +61,20 @@ class HealthService:
     def report(self) -> dict[str, Any]:
         problems = self.problems()
         return {"status": "degraded" if problems else "ok", "problems": problems}
+
+
+def serves_byob(base_url: str, *, timeout: float = 1.0) -> bool:
+    """Whether a byob server answers its liveness check at ``base_url``, within ``timeout``
+    seconds (something else on the port does not count)."""
+    # Imported here: urllib.request (with http.client and ssl) costs ~80 ms, which every
+    # command would pay otherwise.
+    import http.client
+    import urllib.request
+
+    # No proxy: the environment's would answer for a server that is not there.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{base_url}/healthz", timeout=timeout) as response:
+            return bool(response.status == 200 and json.load(response) == {"status": "ok"})
+    except (OSError, ValueError, http.client.HTTPException):
+        return False

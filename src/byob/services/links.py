@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from byob.domain import credentials, fields
+from byob.domain import credentials, fields, ids
 from byob.domain.connections import Connection, ConnectionType
 from byob.domain.credentials import Link, LinkState
 from byob.domain.paging import Page, cursors, every
@@ -18,6 +18,7 @@ from byob.errors import (
     NotFoundError,
 )
 from byob.services.connections import ConnectionService, Created
+from byob.services.health import serves_byob
 from byob.services.ports import Adapters
 from byob.services.principals import Principal
 from byob.store.repository import new_id
@@ -71,6 +72,17 @@ class LinkService:
     def url(self, token: str) -> str:
         return f"{self.adapters.settings.public_url.rstrip('/')}/connect/{token}"
 
+    def url_warning(self) -> str | None:
+        """Why links made now may open nothing: BYOB_PUBLIC_URL names this machine, yet no
+        byob server answers there. Another host's address cannot be judged from here."""
+        base = self.adapters.settings.public_url.rstrip("/")
+        if not credentials.names_this_machine(base) or serves_byob(base):
+            return None
+        return (
+            f"the link points at {base}, where no byob server answers; set BYOB_PUBLIC_URL "
+            "to the address recipients reach `byob serve` on"
+        )
+
     def page(
         self,
         *,
@@ -91,6 +103,8 @@ class LinkService:
         return self.links.of_connection(conn.id)
 
     def revoke(self, link_id: str, *, actor: str) -> Link:
+        """Revoke a link, named by its ID or, git-style, a start of it no other link's has."""
+        link_id = ids.resolve("link", link_id, self.links.ids_starting_with)
         now = self.adapters.clock()
         with self.adapters.state.atomic() as tx:
             link = tx.links.revoke(link_id, now=now)
@@ -105,12 +119,13 @@ class LinkService:
 
     # -- the recipient's side --------------------------------------------------------------------
 
-    def open(self, token: str) -> Link:
-        """The link behind a token, if it may still be used."""
+    def open(self, token: str, *, allow_spent: bool = False) -> Link:
+        """The link behind a token, if it may still be used (a spent one too when
+        ``allow_spent``: it still reads its own connection's transfers)."""
         link = self.links.find(token) if token.startswith(credentials.LINK_PREFIX) else None
         if link is None:
             raise AuthenticationError("this connection link is not valid; ask for a new one")
-        return self.usable(link)
+        return self.usable(link, allow_spent=allow_spent)
 
     def get(self, link_id: str, *, allow_spent: bool = False) -> Link:
         """A link by ID (a recipient's session holds it), if it may still be used; a spent
@@ -123,8 +138,8 @@ class LinkService:
             return link
         raise GoneError(gone_reason(state))
 
-    def principal(self, token: str) -> Principal:
-        link = self.open(token)
+    def principal(self, token: str, *, allow_spent: bool = False) -> Principal:
+        link = self.open(token, allow_spent=allow_spent)
         return Principal(actor=f"link:{link.id}", link=link)
 
     def own_connection(self, principal: Principal, name_or_id: str | None = None) -> Connection:

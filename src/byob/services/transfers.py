@@ -13,16 +13,25 @@ construction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from byob.domain import ids
 from byob.domain.connections import Connection
 from byob.domain.failures import Verdict, classify, is_final
 from byob.domain.models import ModelSpec
 from byob.domain.paging import Page, cursors
-from byob.domain.transfers import FileRecord, TransferRecord, TransferStatus
+from byob.domain.transfers import (
+    FileRecord,
+    TransferFilter,
+    TransferRecord,
+    TransferStatus,
+    cancel_refusal,
+    parse_since,
+    parse_statuses,
+)
 from byob.engine.transfer import Progress, TransferResult
 from byob.errors import ByobError, ConflictError
 from byob.services.connections import ConnectionService
@@ -42,6 +51,12 @@ class Triggered:
     planned: list[TransferRecord]  # windows fixed now (embedded workers)
     busy: list[str]  # models skipped: a transfer of them is already running or waiting
     queued: list[str] = field(default_factory=list)  # models queued for distributed workers
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancellation:
+    record: TransferRecord  # as it is now: cancelled, or with its cancel requested
+    already: bool  # it was cancelled before this request, which changed nothing
 
 
 class Dispatcher(Protocol):
@@ -73,7 +88,12 @@ class TransferService:
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, transfer_id: str) -> TransferRecord:
-        return self.state.transfers.get(transfer_id)
+        """A transfer by its ID or, git-style, a start of it no other transfer's ID has."""
+        return self.state.transfers.get(self.resolve_id(transfer_id))
+
+    def resolve_id(self, ref: str) -> str:
+        """The transfer ID that ``ref`` (a whole ID or a unique start of one) names."""
+        return ids.resolve("transfer", ref, self.state.transfers.ids_starting_with)
 
     def files(self, record: TransferRecord) -> list[FileRecord]:
         return self.state.transfers.files(record.id)
@@ -91,8 +111,31 @@ class TransferService:
         start_after, end_before = cursors(after, before)
         conn = self.connections.get(connection)
         return conn, self.state.transfers.page(
-            conn.id, after=start_after, before=end_before, limit=limit
+            TransferFilter(connection_id=conn.id), after=start_after, before=end_before, limit=limit
         )
+
+    def listing(
+        self,
+        *,
+        connection: str | None = None,
+        tenant: str | None = None,
+        statuses: Iterable[str] = (),
+        since: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> Page[TransferRecord]:
+        """A page of every connection's transfers, newest first, narrowed to a connection
+        (name, ID or tenant/name), a tenant, any of ``statuses``, and those created at or
+        after ``since`` (ISO 8601); ``after``/``before`` are a previous page's cursors."""
+        start_after, end_before = cursors(after, before)
+        which = TransferFilter(
+            connection_id=self.connections.get(connection).id if connection else None,
+            tenant=tenant,
+            statuses=parse_statuses(statuses),
+            since=parse_since(since) if since else None,
+        )
+        return self.state.transfers.page(which, after=start_after, before=end_before, limit=limit)
 
     def specs(self, model: str | None = None) -> list[ModelSpec]:
         models_file = self.adapters.models_file
@@ -244,19 +287,32 @@ class TransferService:
         return self.dispatcher.trigger(conn, models, full_refresh=False)
 
     def cancel(self, transfer_id: str, *, actor: str) -> TransferRecord:
+        """The transfer after `request_cancel`, for callers that show it either way."""
+        return self.request_cancel(transfer_id, actor=actor).record
+
+    def request_cancel(self, transfer_id: str, *, actor: str) -> Cancellation:
         """A queued transfer is cancelled at once; a running one stops at its next batch and
-        removes its files. Its window is delivered by the next transfer."""
+        removes its files; a failed one when a run next takes it up. Its window is delivered
+        by the next transfer. A succeeded transfer is refused; a cancelled one is left as it
+        is (asking twice is no error)."""
+        transfer_id = self.resolve_id(transfer_id)
         now = self.adapters.clock()
         with self.state.atomic() as tx:
+            record = tx.transfers.get(transfer_id)
+            if record.status is TransferStatus.CANCELLED:
+                return Cancellation(record=record, already=True)
+            refusal = cancel_refusal(record)
+            if refusal is not None:
+                raise ConflictError(refusal)
             record = tx.transfers.request_cancel(transfer_id, now=now)
             tx.audit.record(
                 actor=actor,
                 action="transfer.cancel",
                 connection_id=record.connection_id,
-                changes={"transfer": record.id},
+                changes={"transfer": record.id, "model": record.model},
                 now=now,
             )
-        return record
+        return Cancellation(record=record, already=False)
 
     # -- telling the outcome --------------------------------------------------------------------
 

@@ -67,20 +67,28 @@ def failing_view(conn: Connection) -> dict[str, Any] | None:
     }
 
 
-def validation_view(validation: Validation, conn: Connection) -> dict[str, Any]:
+def validation_view(
+    validation: Validation, conn: Connection, *, operator_notes: bool = False
+) -> dict[str, Any]:
+    """A validation and its checks; ``operator_notes`` only for the operator's pages."""
     return {
         "passed": validation.passed,
         "at": validation.created_at,
-        "checks": [check_view(check) for check in validation.checks],
+        "checks": [check_view(check, operator_notes=operator_notes) for check in validation.checks],
         "current": validation.covers(conn),
     }
 
 
-def check_view(check: dict[str, Any]) -> dict[str, Any]:
+def check_view(check: dict[str, Any], *, operator_notes: bool = False) -> dict[str, Any]:
     """A stored check (its time kept as ISO text) with its time as a datetime, like every
-    other time byob shows."""
+    other time byob shows. Its operator note (about byob's own configuration, e.g. its AWS
+    endpoint) is left out unless asked for: views reach recipients, the API and webhooks,
+    and only the operator's pages show the note."""
     at = check.get("at")
-    return check | {"at": datetime.fromisoformat(at)} if isinstance(at, str) else check
+    out = check | {"at": datetime.fromisoformat(at)} if isinstance(at, str) else dict(check)
+    if not operator_notes:
+        out.pop("operator_note", None)
+    return out
 
 
 def transfer_view(record: TransferRecord) -> dict[str, Any]:
@@ -101,6 +109,7 @@ def transfer_view(record: TransferRecord) -> dict[str, Any]:
         "excluded_rows": record.excluded_rows,
         "manifest": record.manifest_key,
         "finished_at": record.finished_at,
+        "cancel_requested": record.cancel_requested,
     }
 
 

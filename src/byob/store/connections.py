@@ -119,6 +119,9 @@ class Connections(Repository):
             )
         return _connection(rows[0])
 
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        return self._ids_starting_with(T.connections, prefix, limit)
+
     def names(self, ids: list[str]) -> dict[str, str]:
         if not ids:
             return {}

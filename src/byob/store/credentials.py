@@ -107,6 +107,9 @@ class Links(Repository):
             raise NotFoundError(f"no link {link_id!r}")
         return Link(**row._mapping)
 
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        return self._ids_starting_with(T.links, prefix, limit)
+
     def page(
         self,
         *,

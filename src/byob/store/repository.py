@@ -24,6 +24,14 @@ class Repository:
     def __init__(self, bind: Bind) -> None:
         self.bind = bind
 
+    def _ids_starting_with(self, table: sa.Table, prefix: str, limit: int) -> list[str]:
+        """IDs of ``table`` that start with ``prefix``, in order, at most ``limit``: `LIKE
+        :prefix || '%'` with the prefix escaped, so a `%` or `_` in it matches only itself."""
+        column = table.c.id
+        query = sa.select(column).where(column.startswith(prefix, autoescape=True))
+        with self.reading() as db:
+            return [str(i) for i in db.execute(query.order_by(column).limit(limit)).scalars()]
+
     @contextmanager
     def writing(self) -> Iterator[sa.Connection]:
         if isinstance(self.bind, sa.Connection):

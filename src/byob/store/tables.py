@@ -134,7 +134,9 @@ transfers = sa.Table(
     sa.Column("excluded_rows", sa.BigInteger, nullable=False, default=0, server_default="0"),
     sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
     sa.Index("ix_transfers_connection_created", "connection_id", "created_at"),  # the latest
-    sa.Index("ix_transfers_status", "status"),
+    # The list across connections, newest first: all of them, and by status.
+    sa.Index("ix_transfers_created", "created_at", "id"),
+    sa.Index("ix_transfers_status_created", "status", "created_at", "id"),
 )
 
 transfer_files = sa.Table(

@@ -15,6 +15,7 @@ from byob.domain.transfers import (
     FileRecord,
     FileState,
     ModelState,
+    TransferFilter,
     TransferRecord,
     TransferStatus,
 )
@@ -43,6 +44,22 @@ def _transfer_of(m: dict[str, Any]) -> TransferRecord:
     m["status"] = _STATUSES[m["status"]]
     m.pop("connection_id_1", None)
     return TransferRecord(**m)
+
+
+def _matching(which: TransferFilter) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clause of a filtered list, every value a bound parameter."""
+    c = T.transfers.c
+    where: list[sa.ColumnElement[bool]] = []
+    if which.connection_id is not None:
+        where.append(c.connection_id == which.connection_id)
+    if which.tenant is not None:
+        of_tenant = sa.select(T.connections.c.id).where(T.connections.c.tenant == which.tenant)
+        where.append(c.connection_id.in_(of_tenant))
+    if which.statuses:
+        where.append(c.status.in_(sorted(s.value for s in which.statuses)))
+    if which.since is not None:
+        where.append(c.created_at >= which.since)
+    return where
 
 
 class Transfers(Repository):
@@ -162,25 +179,29 @@ class Transfers(Repository):
             raise NotFoundError(f"no transfer {transfer_id!r}")
         return _transfer(row)
 
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        return self._ids_starting_with(T.transfers, prefix, limit)
+
     def history(self, connection_id: str, *, limit: int = 50) -> list[TransferRecord]:
         """The newest ``limit``, newest first."""
-        return self.page(connection_id, limit=limit).items
+        return self.page(TransferFilter(connection_id=connection_id), limit=limit).items
 
     def page(
         self,
-        connection_id: str,
+        which: TransferFilter,
         *,
         after: Cursor | None = None,
         before: Cursor | None = None,
         limit: int = 50,
     ) -> Page[TransferRecord]:
-        """Newest first, a keyset page (see `store.keyset`) in one query."""
+        """Newest first, of every connection unless ``which`` narrows it: a keyset page (see
+        `store.keyset`) in one query."""
         with self.reading() as db:
             return newest_first(
                 db,
                 T.transfers,
                 list(T.transfers.c),
-                [T.transfers.c.connection_id == connection_id],
+                _matching(which),
                 after=after,
                 before=before,
                 limit=limit,

@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from byob.domain import fields as field_rules
 from byob.errors import ByobError
 from byob.services import Services
+from byob.web.docs import documented_app
 from byob.web.errors import error_response, status_of
 from byob.web.limits import BoundedBody
 from byob.web.metrics import ByobCollector
@@ -21,13 +23,18 @@ from byob.web.throttle import Throttle
 log = logging.getLogger("byob.api")
 
 
+def _left_out(error: Any) -> bool:
+    """A required key left out of the request, or sent empty where a minimum length applies."""
+    kind = error.get("type")
+    return bool(kind == "missing" or (kind == "string_too_short" and error.get("input") == ""))
+
+
 def create_app(services: Services) -> FastAPI:
     from byob.web import routes_connections, routes_links, routes_transfers
 
-    app = FastAPI(
+    app = documented_app(
         title="byob",
         version="1",
-        docs_url="/docs",
         openapi_url="/openapi.json",
         description="Deliver each tenant's rows into storage the tenant owns.",
     )
@@ -49,6 +56,13 @@ def create_app(services: Services) -> FastAPI:
             return error_response(422, "invalid_json", "the request body is not valid JSON")
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
+        if _left_out(first):
+            # The domain's wording, as for a field sent empty: "region is required: the AWS
+            # region of the bucket, e.g. eu-west-1" rather than pydantic's "Field required".
+            if field is None:
+                return error_response(422, "invalid_field", "a JSON request body is required")
+            missing = field_rules.missing(field)
+            return error_response(422, missing.code, missing.message, missing.field)
         message = first.get("msg", "invalid request")
         if first.get("type") == "extra_forbidden":
             message = f"unknown field {field!r}"

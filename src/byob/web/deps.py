@@ -48,6 +48,17 @@ def recipient(request: Request) -> Principal:
     return who
 
 
+def recipient_reader(request: Request) -> Principal:
+    """A link holder, to read what was delivered: its link is spent once the connection is
+    active, and still reads (only) that connection's transfers until an operator revokes
+    it."""
+    token = _bearer(request)
+    if token.startswith(LINK_PREFIX):
+        return get_services(request).links.principal(token, allow_spent=True)
+    return recipient(request)  # an operator's key: refused, as on every recipient endpoint
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 Operator = Annotated[Principal, Depends(operator)]
 Recipient = Annotated[Principal, Depends(recipient)]
+RecipientReader = Annotated[Principal, Depends(recipient_reader)]

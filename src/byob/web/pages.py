@@ -196,7 +196,7 @@ def _connection_page(
         conn=conn,
         view=services.connections.view(conn),
         now=now,
-        history=services.connections.validation_history(conn),
+        history=services.connections.validation_history(conn, operator_notes=True),
         transfers=[transfer_view(t) for t in recent.items],
         policies=_policies(services, conn),
         links=[link_view(link, now) for link in services.links.of_connection(conn)],

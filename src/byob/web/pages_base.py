@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from byob.errors import ByobError, SecretError
 from byob.services import Services
 from byob.web.errors import status_of
+from byob.web.pages_help import failing_headline
 
 log = logging.getLogger("byob.web")
 
@@ -117,6 +118,7 @@ def templates() -> Environment:
     )
     env.filters |= {"when": _when, "size": _size, "pretty_json": pretty_json, "sentence": sentence}
     env.globals["duration"] = duration
+    env.globals["failing_headline"] = failing_headline
     return env
 
 

@@ -20,6 +20,19 @@ CHECK_LABELS = {
     "athena_output_location": "Where Athena writes query results",
 }
 
+# What failed, by the check that marked a connection failing: transfers mark it "transfer";
+# a validation check would read as its label.
+FAILING_HEADLINES = {"transfer": "Transfers have failed"}
+
+
+def failing_headline(check: str) -> str:
+    """What stopped working, as the start of a sentence a person reads (the check's
+    identifier is for scripts: the API and --json)."""
+    if check in FAILING_HEADLINES:
+        return FAILING_HEADLINES[check]
+    return f"The check “{CHECK_LABELS.get(check, check.replace('_', ' '))}” has failed"
+
+
 # Check → (the wizard step to fix it on, what to do there).
 CHECK_FIXES = {
     "assume_role": (

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 
 from byob.domain.credentials import parse_lifetime
 from byob.services.views import link_view
-from byob.web.deps import Operator, Recipient, ServicesDep
+from byob.web.deps import Operator, Recipient, RecipientReader, ServicesDep
 from byob.web.routes_connections import created_view, creation_fields, update_fields, validated_view
+from byob.web.routes_transfers import Limit, PageCursor, Since, StatusFilter, transfer_page
 from byob.web.schemas import (
     ConnectionCreated,
     ConnectionPublic,
@@ -20,6 +21,7 @@ from byob.web.schemas import (
     LinkPublic,
     Policies,
     RecipientConnectionCreate,
+    TransferPublic,
     ValidationPublic,
 )
 
@@ -105,3 +107,22 @@ def validate_my_connection(services: ServicesDep, who: Recipient) -> dict[str, A
 def activate_my_connection(services: ServicesDep, who: Recipient) -> dict[str, Any]:
     conn = services.links.own_connection(who)
     return services.connections.view(services.connections.activate(conn.id, actor=who.actor))
+
+
+@recipient.get("/transfers", response_model=CursorPage[TransferPublic])
+def my_transfers(
+    services: ServicesDep,
+    who: RecipientReader,
+    status: StatusFilter = (),
+    since: Since = None,
+    limit: Limit = 50,
+    after: PageCursor = None,
+    before: PageCursor = None,
+) -> dict[str, Any]:
+    """The transfers of this link's connection, newest first. The link still reads them once
+    its connection is active (it can do nothing else then)."""
+    conn = services.links.own_connection(who)
+    page = services.transfers.listing(
+        connection=conn.id, statuses=status, since=since, after=after, before=before, limit=limit
+    )
+    return transfer_page(page)

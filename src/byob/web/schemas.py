@@ -31,6 +31,8 @@ class RecipientConnectionCreate(Strict):
     workgroup: Annotated[str, Field(max_length=128)] = "primary"
     schema_: Annotated[str, Field(alias="schema", max_length=255)] = ""
     database: Annotated[str, Field(max_length=255)] = ""
+    # Checked by the domain (one list of frequencies); the schema documents the same list.
+    frequency_minutes: Annotated[int, Field(json_schema_extra={"enum": list(FREQUENCIES)})] = 1440
 
 
 class ConnectionCreate(RecipientConnectionCreate):
@@ -186,6 +188,8 @@ class TransferPublic(BaseModel):
     excluded_rows: int = 0  # rows with a NULL cursor left out (on_null_cursor = "exclude")
     manifest: str | None
     finished_at: datetime | None
+    # Asked to stop: a running transfer stops at its next batch, a failed one when next run.
+    cancel_requested: bool = False
 
 
 class TransfersTriggered(BaseModel):

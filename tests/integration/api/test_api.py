@@ -120,6 +120,18 @@ def test_create_refuses_unknown_and_missing_fields(ops: httpx.Client) -> None:
     error_of(ops.get(f"{API}/connections/{name}"), 404)
 
 
+def test_the_frequency_is_chosen_at_creation(ops: httpx.Client) -> None:
+    name = unique("hourly")
+    created = ok(ops.post(f"{API}/connections", json=s3_body(name, unique("bkt"))), 201)
+    assert created["frequency_minutes"] == 1440  # daily unless chosen
+    body = s3_body(unique("hourly"), unique("bkt"), frequency_minutes=60)
+    assert ok(ops.post(f"{API}/connections", json=body), 201)["frequency_minutes"] == 60
+    body = s3_body(unique("hourly"), unique("bkt"), frequency_minutes=30)
+    error = error_of(ops.post(f"{API}/connections", json=body), 422)
+    assert error["field"] == "frequency_minutes"
+    assert error["message"].startswith("frequency must be one of these minutes: 15 (every 15")
+
+
 def test_duplicate_name_is_a_conflict(ops: httpx.Client) -> None:
     name = unique("dup")
     ok(ops.post(f"{API}/connections", json=s3_body(name, unique("bkt"))), 201)
