@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     log_json: bool = True  # one JSON object per log line; false: text for people
     service_principal_arn: str = ""  # default: sts:GetCallerIdentity of byob's credentials
     settle_lag_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # `byob transfers run` under --json or with stderr not a terminal: seconds between the
+    # JSON progress lines it writes on stderr (0: after every batch).
+    progress_interval_seconds: Annotated[float, Field(ge=0)] = 5.0
     file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20
     row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 16 << 20
     multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20

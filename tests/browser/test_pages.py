@@ -169,7 +169,7 @@ def test_operator_creates_copies_and_revokes_a_link(
     page.wait_for_url(re.compile(r"/connections$"))
     assert_fits(page)
     shoot(page, "connections-phone")
-    page.get_by_role("link", name="Create New").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Links").click()
     who = tenant()
     page.get_by_label("Tenant").fill(who)
     page.get_by_label("Expires after").select_option("1d")

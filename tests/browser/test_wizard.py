@@ -171,7 +171,9 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     trust = json.loads(page.evaluate("navigator.clipboard.readText()"))
     assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == external_id
     with page.expect_download() as download:
-        page.locator(".copy-block").nth(1).get_by_role("link", name="Download JSON").click()
+        page.locator(".copy-block", has=page.locator("#permissions-policy")).get_by_role(
+            "link", name="Download JSON"
+        ).click()
     permissions = json.loads(Path(download.value.path()).read_text())
     assert json.loads(page.locator("#permissions-policy").inner_text()) == permissions
     assert page.get_by_role("button", name="Continue").is_disabled()  # until confirmed

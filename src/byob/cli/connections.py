@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from byob.cli import output
 from byob.cli.root import ACTOR, ConnectionArg, JsonOpt, build_services, connections_cli, models_cli
+from byob.domain import role_setup
+from byob.errors import InvalidFieldError
 
 
 @connections_cli.command("create")
@@ -85,15 +89,54 @@ def create(
     _print_policies(created.policies)
 
 
+class PolicyFormat(StrEnum):
+    POLICIES = "policies"
+    CLOUDFORMATION = "cloudformation"
+    TERRAFORM = "terraform"
+    CLI = "cli"
+
+
 @connections_cli.command("policy")
-def policy(name: ConnectionArg, as_json: JsonOpt = False) -> None:
-    """Print the role name, trust policy and permissions policy again."""
+def policy(
+    name: ConnectionArg,
+    format: Annotated[
+        PolicyFormat,
+        typer.Option(
+            "--format",
+            help="policies (the documents to paste), or the role as code to run: a "
+            "cloudformation template, a terraform snippet or aws cli commands.",
+        ),
+    ] = PolicyFormat.POLICIES,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the role name, trust policy and permissions policy again, or the role as code."""
     services = build_services()
     policies = services.connections.policies(services.connections.get(name))
     if as_json:
         output.emit_json(policies)
-    else:
+    elif format is PolicyFormat.POLICIES:
         _print_policies(policies)
+    else:
+        _print_role_setup(name, policies, format)
+
+
+def _print_role_setup(name: str, policies: dict[str, Any], format: PolicyFormat) -> None:
+    """The code alone on stdout, ready to redirect to a file; where to run it on stderr."""
+    setup = policies.get("role_setup")
+    if setup is None:
+        raise InvalidFieldError(
+            f"connection {name!r} uses an access key, not a role: there is no role to create; "
+            "attach its permissions policy (--format policies) to the key's IAM user",
+            field="format",
+        )
+    if format is PolicyFormat.CLOUDFORMATION:
+        cfn = setup["cloudformation"]
+        sys.stdout.write(role_setup.template_text(cfn["template"]))
+        if cfn["launch_url"]:
+            output.errors.print(f"Launch stack: {cfn['launch_url']}", soft_wrap=True)
+        output.errors.print(cfn["note"], soft_wrap=True)
+    else:
+        sys.stdout.write(setup["terraform" if format is PolicyFormat.TERRAFORM else "aws_cli"])
 
 
 def _print_policies(policies: dict[str, Any]) -> None:
@@ -365,11 +408,19 @@ def update(
             "Secret access key", hide_input=True
         )
     services = build_services()
-    conn = services.connections.update(name, changes, secret_access_key=secret, actor=ACTOR)
+    updated = services.connections.update(name, changes, secret_access_key=secret, actor=ACTOR)
+    conn, policy_changed = updated.connection, updated.policy_changed()
     if as_json:
-        output.emit_json({"connection": services.connections.view(conn)})
-    else:
-        output.console.print(f"Connection [bold]{conn.name}[/] updated; status {conn.status}")
+        view = {"connection": services.connections.view(conn)}
+        output.emit_json(view | ({"policy_changed": policy_changed} if policy_changed else {}))
+        return
+    output.console.print(f"Connection [bold]{conn.name}[/] updated; status {conn.status}")
+    if policy_changed:
+        output.console.print(f"[yellow]note:[/] {policy_changed['message']}", highlight=False)
+        for change in updated.policy_changes:
+            output.console.print(f"statement {change.sid}", highlight=False)
+            for line in change.lines():
+                output.console.print(f"  {line}", highlight=False, markup=False)
 
 
 @connections_cli.command("pause")

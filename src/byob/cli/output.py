@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from byob.domain.transfers import TransferProgress
 
 console = Console()
 errors = Console(stderr=True)
@@ -79,6 +83,45 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+class _Figures(ProgressColumn):
+    """A task's figures as ``progress_figures`` wrote them, or its bare count."""
+
+    def render(self, task: Task) -> Text:
+        figures = task.fields.get("figures")
+        if figures is None:
+            total = f" of {task.total:,.0f}" if task.total is not None else ""
+            figures = f"{task.completed:,.0f}{total}"
+        return Text(figures)
+
+
+def progress_figures(p: TransferProgress) -> str:
+    """Rows of the total ("≈" when it is an estimate), rows/s, bytes written and the time
+    left: "12,000 of ≈40,000 rows · 6,000 rows/s · 1.2 MiB · ETA 0:05"."""
+    total = "" if p.total is None else f" of {'≈' if p.estimated else ''}{p.total:,}"
+    eta = p.eta_seconds
+    left = "" if eta is None else f" · ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+    return (
+        f"{p.rows:,}{total} rows · {p.rows_per_second:,.0f} rows/s · {human_bytes(p.bytes)}{left}"
+    )
+
+
+class ProgressLines:
+    """One JSON progress line on stderr every ``interval`` seconds of a transfer, the first
+    after ``interval``: a sign of life for a caller reading --json or a pipe."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last = time.monotonic()
+
+    def __call__(self, p: TransferProgress) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        sys.stderr.write(json.dumps({"progress": p.to_dict()}) + "\n")
+        sys.stderr.flush()
+
+
 @contextmanager
 def rows_progress(enabled: bool) -> Iterator[Progress | None]:
     """A progress display of rows per model; nothing when output is for scripts."""
@@ -88,7 +131,7 @@ def rows_progress(enabled: bool) -> Iterator[Progress | None]:
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,} rows"),
+        _Figures(),
         TimeElapsedColumn(),
         console=console,
         transient=False,

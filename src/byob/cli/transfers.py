@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,7 +19,8 @@ from byob.cli.root import (
 from byob.domain.ids import short
 
 if TYPE_CHECKING:
-    from byob.domain.transfers import FileRecord, TransferRecord
+    from byob.domain.transfers import FileRecord, TransferProgress, TransferRecord
+    from byob.engine.transfer import Progress
 
 TransferArg = Annotated[
     str,
@@ -63,13 +65,27 @@ def run(
         )
         return
     assert connection is not None
+    from byob.engine.transfer import WithTotal  # the engine, not loaded for other commands
+
+    # Scripts (--json, or stderr piped) get a JSON line now and then instead of the display.
+    lines = None
+    if as_json or not sys.stderr.isatty():
+        lines = output.ProgressLines(services.adapters.settings.progress_interval_seconds)
     with output.rows_progress(not as_json) as progress:
 
-        def for_model(name: str) -> Any:
-            if progress is None:
-                return None
-            task = progress.add_task(name, total=None)
-            return lambda rows: progress.update(task, completed=rows)
+        def for_model(name: str) -> Progress:
+            task = progress.add_task(name, total=None) if progress is not None else None
+
+            def show(p: TransferProgress) -> None:
+                if progress is not None and task is not None:
+                    figures = output.progress_figures(p)
+                    progress.update(task, completed=p.rows, total=p.total, figures=figures)
+                if lines is not None:
+                    lines(p)
+
+            # A total (a count of the window) only for a person at a terminal: scripts get
+            # rows, rate and bytes without the extra read.
+            return WithTotal(show) if progress is not None else show
 
         results = services.transfers.run(
             connection, model=model, full_refresh=full_refresh, actor=ACTOR, progress=for_model
@@ -97,6 +113,8 @@ def run(
     for result in results:
         for warning in result.warnings:
             output.console.print(f"[yellow]warning:[/] {warning}")
+        if result.record.note:  # e.g. rows the settle lag keeps for the next transfer
+            output.console.print(f"{result.record.model}: {result.record.note}", highlight=False)
 
 
 def _run_all(

@@ -26,6 +26,7 @@ from byob.container import Byob
 from byob.demo import dataset
 from byob.demo.emulator import CustomerAccount, LocalAws, emulator_credentials, local_aws
 from byob.demo.readback import connect_s3
+from byob.domain.transfers import TransferProgress
 from byob.services import Services
 from byob.settings import load_settings
 
@@ -181,9 +182,9 @@ def _transfer(services: Services, name: str) -> int:
     ) as progress:
         tasks: dict[str, Any] = {}
 
-        def for_model(model: str) -> Callable[[int], None]:
+        def for_model(model: str) -> Callable[[TransferProgress], None]:
             tasks[model] = progress.add_task(model, total=None)
-            return lambda rows: progress.update(tasks[model], completed=rows)
+            return lambda p: progress.update(tasks[model], completed=p.rows, total=p.total)
 
         results = services.transfers.run(name, actor="demo", progress=for_model)
         for r in results:

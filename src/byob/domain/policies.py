@@ -3,9 +3,11 @@ permissions policies. Pure functions; the output is exactly what the recipient s
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
+from dataclasses import dataclass
 from typing import Any
 
 from byob.domain.layout import join
@@ -128,3 +130,67 @@ def athena_permissions_policy(
             },
         ],
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatementChange:
+    """What one statement of a policy lost and gained, per element (Action, Resource, …)."""
+
+    sid: str  # its Sid, or its place ("statement 2") when it has none
+    removed: dict[str, tuple[str, ...]]
+    added: dict[str, tuple[str, ...]]
+
+    def lines(self) -> list[str]:
+        """``- value`` / ``+ value`` lines under each changed element, as a diff reads."""
+        out = []
+        for element in dict.fromkeys([*self.removed, *self.added]):
+            out.append(f"{element}:")
+            out += [f"- {v}" for v in self.removed.get(element, ())]
+            out += [f"+ {v}" for v in self.added.get(element, ())]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "removed": {k: list(v) for k, v in self.removed.items()},
+            "added": {k: list(v) for k, v in self.added.items()},
+        }
+
+
+def diff_statements(
+    before: PolicyDocument | None, after: PolicyDocument | None
+) -> list[StatementChange]:
+    """The statements that differ between two policies, matched by Sid (else by place); an
+    element's values are compared as sets, so reordering is no change. Empty: the same."""
+    old, new = _statements(before), _statements(after)
+    changes = []
+    for sid in dict.fromkeys([*old, *new]):
+        a, b = old.get(sid, {}), new.get(sid, {})
+        removed: dict[str, tuple[str, ...]] = {}
+        added: dict[str, tuple[str, ...]] = {}
+        for element in dict.fromkeys([*a, *b]):
+            was, now = a.get(element, ()), b.get(element, ())
+            if gone := tuple(v for v in was if v not in now):
+                removed[element] = gone
+            if new_values := tuple(v for v in now if v not in was):
+                added[element] = new_values
+        if removed or added:
+            changes.append(StatementChange(sid=sid, removed=removed, added=added))
+    return changes
+
+
+def _statements(policy: PolicyDocument | None) -> dict[str, dict[str, tuple[str, ...]]]:
+    statements = (policy or {}).get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    return {
+        str(s.get("Sid") or f"statement {n}"): {
+            element: _values(value) for element, value in s.items() if element != "Sid"
+        }
+        for n, s in enumerate(statements, start=1)
+    }
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in items)

@@ -119,3 +119,49 @@ class FileRecord:
     rows: int
     bytes: int
     sha256: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferProgress:
+    """How far a running transfer is, for a display or a sign-of-life line."""
+
+    transfer_id: str
+    model: str
+    rows: int
+    bytes: int  # Parquet bytes written so far (grows a row group at a time)
+    total: int | None  # rows in the window; None when not known
+    estimated: bool  # the total is an estimate, not a count
+    elapsed: float  # seconds since the transfer started reading
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the rate so far; None without a total or a rate yet."""
+        if self.total is None or self.rows_per_second <= 0:
+            return None
+        return max(self.total - self.rows, 0) / self.rows_per_second
+
+    def to_dict(self) -> dict[str, Any]:
+        eta = self.eta_seconds
+        return {
+            "transfer": self.transfer_id,
+            "model": self.model,
+            "rows": self.rows,
+            "total": self.total,
+            "estimated": self.estimated,
+            "rows_per_second": round(self.rows_per_second, 1),
+            "bytes": self.bytes,
+            "eta_seconds": None if eta is None else round(eta, 1),
+        }
+
+
+def held_back_note(rows: int, *, settle_lag_seconds: float) -> str | None:
+    """What a transfer says of the rows newer than its window (the settle lag held them)."""
+    if rows <= 0:
+        return None
+    subject = "1 row changed" if rows == 1 else f"{rows:,} rows changed"
+    verb = "waits" if rows == 1 else "wait"
+    return f"{subject} in the last {settle_lag_seconds:g} s {verb} for the next transfer"

@@ -136,6 +136,12 @@ class RollingParquetWriter:
         self._dictionary: list[str] | None = None  # chosen from the first row group
         self.files: list[WrittenFile] = []
 
+    @property
+    def bytes_written(self) -> int:
+        """Parquet bytes written so far, in finished files and the one being filled."""
+        current = self._current[2].size if self._current is not None else 0
+        return sum(f.bytes for f in self.files) + current
+
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return

@@ -34,19 +34,39 @@ from byob.domain import layout
 from byob.domain.connections import Connection
 from byob.domain.manifests import manifest
 from byob.domain.models import ModelSpec, NullCursor, ResolvedModel, resolve
-from byob.domain.transfers import FileRecord, FileState, TransferRecord, TransferStatus
+from byob.domain.transfers import (
+    FileRecord,
+    FileState,
+    TransferProgress,
+    TransferRecord,
+    TransferStatus,
+    held_back_note,
+)
 from byob.domain.types import ColumnType, Kind, check_evolution
-from byob.domain.windows import TransferType, plan_window
+from byob.domain.windows import TransferType, Window, plan_window
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.engine.ports import Catalog, TransferLog
-from byob.errors import ByobError, DestinationError, NullCursorError, TransferError
+from byob.errors import ByobError, DestinationError, NullCursorError, SourceError, TransferError
 from byob.sources.base import Source
 
 Clock = Callable[[], datetime]
 
 
-Progress = Callable[[int], None]  # rows delivered so far in this transfer
+Progress = Callable[[TransferProgress], None]  # after every batch, and once before the first
+
+
+@dataclass(frozen=True)
+class WithTotal:
+    """A progress callback that also wants the window's size as its total. The size is a COUNT
+    of the window, one more read of it (half a second on a million rows), so it is made for a
+    person watching a terminal, not for a script's progress lines or a benchmark."""
+
+    show: Progress
+
+    def __call__(self, progress: TransferProgress) -> None:
+        self.show(progress)
+
 
 log = logging.getLogger("byob.transfer")
 
@@ -89,6 +109,7 @@ class TransferResult:
     record: TransferRecord
     resumed: bool
     warnings: tuple[str, ...] = ()
+    held_back: int = 0  # rows newer than the window, left by the settle lag to the next one
 
 
 class TransferRunner:
@@ -216,6 +237,7 @@ class TransferRunner:
             return self._cancel(model, record, previous)
         attempt = self.transfers.start_attempt(record.id)
         writer: RollingParquetWriter | None = None
+        held = 0
         try:
             self._abort_leftover_uploads(previous)
             if self.catalog is not None:
@@ -238,11 +260,12 @@ class TransferRunner:
             )
             delivered = 0
             checked = time.monotonic()
+            report = self._reporter(model, record, writer, progress)
+            report(0)
             for batch in self._read_ahead(model, record, schema):
                 writer.write(batch)
                 delivered += batch.num_rows
-                if progress:
-                    progress(delivered)
+                report(delivered)
                 if time.monotonic() - checked > 1.0:
                     checked = time.monotonic()
                     if self.transfers.cancel_requested(record.id):
@@ -253,7 +276,8 @@ class TransferRunner:
             writer = None
             self._void_surplus(previous, keep=len(files), record=record, schema=schema)
             rows = sum(f.rows for f in files)
-            note = self._note(model, rows=rows, excluded=excluded, before=record)
+            held = 0 if resumed else self._held_back(model, record)
+            note = self._note(model, rows=rows, excluded=excluded, held=held, before=record)
             manifest_key = self._write_manifest(
                 model, record, files, note=note, excluded_rows=excluded
             )
@@ -290,7 +314,10 @@ class TransferRunner:
         if self.catalog is not None and record.type is TransferType.FULL_REFRESH:
             self._move_snapshot(model, record)
         return TransferResult(
-            record=self.transfers.get(record.id), resumed=resumed, warnings=model.warnings
+            record=self.transfers.get(record.id),
+            resumed=resumed,
+            warnings=model.warnings,
+            held_back=held,
         )
 
     def _move_snapshot(self, model: ResolvedModel, record: TransferRecord) -> None:
@@ -417,8 +444,58 @@ class TransferRunner:
             )
         return nulls
 
+    def _reporter(
+        self,
+        model: ResolvedModel,
+        record: TransferRecord,
+        writer: RollingParquetWriter,
+        progress: Progress | None,
+    ) -> Callable[[int], None]:
+        """Tell ``progress`` how far the transfer is; its total is a count of the window, made
+        only when it asks for one (`WithTotal`)."""
+        if progress is None:
+            return lambda rows: None
+        total: int | None = None
+        if isinstance(progress, WithTotal):
+            try:
+                total = self.source.count(model, tenant=self.conn.tenant, window=record.window)
+            except SourceError as exc:  # a display's total is not worth failing a transfer for
+                log.warning("counting the window for progress failed: %s", exc)
+        started = time.monotonic()
+
+        def report(rows: int) -> None:
+            progress(
+                TransferProgress(
+                    transfer_id=record.id,
+                    model=model.name,
+                    rows=rows,
+                    bytes=writer.bytes_written,
+                    total=total,
+                    estimated=False,
+                    elapsed=time.monotonic() - started,
+                )
+            )
+
+        return report
+
+    def _held_back(self, model: ResolvedModel, record: TransferRecord) -> int:
+        """The tenant's rows with a cursor in (window high, now]: the settle lag keeps them for
+        the next transfer. Not counted for a resumed window, which a newer one follows."""
+        if self.options.settle_lag <= timedelta(0):
+            return 0
+        try:
+            now = self.source.now()
+            if now <= record.window.high:
+                return 0
+            return self.source.count(
+                model, tenant=self.conn.tenant, window=Window(low=record.window.high, high=now)
+            )
+        except SourceError as exc:  # a note is not worth failing a delivered transfer for
+            log.warning("counting the rows held back by the settle lag failed: %s", exc)
+            return 0
+
     def _note(
-        self, model: ResolvedModel, *, rows: int, excluded: int, before: TransferRecord
+        self, model: ResolvedModel, *, rows: int, excluded: int, held: int, before: TransferRecord
     ) -> str | None:
         """What the figures do not say on their own."""
         notes = []
@@ -433,11 +510,14 @@ class TransferRunner:
                 f"{excluded} rows with a NULL {model.spec.cursor_column!r} were left out "
                 '(on_null_cursor = "exclude")'
             )
-        if rows == 0 and not self.transfers.rows_delivered(self.conn.id, model.name):
+        if rows == 0 and not held and not self.transfers.rows_delivered(self.conn.id, model.name):
             notes.append(
                 f"0 rows: tenant {self.conn.tenant!r} has no rows in this model yet; check that "
                 "it is the tenant column's exact value"
             )
+        lag = held_back_note(held, settle_lag_seconds=self.options.settle_lag.total_seconds())
+        if lag:
+            notes.append(lag)
         return "; ".join(notes) or None
 
     def _write_manifest(

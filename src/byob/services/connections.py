@@ -3,16 +3,18 @@ every front door shows of a connection. Each change and its audit entry commit t
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from byob.domain import connections as rules
 from byob.domain import fields as field_rules
-from byob.domain import ids
+from byob.domain import ids, role_setup
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.credentials import Link
 from byob.domain.paging import Page, cursors, every
+from byob.domain.policies import StatementChange, diff_statements
 from byob.errors import ByobError, InvalidFieldError, NotFoundError
 from byob.services.events import Event, about
 from byob.services.models import ModelService
@@ -34,6 +36,30 @@ class Created:
     policies: dict[str, Any]  # what the recipient pastes into IAM (empty for local)
     tenant_rows: int | None = None  # in all models together; None when it could not be counted
     warnings: tuple[str, ...] = ()
+
+
+POLICY_CHANGED = (
+    "the permissions policy changed: the recipient must paste the new one into IAM again "
+    "before the connection is validated and activated"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Updated:
+    connection: Connection
+    # The permissions policy's statements that changed; empty when it is as it was.
+    policy_changes: tuple[StatementChange, ...] = ()
+    permissions_policy: dict[str, Any] | None = None  # the new one, to paste (None: local)
+
+    def policy_changed(self) -> dict[str, Any] | None:
+        """The note, the statements' diff and the new policy; None when nothing changed."""
+        if not self.policy_changes:
+            return None
+        return {
+            "message": POLICY_CHANGED,
+            "statements": [c.as_dict() for c in self.policy_changes],
+            "permissions_policy": self.permissions_policy,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,16 +154,79 @@ class ConnectionService:
         policy, ready to paste; nothing for local directories."""
         if conn.type is ConnectionType.LOCAL:
             return {}
-        out: dict[str, Any] = {"permissions_policy": rules.permissions_policy(conn)}
+        permissions = rules.permissions_policy(conn)
+        out: dict[str, Any] = {"permissions_policy": permissions}
         if conn.auth is AuthKind.ROLE:
+            trust = rules.trust_policy(conn, self.adapters.service_principal())
+            role = role_setup.Role(
+                name=conn.role_name,
+                trust_policy=trust,
+                permissions_policy=permissions,
+                path=role_setup.role_path(conn.role_arn),
+            )
             out = {
                 "role_name": conn.role_name,
                 "role_arn": conn.role_arn,
                 "external_id": conn.external_id,
-                "trust_policy": rules.trust_policy(conn, self.adapters.service_principal()),
+                "trust_policy": trust,
                 **out,
+                "role_setup": self._role_setup(conn, role),
             }
         return out
+
+    def _role_setup(self, conn: Connection, role: role_setup.Role) -> dict[str, Any]:
+        """The role as a CloudFormation template (with its Launch stack link when byob's
+        public URL is https), a Terraform snippet and AWS CLI commands."""
+        public_url = self.adapters.settings.public_url.rstrip("/")
+        token = role_setup.template_token(conn.id, conn.external_id)
+        template_url = f"{public_url}/connect/cloudformation/{conn.id}/{token}.json"
+        stack = role_setup.stack_name(role.name)
+        if public_url.startswith("https://"):
+            launch_url: str | None = role_setup.quick_create_url(
+                region=conn.region, template_url=template_url, stack_name=stack
+            )
+            note = (
+                f"The AWS console loads the template from {template_url} itself, so that "
+                "address must be reachable from the internet. AWS documents CloudFormation "
+                "template URLs as Amazon S3 addresses: if the console cannot load it, download "
+                'the template and choose "Upload a template file" instead.'
+            )
+        else:
+            launch_url = None
+            note = (
+                "A Launch stack link needs byob served at an https:// address (the AWS "
+                f"console cannot fetch the template from {public_url}); download the "
+                'template and choose "Upload a template file" in the CloudFormation console.'
+            )
+        return {
+            "cloudformation": {
+                "template": role_setup.cloudformation_template(role),
+                "template_url": template_url,
+                "stack_name": stack,
+                "launch_url": launch_url,
+                "note": note,
+            },
+            "terraform": role_setup.terraform(role),
+            "aws_cli": role_setup.aws_cli(role),
+        }
+
+    def published_template(self, connection_id: str, token: str) -> str:
+        """The CloudFormation template at its public address, for the AWS console (which
+        fetches it with no session): only the connection's exact ID with its token opens it."""
+        try:
+            conn = self.state.connections.get(connection_id)
+        except NotFoundError:
+            conn = None
+        expected = role_setup.template_token(conn.id, conn.external_id) if conn else ""
+        if (
+            conn is None
+            or conn.id != connection_id
+            or conn.auth is not AuthKind.ROLE
+            or not hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            raise NotFoundError("no such CloudFormation template")
+        setup = self.policies(conn)["role_setup"]
+        return role_setup.template_text(setup["cloudformation"]["template"])
 
     # -- changing -------------------------------------------------------------------------------
 
@@ -207,9 +296,10 @@ class ConnectionService:
         *,
         actor: str,
         secret_access_key: str | None = None,
-    ) -> Connection:
+    ) -> Updated:
         """Change fields (each checked); changing where or how it writes returns it to draft,
-        which stops its transfers until it is validated and activated again."""
+        which stops its transfers until it is validated and activated again. Says how the
+        permissions policy changed, if it did: the recipient must paste it again."""
         conn = self.get(name)
         changes = dict(changes)
         sealed = None
@@ -232,7 +322,14 @@ class ConnectionService:
         with self.state.atomic() as tx:
             tx.connections.save(updated, secret_sealed=sealed)
             self._audit(tx, actor, "connection.update", conn, rules.describe_changes(conn, updated))
-        return updated
+        after = self.policies(updated).get("permissions_policy")
+        return Updated(
+            connection=updated,
+            policy_changes=tuple(
+                diff_statements(self.policies(conn).get("permissions_policy"), after)
+            ),
+            permissions_policy=after,
+        )
 
     def validate(self, name: str, *, actor: str) -> Validated:
         """Run the connection's checks and keep the result; a pass resumes the transfers of a

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from byob.domain import credentials, fields, ids
-from byob.domain.connections import Connection, ConnectionType
+from byob.domain.connections import Connection, ConnectionType, Status
 from byob.domain.credentials import Link, LinkState
 from byob.domain.paging import Page, cursors, every
 from byob.errors import (
@@ -43,8 +43,12 @@ class LinkService:
 
     # -- the operator's side ---------------------------------------------------------------------
 
-    def create(self, tenant: str, *, lifetime: timedelta, actor: str) -> tuple[Link, str]:
-        """A link for a tenant; its token is returned once and stored only as a hash."""
+    def create(
+        self, tenant: str, *, lifetime: timedelta, actor: str, draft: Connection | None = None
+    ) -> tuple[Link, str]:
+        """A link for a tenant; its token is returned once and stored only as a hash. With a
+        ``draft``, the link continues that connection (its recipient resumes the wizard at the
+        IAM role step) instead of creating one."""
         now = self.adapters.clock()
         token = credentials.new_token(credentials.LINK_PREFIX)
         link = Link(
@@ -53,18 +57,20 @@ class LinkService:
             created_at=now,
             expires_at=now + lifetime,
             created_by=actor,
+            connection_id=None if draft is None else _continuable(draft, tenant).id,
         )
         with self.adapters.state.atomic() as tx:
             tx.links.add(link, token)
             tx.audit.record(
                 actor=actor,
                 action="link.create",
-                connection_id=None,
+                connection_id=link.connection_id,
                 changes={
                     "link": link.id,
                     "tenant": link.tenant,
                     "expires_at": link.expires_at.isoformat(),
-                },
+                }
+                | ({"connection": link.connection_id} if link.connection_id else {}),
                 now=now,
             )
         return link, token
@@ -163,28 +169,50 @@ class LinkService:
     def create_connection(
         self, principal: Principal, fields: dict[str, Any], secret: str | None
     ) -> Created:
-        """The link's one connection, for the link's tenant: an s3 or athena destination."""
-        link = self._link(principal)
-        if link.connection_id is not None:
+        """The link's one connection, for the link's tenant (an operator running the wizard
+        names the tenant in ``fields``): an s3 or athena destination."""
+        link = principal.link
+        if link is not None and link.connection_id is not None:
             raise ConflictError("this link already created its connection; update it instead")
         if fields.get("type", "s3") not in (ConnectionType.S3.value, ConnectionType.ATHENA.value):
             raise InvalidFieldError("a link creates an s3 or athena connection", field="type")
-        fields = {k: v for k, v in fields.items() if k != "tenant"}
+        if link is not None:
+            fields = {k: v for k, v in fields.items() if k != "tenant"}
         return self.connections.create(
             actor=principal.actor, secret_access_key=secret, link=link, **fields
         )
 
     def update_connection(
-        self, principal: Principal, changes: dict[str, Any], secret: str | None
+        self,
+        principal: Principal,
+        changes: dict[str, Any],
+        secret: str | None,
+        *,
+        connection: str | None = None,
     ) -> Connection:
-        """A recipient's changes to their connection; its schedule stays the vendor's."""
-        conn = self.own_connection(principal)
-        changes = {k: v for k, v in changes.items() if k != "frequency_minutes"}
+        """A recipient's changes to their connection (an operator's, to the ``connection``
+        named); after its creation, the schedule is the vendor's."""
+        conn = self.own_connection(principal, connection)
+        if not principal.is_operator:
+            changes = {k: v for k, v in changes.items() if k != "frequency_minutes"}
         return self.connections.update(
             conn.id, changes, actor=principal.actor, secret_access_key=secret
-        )
+        ).connection
 
-    def _link(self, principal: Principal) -> Link:
-        if principal.link is None:
-            raise InvalidFieldError("this takes a connection link", field="link")
-        return principal.link
+
+def _continuable(conn: Connection, tenant: str) -> Connection:
+    """A connection a link may take over: a draft s3 or athena connection of the link's tenant
+    (an active one would be changed, and sent back to draft, by whoever holds the link)."""
+    if conn.tenant != tenant:
+        raise InvalidFieldError(
+            f"connection {conn.name} is tenant {conn.tenant}'s, not {tenant}'s", field="tenant"
+        )
+    if conn.type not in (ConnectionType.S3, ConnectionType.ATHENA):
+        raise InvalidFieldError(
+            "a link continues only an s3 or athena connection", field="connection"
+        )
+    if conn.status is not Status.DRAFT:
+        raise ConflictError(
+            f"connection {conn.name} is {conn.status.value}: a link continues only a draft"
+        )
+    return conn

@@ -436,4 +436,7 @@ def should_retry(exc: BaseException, *, attempt: int, max_attempts: int) -> bool
 
 
 def describe(results: list[TransferResult]) -> list[dict[str, Any]]:
-    return [transfer_view(r.record) | {"resumed": r.resumed} for r in results]
+    return [
+        transfer_view(r.record) | {"resumed": r.resumed, "held_back_rows": r.held_back}
+        for r in results
+    ]

@@ -33,9 +33,15 @@ class Source(ABC):
 
     @abstractmethod
     def count(
-        self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
+        self,
+        model: ResolvedModel,
+        *,
+        tenant: str | None = None,
+        null_cursor: bool = False,
+        window: Window | None = None,
     ) -> int:
-        """Rows of the model (of one tenant; only those whose cursor is NULL)."""
+        """Rows of the model (of one tenant; only those whose cursor is NULL; only those a
+        read of ``window`` would return)."""
 
     @abstractmethod
     def now(self) -> datetime:
@@ -83,14 +89,18 @@ def window_condition(model: ResolvedModel, window: Window, high: str, low: str) 
     return condition
 
 
-def count_sql(model: ResolvedModel, *, tenant: str | None, null_cursor: bool) -> str:
+def count_sql(
+    model: ResolvedModel, *, tenant: str | None, null_cursor: bool, window: str | None = None
+) -> str:
     """Count a model's rows: of a tenant (``tenant`` is the bound value's SQL), with a NULL
-    cursor."""
+    cursor, in a window (``window`` is its condition, from ``window_condition``)."""
     spec = model.spec
     where = []
     if tenant is not None:
         where.append(f"{quote_ident(spec.tenant_column)} = {tenant}")
     if null_cursor:
         where.append(f"{quote_ident(spec.cursor_column)} IS NULL")
+    if window is not None:
+        where.append(window)
     sql = f"SELECT count(*) AS n FROM {relation(spec)}"
     return sql + (" WHERE " + " AND ".join(where) if where else "")

@@ -101,16 +101,32 @@ class AdbcPostgresSource(Source):
             ) from None
 
     def count(
-        self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
+        self,
+        model: ResolvedModel,
+        *,
+        tenant: str | None = None,
+        null_cursor: bool = False,
+        window: Window | None = None,
     ) -> int:
+        params: list[str] = []
+
+        def bind(value: str, sql_type: str) -> str:
+            params.append(value)
+            return f"current_setting('byob.p{len(params)}')::{sql_type}"
+
         bound = None
         if tenant is not None:
-            tenant_type = self._types(model.spec)[model.spec.tenant_column]
-            bound = f"current_setting('byob.p1')::{tenant_type}"
-        sql = count_sql(model, tenant=bound, null_cursor=null_cursor)
+            bound = bind(tenant, self._types(model.spec)[model.spec.tenant_column])
+        condition = None
+        if window is not None:
+            cursor_type = _cursor_type(model)
+            high = bind(_bound(window.high, cursor_type), cursor_type)
+            low = "" if window.low is None else bind(_bound(window.low, cursor_type), cursor_type)
+            condition = window_condition(model, window, high, low)
+        sql = count_sql(model, tenant=bound, null_cursor=null_cursor, window=condition)
         try:
             with self._conn.cursor() as cur:
-                self._bind(cur, (tenant,) if tenant is not None else ())
+                self._bind(cur, tuple(params))
                 cur.execute(sql)
                 value = cur.fetch_arrow_table().column(0)[0].as_py()
         except Exception as exc:
@@ -193,7 +209,7 @@ class AdbcPostgresSource(Source):
         select = ", ".join(
             f"{_select_expr(c.source_name, c.type)} AS {quote_ident(c.name)}" for c in model.columns
         )
-        cursor_type = "timestamptz" if model.cursor.type.kind is Kind.TIMESTAMPTZ else "timestamp"
+        cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         where = [
             f"{quote_ident(spec.tenant_column)} = current_setting('byob.p1')::{tenant_type}",
@@ -209,6 +225,10 @@ class AdbcPostgresSource(Source):
             params.append(_bound(window.low, cursor_type))
         sql = f"SELECT {select} FROM {relation(spec)} WHERE {' AND '.join(where)}"
         return sql, tuple(params)
+
+
+def _cursor_type(model: ResolvedModel) -> str:
+    return "timestamptz" if model.cursor.type.kind is Kind.TIMESTAMPTZ else "timestamp"
 
 
 def _bound(value: datetime, cursor_type: str) -> str:

@@ -88,13 +88,28 @@ class SqliteSource(Source):
             ) from exc
 
     def count(
-        self, model: ResolvedModel, *, tenant: str | None = None, null_cursor: bool = False
+        self,
+        model: ResolvedModel,
+        *,
+        tenant: str | None = None,
+        null_cursor: bool = False,
+        window: Window | None = None,
     ) -> int:
-        sql = count_sql(model, tenant="?" if tenant is not None else None, null_cursor=null_cursor)
+        params: list[object] = [tenant] if tenant is not None else []
+        condition = None
+        if window is not None:
+            condition = window_condition(model, window, "?", "?")
+            params.append(_text(window.high))
+            if window.low is not None:
+                params.append(_text(window.low))
+        sql = count_sql(
+            model,
+            tenant="?" if tenant is not None else None,
+            null_cursor=null_cursor,
+            window=condition,
+        )
         try:
-            return int(
-                self._conn.execute(sql, [tenant] if tenant is not None else []).fetchone()[0]
-            )
+            return int(self._conn.execute(sql, params).fetchone()[0])
         except sqlite3.Error as exc:
             raise SourceError(f"counting model {model.name!r} failed: {exc}") from exc
 

@@ -22,11 +22,11 @@ from byob.web.pages_base import (
     OPERATOR_SESSION_SECONDS,
     STATIC_DIR,
     PageRoute,
-    Redirect,
     Session,
     check_csrf,
     clear_session,
     form_body,
+    operator_session,
     read_session,
     redirect,
     render,
@@ -67,16 +67,7 @@ Form = Annotated[dict[str, str], Depends(form_body)]
 
 
 def signed_in(request: Request, services: ServicesDep) -> Session:
-    """The operator's session, if its API key is still live; else off to the sign-in page."""
-    session = read_session(request, services, "operator")
-    if (
-        session is None
-        or not session.signed_in
-        or session.key_id is None
-        or not services.api_keys.is_live(session.key_id)
-    ):
-        raise Redirect(f"/login?next={quote(request.url.path)}")
-    return session
+    return operator_session(request, services)
 
 
 Operator = Annotated[Session, Depends(signed_in)]
@@ -184,6 +175,7 @@ def _connection_page(
     notice: str = "",
     error: str = "",
     status: int = 200,
+    created_link: dict[str, Any] | None = None,
 ) -> Response:
     conn = services.connections.get(name)
     now = services.now()
@@ -203,6 +195,8 @@ def _connection_page(
         notice=NOTICES.get(notice, ""),
         error=error,
         labels=CHECK_LABELS,
+        created_link=created_link,
+        lifetimes=LINK_LIFETIMES,
     )
 
 
@@ -272,6 +266,23 @@ _ACTIONS = {
 }
 for _action in _ACTIONS:
     operator.add_api_route(f"/connections/{{name}}/{_action}", _act(_action), methods=["POST"])
+
+
+@operator.post("/connections/{name}/link")
+def send_draft_link(name: str, session: PostedBy, services: ServicesDep, form: Form) -> Response:
+    """A link that continues this draft: its recipient resumes the wizard at the IAM role
+    step, in their own AWS account."""
+    conn = services.connections.get(name)
+    try:
+        lifetime = parse_lifetime(form.get("expires", "7d"))
+        link, token = services.links.create(
+            conn.tenant, lifetime=lifetime, actor=session.actor, draft=conn
+        )
+    except ByobError as exc:
+        return _connection_page(services, session, conn.id, error=exc.message, status=409)
+    created = link_view(link, services.now()) | {"url": services.links.url(token)}
+    # The token is shown this once (it is stored only as a hash).
+    return _connection_page(services, session, conn.id, created_link=created)
 
 
 @operator.get("/connections/{name}/transfers")
@@ -368,5 +379,6 @@ def revoke_link(link_id: str, session: PostedBy, services: ServicesDep) -> Respo
     return redirect("/links?notice=revoked")
 
 
+router.include_router(pages_connect.operator_wizard)  # first: /connections/new is no name
 router.include_router(operator)
 router.include_router(pages_connect.router)

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -183,6 +183,19 @@ def read_session(request: Request, services: Services, kind: str) -> Session | N
         return None  # tampered, from another key, or from an older layout: start over
     if session.kind != kind or session.expires < time.time():
         return None
+    return session
+
+
+def operator_session(request: Request, services: Services) -> Session:
+    """The operator's session, if its API key is still live; else off to the sign-in page."""
+    session = read_session(request, services, "operator")
+    if (
+        session is None
+        or not session.signed_in
+        or session.key_id is None
+        or not services.api_keys.is_live(session.key_id)
+    ):
+        raise Redirect(f"/login?next={quote(request.url.path)}")
     return session
 
 

@@ -1,22 +1,26 @@
-"""The recipient's wizard, reached only through a connection link: type → bucket → IAM role →
-validate → activate. The wizard's state is the connection record itself, so a refresh or a
-second visit resumes where the recipient left off."""
+"""The connection wizard: type → bucket → IAM role → validate → activate. A recipient reaches
+it only through a connection link (under /connect); a signed-in operator runs the same steps
+from Create New, choosing the tenant first (under /connections/new, then
+/connections/{id}/setup once the draft exists). The wizard's state is the connection record
+itself, so a refresh or a second visit resumes where its holder left off."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from byob.domain import fields
+from byob.domain import fields, role_setup, schedules
 from byob.domain.connections import AuthKind, Connection, Status
 from byob.domain.credentials import LINK_PREFIX, Link, LinkState
-from byob.errors import AuthenticationError, ByobError, GoneError, InvalidFieldError
+from byob.errors import AuthenticationError, ByobError, GoneError, InvalidFieldError, NotFoundError
 from byob.services import Services
 from byob.services.principals import Principal
 from byob.web import pages_help
@@ -30,6 +34,7 @@ from byob.web.pages_base import (
     Session,
     check_csrf,
     form_body,
+    operator_session,
     read_session,
     redirect,
     render,
@@ -59,19 +64,53 @@ TYPES = (
 )
 
 
+OPERATOR_DOOR = (
+    "/connections/"  # the operator's wizard: /connections/new/…, /connections/{id}/setup/…
+)
+
+
 @dataclass(frozen=True)
 class Holder:
-    """The recipient: their link session and the link behind it."""
+    """Who runs the wizard: a recipient (their link session and the link behind it, which
+    names the tenant and, once created, the connection), or a signed-in operator (``link``
+    None) who chose ``tenant`` and whose draft, once created, is ``connection_id``."""
 
     session: Session
-    link: Link
+    link: Link | None
+    tenant: str = ""
+    connection_id: str | None = None
 
     @property
     def principal(self) -> Principal:
         return Principal(actor=self.session.actor, link=self.link)
 
+    @property
+    def asks_tenant(self) -> bool:
+        """An operator before the draft exists: the tenant is theirs to choose."""
+        return self.link is None and self.connection_id is None
+
     def connection(self, services: Services) -> Connection | None:
-        return services.links.connection_of(self.link)
+        if self.link is not None:
+            return services.links.connection_of(self.link)
+        return services.connections.get(self.connection_id) if self.connection_id else None
+
+    def on(self, conn: Connection) -> Holder:
+        """The same holder, once ``conn`` exists (a link knows its connection already)."""
+        if self.link is not None:
+            return self
+        return replace(self, tenant=conn.tenant, connection_id=conn.id)
+
+    def url(self, step: str, **query: str) -> str:
+        """Where this holder finds a step of the wizard."""
+        if self.link is not None:
+            path = f"/connect/{step}"
+        elif self.connection_id is None:
+            path, query = f"{OPERATOR_DOOR}new/{step}", {"tenant": self.tenant} | query
+        elif step == "done":  # the operator's own page of the connection
+            return f"{OPERATOR_DOOR}{self.connection_id}?notice=activated"
+        else:
+            path = f"{OPERATOR_DOOR}{self.connection_id}/setup/{step}"
+        return f"{path}?{urlencode(query)}" if query else path
 
 
 def _services(request: Request) -> Services:
@@ -79,8 +118,20 @@ def _services(request: Request) -> Services:
     return services
 
 
+def _operator_holder(request: Request) -> Holder:
+    services = _services(request)
+    session = operator_session(request, services)
+    cid = request.path_params.get("cid")
+    if cid is None:
+        return Holder(session=session, link=None, tenant=request.query_params.get("tenant", ""))
+    conn = services.connections.get(cid)
+    return Holder(session=session, link=None, tenant=conn.tenant, connection_id=conn.id)
+
+
 def _holder(request: Request, *, allow_spent: bool) -> Holder:
     services = _services(request)
+    if request.url.path.startswith(OPERATOR_DOOR):
+        return _operator_holder(request)
     session = read_session(request, services, "link")
     if session is None or session.link_id is None:
         raise PageError(
@@ -111,7 +162,8 @@ def _ready(services: Services) -> None:
 
 def open_holder(request: Request) -> Holder:
     holder = _holder(request, allow_spent=False)
-    _ready(_services(request))
+    if holder.link is not None:  # an operator's pages show byob's own problems already
+        _ready(_services(request))
     return holder
 
 
@@ -141,7 +193,10 @@ def _page(template: str, holder: Holder, step: str, status: int = 200, **context
         session=holder.session,
         steps=STEPS,
         step=step,
-        tenant=holder.link.tenant,
+        tenant=holder.tenant if holder.link is None else holder.link.tenant,
+        operator=holder.link is None,
+        ask_tenant=holder.asks_tenant,
+        step_url=holder.url,
         **context,
     )
 
@@ -150,9 +205,9 @@ def _need(holder: Holder, services: Services) -> Connection:
     """The link's connection, or back to the bucket step that creates it."""
     conn = holder.connection(services)
     if conn is None:
-        raise Redirect("/connect/bucket")
+        raise Redirect(holder.url("bucket"))
     if conn.status is Status.ACTIVE:
-        raise Redirect("/connect/done")
+        raise Redirect(holder.url("done"))
     return conn
 
 
@@ -172,7 +227,8 @@ def resume(request: Request, services: ServicesDep) -> Response:
     conn = holder.connection(services)
     if conn is None:
         return redirect("/connect/type")
-    if conn.status is Status.ACTIVE or holder.link.state(services.now()) is LinkState.SPENT:
+    spent = holder.link is not None and holder.link.state(services.now()) is LinkState.SPENT
+    if conn.status is Status.ACTIVE or spent:
         return redirect("/connect/done")
     if services.connections.view(conn)["validation"] is not None:
         return redirect("/connect/validate")
@@ -183,7 +239,7 @@ def resume(request: Request, services: ServicesDep) -> Response:
 def type_step(holder: Recipient, services: ServicesDep) -> Response:
     conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
-        return redirect("/connect/done")
+        return redirect(holder.url("done"))
     return _page(
         "connect/type.html",
         holder,
@@ -191,23 +247,35 @@ def type_step(holder: Recipient, services: ServicesDep) -> Response:
         types=TYPES,
         chosen=conn.type.value if conn else "s3",
         error="",
+        errors={},
     )
 
 
 @router.post("/type")
 def choose_type(holder: PostedBy, form: Form) -> Response:
     chosen = form.get("type", "")
-    if chosen not in dict((t[0], t) for t in TYPES):
+    errors: dict[str, str] = {}
+    if holder.asks_tenant:
+        holder = replace(holder, tenant=form.get("tenant", "").strip())
+        if form.get("instead") == "link":
+            return redirect(f"/links?tenant={quote(holder.tenant)}#create")
+        try:
+            fields.tenant(holder.tenant)
+        except InvalidFieldError as exc:
+            errors["tenant"] = exc.message
+    known = chosen in dict((t[0], t) for t in TYPES)
+    if errors or not known:
         return _page(
             "connect/type.html",
             holder,
             "type",
             status=422,
             types=TYPES,
-            chosen="s3",
-            error="Choose the kind of connection to create.",
+            chosen=chosen if known else "s3",
+            error="" if known else "Choose the kind of connection to create.",
+            errors=errors,
         )
-    return redirect(f"/connect/bucket?type={chosen}")
+    return redirect(holder.url("bucket", type=chosen))
 
 
 # -- the bucket step -----------------------------------------------------------------------------
@@ -228,6 +296,7 @@ def _values(conn: Connection | None, kind: str) -> dict[str, str]:
             "workgroup": "primary",
             "schema": "",
             "database": "",
+            "frequency_minutes": str(schedules.FREQUENCIES[-1]),  # daily unless chosen
         }
     generated = conn.role_name.startswith("byob-") and conn.role_arn.endswith(conn.role_name)
     return {
@@ -243,11 +312,13 @@ def _values(conn: Connection | None, kind: str) -> dict[str, str]:
         "workgroup": conn.workgroup or "primary",
         "schema": conn.schema,
         "database": conn.database,
+        "frequency_minutes": str(conn.frequency_minutes),
     }
 
 
 def _bucket_page(
     holder: Holder,
+    services: Services,
     conn: Connection | None,
     values: dict[str, str],
     errors: dict[str, str],
@@ -265,26 +336,46 @@ def _bucket_page(
         regions=fields.COMMERCIAL_REGIONS,
         conn=conn,
         secret_stored=bool(conn and conn.auth is AuthKind.HMAC and conn.secret_fingerprint),
+        frequencies=_frequencies(services),
+        # A recipient chooses the schedule when creating the connection; later it is the
+        # vendor's (LinkService.update_connection).
+        frequency_fixed=conn is not None and holder.link is not None,
+        frequency_labels=schedules.FREQUENCY_LABELS,
     )
+
+
+def _frequencies(services: Services) -> list[tuple[int, str, Any]]:
+    """Each choice of schedule, its words, and its next slot after now (UTC)."""
+    now = services.now()
+    return [
+        (m, schedules.FREQUENCY_LABELS[m], schedules.next_run(m, now))
+        for m in schedules.FREQUENCIES
+    ]
 
 
 @router.get("/bucket")
 def bucket_step(holder: Recipient, services: ServicesDep, type: str = "") -> Response:
     conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
-        return redirect("/connect/done")
+        return redirect(holder.url("done"))
+    if holder.asks_tenant and not holder.tenant:
+        return redirect(holder.url("type"))
     kind = type if type in ("s3", "athena") else (conn.type.value if conn else "s3")
-    return _bucket_page(holder, conn, _values(conn, kind), {})
+    return _bucket_page(holder, services, conn, _values(conn, kind), {})
 
 
 @router.post("/bucket")
 def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form: Form) -> Response:
     conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
-        return redirect("/connect/done")
+        return redirect(holder.url("done"))
     values = {k: form.get(k, "").strip() for k in _values(None, "s3")}
     values["type"] = values["type"] if values["type"] in ("s3", "athena") else "s3"
     values["auth"] = values["auth"] if values["auth"] in ("role", "hmac") else "role"
+    # A form without the choice (a script's) keeps the schedule as it is: daily if new.
+    values["frequency_minutes"] = (
+        values["frequency_minutes"] or _values(conn, "s3")["frequency_minutes"]
+    )
     secret = form.get("secret_access_key", "").strip()
     keeps_secret = bool(
         conn
@@ -294,9 +385,22 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
     )
     errors = check_form(values, secret, secret_required=not keeps_secret)
     if errors:
-        return _bucket_page(holder, conn, values, errors, status=422)
+        return _bucket_page(holder, services, conn, values, errors, status=422)
     athena = values["type"] == "athena"
-    record = {k: values[k] for k in ("name", "type", "account_id", "bucket", "region", "base_path")}
+    record = {
+        k: values[k]
+        for k in (
+            "name",
+            "type",
+            "account_id",
+            "bucket",
+            "region",
+            "base_path",
+            "frequency_minutes",
+        )
+    }
+    if holder.asks_tenant:
+        record["tenant"] = holder.tenant
     if athena:
         record |= {k: values[k] for k in ("workgroup", "schema", "database")}
     hmac_auth = values["auth"] == "hmac"
@@ -318,19 +422,24 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
             if hmac_auth and (secret or values["access_key_id"] != conn.access_key_id):
                 record["access_key_id"] = values["access_key_id"]
             conn = services.links.update_connection(
-                holder.principal, record, secret if hmac_auth and secret else None
+                holder.principal,
+                record,
+                secret if hmac_auth and secret else None,
+                connection=conn.id,
             )
     except ByobError as exc:
         known = exc.field in values or exc.field == "secret_access_key"
         return _bucket_page(
             holder,
+            services,
             conn,
             values,
             {exc.field: exc.message} if known and exc.field else {},
             status=422 if isinstance(exc, InvalidFieldError) else 409,
             error="" if known else exc.message,
         )
-    return redirect("/connect/role?notice=no_rows" if no_rows else "/connect/role")
+    holder = holder.on(conn)
+    return redirect(holder.url("role", notice="no_rows") if no_rows else holder.url("role"))
 
 
 @router.post("/validate-field")
@@ -399,7 +508,7 @@ def confirm_role(holder: PostedBy, services: ServicesDep, form: Form) -> Respons
             status=422,
             error=f"Confirm that you created {what} as shown before you continue.",
         )
-    return redirect("/connect/validate")
+    return redirect(holder.url("validate"))
 
 
 @router.get("/policies/{which}.json")
@@ -414,6 +523,31 @@ def download_policy(which: str, holder: Recipient, services: ServicesDep) -> Res
         headers=SECURITY_HEADERS
         | {"Content-Disposition": f'attachment; filename="{conn.name}-{which}-policy.json"'},
     )
+
+
+@router.get("/role/cloudformation.json")
+def download_template(holder: Recipient, services: ServicesDep) -> Response:
+    conn = _need(holder, services)
+    setup = services.connections.policies(conn).get("role_setup")
+    if setup is None:
+        raise PageError(404, "Not found", "This connection uses an access key, not a role.")
+    return Response(
+        role_setup.template_text(setup["cloudformation"]["template"]),
+        media_type="application/json",
+        headers=SECURITY_HEADERS
+        | {"Content-Disposition": f'attachment; filename="{conn.name}-cloudformation.json"'},
+    )
+
+
+@router.get("/cloudformation/{connection_id}/{token}.json")
+def published_template(connection_id: str, token: str, services: ServicesDep) -> Response:
+    """The template for the AWS console's Launch stack link: public (the console sends no
+    session), opened only by the connection's ID with its token."""
+    try:
+        text = services.connections.published_template(connection_id, token)
+    except NotFoundError:
+        raise PageError(404, "Not found", "There is no such template.") from None
+    return Response(text, media_type="application/json", headers=SECURITY_HEADERS)
 
 
 # -- validate and activate -----------------------------------------------------------------------
@@ -448,7 +582,7 @@ def validate_step(holder: Recipient, services: ServicesDep) -> Response:
 def run_validation(holder: PostedBy, services: ServicesDep) -> Response:
     conn = _need(holder, services)
     services.connections.validate(conn.id, actor=holder.session.actor)
-    return redirect("/connect/validate#result")
+    return redirect(holder.url("validate") + "#result")
 
 
 @router.post("/activate")
@@ -458,7 +592,7 @@ def activate(holder: PostedBy, services: ServicesDep) -> Response:
         services.connections.activate(conn.id, actor=holder.session.actor)
     except ByobError as exc:
         return _validate_page(holder, services, conn, error=exc.message, status=409)
-    return redirect("/connect/done")
+    return redirect(holder.url("done"))
 
 
 @router.get("/done")
@@ -477,6 +611,7 @@ def done(request: Request, services: ServicesDep) -> Response:
         layout=pages_help.layout_lines(conn, models),
         next_run=conn.next_run(services.now()),
         now=services.now(),
+        frequency=schedules.FREQUENCY_LABELS.get(conn.frequency_minutes, ""),
         examples=pages_help.examples(conn, models),
     )
 
@@ -501,6 +636,54 @@ def landing(token: str, request: Request, services: ServicesDep) -> Response:
     response = redirect("/connect")
     write_session(response, request, services, session)
     return response
+
+
+# -- the operator's door: the same steps under /connections, with the operator's session ---------
+
+
+operator_wizard = APIRouter(route_class=PageRoute, include_in_schema=False)
+_BEFORE_DRAFT = ("/type", "/bucket", "/validate-field")  # the draft is made on the bucket step
+_WITH_DRAFT = (
+    *_BEFORE_DRAFT,
+    "/role",
+    "/policies/{which}.json",
+    "/role/cloudformation.json",
+    "/validate",
+    "/activate",
+)
+
+
+@operator_wizard.get(f"{OPERATOR_DOOR}new")
+def operator_start(request: Request) -> Response:
+    """Create New: the type step, with the tenant to choose (given when the list was filtered)."""
+    tenant = request.query_params.get("tenant", "")[:256]
+    return redirect(Holder(session=Session(kind="operator"), link=None, tenant=tenant).url("type"))
+
+
+@operator_wizard.get(OPERATOR_DOOR + "{cid}/setup")
+def operator_resume(holder: Recipient, services: ServicesDep) -> Response:
+    """A draft's setup resumes at its IAM role step, or at validation once validated."""
+    conn = _need(holder, services)
+    validated = services.connections.view(conn)["validation"] is not None
+    return redirect(holder.url("validate" if validated else "role"))
+
+
+# The recipient's handlers themselves: their Holder dependency tells the doors apart by path.
+for _route in list(router.routes):
+    if not isinstance(_route, APIRoute):
+        continue
+    _step = _route.path.removeprefix(router.prefix)
+    for _base, _steps in (
+        (f"{OPERATOR_DOOR}new", _BEFORE_DRAFT),
+        (OPERATOR_DOOR + "{cid}/setup", _WITH_DRAFT),
+    ):
+        if _step in _steps:
+            operator_wizard.add_api_route(
+                _base + _step,
+                _route.endpoint,
+                methods=list(_route.methods or ()),
+                name=f"operator_{_route.name}",
+            )
 
 
 _UNKNOWN = (

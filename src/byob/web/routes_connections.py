@@ -15,6 +15,7 @@ from byob.web.schemas import (
     ConnectionCreated,
     ConnectionPublic,
     ConnectionUpdate,
+    ConnectionUpdated,
     CursorPage,
     Policies,
     RecipientConnectionCreate,
@@ -74,13 +75,15 @@ def get_connection(name: str, services: ServicesDep, who: Operator) -> Response:
     return view_json(services.connections.view(services.connections.get(name)))
 
 
-@router.patch("/{name}", response_model=ConnectionPublic, response_model_by_alias=True)
+@router.patch("/{name}", response_model=ConnectionUpdated, response_model_by_alias=True)
 def update_connection(
     name: str, body: ConnectionUpdate, services: ServicesDep, who: Operator
 ) -> dict[str, Any]:
     changes, secret = update_fields(body)
-    conn = services.connections.update(name, changes, secret_access_key=secret, actor=who.actor)
-    return services.connections.view(conn)
+    updated = services.connections.update(name, changes, secret_access_key=secret, actor=who.actor)
+    return services.connections.view(updated.connection) | {
+        "policy_changed": updated.policy_changed()
+    }
 
 
 @router.delete("/{name}", status_code=204)

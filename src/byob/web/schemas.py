@@ -122,12 +122,47 @@ class ConnectionCreated(ConnectionPublic):
     warnings: list[str] = []  # e.g. a tenant with no rows in any model
 
 
+class StatementChangePublic(BaseModel):
+    sid: str
+    removed: dict[str, list[str]]  # per element (Action, Resource, …), the values it lost
+    added: dict[str, list[str]]
+
+
+class PolicyChangedPublic(BaseModel):
+    """The permissions policy an update changed: the recipient must paste it again."""
+
+    message: str
+    statements: list[StatementChangePublic]
+    permissions_policy: dict[str, Any] | None
+
+
+class ConnectionUpdated(ConnectionPublic):
+    policy_changed: PolicyChangedPublic | None = None  # None: the policy is as it was
+
+
+class CloudFormationPublic(BaseModel):
+    template: dict[str, Any]
+    template_url: str  # where byob serves the template to the AWS console
+    stack_name: str
+    launch_url: str | None = None  # the console's quick-create link; only with an https public URL
+    note: str
+
+
+class RoleSetupPublic(BaseModel):
+    """The role as code, each creating exactly the role name and policies above."""
+
+    cloudformation: CloudFormationPublic
+    terraform: str
+    aws_cli: str
+
+
 class Policies(BaseModel):
     role_name: str | None = None
     role_arn: str | None = None
     external_id: str | None = None
     trust_policy: dict[str, Any] | None = None
     permissions_policy: dict[str, Any]
+    role_setup: RoleSetupPublic | None = None
 
 
 class CursorPage(BaseModel, Generic[T]):

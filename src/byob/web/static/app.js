@@ -75,7 +75,7 @@
       var optional = name === "base_path" || name === "role_arn" ||
         (name === "secret_access_key" && input.value === "");
       if (optional && input.value === "") { show(input, ""); return; }
-      fetch("/connect/validate-field", {
+      fetch(form.getAttribute("data-live-validate") || "/connect/validate-field", {
         method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
         body: JSON.stringify({field: name, value: input.value, context: context()})

@@ -1,0 +1,228 @@
+"""The IAM role created in one step (issue 15, item 4). The recipient deploys byob's
+CloudFormation template to the emulator, fetched from the public address the Launch stack link
+gives the AWS console: it creates exactly the role byob asks for, and validation then passes.
+The AWS CLI commands, run with the same arguments, do the same with IAM enforced (so the
+permissions really suffice). Every door shows all three: the wizard's role step (with the
+template's download), the API and the CLI."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from byob.demo.emulator import LocalAws
+from byob.domain.credentials import parse_lifetime
+from byob.services import Services
+from byob.web.app import create_app
+from tests.integration.test_aws_errors import (
+    customer_admin,
+    enforcing_app,
+    events,  # noqa: F401 - fixture
+)
+from tests.support import CUSTOMER, create
+from tests.unit.test_role_setup import cli_calls, terraform_documents
+
+pytestmark = pytest.mark.integration
+
+REGION = "eu-west-1"
+PUBLIC = "https://byob.example.com"
+
+
+def needs_cloudformation() -> None:
+    """moto serves CloudFormation only when it can import it (its apigateway models, which
+    CloudFormation's parser imports, need openapi-spec-validator from moto[cloudformation])."""
+    try:
+        import moto.cloudformation  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(
+            reason=f"the emulator cannot serve CloudFormation: {exc}; add the package "
+            "openapi-spec-validator (part of moto[cloudformation]) to the dev dependencies"
+        )
+
+
+def new_connection(app: Services, name: str = "acme-s3") -> Any:
+    return create(
+        app,
+        name=name,
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="acme-data",
+        region=REGION,
+        base_path="exports",
+    )
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, html[:2000]
+    return match.group(1)
+
+
+def test_the_cloudformation_stack_creates_exactly_the_role_and_validation_passes(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
+    needs_cloudformation()
+    app = enforcing_app(tmp_path, events, aws, public_url=PUBLIC)
+    customer = aws.customer(CUSTOMER, REGION)
+    customer.create_bucket("acme-data")
+    conn = new_connection(app)
+    policies = app.connections.policies(conn)
+    cfn = policies["role_setup"]["cloudformation"]
+
+    # What the console fetches: the template at its public address, with no session.
+    address = urlsplit(cfn["template_url"])
+    assert f"{address.scheme}://{address.netloc}" == PUBLIC
+    with TestClient(create_app(app), base_url=PUBLIC) as anyone:
+        fetched = anyone.get(address.path)
+        assert fetched.status_code == 200, fetched.text[:2000]
+        assert fetched.headers["content-type"].startswith("application/json")
+        assert fetched.json() == cfn["template"]
+        for wrong in (
+            address.path.replace(conn.id, conn.id[:12]),  # no id prefixes on a public address
+            re.sub(r"/[0-9a-f]{32}\.json$", "/" + "0" * 32 + ".json", address.path),
+            address.path.replace(".json", "é.json"),
+        ):
+            assert anyone.get(wrong).status_code == 404, wrong
+
+    cloudformation = customer.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=cfn["stack_name"],
+        TemplateBody=fetched.text,
+        Capabilities=["CAPABILITY_NAMED_IAM"],  # the named role, acknowledged on the console
+    )
+    stack = _stack_created(cloudformation, cfn["stack_name"])
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs == {"RoleArn": conn.role_arn}
+
+    iam = customer.client("iam")
+    role = iam.get_role(RoleName=policies["role_name"])["Role"]
+    assert role["Arn"] == conn.role_arn == policies["role_arn"]
+    assert role["AssumeRolePolicyDocument"] == policies["trust_policy"]
+    assert iam.list_role_policies(RoleName=conn.role_name)["PolicyNames"] == ["byob-permissions"]
+    granted = iam.get_role_policy(RoleName=conn.role_name, PolicyName="byob-permissions")
+    document = granted["PolicyDocument"]
+    if isinstance(document, str):
+        # moto 5.2.5 stores a stack's inline policy as the Python repr of the template's dict
+        # (which its own IAM enforcement then cannot read: see moto-notes.md); AWS keeps JSON.
+        document = ast.literal_eval(document)
+    assert document == policies["permissions_policy"]
+
+    done = app.connections.validate(conn.name, actor="cli")
+    assert done.passed, [c.as_dict() for c in done.results]
+
+
+def _stack_created(cloudformation: Any, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS") or time.monotonic() > deadline:
+            assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+            return dict(stack)
+        time.sleep(0.2)
+
+
+def test_the_cli_commands_run_as_given_create_a_role_that_passes_validation_with_iam_enforced(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
+    app = enforcing_app(tmp_path, events, aws)
+    customer = customer_admin(aws, REGION)
+    customer.create_bucket("acme-data")
+    conn = new_connection(app)
+    policies = app.connections.policies(conn)
+    setup = policies["role_setup"]
+    calls = cli_calls(setup["aws_cli"])
+    assert [method for method, _ in calls] == ["create_role", "put_role_policy"]
+    assert json.loads(calls[0][1]["AssumeRolePolicyDocument"]) == policies["trust_policy"]
+    assert json.loads(calls[1][1]["PolicyDocument"]) == policies["permissions_policy"]
+    assert terraform_documents(setup["terraform"]) == [
+        policies["trust_policy"],
+        policies["permissions_policy"],
+    ]
+    template = setup["cloudformation"]["template"]
+    properties = template["Resources"]["ByobRole"]["Properties"]
+    assert properties["RoleName"] == conn.role_name
+    assert properties["AssumeRolePolicyDocument"] == policies["trust_policy"]
+    assert properties["Policies"][0]["PolicyDocument"] == policies["permissions_policy"]
+
+    iam = customer.client("iam")
+    for method, arguments in calls:
+        getattr(iam, method)(**arguments)
+    aws.enforce_iam(True)
+    done = app.connections.validate(conn.name, actor="cli")
+    assert done.passed, [c.as_dict() for c in done.results]
+
+
+@pytest.mark.parametrize(
+    ("public_url", "launch"), [(PUBLIC, True), ("http://127.0.0.1:8080", False)]
+)
+def test_the_role_step_offers_all_three_and_the_template_download(
+    tmp_path: Path, events: str, aws: LocalAws, public_url: str, launch: bool
+) -> None:
+    app = enforcing_app(tmp_path, events, aws, public_url=public_url)
+    _, token = app.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
+    with TestClient(create_app(app), base_url=public_url) as recipient:
+        assert recipient.get(f"/connect/{token}").status_code == 200
+        form = recipient.get("/connect/bucket?type=s3")
+        fields = {
+            "type": "s3",
+            "name": "acme-s3",
+            "account_id": CUSTOMER,
+            "bucket": "acme-data",
+            "region": REGION,
+            "base_path": "exports",
+            "auth": "role",
+            "workgroup": "primary",
+            "frequency_minutes": "1440",
+        }
+        sent = recipient.post("/connect/bucket", data=fields | {"csrf_token": csrf_of(form.text)})
+        assert sent.status_code == 200, sent.text[:3000]
+        setup = app.connections.policies(app.connections.get("acme-s3"))["role_setup"]
+        page = recipient.get("/connect/role").text
+        for heading in ("CloudFormation (one click)", "Terraform", "AWS CLI"):
+            assert f"<summary>{heading}</summary>" in page
+        for block in ("cloudformation-template", "terraform-snippet", "aws-cli-commands"):
+            assert f'data-copy="{block}"' in page
+        launch_url = setup["cloudformation"]["launch_url"]
+        if launch:
+            assert launch_url.startswith(
+                f"https://{REGION}.console.aws.amazon.com/cloudformation/home?region={REGION}"
+                "#/stacks/create/review?templateURL=https%3A%2F%2Fbyob.example.com%2F"
+            )
+            assert f'href="{launch_url.replace("&", "&amp;")}"' in page
+            assert "must be reachable from the internet" in page
+        else:
+            assert launch_url is None and 'id="launch-stack"' not in page
+            assert "can only fetch the template from an https address" in page
+        assert "BYOB_" not in page  # settings are the operator's business
+        download = recipient.get("/connect/role/cloudformation.json")
+        assert download.status_code == 200
+        assert 'filename="acme-s3-cloudformation.json"' in download.headers["content-disposition"]
+        assert download.json() == setup["cloudformation"]["template"]
+
+
+def test_the_api_gives_all_three_with_the_policies(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
+    app = enforcing_app(tmp_path, events, aws, public_url=PUBLIC)
+    _, key = app.api_keys.create("ops")
+    conn = new_connection(app)
+    with TestClient(create_app(app)) as client:
+        answer = client.get(
+            f"/api/v1/connections/{conn.name}/policies", headers={"Authorization": f"Bearer {key}"}
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["role_setup"] == app.connections.policies(conn)["role_setup"]
+    assert set(body["role_setup"]) == {"cloudformation", "terraform", "aws_cli"}
+    assert body["role_setup"]["cloudformation"]["launch_url"].startswith(
+        f"https://{REGION}.console.aws.amazon.com/"
+    )
