@@ -36,18 +36,6 @@ REGION = "eu-west-1"
 PUBLIC = "https://byob.example.com"
 
 
-def needs_cloudformation() -> None:
-    """moto serves CloudFormation only when it can import it (its apigateway models, which
-    CloudFormation's parser imports, need openapi-spec-validator from moto[cloudformation])."""
-    try:
-        import moto.cloudformation  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(
-            reason=f"the emulator cannot serve CloudFormation: {exc}; add the package "
-            "openapi-spec-validator (part of moto[cloudformation]) to the dev dependencies"
-        )
-
-
 def new_connection(app: Services, name: str = "acme-s3") -> Any:
     return create(
         app,
@@ -70,7 +58,6 @@ def csrf_of(html: str) -> str:
 def test_the_cloudformation_stack_creates_exactly_the_role_and_validation_passes(
     tmp_path: Path, events: str, aws: LocalAws
 ) -> None:
-    needs_cloudformation()
     app = enforcing_app(tmp_path, events, aws, public_url=PUBLIC)
     customer = aws.customer(CUSTOMER, REGION)
     customer.create_bucket("acme-data")
