@@ -56,20 +56,38 @@ def revoke_key(name: str, as_json: JsonOpt = False) -> None:
 def create_link(
     tenant: Annotated[str, typer.Option(help="The tenant the link onboards.")],
     expires: Annotated[str, typer.Option(help="Lifetime: 7d, 12h, 30m.")] = "7d",
+    connection: Annotated[
+        str | None,
+        typer.Option(help="A draft to continue, or with --read-only the connection to show."),
+    ] = None,
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only", help="A link that shows the connection's deliveries, changing nothing."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a one-time connection link for a tenant's recipient."""
+    """Create a one-time connection link for a tenant's recipient (or, with --read-only, a
+    link to the delivery page of one of its connections)."""
     from byob.domain.credentials import parse_lifetime
     from byob.services.views import link_view
 
     services = build_services()
-    link, token = services.links.create(tenant, lifetime=parse_lifetime(expires), actor=ACTOR)
+    link, token = services.links.create_for(
+        tenant,
+        lifetime=parse_lifetime(expires),
+        actor=ACTOR,
+        connection=connection,
+        read_only=read_only,
+    )
     view = link_view(link, services.now()) | {"token": token, "url": services.links.url(token)}
     if as_json:
         output.emit_json(view)
     else:
+        what = "Read-only delivery link" if link.read_only else "Link"
         output.console.print(
-            f"Link for tenant [bold]{link.tenant}[/], expires "
+            f"{what} for tenant [bold]{link.tenant}[/], expires "
             f"{link.expires_at:%Y-%m-%d %H:%M} UTC (shown once):"
         )
         output.console.print(view["url"], highlight=False, soft_wrap=True)

@@ -75,6 +75,9 @@ class Link:
     revoked_at: datetime | None = None
     spent_at: datetime | None = None
     connection_id: str | None = None
+    # A read-only link shows an active connection's deliveries to its recipient and can
+    # change nothing; it is never spent (it creates nothing to activate).
+    read_only: bool = False
 
     def state(self, now: datetime) -> LinkState:
         if self.revoked_at is not None:

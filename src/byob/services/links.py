@@ -16,6 +16,7 @@ from byob.errors import (
     GoneError,
     InvalidFieldError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from byob.services.connections import ConnectionService, Created
 from byob.services.health import serves_byob
@@ -28,6 +29,12 @@ _GONE = {
     LinkState.REVOKED: "was revoked",
     LinkState.SPENT: "was used: its connection is active",
 }
+
+
+READ_ONLY = (
+    "this link only shows your connection's deliveries; it cannot change anything. "
+    "To change the connection, ask your vendor for a connection link"
+)
 
 
 def gone_reason(state: LinkState) -> str:
@@ -44,20 +51,33 @@ class LinkService:
     # -- the operator's side ---------------------------------------------------------------------
 
     def create(
-        self, tenant: str, *, lifetime: timedelta, actor: str, draft: Connection | None = None
+        self,
+        tenant: str,
+        *,
+        lifetime: timedelta,
+        actor: str,
+        draft: Connection | None = None,
+        shows: Connection | None = None,
     ) -> tuple[Link, str]:
         """A link for a tenant; its token is returned once and stored only as a hash. With a
         ``draft``, the link continues that connection (its recipient resumes the wizard at the
-        IAM role step) instead of creating one."""
+        IAM role step) instead of creating one. With ``shows``, a read-only link: it opens
+        that connection's delivery page and can change nothing."""
         now = self.adapters.clock()
         token = credentials.new_token(credentials.LINK_PREFIX)
+        if draft is not None and shows is not None:
+            raise InvalidFieldError("a link either continues a draft or shows deliveries")
+        target = _continuable(draft, tenant) if draft else None
+        if shows is not None:
+            target = _showable(shows, tenant)
         link = Link(
             id=new_id(),
             tenant=fields.tenant(tenant),
             created_at=now,
             expires_at=now + lifetime,
             created_by=actor,
-            connection_id=None if draft is None else _continuable(draft, tenant).id,
+            connection_id=None if target is None else target.id,
+            read_only=shows is not None,
         )
         with self.adapters.state.atomic() as tx:
             tx.links.add(link, token)
@@ -70,10 +90,43 @@ class LinkService:
                     "tenant": link.tenant,
                     "expires_at": link.expires_at.isoformat(),
                 }
-                | ({"connection": link.connection_id} if link.connection_id else {}),
+                | ({"connection": link.connection_id} if link.connection_id else {})
+                | ({"read_only": True} if link.read_only else {}),
                 now=now,
             )
         return link, token
+
+    def create_for(
+        self,
+        tenant: str,
+        *,
+        lifetime: timedelta,
+        actor: str,
+        connection: str | None = None,
+        read_only: bool = False,
+    ) -> tuple[Link, str]:
+        """A link as a front door asks for one: a ``read_only`` link shows the ``connection``
+        named (of this tenant); a link naming a draft continues it; otherwise it creates one."""
+        if read_only and connection is None:
+            raise InvalidFieldError(
+                "a read-only link shows one connection: name it", field="connection"
+            )
+        conn = None if connection is None else self._of_tenant(tenant, connection)
+        if read_only:
+            return self.create(tenant, lifetime=lifetime, actor=actor, shows=conn)
+        return self.create(tenant, lifetime=lifetime, actor=actor, draft=conn)
+
+    def _of_tenant(self, tenant: str, name_or_id: str) -> Connection:
+        """Names are unique per tenant: the tenant's connection of that name, else by ID."""
+        if "/" not in name_or_id:
+            try:
+                return self.connections.get(f"{tenant}/{name_or_id}")
+            except NotFoundError:
+                pass
+        try:
+            return self.connections.get(name_or_id)
+        except NotFoundError as exc:
+            raise InvalidFieldError(exc.message, field="connection") from None
 
     def url(self, token: str) -> str:
         return f"{self.adapters.settings.public_url.rstrip('/')}/connect/{token}"
@@ -127,7 +180,8 @@ class LinkService:
 
     def open(self, token: str, *, allow_spent: bool = False) -> Link:
         """The link behind a token, if it may still be used (a spent one too when
-        ``allow_spent``: it still reads its own connection's transfers)."""
+        ``allow_spent``: it still reads its own connection's transfers; a read-only link
+        only then)."""
         link = self.links.find(token) if token.startswith(credentials.LINK_PREFIX) else None
         if link is None:
             raise AuthenticationError("this connection link is not valid; ask for a new one")
@@ -139,8 +193,12 @@ class LinkService:
         return self.usable(self.links.get(link_id), allow_spent=allow_spent)
 
     def usable(self, link: Link, *, allow_spent: bool = False) -> Link:
+        """``allow_spent`` is a use that only reads; anything else may write, which a
+        read-only link is refused."""
         state = link.state(self.adapters.clock())
         if state is LinkState.OPEN or (allow_spent and state is LinkState.SPENT):
+            if link.read_only and not allow_spent:
+                raise PermissionDeniedError(READ_ONLY)
             return link
         raise GoneError(gone_reason(state))
 
@@ -198,6 +256,23 @@ class LinkService:
         return self.connections.update(
             conn.id, changes, actor=principal.actor, secret_access_key=secret
         ).connection
+
+
+def _showable(conn: Connection, tenant: str) -> Connection:
+    """A connection a read-only link may show: the link's tenant's, s3 or athena."""
+    if conn.tenant != tenant:
+        raise InvalidFieldError(
+            f"connection {conn.name} is tenant {conn.tenant}'s, not {tenant}'s", field="tenant"
+        )
+    if conn.type not in (ConnectionType.S3, ConnectionType.ATHENA):
+        raise InvalidFieldError(
+            "a read-only link shows only an s3 or athena connection", field="connection"
+        )
+    if conn.status is Status.DRAFT:
+        raise ConflictError(
+            f"connection {conn.name} is a draft: send a link for the draft to finish it"
+        )
+    return conn
 
 
 def _continuable(conn: Connection, tenant: str) -> Connection:

@@ -150,4 +150,5 @@ def link_view(link: Link, now: datetime) -> dict[str, Any]:
         "expires_at": link.expires_at,
         "created_by": link.created_by,
         "connection_id": link.connection_id,
+        "read_only": link.read_only,
     }

@@ -77,6 +77,7 @@ _LINK_COLUMNS = (
     "revoked_at",
     "spent_at",
     "connection_id",
+    "read_only",
 )
 
 
@@ -159,13 +160,18 @@ class Links(Repository):
             raise ConflictError("this link already created its connection; update it instead")
 
     def spend_for(self, connection_id: str, *, now: datetime) -> list[str]:
-        """Spend the link that created this connection (it was activated): the IDs spent."""
+        """Spend the link that created this connection (it was activated): the IDs spent.
+        Read-only links only show the connection, and stay usable."""
         c = T.links.c
         with self.writing() as db:
             spent = [
                 str(r.id)
                 for r in db.execute(
-                    sa.select(c.id).where(c.connection_id == connection_id, c.spent_at.is_(None))
+                    sa.select(c.id).where(
+                        c.connection_id == connection_id,
+                        c.spent_at.is_(None),
+                        c.read_only.is_(False),
+                    )
                 )
             ]
             if spent:

@@ -177,6 +177,7 @@ links = sa.Table(
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Column("spent_at", UTCDateTime, nullable=True),
     sa.Column("connection_id", sa.ForeignKey("connections.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 audit_log = sa.Table(

@@ -285,6 +285,23 @@ def send_draft_link(name: str, session: PostedBy, services: ServicesDep, form: F
     return _connection_page(services, session, conn.id, created_link=created)
 
 
+@operator.post("/connections/{name}/read-only-link")
+def send_read_only_link(
+    name: str, session: PostedBy, services: ServicesDep, form: Form
+) -> Response:
+    """A read-only link to this connection's delivery page, for its recipient."""
+    conn = services.connections.get(name)
+    try:
+        lifetime = parse_lifetime(form.get("expires", "7d"))
+        link, token = services.links.create(
+            conn.tenant, lifetime=lifetime, actor=session.actor, shows=conn
+        )
+    except ByobError as exc:
+        return _connection_page(services, session, conn.id, error=exc.message, status=409)
+    created = link_view(link, services.now()) | {"url": services.links.url(token)}
+    return _connection_page(services, session, conn.id, created_link=created)
+
+
 @operator.get("/connections/{name}/transfers")
 def transfers(
     name: str,

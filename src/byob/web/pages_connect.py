@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -20,9 +20,17 @@ from starlette.concurrency import run_in_threadpool
 from byob.domain import fields, role_setup, schedules
 from byob.domain.connections import AuthKind, Connection, Status
 from byob.domain.credentials import LINK_PREFIX, Link, LinkState
-from byob.errors import AuthenticationError, ByobError, GoneError, InvalidFieldError, NotFoundError
+from byob.errors import (
+    AuthenticationError,
+    ByobError,
+    GoneError,
+    InvalidFieldError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from byob.services import Services
 from byob.services.principals import Principal
+from byob.services.views import transfer_view
 from byob.web import pages_help
 from byob.web.pages_base import (
     CSRF_FIELD,
@@ -85,6 +93,10 @@ class Holder:
         return Principal(actor=self.session.actor, link=self.link)
 
     @property
+    def link_read_only(self) -> bool:
+        return self.link is not None and self.link.read_only
+
+    @property
     def asks_tenant(self) -> bool:
         """An operator before the draft exists: the tenant is theirs to choose."""
         return self.link is None and self.connection_id is None
@@ -144,6 +156,8 @@ def _holder(request: Request, *, allow_spent: bool) -> Holder:
         link = services.links.get(session.link_id, allow_spent=allow_spent)
     except GoneError as exc:
         raise PageError(410, "This link can no longer be used", exc.message) from None
+    except PermissionDeniedError as exc:  # a read-only link, on a step that may write
+        raise PageError(403, "This link only shows your deliveries", exc.message) from None
     return Holder(session=session, link=link)
 
 
@@ -227,6 +241,8 @@ def resume(request: Request, services: ServicesDep) -> Response:
     conn = holder.connection(services)
     if conn is None:
         return redirect("/connect/type")
+    if holder.link is not None and holder.link.read_only:
+        return redirect("/connect/delivery")
     spent = holder.link is not None and holder.link.state(services.now()) is LinkState.SPENT
     if conn.status is Status.ACTIVE or spent:
         return redirect("/connect/done")
@@ -595,22 +611,63 @@ def activate(holder: PostedBy, services: ServicesDep) -> Response:
     return redirect(holder.url("done"))
 
 
+DELIVERY_PAGE_SIZE = 20
+
+
 @router.get("/done")
 def done(request: Request, services: ServicesDep) -> Response:
     holder = any_holder(request)
     conn = holder.connection(services)
     if conn is None or conn.status is not Status.ACTIVE:
         return redirect("/connect")
+    return _delivery_page(holder, services, conn, activated=True)
+
+
+@router.get("/delivery")
+def delivery(
+    request: Request,
+    services: ServicesDep,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """What the link's connection delivered, for its recipient: after activation (the spent
+    link's session), or through a read-only link. It reads; nothing on it writes."""
+    holder = any_holder(request)
+    conn = holder.connection(services)
+    if conn is None or (conn.status is Status.DRAFT and not holder.link_read_only):
+        return redirect("/connect")
+    return _delivery_page(holder, services, conn, activated=False, after=after, before=before)
+
+
+def _delivery_page(
+    holder: Holder,
+    services: Services,
+    conn: Connection,
+    *,
+    activated: bool,
+    after: str | None = None,
+    before: str | None = None,
+) -> Response:
+    now = services.now()
     models = services.models.names()
+    _, page = services.transfers.history(
+        conn.id, after=after, before=before, limit=DELIVERY_PAGE_SIZE
+    )
     return _page(
         "connect/done.html",
         holder,
         "done",
         conn=conn,
+        activated=activated,
+        read_only=holder.link_read_only,
+        view=services.connections.view(conn),
+        fix=pages_help.recipient_fix(conn.failing_check) if conn.is_failing else "",
+        transfers=[transfer_view(t) for t in page.items],
+        transfers_page=page,
         models=models,
         layout=pages_help.layout_lines(conn, models),
-        next_run=conn.next_run(services.now()),
-        now=services.now(),
+        next_run=conn.next_run(now),
+        now=now,
         frequency=schedules.FREQUENCY_LABELS.get(conn.frequency_minutes, ""),
         examples=pages_help.examples(conn, models),
     )
@@ -631,6 +688,8 @@ def landing(token: str, request: Request, services: ServicesDep) -> Response:
         raise PageError(404, "Link not found", _UNKNOWN) from None
     except GoneError as exc:
         raise PageError(410, "This link can no longer be used", exc.message) from None
+    except PermissionDeniedError:  # a read-only link: it opens the delivery page
+        link = services.links.open(token, allow_spent=True)
     expires = min(link.expires_at.timestamp(), time.time() + LINK_SESSION_SECONDS)
     session = Session(kind="link", link_id=link.id, actor=f"link:{link.id}", expires=expires)
     response = redirect("/connect")

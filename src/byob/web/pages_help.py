@@ -66,6 +66,22 @@ CHECK_FIXES = {
 }
 
 
+TRANSFER_FIX = (
+    "Check, in your AWS account, that the bucket and the IAM role still exist and that the "
+    "permissions policy is attached to the role unchanged. Then tell your vendor: once the "
+    "connection validates again, transfers resume and catch up on what was missed."
+)
+
+
+def recipient_fix(check: str | None) -> str:
+    """What the recipient does about a failing connection (the failing check's fix)."""
+    if check is None:
+        return ""
+    if check in CHECK_FIXES:
+        return CHECK_FIXES[check][1] + " Then tell your vendor, who revalidates the connection."
+    return TRANSFER_FIX
+
+
 def _prefix(conn: Connection, model: str) -> str:
     return layout.join(conn.bucket, layout.model_prefix(conn.data_prefix, model))
 

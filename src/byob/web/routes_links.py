@@ -31,8 +31,12 @@ recipient = APIRouter(prefix="/recipient", tags=["recipient (connection link)"])
 
 @router.post("", status_code=201, response_model=LinkCreated)
 def create_link(body: LinkCreate, services: ServicesDep, who: Operator) -> dict[str, Any]:
-    link, token = services.links.create(
-        body.tenant, lifetime=parse_lifetime(body.expires), actor=who.actor
+    link, token = services.links.create_for(
+        body.tenant,
+        lifetime=parse_lifetime(body.expires),
+        actor=who.actor,
+        connection=body.connection,
+        read_only=body.read_only,
     )
     return link_view(link, services.now()) | {"token": token, "url": services.links.url(token)}
 

@@ -178,6 +178,9 @@ class CursorPage(BaseModel, Generic[T]):
 class LinkCreate(Strict):
     tenant: Annotated[str, Field(min_length=1, max_length=256)]
     expires: Annotated[str, Field(pattern=r"^\d{1,4}[dhm]$", examples=["7d"])] = "7d"
+    # With read_only, the (non-draft) connection of the tenant whose deliveries the link shows.
+    connection: Annotated[str | None, Field(min_length=1, max_length=63)] = None
+    read_only: bool = False
 
 
 class LinkPublic(BaseModel):
@@ -188,6 +191,7 @@ class LinkPublic(BaseModel):
     expires_at: datetime
     created_by: str
     connection_id: str | None
+    read_only: bool
 
 
 class LinkCreated(LinkPublic):
