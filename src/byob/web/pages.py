@@ -273,16 +273,7 @@ def send_draft_link(name: str, session: PostedBy, services: ServicesDep, form: F
     """A link that continues this draft: its recipient resumes the wizard at the IAM role
     step, in their own AWS account."""
     conn = services.connections.get(name)
-    try:
-        lifetime = parse_lifetime(form.get("expires", "7d"))
-        link, token = services.links.create(
-            conn.tenant, lifetime=lifetime, actor=session.actor, draft=conn
-        )
-    except ByobError as exc:
-        return _connection_page(services, session, conn.id, error=exc.message, status=409)
-    created = link_view(link, services.now()) | {"url": services.links.url(token)}
-    # The token is shown this once (it is stored only as a hash).
-    return _connection_page(services, session, conn.id, created_link=created)
+    return _send_link(services, session, conn, form, draft=conn)
 
 
 @operator.post("/connections/{name}/read-only-link")
@@ -291,14 +282,22 @@ def send_read_only_link(
 ) -> Response:
     """A read-only link to this connection's delivery page, for its recipient."""
     conn = services.connections.get(name)
+    return _send_link(services, session, conn, form, shows=conn)
+
+
+def _send_link(
+    services: Services, session: Session, conn: Connection, form: dict[str, str], **purpose: Any
+) -> Response:
+    """A link for this connection's tenant (``draft=`` or ``shows=`` it), on its page."""
     try:
         lifetime = parse_lifetime(form.get("expires", "7d"))
         link, token = services.links.create(
-            conn.tenant, lifetime=lifetime, actor=session.actor, shows=conn
+            conn.tenant, lifetime=lifetime, actor=session.actor, **purpose
         )
     except ByobError as exc:
         return _connection_page(services, session, conn.id, error=exc.message, status=409)
     created = link_view(link, services.now()) | {"url": services.links.url(token)}
+    # The token is shown this once (it is stored only as a hash).
     return _connection_page(services, session, conn.id, created_link=created)
 
 
