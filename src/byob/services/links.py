@@ -259,15 +259,8 @@ class LinkService:
 
 
 def _showable(conn: Connection, tenant: str) -> Connection:
-    """A connection a read-only link may show: the link's tenant's, s3 or athena."""
-    if conn.tenant != tenant:
-        raise InvalidFieldError(
-            f"connection {conn.name} is tenant {conn.tenant}'s, not {tenant}'s", field="tenant"
-        )
-    if conn.type not in (ConnectionType.S3, ConnectionType.ATHENA):
-        raise InvalidFieldError(
-            "a read-only link shows only an s3 or athena connection", field="connection"
-        )
+    """A connection a read-only link may show: the link's tenant's, s3 or athena, not a draft."""
+    _linkable(conn, tenant, "a read-only link shows")
     if conn.status is Status.DRAFT:
         raise ConflictError(
             f"connection {conn.name} is a draft: send a link for the draft to finish it"
@@ -278,16 +271,19 @@ def _showable(conn: Connection, tenant: str) -> Connection:
 def _continuable(conn: Connection, tenant: str) -> Connection:
     """A connection a link may take over: a draft s3 or athena connection of the link's tenant
     (an active one would be changed, and sent back to draft, by whoever holds the link)."""
-    if conn.tenant != tenant:
-        raise InvalidFieldError(
-            f"connection {conn.name} is tenant {conn.tenant}'s, not {tenant}'s", field="tenant"
-        )
-    if conn.type not in (ConnectionType.S3, ConnectionType.ATHENA):
-        raise InvalidFieldError(
-            "a link continues only an s3 or athena connection", field="connection"
-        )
+    _linkable(conn, tenant, "a link continues")
     if conn.status is not Status.DRAFT:
         raise ConflictError(
             f"connection {conn.name} is {conn.status.value}: a link continues only a draft"
         )
     return conn
+
+
+def _linkable(conn: Connection, tenant: str, what: str) -> None:
+    """What every link to a connection needs: the link's tenant's, and in AWS (s3 or athena)."""
+    if conn.tenant != tenant:
+        raise InvalidFieldError(
+            f"connection {conn.name} is tenant {conn.tenant}'s, not {tenant}'s", field="tenant"
+        )
+    if conn.type not in (ConnectionType.S3, ConnectionType.ATHENA):
+        raise InvalidFieldError(f"{what} only an s3 or athena connection", field="connection")
