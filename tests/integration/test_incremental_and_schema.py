@@ -38,6 +38,7 @@ MODEL = {
 # The settle lag of the tests that exercise it: longer than a transfer takes on a busy machine,
 # or a transfer meant to run inside the lag would start after it.
 LAG = timedelta(seconds=4)
+LONG_LAG = timedelta(seconds=120)
 
 
 def source_now(url: str) -> datetime:
@@ -346,10 +347,20 @@ def test_widening_type_change_is_accepted(tmp_path: Path, invoices: str, aws: An
 # -- (f) the settle lag ------------------------------------------------------------------------
 
 
+def short_lag(tmp_path: Path, aws: Any) -> Any:
+    """byob over the same state and models with the short lag, as after an operator shortens it."""
+    return make_services(
+        tmp_path, tmp_path / "byob.toml", aws, settle_lag_seconds=LAG.total_seconds()
+    )
+
+
 def test_rows_inside_the_settle_lag_wait_for_a_later_window(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
-    app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=LAG.total_seconds())
+    """The early run uses a lag no loaded machine outruns; the later one a short lag (see below)."""
+    app, conn, customer = setup(
+        tmp_path, invoices, aws, settle_lag_seconds=LONG_LAG.total_seconds()
+    )
     [first] = app.transfers.run(conn.name)
     assert first.record.rows == len(ACME_IDS)
     pg_exec(
@@ -359,6 +370,7 @@ def test_rows_inside_the_settle_lag_wait_for_a_later_window(
     assert early.record.rows == 0  # its cursor value is newer than now - the lag
     assert 100 not in {r["id"] for r in duckdb_rows(aws, customer)}
     inserted = source_row_time(invoices, 100)
+    app = short_lag(tmp_path, aws)
     wait_for(lambda: source_now(invoices) > inserted + LAG, what="the settle lag to pass")
     [late] = app.transfers.run(conn.name)
     assert late.record.rows == 1
@@ -372,8 +384,15 @@ def test_a_row_committed_late_with_an_earlier_cursor_value_is_not_skipped(
     tmp_path: Path, invoices: str, aws: Any
 ) -> None:
     """The case the lag exists for: updated_at = now() is the transaction's start, which can be
-    well before the commit makes the row visible."""
-    app, conn, customer = setup(tmp_path, invoices, aws, settle_lag_seconds=LAG.total_seconds())
+    well before the commit makes the row visible.
+
+    The run during the open transaction uses a lag far longer than any pause a loaded machine
+    takes between the INSERT and the run (a 4 s lag once lost that race in CI); the run after the
+    commit uses a short one, as an operator who shortens the lag would, so the test waits little.
+    """
+    app, conn, customer = setup(
+        tmp_path, invoices, aws, settle_lag_seconds=LONG_LAG.total_seconds()
+    )
     app.transfers.run(conn.name)
     with psycopg.connect(invoices) as slow:
         slow.execute("INSERT INTO invoices (id, tenant_id, updated_at) VALUES (200, 'acme', now())")
@@ -383,7 +402,8 @@ def test_a_row_committed_late_with_an_earlier_cursor_value_is_not_skipped(
         [during] = app.transfers.run(conn.name)  # the row is not visible yet
         slow.commit()
     assert during.record.rows == 0 and during.record.window.high < started
+    short = short_lag(tmp_path, aws)
     wait_for(lambda: source_now(invoices) > started + LAG, what="the settle lag to pass")
-    [after] = app.transfers.run(conn.name)
+    [after] = short.transfers.run(conn.name)
     assert after.record.rows == 1
     assert [r["id"] for r in duckdb_rows(aws, customer)].count(200) == 1
