@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from datetime import UTC, datetime
 
 
 class Proxy:
@@ -18,6 +19,8 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        # When each cut happened: a request S3 carried out just before one lost its answer.
+        self.cuts: list[datetime] = []
 
     @property
     def url(self) -> str:
@@ -34,6 +37,7 @@ class Proxy:
 
     def down(self) -> None:
         """Refuse new connections and cut every open one."""
+        self.cuts.append(datetime.now(UTC))
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):

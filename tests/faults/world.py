@@ -225,6 +225,7 @@ class World:
                 source_url=self.source_url,
                 state_url=self.state_url,
                 connection_id=self.connections[tenant],
+                cuts=self.proxy.cuts,
             )
             totals = {k: totals[k] + found[k] for k in totals}
         assert totals["rows"] == self.rows_per_tenant * len(self.tenants)
