@@ -7,6 +7,11 @@ place per interface: the CLI prints one line and exits 1, the API returns a JSON
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from byob.domain.imports import RowProblem
+
 
 class ByobError(Exception):
     """Something went wrong in byob."""
@@ -91,6 +96,12 @@ class SecretError(ByobError):
     code = "secret_error"
 
 
+class ManifestError(ByobError):
+    """A manifest did not verify: its signature, its key or one of its files."""
+
+    code = "manifest_invalid"
+
+
 class AuthenticationError(ByobError):
     """Missing or unknown credentials: send `Authorization: Bearer <API key or link token>`."""
 
@@ -107,3 +118,14 @@ class GoneError(ByobError):
     """This link can no longer be used."""
 
     code = "gone"
+
+
+class FileRejectedError(ByobError):
+    """A file to import was refused whole; nothing of it was loaded."""
+
+    code = "file_rejected"
+
+    def __init__(self, problems: tuple[RowProblem, ...], *, field: str | None = None) -> None:
+        self.problems = problems
+        first = "; ".join(str(p) for p in problems)
+        super().__init__(f"file rejected: {first}" if first else None, field=field)

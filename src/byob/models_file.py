@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from byob.domain.imports import (
+    DEFAULT_MAX_FILE_BYTES,
+    ImportFormat,
+    ImportSpec,
+    OnChange,
+    import_column,
+)
 from byob.domain.models import ModelSpec, NullCursor
 from byob.errors import ByobError, ConfigError
 
@@ -20,6 +27,18 @@ _MODEL_KEYS = {
     "columns",
     "on_null_cursor",
 }
+_IMPORT_KEYS = {
+    "name",
+    "table",
+    "tenant_column",
+    "format",
+    "columns",
+    "key_pattern",
+    "delimiter",
+    "header",
+    "max_file_bytes",
+    "on_change",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +50,7 @@ class SourceConfig:
 class ModelsFile:
     source: SourceConfig
     models: tuple[ModelSpec, ...]
+    imports: tuple[ImportSpec, ...] = ()
 
     def model(self, name: str) -> ModelSpec:
         for m in self.models:
@@ -83,7 +103,26 @@ def parse_models_file(raw: dict[str, Any], *, origin: str, base_dir: Path) -> Mo
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{origin}: model names must be unique: {', '.join(dupes)}", field="name")
-    return ModelsFile(source=SourceConfig(url=url), models=tuple(models))
+    imports = _parse_imports(raw.get("imports"), origin=origin)
+    return ModelsFile(source=SourceConfig(url=url), models=tuple(models), imports=imports)
+
+
+def _parse_imports(entries: Any, *, origin: str) -> tuple[ImportSpec, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ConfigError(f"{origin}: imports must be [[imports]] tables", field="imports")
+    imports = tuple(
+        _parse_import(entry, where=f"{origin}: imports[{index}]")
+        for index, entry in enumerate(entries)
+    )
+    names = [i.name for i in imports]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(
+            f"{origin}: import names must be unique: {', '.join(dupes)}", field="name"
+        )
+    return imports
 
 
 def _parse_model(entry: Any, *, where: str) -> ModelSpec:
@@ -142,6 +181,78 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
             cursor_column=entry["cursor_column"],
             primary_key=tuple(pk),
             columns=tuple(columns) if columns else None,
+        )
+    except ByobError as exc:
+        raise ConfigError(f"{where}: {exc.message}", field=exc.field) from None
+
+
+def _parse_import(entry: Any, *, where: str) -> ImportSpec:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: must be a table of keys")
+    unknown = set(entry) - _IMPORT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown keys {', '.join(sorted(unknown))} (allowed: "
+            f"{', '.join(sorted(_IMPORT_KEYS))})",
+            field=sorted(unknown)[0],
+        )
+    name = entry.get("name")
+    where = f"{where} ({name!r})" if name else where
+    for key in ("name", "table", "tenant_column", "format"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise ConfigError(f"{where}: {key} is required and must be text", field=key)
+    for key in ("key_pattern", "delimiter"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ConfigError(f"{where}: {key} must be text", field=key)
+    if "header" in entry and not isinstance(entry["header"], bool):
+        raise ConfigError(f"{where}: header must be true or false", field="header")
+    fmt = entry["format"]
+    if fmt not in {f.value for f in ImportFormat}:
+        raise ConfigError(
+            f"{where}: format must be one of {', '.join(f.value for f in ImportFormat)} "
+            f"(got {fmt!r}; gzip is read from a key ending in .gz)",
+            field="format",
+        )
+    if fmt != ImportFormat.CSV and ({"delimiter", "header"} & set(entry)):
+        raise ConfigError(
+            f"{where}: delimiter and header apply to csv only; remove them", field="format"
+        )
+    on_change = entry.get("on_change", OnChange.SKIP.value)
+    if on_change not in {o.value for o in OnChange}:
+        raise ConfigError(
+            f"{where}: on_change must be one of {', '.join(o.value for o in OnChange)} "
+            f"(got {on_change!r})",
+            field="on_change",
+        )
+    max_bytes = entry.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ConfigError(
+            f"{where}: max_file_bytes must be a positive whole number of bytes",
+            field="max_file_bytes",
+        )
+    columns = entry.get("columns")
+    if (
+        not isinstance(columns, dict)
+        or not columns
+        or not all(isinstance(v, str) for v in columns.values())
+    ):
+        raise ConfigError(
+            f"{where}: columns must map column names to PostgreSQL types, e.g. columns = "
+            '{ account = "text", quantity = "numeric(18,6)" }',
+            field="columns",
+        )
+    try:
+        return ImportSpec(
+            name=entry["name"],
+            table=entry["table"].strip(),
+            tenant_column=entry["tenant_column"],
+            format=ImportFormat(fmt),
+            columns=tuple(import_column(k, v) for k, v in columns.items()),
+            key_pattern=entry.get("key_pattern", "").strip(),
+            csv_delimiter=entry.get("delimiter", ","),
+            csv_header=entry.get("header", True),
+            max_file_bytes=max_bytes,
+            on_change=OnChange(on_change),
         )
     except ByobError as exc:
         raise ConfigError(f"{where}: {exc.message}", field=exc.field) from None

@@ -72,6 +72,37 @@ def s3_permissions_policy(bucket: str, base_path: str) -> PolicyDocument:
     }
 
 
+def import_permissions_policy(bucket: str, base_path: str) -> PolicyDocument:
+    """Least privilege for S3 import: list keys under the base path and read those objects.
+    Nothing else: no write, no delete, no listing outside the base path.
+
+    The prefix condition follows AWS's home-folder example: the folder itself (``base/``) and
+    everything under it (``base/*``). Not ``base`` without the slash: that prefix would also
+    list a sibling folder such as ``base2/``. Without a base path the whole bucket is listed,
+    so there is no condition."""
+    base = join(base_path)
+    listing: PolicyDocument = {
+        "Sid": "ByobListBasePath",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    if base:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [f"{base}/", f"{base}/*"]}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            listing,
+            {
+                "Sid": "ByobReadUnderBasePath",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": s3_object_arn(bucket, base),
+            },
+        ],
+    }
+
+
 def athena_permissions_policy(
     *, account_id: str, workgroup: str, bucket: str, schema: str
 ) -> PolicyDocument:

@@ -1,0 +1,499 @@
+"""Read one file of an import as Arrow record batches of the declared column types.
+
+The file arrives as a binary stream and is read in bounded memory: one batch of rows at a
+time, no line above ``MAX_LINE_BYTES``. A file is accepted whole or refused whole: the first
+bad rows (up to ``MAX_REPORTED_PROBLEMS``, all from the batch where the first one appears)
+raise ``FileRejectedError``, and the caller discards the batches it already took (they belong
+to the same transaction). The tenant column is never read from the file.
+
+CSV and JSON Lines are split into text values by Python (the csv module keeps the physical line
+where each record starts, which pyarrow's CSV reader cannot report), then each batch is
+converted by Arrow in one vectorised pass; only a batch that fails is walked value by value to
+say which values are bad.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip as gzip_module
+import io
+import itertools
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from byob.domain.imports import (
+    MAX_LINE_BYTES,
+    MAX_REPORTED_PROBLEMS,
+    ImportColumn,
+    ImportFormat,
+    ImportSpec,
+    RowProblem,
+    ValueCheck,
+    shorten,
+)
+from byob.domain.types import Kind
+from byob.engine.import_values import (
+    InvalidValue,
+    from_text,
+    import_schema,
+    locate,
+    no_json_constant,
+)
+from byob.errors import FileRejectedError
+
+DEFAULT_BATCH_ROWS = 65_536
+# Python's csv module refuses fields above a process-wide limit (128 KiB by default); a quoted
+# field may span lines, so allow a few lines' worth. Records past it are refused, which also
+# bounds memory when a quote is never closed.
+MAX_FIELD_CHARS = 16 * MAX_LINE_BYTES
+
+_NULL_STRING = pa.scalar(None, pa.string())
+
+
+def read_import_file(
+    stream: IO[bytes],
+    spec: ImportSpec,
+    *,
+    gzip: bool = False,
+    size: int | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[pa.RecordBatch]:
+    """Yield the file's rows in batches of at most ``batch_rows``, typed as declared.
+
+    ``gzip`` comes from the key (``is_gzip``); ``size`` is the object's size when known, so an
+    oversized file is refused before a byte is read. Parquet needs a seekable stream.
+    Raises ``FileRejectedError`` for the first bad rows or a file byob will not read.
+    """
+    if size is not None and (problem := spec.size_problem(size)):
+        raise _rejected(problem)
+    if spec.format is ImportFormat.PARQUET:
+        if gzip:
+            raise _rejected("Parquet files compress inside; a gzipped Parquet file is not read")
+        yield from _read_parquet(stream, spec, batch_rows)
+        return
+    binary: IO[bytes] | gzip_module.GzipFile = (
+        gzip_module.GzipFile(fileobj=stream, mode="rb") if gzip else stream
+    )
+    limited = _LineLimit(binary, max_line_bytes)
+    # utf-8-sig drops a byte order mark; newline="" leaves line ends to the csv module.
+    text = io.TextIOWrapper(io.BufferedReader(limited), encoding="utf-8-sig", newline="")
+    try:
+        if spec.format is ImportFormat.CSV:
+            yield from _csv_batches(text, spec, batch_rows)
+        else:
+            yield from _json_batches(text, spec, batch_rows)
+    except UnicodeDecodeError as exc:
+        raise _rejected(f"not UTF-8 text near line {limited.line}: {exc.reason}") from None
+    except (gzip_module.BadGzipFile, EOFError, zlib.error) as exc:
+        raise _rejected(f"not a complete gzip file ({exc}); was it cut short?") from None
+    finally:
+        text.detach()  # the caller owns the stream: closing the wrapper must not close it
+
+
+# --- lines -------------------------------------------------------------------------------------
+
+
+class _LineLimit(io.RawIOBase):
+    """The decompressed bytes, refusing a line longer than the limit as soon as it passes it,
+    so no line is ever held whole. Checked per chunk in C (find, count), not per line."""
+
+    def __init__(self, source: IO[bytes] | gzip_module.GzipFile, limit: int) -> None:
+        self._source = source
+        self._limit = limit
+        self._run = 0  # bytes since the last newline
+        self.line = 1  # the line the next byte belongs to
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        # A chunk no longer than the limit cannot hold a whole too-long line: only the line
+        # running across chunk boundaries needs counting.
+        chunk = self._source.read(min(len(buffer), self._limit))
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._run += len(chunk)
+        else:
+            if self._run + first > self._limit + 1:  # +1: a "\r" before the "\n"
+                self._refuse()
+            self.line += chunk.count(b"\n")
+            self._run = len(chunk) - chunk.rfind(b"\n") - 1
+        if self._run > self._limit + 1:
+            self._refuse()
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def _refuse(self) -> None:
+        raise FileRejectedError(
+            (
+                RowProblem(
+                    line=self.line,
+                    column=None,
+                    value=None,
+                    reason=f"the line is longer than {self._limit} bytes; byob reads lines of "
+                    f"at most {self._limit} bytes",
+                ),
+            )
+        )
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def _csv_batches(
+    text: io.TextIOWrapper, spec: ImportSpec, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Rows are split by the csv module in C; Python touches a row only when a batch is bad."""
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    reader = csv.reader(text, delimiter=spec.csv_delimiter, strict=True)
+    schema = import_schema(spec)
+    positions: list[int] = list(range(len(spec.columns)))
+    width = len(positions)
+    if spec.csv_header:
+        (header,) = _take(reader, None)
+        if not header:
+            return  # an empty file
+        positions, width = _header_positions(header, spec, reader.line_num)
+    while True:
+        first_line = reader.line_num + 1
+        rows = _take(reader, batch_rows)
+        if not rows:
+            return
+        lengths = set(map(len, rows))
+        problems: list[RowProblem] = []
+        if lengths != {width}:
+            starts = _start_lines(rows, first_line)
+            problems = [
+                RowProblem(
+                    line=start,
+                    column=None,
+                    value=None,
+                    reason=f"expected {width} fields, found {len(row)}",
+                )
+                for start, row in zip(starts, rows, strict=True)
+                if row and len(row) != width
+            ][:MAX_REPORTED_PROBLEMS]
+            kept = [
+                (start, row) for start, row in zip(starts, rows, strict=True) if len(row) == width
+            ]
+            rows = [row for _, row in kept]
+            line_of: Callable[[int], int] = [start for start, _ in kept].__getitem__
+        else:
+            line_of = _LazyStarts(rows, first_line)
+        by_column = list(zip(*rows, strict=True)) if rows else [()] * width
+        texts = [_nulls_for_empty(pa.array(by_column[p], type=pa.string())) for p in positions]
+        yield _to_batch(texts, line_of, spec, schema, problems)
+
+
+def _take(reader: Any, count: int | None) -> list[list[str]]:
+    """Up to ``count`` rows (None: the next non-blank row only), with the reader's errors told
+    as the line they were found on."""
+    try:
+        if count is None:
+            return [next((row for row in reader if row), [])]
+        return list(itertools.islice(reader, count))
+    except csv.Error as exc:
+        raise FileRejectedError(
+            (RowProblem(line=reader.line_num, column=None, value=None, reason=f"not CSV: {exc}"),)
+        ) from None
+
+
+def _start_lines(rows: list[list[str]], first_line: int) -> list[int]:
+    """The line each row starts on: a row spans one line plus the newlines inside its quoted
+    fields. Counted only for a batch that has a problem to report."""
+    starts, line = [], first_line
+    for row in rows:
+        starts.append(line)
+        line += 1 + sum(field.count("\n") for field in row)
+    return starts
+
+
+class _LazyStarts:
+    """Start lines of a batch's rows, counted on the first question (only a bad batch asks)."""
+
+    def __init__(self, rows: list[list[str]], first_line: int) -> None:
+        self._rows, self._first, self._starts = rows, first_line, list[int]()
+
+    def __call__(self, index: int) -> int:
+        if not self._starts:
+            self._starts = _start_lines(self._rows, self._first)
+        return self._starts[index]
+
+
+def _nulls_for_empty(text: pa.Array) -> pa.Array:
+    """An empty CSV field is NULL (PostgreSQL's COPY reads an unquoted one so)."""
+    return pc.if_else(pc.equal(pc.binary_length(text), 0), _NULL_STRING, text)
+
+
+def _header_positions(header: list[str], spec: ImportSpec, line: int) -> tuple[list[int], int]:
+    names = [h.strip() for h in header]
+    missing = [c for c in spec.column_names() if c not in names]
+    twice = sorted({c for c in spec.column_names() if names.count(c) > 1})
+    if missing or twice:
+        reason = (
+            f"the header lacks column(s) {', '.join(map(repr, missing))}"
+            if missing
+            else f"the header names {', '.join(map(repr, twice))} more than once"
+        )
+        raise FileRejectedError(
+            (
+                RowProblem(
+                    line=line,
+                    column=None,
+                    value=None,
+                    reason=f"{reason} (it has: {', '.join(names)})",
+                ),
+            )
+        )
+    return [names.index(c) for c in spec.column_names()], len(names)
+
+
+# --- JSON Lines --------------------------------------------------------------------------------
+
+
+def _json_batches(
+    text: io.TextIOWrapper, spec: ImportSpec, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    schema = import_schema(spec)
+    starts: list[int] = []
+    rows: list[list[str | None]] = []
+    problems: list[RowProblem] = []
+    for record in _json_records(text, spec):
+        if isinstance(record, RowProblem):
+            problems.append(record)
+            if len(problems) >= MAX_REPORTED_PROBLEMS:
+                break
+            continue
+        starts.append(record[0])
+        rows.append(record[1])
+        if len(rows) >= batch_rows:
+            yield _json_batch(rows, starts, spec, schema, problems)
+            starts, rows = [], []
+    if rows or problems:
+        yield _json_batch(rows, starts, spec, schema, problems)
+
+
+def _json_batch(
+    rows: list[list[str | None]],
+    starts: list[int],
+    spec: ImportSpec,
+    schema: pa.Schema,
+    problems: list[RowProblem],
+) -> pa.RecordBatch:
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * len(spec.columns)
+    texts = [pa.array(values, type=pa.string()) for values in by_column]
+    return _to_batch(texts, starts.__getitem__, spec, schema, problems)
+
+
+class _Number(str):
+    """A JSON number kept as its text, so decimals are never rounded through a float."""
+
+
+_Record = tuple[int, list[str | None]] | RowProblem
+
+
+def _json_records(text: io.TextIOWrapper, spec: ImportSpec) -> Iterator[_Record]:
+    decoder = json.JSONDecoder(
+        parse_float=_Number, parse_int=_Number, parse_constant=no_json_constant
+    )
+    takers = [(c, _json_taker(c)) for c in spec.columns]
+    for number, line in enumerate(text, start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        try:
+            obj = decoder.decode(stripped)
+        except ValueError as exc:
+            yield RowProblem(
+                line=number, column=None, value=shorten(stripped), reason=f"not JSON: {exc}"
+            )
+            continue
+        if not isinstance(obj, dict):
+            yield RowProblem(
+                line=number,
+                column=None,
+                value=shorten(stripped),
+                reason="each line must be a JSON object",
+            )
+            continue
+        values: list[str | None] = []
+        for column, take in takers:
+            value = obj.get(column.name)
+            if value is None:
+                values.append(None)
+                continue
+            taken = take(value)
+            if taken is None:
+                yield RowProblem(
+                    line=number,
+                    column=column.name,
+                    value=shorten(json.dumps(_unwrap_numbers(value))),
+                    reason=f"expected {_json_expected(column)}, found {_json_kind(value)}",
+                )
+                break
+            values.append(taken)
+        else:
+            yield number, values
+
+
+def _json_taker(column: ImportColumn) -> Callable[[Any], str | None]:
+    """How a JSON value becomes the column's text, or None when its JSON type is wrong."""
+    kind = column.type.kind
+    if column.check is ValueCheck.JSON:
+        return lambda v: json.dumps(_unwrap_numbers(v), separators=(",", ":"))
+    if kind in (Kind.INT16, Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL):
+        return lambda v: str(v) if isinstance(v, str) else None  # a number, or a numeric string
+    if kind is Kind.BOOL:
+        return lambda v: (
+            ("true" if v else "false")
+            if isinstance(v, bool)
+            else (v if isinstance(v, str) and not isinstance(v, _Number) else None)
+        )
+    return lambda v: v if isinstance(v, str) and not isinstance(v, _Number) else None
+
+
+def _json_expected(column: ImportColumn) -> str:
+    kind = column.type.kind
+    if kind in (Kind.INT16, Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL):
+        return "a number"
+    return "true or false" if kind is Kind.BOOL else "a string"
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, _Number):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an object" if isinstance(value, dict) else "an array"
+
+
+def _unwrap_numbers(value: Any) -> Any:
+    if isinstance(value, _Number):
+        return float(value) if any(c in value for c in ".eE") else int(value)
+    if isinstance(value, dict):
+        return {k: _unwrap_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_numbers(v) for v in value]
+    return value
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def _to_batch(
+    texts: list[pa.Array],
+    line_of: Callable[[int], int],
+    spec: ImportSpec,
+    schema: pa.Schema,
+    problems: list[RowProblem],
+) -> pa.RecordBatch:
+    """Text columns as the declared types; any problem, found before or here, rejects the file."""
+    arrays = []
+    for column, text in zip(spec.columns, texts, strict=True):
+        try:
+            arrays.append(from_text(column, text))
+        except InvalidValue:
+            problems += locate(column, text, line_of)
+    _raise_if_any(problems)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _raise_if_any(problems: list[RowProblem]) -> None:
+    if problems:
+        ordered = sorted(problems, key=lambda p: p.line or 0)
+        raise FileRejectedError(tuple(ordered[:MAX_REPORTED_PROBLEMS]))
+
+
+# --- Parquet -----------------------------------------------------------------------------------
+
+
+def _read_parquet(stream: IO[bytes], spec: ImportSpec, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    if not stream.seekable():
+        raise _rejected(
+            "a Parquet file must be read from a seekable stream (its index is at the end)"
+        )
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _rejected(f"not a Parquet file: {exc}") from None
+    present = parquet.schema_arrow.names
+    missing = [c for c in spec.column_names() if c not in present]
+    if missing:
+        raise _rejected(
+            f"the file lacks column(s) {', '.join(map(repr, missing))} (it has: "
+            f"{', '.join(present)})"
+        )
+    schema = import_schema(spec)
+    offset = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(spec.column_names())):
+        arrays, problems = [], []
+        for column, field in zip(spec.columns, schema, strict=True):
+            array = batch.column(column.name)
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            try:
+                arrays.append(_from_parquet(column, field.type, array))
+            except InvalidValue as exc:
+                problems += _locate_parquet(column, field.type, array, offset, str(exc))
+        _raise_if_any(problems)
+        offset += batch.num_rows
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _from_parquet(column: ImportColumn, target: pa.DataType, array: pa.Array) -> pa.Array:
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return from_text(column, array.cast(pa.string()))
+    if array.type == target:
+        return array
+    try:
+        cast = pc.cast(array, target, safe=True)
+        # Arrow rounds a float into a decimal's scale silently: refuse what does not return.
+        if (
+            pa.types.is_floating(array.type)
+            and pa.types.is_decimal(target)
+            and pc.all(pc.equal(pc.cast(cast, array.type), array)).as_py() is False
+        ):
+            raise pa.ArrowInvalid(f"more than {target.scale} digits after the point")
+        return cast
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidValue(
+            f"{array.type} cannot be read as {column.declared} without loss ({exc})"
+        ) from None
+
+
+def _locate_parquet(
+    column: ImportColumn, target: pa.DataType, array: pa.Array, offset: int, whole: str
+) -> list[RowProblem]:
+    found = []
+    for index in range(len(array)):
+        if not array[index].is_valid:
+            continue
+        try:
+            _from_parquet(column, target, array.slice(index, 1))
+        except InvalidValue as exc:
+            found.append(
+                RowProblem(
+                    line=offset + index + 1,
+                    column=column.name,
+                    value=shorten(str(array[index].as_py())),
+                    reason=str(exc),
+                )
+            )
+            if len(found) >= MAX_REPORTED_PROBLEMS:
+                break
+    # A type Arrow cannot cast at all fails every value alike: say it once for the column.
+    return found or [RowProblem(line=None, column=column.name, value=None, reason=whole)]
+
+
+def _rejected(reason: str) -> FileRejectedError:
+    return FileRejectedError((RowProblem(line=None, column=None, value=None, reason=reason),))

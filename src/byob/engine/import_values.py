@@ -1,0 +1,161 @@
+"""Text values of an import file as the declared column types, checked the way PostgreSQL
+would check them, so COPY never meets a bad value (it could not say on which line)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from byob.domain.imports import (
+    MAX_REPORTED_PROBLEMS,
+    ImportColumn,
+    ImportSpec,
+    RowProblem,
+    ValueCheck,
+    shorten,
+)
+from byob.domain.types import Kind
+
+_ARROW: dict[Kind, pa.DataType] = {
+    Kind.INT16: pa.int16(),
+    Kind.INT32: pa.int32(),
+    Kind.INT64: pa.int64(),
+    Kind.FLOAT32: pa.float32(),
+    Kind.FLOAT64: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+    Kind.STRING: pa.string(),
+    Kind.DATE: pa.date32(),
+    # Microseconds: PostgreSQL's own precision.
+    Kind.TIMESTAMP: pa.timestamp("us"),
+    Kind.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+}
+_TRUE = pa.array(["t", "true", "y", "yes", "on", "1"])
+_FALSE = pa.array(["f", "false", "n", "no", "off", "0"])
+_UUID = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+
+
+def arrow_type(column: ImportColumn) -> pa.DataType:
+    """The Arrow type a column's values are delivered as (json, jsonb and uuid as text)."""
+    if column.type.kind is Kind.DECIMAL:
+        return pa.decimal128(column.type.precision, column.type.scale)
+    return _ARROW[column.type.kind]
+
+
+def import_schema(spec: ImportSpec) -> pa.Schema:
+    """The schema of every batch: the declared columns in declared order, no tenant column."""
+    return pa.schema([pa.field(c.name, arrow_type(c)) for c in spec.columns])
+
+
+def no_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class InvalidValue(Exception):
+    """A value does not fit its column; the message is the reason. Internal: the reader turns
+    it into a RowProblem with the line."""
+
+
+def from_text(column: ImportColumn, text: pa.Array) -> pa.Array:
+    """Text values as the column's Arrow type; raises InvalidValue if any value does not fit."""
+    kind = column.type.kind
+    if kind is Kind.STRING:
+        if column.check is ValueCheck.UUID:
+            ok = pc.match_substring_regex(text, _UUID)
+            if not pc.all(pc.or_kleene(ok, pc.is_null(text))).as_py():
+                raise InvalidValue("not a UUID: expected 32 hexadecimal digits as 8-4-4-4-12")
+            return pc.utf8_lower(text)
+        if pc.any(pc.match_substring(text, "\x00")).as_py():
+            raise InvalidValue("holds a NUL character, which PostgreSQL text cannot store")
+        if column.check is ValueCheck.JSON:
+            for value in text.to_pylist():
+                if value is not None:
+                    _check_json(value)
+        if column.max_length is not None and (
+            pc.any(pc.greater(pc.utf8_length(text), column.max_length)).as_py()
+        ):
+            raise InvalidValue(
+                f"longer than the {column.max_length} characters of {column.declared}"
+            )
+        return text
+    trimmed = pc.utf8_trim_whitespace(text)
+    if kind is Kind.BOOL:
+        lower = pc.utf8_lower(trimmed)
+        is_true, is_false = pc.is_in(lower, _TRUE), pc.is_in(lower, _FALSE)
+        if not pc.all(pc.or_kleene(pc.or_(is_true, is_false), pc.is_null(text))).as_py():
+            raise InvalidValue("not a boolean: expected true/false, t/f, yes/no, on/off or 1/0")
+        return pc.if_else(is_true, True, pc.if_else(is_false, False, None))
+    target = arrow_type(column)
+    try:
+        return pc.cast(trimmed, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        if kind is Kind.TIMESTAMPTZ and _is_naive_timestamp(trimmed):
+            raise InvalidValue(
+                "no zone offset: write it as 2024-01-31T12:00:00Z or with +00:00"
+            ) from None
+        raise InvalidValue(_reason(column, str(exc))) from None
+
+
+def _is_naive_timestamp(text: pa.Array) -> bool:
+    try:
+        pc.cast(text, pa.timestamp("us"))
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _check_json(value: str) -> None:
+    try:
+        json.loads(value, parse_constant=no_json_constant)
+    except ValueError as exc:
+        raise InvalidValue(f"not JSON: {exc}") from None
+
+
+def _reason(column: ImportColumn, arrow_message: str) -> str:
+    kind, declared = column.type.kind, column.declared
+    if kind in (Kind.INT16, Kind.INT32, Kind.INT64):
+        return f"not a {declared}: expected a whole number within its range"
+    if kind in (Kind.FLOAT32, Kind.FLOAT64):
+        return f"not a {declared}: expected a number"
+    if kind is Kind.DECIMAL:
+        if "Rescaling" in arrow_message:
+            return f"more than {column.type.scale} digits after the point for {declared}"
+        if "precision" in arrow_message:
+            return f"too many digits for {declared}"
+        return f"not a {declared}: expected a number"
+    if kind is Kind.DATE:
+        return "not a date: expected YYYY-MM-DD"
+    if kind is Kind.TIMESTAMPTZ:
+        return "not a timestamp: expected ISO 8601 with a zone offset, e.g. 2024-01-31T12:00:00Z"
+    if kind is Kind.TIMESTAMP:
+        if "expected no zone offset" in arrow_message:
+            return "has a zone offset, but the column is a timestamp without time zone"
+        return "not a timestamp: expected ISO 8601, e.g. 2024-01-31 12:00:00"
+    return f"not a {declared}"
+
+
+def locate(
+    column: ImportColumn, values: pa.Array, line_of: Callable[[int], int]
+) -> list[RowProblem]:
+    """The first bad values of a column that failed as a whole, one value at a time."""
+    found = []
+    for index in range(len(values)):
+        if not values[index].is_valid:
+            continue
+        try:
+            from_text(column, values.slice(index, 1))
+        except InvalidValue as exc:
+            found.append(
+                RowProblem(
+                    line=line_of(index),
+                    column=column.name,
+                    value=shorten(values[index].as_py()),
+                    reason=str(exc),
+                )
+            )
+            if len(found) >= MAX_REPORTED_PROBLEMS:
+                break
+    return found
