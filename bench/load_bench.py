@@ -94,6 +94,7 @@ console = Console(width=max(Console().width, 100))  # the table needs 100 column
 
 TARGET_P99_MS = 300.0  # the connections list, API and web page, at 20 concurrent clients
 SECRET_KEY = "dGVzdC1rZXktZm9yLWJ5b2ItdGVzdHMtMzItYnl0ZXM"  # tests' key; a throwaway database
+SIGNING_KEY = "dGVzdC1zaWduaW5nLWtleS1mb3ItYnlvYi10ZXN0cyE"  # tests' manifest signing key
 SERVICE_PRINCIPAL = "arn:aws:iam::123456789012:role/byob"
 NOISE_CORES = 0.15  # CPU spent outside server, PostgreSQL and clients, beyond which we warn
 API_PAGE = 50  # the API list's page size (its default)
@@ -898,6 +899,7 @@ def main() -> int:
             "BYOB_CONFIG": str(write_config(work / "byob.toml", f"sqlite:///{work / 'src.db'}")),
             "BYOB_DATABASE_URL": state_url,
             "BYOB_SECRET_KEY": SECRET_KEY,
+            "BYOB_SIGNING_KEY": SIGNING_KEY,
             "BYOB_PUBLIC_URL": urls[0],
             "BYOB_SERVICE_PRINCIPAL_ARN": SERVICE_PRINCIPAL,
             # 0 turns the request budget off (settings.py): 20 clients from one address

@@ -163,6 +163,7 @@ def main() -> None:
         database_url=state_url,
         settle_lag_seconds=0,
         secret_key=secret_key,
+        signing_key=secrets.token_urlsafe(32),
     )
     byob = Byob(settings)
     byob.migrate()
@@ -191,6 +192,7 @@ def main() -> None:
         "BYOB_CONFIG": str(config),
         "BYOB_DATABASE_URL": state_url,
         "BYOB_SECRET_KEY": secret_key,
+        "BYOB_SIGNING_KEY": settings.signing_key,
         "BYOB_SETTLE_LAG_SECONDS": "0",
         "BYOB_LOG_JSON": "true",
     }

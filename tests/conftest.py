@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from byob.demo.emulator import EMULATOR_CREDENTIALS, LocalAws
-from tests.support import TEST_SECRET_KEY, pg_exec, scratch_database
+from tests.support import TEST_SECRET_KEY, TEST_SIGNING_KEY, pg_exec, scratch_database
 
 # Tests talk to the emulator only; never to a real account.
 os.environ.update(EMULATOR_CREDENTIALS)
@@ -47,7 +47,10 @@ def state_template(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory)
     url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
     byob = Byob(
         load_settings(
-            home=tmp_path_factory.mktemp("template"), database_url=url, secret_key=TEST_SECRET_KEY
+            home=tmp_path_factory.mktemp("template"),
+            database_url=url,
+            secret_key=TEST_SECRET_KEY,
+            signing_key=TEST_SIGNING_KEY,
         )
     )
     try:

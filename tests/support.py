@@ -41,6 +41,8 @@ INVOICES_MODEL = {
 }
 # With a PostgreSQL state store byob requires a key shared by every machine (32 bytes).
 TEST_SECRET_KEY = "dGVzdC1rZXktZm9yLWJ5b2ItdGVzdHMtMzItYnl0ZXM"
+# ... and a manifest signing key (an Ed25519 private key, 32 bytes).
+TEST_SIGNING_KEY = "dGVzdC1zaWduaW5nLWtleS1mb3ItYnlvYi10ZXN0cyE"
 # Containers made by tests; conftest closes them after each test, so no pooled database
 # connection outlives its test (ResourceWarnings are errors here).
 OPEN_APPS: list[Byob] = []
@@ -111,6 +113,7 @@ def make_services(
     options.update(settings)
     if str(options.get("database_url", "")).startswith("postgresql"):
         options.setdefault("secret_key", TEST_SECRET_KEY)
+        options.setdefault("signing_key", TEST_SIGNING_KEY)
     if aws is not None:
         options["aws_endpoint_url"] = aws.endpoint_url
     byob = Byob(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from byob.destinations.base import Destination
 from byob.destinations.local import LocalDestination
 from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.domain.signing import Keyring
 from byob.domain.transfers import TransferRecord
 from byob.engine.parquet_files import use_returning_allocator
 from byob.engine.transfer import EngineOptions, TransferRunner
@@ -25,6 +26,7 @@ from byob.services.events import Events, NoEvents
 from byob.settings import Settings
 from byob.sources.base import Source
 from byob.store import secrets as secret_store
+from byob.store import signing_keys
 from byob.store.db import create_engine, migrate
 from byob.store.state import StateStore
 
@@ -125,6 +127,14 @@ class Byob:
     def secrets(self) -> secret_store.SecretBox:
         return secret_store.load_or_create_key(
             self.settings.secret_key, self.settings.home, self.settings.secret_keys_old
+        )
+
+    @property
+    def signing_keys(self) -> Keyring:
+        """Read on each use (a small file, or settings): after `byob keys rotate` in another
+        process, the next manifest is signed with the new key without a restart."""
+        return signing_keys.load_keyring(
+            self.settings.signing_key, self.settings.signing_keys_old, self.settings.home
         )
 
     @cached_property
@@ -234,6 +244,7 @@ class Byob:
             options=self.engine_options(),
             clock=self.clock,
             catalog=self.catalog(conn),
+            signer=self.signing_keys.current,
         )
 
 

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     config: Path | None = None  # the models file (TOML)
     secret_key: str = ""  # base64url 32-byte key sealing secrets; default: a 0600 file in home
     secret_keys_old: str = ""  # earlier keys, comma-separated: still open during a rotation
+    # base64url 32-byte Ed25519 private key signing manifests; default: a keyring file in home
+    signing_key: str = ""
+    signing_keys_old: str = ""  # earlier signing keys, comma-separated: still published
     aws_endpoint_url: str = ""  # an S3-compatible endpoint or the AWS emulator
     public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
     webhook_url: str = ""  # POSTed on transfer outcomes and failing connections
@@ -92,5 +95,18 @@ def load_settings(**overrides: object) -> Settings:
             f"byob must seal and open secrets with the same key. Create one with `{MAKE_KEY}` "
             "and set it on every machine",
             field="BYOB_SECRET_KEY",
+        )
+    from byob.store.signing_keys import parse_key, parse_old
+
+    parse_old(settings.signing_keys_old)  # a bad key: now
+    if settings.signing_key:
+        parse_key(settings.signing_key, "BYOB_SIGNING_KEY")
+    elif settings.is_production:
+        # Each machine would sign with a key of its own, published by none of the others.
+        raise ConfigError(
+            "BYOB_SIGNING_KEY is required with a PostgreSQL state store: every machine running "
+            "byob must sign manifests with the same key. Create one with "
+            f"`{MAKE_KEY}` and set it on every machine",
+            field="BYOB_SIGNING_KEY",
         )
     return settings

@@ -1,5 +1,6 @@
 """Browser tests: a real `byob serve` (PostgreSQL source, the AWS emulator) driven through
-Debian's chromium by Playwright. Screenshots of every step land in artifacts/screenshots/."""
+Debian's chromium by Playwright. Screenshots of every step land in artifacts/screenshots/;
+the README's pictures (readme_pictures.py) in docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import httpx
 import pytest
 
 from byob.demo.emulator import LocalAws
+from tests.browser.readme_pictures import FOLDER as README_FOLDER
+from tests.browser.readme_pictures import README_PICTURES
 from tests.support import create_invoices, free_port, scratch_database, wait_healthy, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -223,10 +226,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED = pytest.StashKey[bool]()
 
 
+def readme_shot(page: Any, name: str) -> Path:
+    """docs/screenshots/<name>.png: the README's picture of this page, its whole length at the
+    desktop width (the same size on every run)."""
+    assert name in README_PICTURES, f"{name!r} is not in README_PICTURES"
+    assert page.viewport_size == DESKTOP, f"README pictures are shot at {DESKTOP}"
+    README_FOLDER.mkdir(parents=True, exist_ok=True)
+    path = README_FOLDER / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
+    return path
+
+
 @pytest.fixture
 def shoot(request: pytest.FixtureRequest) -> Iterator[Any]:
     """shoot(page, "step") saves artifacts/screenshots/<test>-<nn>-<step>.png (full page);
-    when the test fails, every page it shot is saved once more as it was at the failure."""
+    when the test fails, every page it shot is saved once more as it was at the failure.
+    shoot(page, "step", readme="name") also rewrites the README's picture
+    docs/screenshots/<name>.png (one of README_PICTURES), on the desktop viewport."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     test = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
     for old in SCREENSHOTS.glob(f"{test}-*.png"):
@@ -234,11 +250,13 @@ def shoot(request: pytest.FixtureRequest) -> Iterator[Any]:
     counter = iter(range(1, 1000))
     pages: list[Any] = []
 
-    def take(page: Any, step: str) -> Path:
+    def take(page: Any, step: str, *, readme: str | None = None) -> Path:
         if page not in pages:
             pages.append(page)
         path = SCREENSHOTS / f"{test}-{next(counter):02d}-{step}.png"
         page.screenshot(path=str(path), full_page=True)
+        if readme is not None:
+            readme_shot(page, readme)
         return path
 
     yield take

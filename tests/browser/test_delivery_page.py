@@ -33,7 +33,7 @@ def wait_for_delivery(page: Any) -> str:
 
 
 def test_holder_lands_on_the_delivery_page_and_sees_the_transfer(
-    served: Served, browser: Any, aws: LocalAws
+    served: Served, browser: Any, aws: LocalAws, shoot: Any
 ) -> None:
     link = served.link("acme")
     name, bucket = f"deliv-{uuid.uuid4().hex[:6]}", f"deliv-{uuid.uuid4().hex[:8]}"
@@ -66,6 +66,7 @@ def test_holder_lands_on_the_delivery_page_and_sees_the_transfer(
     assert "Your deliveries" in text and f"s3://{bucket}" in text
     assert f"read_parquet('s3://{bucket}/invoices/*/*.parquet'" in text
     assert page.locator("#delivery-status .local-time").count() == 1  # next run, local too
+    shoot(page, "delivery", readme="recipient-delivery")
 
     # Later: a read-only link from the CLI opens the same page, and never the wizard.
     viewer = served.cli(

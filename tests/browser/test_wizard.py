@@ -101,7 +101,7 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     open_link_from_email(page, link["url"])
     assert link["token"] not in page.url
     assert page.get_by_role("heading", name="Create a new connection").is_visible()
-    shoot(page, "type")
+    shoot(page, "type", readme="wizard-1-type")
     page.get_by_label("Bring your own S3 bucket").check()
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/connect/bucket"))
@@ -151,12 +151,14 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     assert page.locator("#form-errors").is_visible()
     assert page.locator("#f-name").input_value() == "acme-s3"  # what was typed is kept
     shoot(page, "bucket-server-errors")
-    page.locator("#f-bucket").fill("acme-data")
+    clear_field_error(page, "bucket", "acme-data")  # the list of problems goes with it
+    assert page.locator("#form-errors").is_hidden()
+    shoot(page, "bucket-fixed", readme="wizard-2-bucket")
     page.get_by_role("button", name="Save & Continue").click()
 
     # 3. The IAM role: name, external ID as text (never an input), policies with copy buttons.
     page.wait_for_url(re.compile(r"/connect/role$"))
-    shoot(page, "role")
+    shoot(page, "role", readme="wizard-3-role")
     role_name = page.locator("#role-name").inner_text()
     external_id = page.locator("#external-id").inner_text()
     assert role_name.startswith("byob-acme-s3") and len(external_id) >= 32
@@ -211,7 +213,7 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     page.get_by_role("button", name="Revalidate").click()
     page.get_by_role("heading", name="Validation Successful").wait_for()
     assert page.locator(".check-failed").count() == 0
-    shoot(page, "validation-passed")
+    shoot(page, "validation-passed", readme="wizard-4-validate")
     page.get_by_role("button", name="Activate Connection").click()
 
     # 5. Active: what arrives where, when, and how to query it.
@@ -224,7 +226,7 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
         in text
     )
     assert "The first transfer, a full copy of each table, starts within moments" in text
-    shoot(page, "done")
+    shoot(page, "done", readme="wizard-done")
     page.set_viewport_size(PHONE)
     assert_fits(page)
     shoot(page, "done-phone")
@@ -242,7 +244,7 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     operator.wait_for_url(re.compile(r"/connections$"))
     row = operator.get_by_role("row").filter(has_text="acme-s3")
     assert "Active" in row.inner_text() and "s3://acme-data/exports/billing" in row.inner_text()
-    shoot(operator, "operator-connections")
+    shoot(operator, "operator-connections", readme="operator-connections")
     row.get_by_role("link", name="acme-s3").click()
     operator.get_by_role("link", name="Transfer history").click()
     wait_for_transfers(operator, 1)
@@ -279,7 +281,7 @@ def test_recipient_completes_the_wizard_and_the_operator_sees_the_first_transfer
     operator.get_by_role("button", name="Resume").click()
     operator.get_by_role("status").filter(has_text="The connection is active").wait_for()
     assert operator.locator("h1 .badge").inner_text() == "Active"
-    shoot(operator, "operator-connection")
+    shoot(operator, "operator-connection", readme="operator-connection")
     operator.set_viewport_size(PHONE)
     assert_fits(operator)
     shoot(operator, "operator-connection-phone")

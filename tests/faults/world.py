@@ -24,6 +24,7 @@ from tests.faults.proxy import Proxy
 from tests.support import (
     OPEN_APPS,
     TEST_SECRET_KEY,
+    TEST_SIGNING_KEY,
     free_port,
     make_services,
     onboard_s3,
@@ -113,6 +114,7 @@ class World:
                 "BYOB_CONFIG": str(self.root / "byob.toml"),
                 "BYOB_DATABASE_URL": self.state_url,
                 "BYOB_SECRET_KEY": TEST_SECRET_KEY,
+                "BYOB_SIGNING_KEY": TEST_SIGNING_KEY,
                 "BYOB_AWS_ENDPOINT_URL": self.proxy.url,
             }
         )

@@ -170,6 +170,7 @@ def test_env_vars_are_read(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Non
     clean_env.setenv("BYOB_HOME", str(tmp_path))
     clean_env.setenv("BYOB_DATABASE_URL", "postgresql://h/db")
     clean_env.setenv("BYOB_SECRET_KEY", KEY_TEXT)
+    clean_env.setenv("BYOB_SIGNING_KEY", KEY_TEXT)
     s = load_settings()
     assert s.settle_lag_seconds == 5.0
     assert s.home == tmp_path
@@ -261,7 +262,9 @@ def test_a_postgresql_state_store_needs_a_shared_key(clean_env: pytest.MonkeyPat
     with pytest.raises(ConfigError) as old:
         load_settings(secret_key=KEY_TEXT, secret_keys_old="short")
     assert old.value.field == "BYOB_SECRET_KEYS_OLD"
-    assert load_settings(database_url="postgresql://h/db", secret_key=KEY_TEXT).is_production
+    assert load_settings(
+        database_url="postgresql://h/db", secret_key=KEY_TEXT, signing_key=KEY_TEXT
+    ).is_production
     assert not load_settings().is_production  # the embedded default makes its own key file
 
 

@@ -26,6 +26,10 @@ models_cli = typer.Typer(help="The models file.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Operator API keys.", no_args_is_help=True)
 links_cli = typer.Typer(help="One-time connection links for recipients.", no_args_is_help=True)
 secrets_cli = typer.Typer(help="The key sealing secrets at rest.", no_args_is_help=True)
+signing_keys_cli = typer.Typer(
+    help="The keys signing manifests: show, rotate.", no_args_is_help=True
+)
+manifests_cli = typer.Typer(help="Delivered manifests: verify.", no_args_is_help=True)
 webhooks_cli = typer.Typer(help="Webhook events: delivered, waiting, failed.", no_args_is_help=True)
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(transfers_cli, name="transfers")
@@ -34,6 +38,8 @@ cli.add_typer(keys_cli, name="api-keys")
 cli.add_typer(links_cli, name="links")
 cli.add_typer(secrets_cli, name="secrets")
 cli.add_typer(webhooks_cli, name="webhooks")
+cli.add_typer(signing_keys_cli, name="keys")
+cli.add_typer(manifests_cli, name="manifests")
 state: dict[str, Any] = {"verbose": False, "config": None, "opened": [], "json": False}
 
 

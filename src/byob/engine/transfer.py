@@ -34,6 +34,7 @@ from byob.domain import layout
 from byob.domain.connections import Connection
 from byob.domain.manifests import manifest
 from byob.domain.models import ModelSpec, NullCursor, ResolvedModel, resolve
+from byob.domain.signing import Signer
 from byob.domain.transfers import (
     FileRecord,
     FileState,
@@ -127,6 +128,7 @@ class TransferRunner:
         sleep: Callable[[float], None] = time.sleep,
         catalog: Catalog | None = None,
         on_commit: Callable[[Any, TransferRecord], None] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.conn = conn
         self.source = source
@@ -138,6 +140,8 @@ class TransferRunner:
         self.catalog = catalog
         # Called inside the transaction that marks a transfer succeeded (TransferLog.commit).
         self.on_commit = on_commit
+        # Signs each manifest (Ed25519 over its canonical JSON); None: manifests go unsigned.
+        self.signer = signer
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -547,6 +551,8 @@ class TransferRunner:
             note=note,
             excluded_rows=excluded_rows,
         )
+        if self.signer is not None:
+            document = self.signer.sign(document)
         body = json.dumps(document, indent=2).encode()
         self.destination.put(key, body, content_type="application/json")
         return key

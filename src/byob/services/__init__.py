@@ -11,6 +11,7 @@ from byob.services.figures import FigureService
 from byob.services.guard import GuardService
 from byob.services.health import HealthService
 from byob.services.links import LinkService
+from byob.services.manifests import ManifestService
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
 from byob.services.schedules import ScheduleService
@@ -32,6 +33,7 @@ class Services:
         self.schedules = ScheduleService(adapters, self.transfers)
         self.figures = FigureService(adapters, self.transfers)
         self.secrets = SecretService(adapters)
+        self.manifests = ManifestService(adapters)  # signing keys; verifying deliveries
         self.health = HealthService(adapters)
         self.webhooks = WebhookService(adapters)
         self.guard = GuardService(adapters)  # request budgets and sign-in lockouts

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from byob.domain.connections import Connection
+from byob.domain.signing import Keyring
 from byob.domain.transfers import TransferRecord
 from byob.engine.transfer import TransferRunner
 from byob.models_file import ModelsFile
@@ -33,6 +34,9 @@ class Adapters(Protocol):
 
     @property
     def secrets(self) -> SecretBox: ...
+
+    @property
+    def signing_keys(self) -> Keyring: ...
 
     @property
     def models_file(self) -> ModelsFile: ...

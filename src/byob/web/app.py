@@ -98,6 +98,11 @@ def create_app(services: Services) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/.well-known/byob-keys.json", include_in_schema=False)
+    def signing_keys() -> dict[str, Any]:
+        """The public keys manifests are signed with (JWKS): current and previous. Public."""
+        return services.manifests.keyring().jwks()
+
     app.include_router(routes_connections.router, prefix="/api/v1")
     app.include_router(routes_links.router, prefix="/api/v1")
     app.include_router(routes_links.recipient, prefix="/api/v1")

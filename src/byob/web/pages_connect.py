@@ -670,6 +670,7 @@ def _delivery_page(
         now=now,
         frequency=schedules.FREQUENCY_LABELS.get(conn.frequency_minutes, ""),
         examples=pages_help.examples(conn, models),
+        signing_key=services.manifests.keyring().current.public,
     )
 
 

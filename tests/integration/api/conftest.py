@@ -33,6 +33,7 @@ from byob.store.state import StateStore
 from tests.integration.api.helpers import ACME_IDS
 from tests.support import (
     TEST_SECRET_KEY,
+    TEST_SIGNING_KEY,
     create_invoices,
     free_port,
     pg_exec,
@@ -111,6 +112,7 @@ class Server:
                     database_url=self.database_url,
                     config=self.env["BYOB_CONFIG"],
                     secret_key=self.env.get("BYOB_SECRET_KEY"),
+                    signing_key=self.env.get("BYOB_SIGNING_KEY"),
                 )
             )
         return self._byob
@@ -222,7 +224,11 @@ def server(
         "BYOB_AWS_ENDPOINT_URL": _aws_server.endpoint_url,
         "BYOB_SETTLE_LAG_SECONDS": "0",
         "BYOB_DATABASE_URL": database_url,
-        **({"BYOB_SECRET_KEY": TEST_SECRET_KEY} if kind == "postgresql" else {}),
+        **(
+            {"BYOB_SECRET_KEY": TEST_SECRET_KEY, "BYOB_SIGNING_KEY": TEST_SIGNING_KEY}
+            if kind == "postgresql"
+            else {}
+        ),
         "BYOB_PUBLIC_URL": base_url,
         "BYOB_CHECK_TIMEOUT_SECONDS": "20",
         "BYOB_AWS_MAX_ATTEMPTS": "2",

@@ -20,6 +20,7 @@ import pytest
 from byob.workers import queue as q
 from tests.support import (
     TEST_SECRET_KEY,
+    TEST_SIGNING_KEY,
     activate,
     create,
     make_services,
@@ -90,6 +91,7 @@ def test_three_workers_one_killed(tmp_path: Path, pg_url: str, state_db: str) ->
         "BYOB_CONFIG": str(config),
         "BYOB_DATABASE_URL": state_db,
         "BYOB_SECRET_KEY": TEST_SECRET_KEY,
+        "BYOB_SIGNING_KEY": TEST_SIGNING_KEY,
         "BYOB_SETTLE_LAG_SECONDS": "0",
     }
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(3)]  # noqa: SIM115

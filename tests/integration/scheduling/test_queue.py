@@ -24,7 +24,14 @@ from byob.demo.readback import connect_s3
 from byob.services import Services
 from byob.workers import queue as q
 from tests.integration.scheduling.helpers import MODEL, acme_ids, create_invoices, wait_for
-from tests.support import TEST_SECRET_KEY, holds_for, make_services, onboard_s3, write_config
+from tests.support import (
+    TEST_SECRET_KEY,
+    TEST_SIGNING_KEY,
+    holds_for,
+    make_services,
+    onboard_s3,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +69,7 @@ def setup(tmp_path: Path, pg_url: str, state_pg_url: str, aws: LocalAws) -> Iter
     env = dict(os.environ) | {
         "BYOB_DATABASE_URL": state_pg_url,
         "BYOB_SECRET_KEY": TEST_SECRET_KEY,
+        "BYOB_SIGNING_KEY": TEST_SIGNING_KEY,
         "BYOB_CONFIG": str(config),
         "BYOB_AWS_ENDPOINT_URL": aws.endpoint_url,
         "BYOB_SETTLE_LAG_SECONDS": "0",
