@@ -273,7 +273,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    env: dict[str, str], port: int, log_path: Path, processes: int
+) -> subprocess.Popen[bytes]:
+    """`byob serve` on ``port``, once each of its ``processes`` has started answering."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "byob.cli", "serve", "--port", str(port), "--no-schedule"],
@@ -289,10 +292,12 @@ def start_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.P
                 f"byob serve exited with {process.returncode}:\n{log_path.read_text()[-4000:]}"
             )
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return process
+            answered = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
         except httpx.TransportError:
-            pass
+            answered = 0
+        started = log_path.read_text().count("Application startup complete")
+        if answered == 200 and started >= processes:
+            return process
         if time.monotonic() > deadline:
             raise RuntimeError(f"byob serve did not answer /healthz:\n{log_path.read_text()}")
         time.sleep(0.1)
@@ -847,8 +852,15 @@ def main() -> int:
         "--servers",
         type=int,
         default=1,
-        help="`byob serve` processes over the same state store, the clients spread evenly "
-        "(as behind a load balancer); RSS and CPU are their sums",
+        help="`byob serve` commands over the same state store, each on its own port, the "
+        "clients spread evenly (as behind a load balancer); RSS and CPU are their sums",
+    )
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=None,
+        help="processes each `byob serve` answers with on its port (byob's own default: one "
+        "per CPU with PostgreSQL state); RSS and CPU count every one",
     )
     parser.add_argument(
         "--driver",
@@ -915,9 +927,13 @@ def main() -> int:
             f"{seeded.seconds:.1f} s (PostgreSQL state store, ANALYZEd)"
         )
         token = byob_cli(env, "api-keys", "create", "--name", "load")["token"]
+        if args.web_processes:
+            env["BYOB_WEB_PROCESSES"] = str(args.web_processes)
+        each = args.web_processes or min(8, len(os.sched_getaffinity(0)))  # byob's default
         for i, port in enumerate(ports):
-            processes.append(start_server(env, port, work / f"server-{i}.log"))
+            processes.append(start_server(env, port, work / f"server-{i}.log", each))
         pids = [p.pid for p in processes]
+        pids += [c.pid for pid in pids for c in psutil.Process(pid).children()]
         rss_started = rss(pids)
         cookie = sign_in(urls[0], token)  # sealed with the shared key: good on every server
 
@@ -928,7 +944,8 @@ def main() -> int:
             ]
 
         console.print(
-            f"{args.servers} × byob serve (pid {', '.join(map(str, pids))}), rate limits off; "
+            f"{args.servers} × byob serve on {each} process{'es' if each > 1 else ''} "
+            f"(pid {', '.join(map(str, pids))}), rate limits off; "
             f"{args.clients} clients ({args.driver}{in_processes}); {os.cpu_count()} CPUs shared by server, "
             "PostgreSQL and clients"
         )
@@ -970,6 +987,7 @@ def main() -> int:
                     "transfers": seeded.transfers,
                     "clients": args.clients,
                     "servers": args.servers,
+                    "web_processes": each,
                     "driver": args.driver,
                     "client_processes": (
                         args.client_processes if args.driver == "processes" else None

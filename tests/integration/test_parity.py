@@ -213,7 +213,10 @@ class RestDoor(InProcessDoor):
     def shown(self) -> dict[str, Any]:
         view = self.call("GET", f"/connections/{NAME}")
         [listed] = self.call("GET", "/connections")["items"]
-        assert listed == view
+        # A due connection's next run is "now", which moves on between the two answers.
+        assert listed | {"next_run": bool(listed["next_run"])} == view | {
+            "next_run": bool(view["next_run"])
+        }
         return essentials(view)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import socket
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from byob.cli import output
-from byob.cli.root import JsonOpt, build_services, cli
+from byob.cli.root import JsonOpt, build_services, cli, close_services
+
+if TYPE_CHECKING:
+    from byob.services import Services
 
 
 @cli.command("serve")
@@ -19,52 +23,67 @@ def serve(
         bool, typer.Option("--schedule/--no-schedule", help="Run the scheduler.")
     ] = True,
     tick: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 5.0,
+    web_processes: Annotated[
+        int | None,
+        typer.Option(
+            envvar="BYOB_WEB_PROCESSES",
+            help="Processes answering web and API requests on the one port (PostgreSQL state "
+            "only; default: one per CPU, at most 8). The scheduler runs in the first.",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the scheduler; on the embedded default also
     the transfer workers (with PostgreSQL state, run `byob worker` processes)."""
-    import uvicorn
+    from byob.cli import web_processes as wp
 
+    sock = wp.listen(host, port)
+    services = build_services()
+    count = wp.how_many(web_processes, production=services.adapters.settings.is_production)
+    children: list[int] = []
+    if count > 1:
+        # Forked before anything opens a connection or starts a thread: each its own.
+        close_services()
+        children = [
+            wp.fork(lambda: _answer(sock, workers, schedule=False)) for _ in range(count - 1)
+        ]
+        services = build_services()
+    _answer(sock, workers, schedule=schedule, tick=tick, services=services, children=children)
+
+
+def _answer(
+    sock: socket.socket,
+    workers: int,
+    *,
+    schedule: bool,
+    tick: float = 5.0,
+    services: Services | None = None,
+    children: list[int] | None = None,
+) -> None:
+    """Answer requests on ``sock`` until told to stop (SIGTERM/SIGINT) or, in the first
+    process, until another one ends: byob serve then stops them all and exits 1, so that its
+    supervisor starts it again."""
+    from byob.cli import web_processes as wp
     from byob.logs import configure
     from byob.web.app import create_app
     from byob.workers.runtime import build_runtime
 
-    _check_free(host, port)
-    services = build_services()
+    services = services or build_services()
     configure(json_lines=services.adapters.settings.log_json)
     runtime = build_runtime(services, threads=workers)
-    services.health.identity_problem()  # a missing AWS identity is logged now, once
-    api = create_app(services)
+    if children is not None:  # the first process
+        services.health.identity_problem()  # a missing AWS identity is logged now, once
+    server = wp.server(create_app(services))
+    watch = wp.Watch(children or [], server)
     if schedule:
         runtime.scheduler.start(interval=tick)
     try:
-        uvicorn.run(api, host=host, port=port, log_config=None, access_log=True)
+        wp.run(server, sock)
     finally:
+        watch.stop_all()
         runtime.stop()
-
-
-def _check_free(host: str, port: int) -> None:
-    """Say plainly, before anything starts, that the address cannot be listened on: uvicorn
-    would find out only after byob started, and say it in a log line."""
-    import errno
-    import socket
-
-    from byob.errors import ConfigError, ConflictError
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As uvicorn binds: a port left in TIME_WAIT may be bound again, one listened on not.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConflictError(
-                    f"port {port} on {host} is in use (another byob serve?); choose another "
-                    "with --port"
-                ) from exc
-            raise ConfigError(
-                f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
-            ) from exc
+    if watch.failed:
+        raise typer.Exit(1)
 
 
 @cli.command("worker")

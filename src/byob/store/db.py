@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,7 +20,9 @@ def create_engine(url: str) -> sa.Engine:
         # Kept open for as many requests as a busy server runs at once: overflow connections
         # are closed when returned, and reopening one per few requests cost PostgreSQL more
         # CPU than the queries (make load).
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
+        engine = sa.create_engine(url, pool_size=20, max_overflow=10)
+        _ping_when_idle(engine)
+        return engine
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
@@ -35,10 +39,38 @@ def create_engine(url: str) -> sa.Engine:
 
         return engine
     if url.startswith("postgresql+"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url)
+        _ping_when_idle(engine)
+        return engine
     raise ConfigError(
         "BYOB_DATABASE_URL must start with sqlite:/// or postgresql://", field="BYOB_DATABASE_URL"
     )
+
+
+IDLE_BEFORE_PING = 2.0  # seconds a pooled connection may rest and still be used unchecked
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """A pooled connection that rested for a while is pinged before use, and replaced if
+    PostgreSQL went away meanwhile (restarted, failed over, idle timeout). Unlike
+    ``pool_pre_ping``, a connection in steady use is not: under load that round trip before
+    every query cost as much as a small query. A restart while a connection is in use breaks
+    that use only, and SQLAlchemy then drops every connection of the pool."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _rested_since(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["checked_in"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _alive(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        rested = time.monotonic() - record.info.get("checked_in", -math.inf)
+        if rested < IDLE_BEFORE_PING:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)  # what pool_pre_ping runs (outside a transaction)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def _head_revision() -> str:

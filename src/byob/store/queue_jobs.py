@@ -3,6 +3,8 @@ the state store (production mode only)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -16,6 +18,14 @@ class QueueJobs(Repository):
             return bool(
                 db.execute(sa.text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")).scalar()
             )
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Held while the queue's schema is checked and applied: processes starting together
+        on a new database (byob serve's, workers) would otherwise both apply it, and one fail."""
+        with self.writing() as db:
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('byob-queue-schema'))"))
+            yield
 
     def waiting(self, queue: str, *, now: datetime) -> tuple[int, float]:
         """Jobs waiting in ``queue``, and the age in seconds of the oldest one."""

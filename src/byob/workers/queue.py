@@ -137,11 +137,14 @@ def make_queue(database_url: str, *, max_attempts: int = MAX_ATTEMPTS) -> procra
 
 
 def ensure_schema(queue: procrastinate.App, state: StateStore) -> None:
-    """Apply Procrastinate's schema once (idempotent)."""
+    """Apply Procrastinate's schema once (idempotent, and one process at a time)."""
     if state.queue_jobs.schema_present():
         return
-    with queue.open():
-        queue.schema_manager.apply_schema()
+    with state.queue_jobs.schema_lock():
+        if state.queue_jobs.schema_present():
+            return
+        with queue.open():
+            queue.schema_manager.apply_schema()
 
 
 def defer_transfer(
