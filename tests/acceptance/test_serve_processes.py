@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import TEST_SECRET_KEY, serving, wait_for
+from tests.support import TEST_SECRET_KEY, TEST_SIGNING_KEY, serving, wait_for
 
 
 def children_of(pid: int) -> list[int]:
@@ -49,7 +49,11 @@ def started_processes(log: Path) -> set[str]:
 
 def test_every_process_answers_and_sigterm_stops_them_all(tmp_path: Path, pg_url: str) -> None:
     with serving(
-        tmp_path, database_url=pg_url, secret_key=TEST_SECRET_KEY, web_processes="3"
+        tmp_path,
+        database_url=pg_url,
+        secret_key=TEST_SECRET_KEY,
+        signing_key=TEST_SIGNING_KEY,
+        web_processes="3",
     ) as served:
         children = children_of(served.process.pid)
         assert len(children) == 2
@@ -72,7 +76,11 @@ def test_every_process_answers_and_sigterm_stops_them_all(tmp_path: Path, pg_url
 
 def test_a_process_that_dies_stops_byob_serve_with_status_1(tmp_path: Path, pg_url: str) -> None:
     with serving(
-        tmp_path, database_url=pg_url, secret_key=TEST_SECRET_KEY, web_processes="2"
+        tmp_path,
+        database_url=pg_url,
+        secret_key=TEST_SECRET_KEY,
+        signing_key=TEST_SIGNING_KEY,
+        web_processes="2",
     ) as served:
         [child] = children_of(served.process.pid)
         wait_for(lambda: len(started_processes(served.log_path)) == 2, what="both processes")
@@ -85,7 +93,11 @@ def test_a_process_that_dies_stops_byob_serve_with_status_1(tmp_path: Path, pg_u
 
 def test_the_other_processes_end_when_the_first_is_killed(tmp_path: Path, pg_url: str) -> None:
     with serving(
-        tmp_path, database_url=pg_url, secret_key=TEST_SECRET_KEY, web_processes="2"
+        tmp_path,
+        database_url=pg_url,
+        secret_key=TEST_SECRET_KEY,
+        signing_key=TEST_SIGNING_KEY,
+        web_processes="2",
     ) as served:
         [child] = children_of(served.process.pid)
         served.process.send_signal(signal.SIGKILL)
