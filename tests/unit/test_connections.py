@@ -313,16 +313,6 @@ def test_first_activated_at_is_set_only_once() -> None:
     assert again.first_activated_at == NOW
 
 
-def test_next_run_is_now_while_the_current_slot_waits_then_the_next_slot() -> None:
-    """A daily connection activated at 12:00 runs at the scheduler's next tick: its next run is
-    now, not the slot's start at 00:00 that day; once the slot has run, the next midnight."""
-    conn = active(make(frequency_minutes=1440))
-    assert conn.next_run(LATER) == LATER
-    ran = dataclasses.replace(conn, last_slot=datetime(2025, 6, 1, tzinfo=UTC))
-    assert ran.next_run(LATER) == datetime(2025, 6, 2, tzinfo=UTC)
-    assert make().next_run(LATER) is None  # a draft does not run
-
-
 def test_disabled_connection_cannot_be_activated() -> None:
     conn = dataclasses.replace(make(), status=Status.DISABLED)
     with pytest.raises(ConflictError, match="disabled"):

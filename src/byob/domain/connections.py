@@ -123,15 +123,13 @@ class Connection:
         return self.transfer_refusal() is None
 
     def next_run(self, now: datetime) -> datetime | None:
-        """When the scheduler next dispatches it: now if its current UTC-aligned slot has not
-        run yet (e.g. just after activation: it runs at the next tick, though the slot began
-        earlier, which is no time to show as "next"), else the next slot; None if it may not
+        """When the scheduler next dispatches it: its current UTC-aligned slot if that has not
+        run yet (at once, e.g. just after activation), else the next one; None if it may not
         transfer."""
         if not self.may_transfer:
             return None
-        if schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now) is not None:
-            return now
-        return schedules.next_run(self.frequency_minutes, now)
+        slot = schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now)
+        return slot if slot is not None else schedules.next_run(self.frequency_minutes, now)
 
     def location(self) -> str:
         if self.type is ConnectionType.LOCAL:
