@@ -13,6 +13,11 @@ from byob.errors import ConfigError
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# Every state-store session in UTC: psycopg then returns timestamptz values as UTC datetimes
+# and tables.UTCDateTime need not convert each one.
+_UTC = {"options": "-c TimeZone=UTC"}
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for sqlite:///… (the embedded default) or postgresql://…"""
     if url.startswith(("postgresql://", "postgres://")):
@@ -20,7 +25,7 @@ def create_engine(url: str) -> sa.Engine:
         # Kept open for as many requests as a busy server runs at once: overflow connections
         # are closed when returned, and reopening one per few requests cost PostgreSQL more
         # CPU than the queries (make load).
-        engine = sa.create_engine(url, pool_size=20, max_overflow=10)
+        engine = sa.create_engine(url, pool_size=20, max_overflow=10, connect_args=_UTC)
         _ping_when_idle(engine)
         return engine
     if url.startswith("sqlite:///"):
@@ -39,7 +44,7 @@ def create_engine(url: str) -> sa.Engine:
 
         return engine
     if url.startswith("postgresql+"):
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, connect_args=_UTC)
         _ping_when_idle(engine)
         return engine
     raise ConfigError(

@@ -36,6 +36,13 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        # PostgreSQL sessions run in UTC (db.create_engine), so psycopg already returns aware
+        # UTC datetimes: a list page would otherwise pass hundreds of values through this.
+        if dialect.name == "postgresql":
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 connections = sa.Table(
     "connections",
