@@ -12,7 +12,7 @@ from byob.domain.connections import AuthKind, Connection, ConnectionType, Status
 from byob.domain.schedules import FREQUENCIES, slot_start
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.repository import Repository
+from byob.store.repository import Repository, restored
 
 _RENAMED = {"schema": "schema_name", "database": "database_name"}
 
@@ -46,7 +46,7 @@ def connection_from_fields(m: dict[str, Any]) -> Connection:
     m["type"] = _TYPES[m["type"]]
     m["status"] = _STATUSES[m["status"]]
     m["auth"] = _AUTHS[m["auth"]]
-    return Connection(**m)
+    return restored(Connection, m)
 
 
 def field_name(column: str) -> str:

@@ -3,9 +3,11 @@ connection inside an open transaction (`StateStore.atomic`), and new record IDs.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -15,6 +17,31 @@ Bind = sa.Engine | sa.Connection
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+Record = TypeVar("Record")
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def restored(cls: type[Record], fields: dict[str, Any]) -> Record:
+    """A frozen dataclass from its stored fields (every one, as the row read back holds them),
+    without running its ``__init__``, which sets each field through ``object.__setattr__``: for
+    a page of the connections list that was a tenth of the server's time. Anything but exactly
+    the class's fields takes the ordinary way, and its error."""
+    if fields.keys() != _field_names(cls):
+        return cls(**fields)
+    record: Record = object.__new__(cls)
+    record.__dict__.update(fields)
+    return record
 
 
 class Repository:

@@ -23,7 +23,7 @@ from byob.domain.windows import TransferType, Window
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
 from byob.store.keyset import newest_first
-from byob.store.repository import Repository, new_id
+from byob.store.repository import Repository, new_id, restored
 
 _PENDING = [s.value for s in PENDING]
 
@@ -43,7 +43,7 @@ def _transfer_of(m: dict[str, Any]) -> TransferRecord:
     m["type"] = _TYPES[m["type"]]
     m["status"] = _STATUSES[m["status"]]
     m.pop("connection_id_1", None)
-    return TransferRecord(**m)
+    return restored(TransferRecord, m)
 
 
 def _matching(which: TransferFilter) -> list[sa.ColumnElement[bool]]:
