@@ -21,14 +21,20 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
+async def get_services(request: Request) -> Services:
+    """As a dependency: awaited on the event loop, where a plain ``def`` would cost each
+    request a trip through the thread pool for an attribute lookup."""
+    return services_of(request)
+
+
 def principal(request: Request) -> Principal:
     token = _bearer(request)
-    services = get_services(request)
+    services = services_of(request)
     if token.startswith(LINK_PREFIX):
         return services.links.principal(token)
     return services.api_keys.operator(token)
@@ -54,7 +60,7 @@ def recipient_reader(request: Request) -> Principal:
     it."""
     token = _bearer(request)
     if token.startswith(LINK_PREFIX):
-        return get_services(request).links.principal(token, allow_spent=True)
+        return services_of(request).links.principal(token, allow_spent=True)
     return recipient(request)  # an operator's key: refused, as on every recipient endpoint
 
 

@@ -32,6 +32,7 @@ from byob.services import Services
 from byob.services.principals import Principal
 from byob.services.views import transfer_view
 from byob.web import pages_help
+from byob.web.deps import services_of
 from byob.web.pages_base import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -126,8 +127,12 @@ class Holder:
 
 
 def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+    return services_of(request)
+
+
+async def _services_dep(request: Request) -> Services:
+    """Awaited on the event loop: a plain ``def`` dependency is a trip through the thread pool."""
+    return services_of(request)
 
 
 def _operator_holder(request: Request) -> Holder:
@@ -197,7 +202,7 @@ def posted(request: Request, holder: Recipient, form: Form) -> Holder:
 PostedBy = Annotated[Holder, Depends(posted)]
 
 
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(_services_dep)]
 
 
 def _page(template: str, holder: Holder, step: str, status: int = 200, **context: Any) -> Response:
