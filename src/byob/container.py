@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     # boto3 and botocore take ~0.15 s to import; a transfer to a local directory never needs
     # them, so they are imported where AWS is first used.
     from byob.aws.sessions import AwsSessions
+    from byob.aws.templates import S3TemplateStore
     from byob.destinations.checks import ConnectionChecks
     from byob.destinations.glue import GlueCatalog
 
@@ -172,6 +173,16 @@ class Byob:
         if self._principal is None:
             self._principal = self.settings.service_principal_arn or self.aws.caller_arn()
         return self._principal
+
+    @cached_property
+    def _templates(self) -> S3TemplateStore:
+        from byob.aws.templates import S3TemplateStore
+
+        return S3TemplateStore(self.aws)
+
+    def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:
+        """Upload a CloudFormation template with byob's own identity; a presigned URL of it."""
+        return self._templates.publish(bucket=bucket, key=key, text=text, expires_in=expires_in)
 
     def secret_of(self, conn: Connection) -> str | None:
         if conn.auth is not AuthKind.HMAC:

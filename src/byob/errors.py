@@ -42,6 +42,16 @@ class ConfigError(ByobError):
     code = "invalid_config"
 
 
+class TemplateBucketError(ConfigError):
+    """byob could not upload a CloudFormation template to BYOB_TEMPLATE_BUCKET."""
+
+    code = "template_bucket_error"
+
+    def __init__(self, message: str | None = None, *, aws_code: str) -> None:
+        super().__init__(message, field="BYOB_TEMPLATE_BUCKET")
+        self.aws_code = aws_code
+
+
 class NotFoundError(ByobError):
     """The thing asked for does not exist."""
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from byob.errors import ConfigError
 
 DEFAULT_HOME = Path(".byob")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,9 @@ class Settings(BaseSettings):
     signing_keys_old: str = ""  # earlier signing keys, comma-separated: still published
     aws_endpoint_url: str = ""  # an S3-compatible endpoint or the AWS emulator
     public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
+    # "bucket" or "bucket/prefix" in the vendor's account that byob's own identity may write
+    # and read: the Launch stack link then loads the template from Amazon S3, as AWS requires.
+    template_bucket: str = ""
     webhook_url: str = ""  # POSTed on transfer outcomes and failing connections
     webhook_secret: str = ""  # signs webhook bodies (HMAC-SHA256)
     log_json: bool = True  # one JSON object per log line; false: text for people
@@ -59,6 +64,17 @@ class Settings(BaseSettings):
     # None: strict on AWS itself, lenient (a warning) on an S3-compatible endpoint or emulator,
     # which may not evaluate trust policies.
     strict_trust_check: bool | None = None
+
+    @field_validator("template_bucket")
+    @classmethod
+    def _template_bucket(cls, value: str) -> str:
+        bucket = value.strip("/").partition("/")[0]
+        if value and not _BUCKET_NAME.fullmatch(bucket):
+            raise ValueError(
+                f"{bucket!r} is not an S3 bucket name: give the bucket, optionally followed by "
+                "a key prefix (my-bucket or my-bucket/prefix), without s3://"
+            )
+        return value.strip("/")
 
     @property
     def trust_check_is_strict(self) -> bool:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import re
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from byob.demo.emulator import LocalAws
+from byob.domain import role_setup
 from byob.domain.credentials import parse_lifetime
 from byob.services import Services
 from byob.web.app import create_app
@@ -213,3 +216,130 @@ def test_the_api_gives_all_three_with_the_policies(
     assert body["role_setup"]["cloudformation"]["launch_url"].startswith(
         f"https://{REGION}.console.aws.amazon.com/"
     )
+
+
+TEMPLATE_REGION = "eu-central-1"  # not byob's default region: the presigned URL must say it
+
+
+def launch_parameters(launch_url: str) -> dict[str, str]:
+    """The quick-create link's templateURL and stackName, as the console reads them."""
+    fragment = urlsplit(launch_url).fragment
+    assert fragment.startswith("/stacks/create/review?"), launch_url
+    return {k: v for k, [v] in parse_qs(fragment.split("?", 1)[1], strict_parsing=True).items()}
+
+
+def test_with_a_template_bucket_the_launch_stack_link_loads_the_uploaded_template_from_s3(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
+    app = enforcing_app(
+        tmp_path, events, aws, public_url=PUBLIC, template_bucket="vendor-cfn/byob/"
+    )
+    vendor_s3 = aws.service_session().client(
+        "s3", region_name=TEMPLATE_REGION, endpoint_url=aws.endpoint_url
+    )
+    vendor_s3.create_bucket(
+        Bucket="vendor-cfn", CreateBucketConfiguration={"LocationConstraint": TEMPLATE_REGION}
+    )
+    customer = aws.customer(CUSTOMER, REGION)
+    customer.create_bucket("acme-data")
+    conn = new_connection(app)
+    cfn = app.connections.policies(conn, operator_notes=True)["role_setup"]["cloudformation"]
+    assert "operator_note" not in cfn  # nothing for the operator to fix
+
+    launch = launch_parameters(cfn["launch_url"])
+    assert cfn["launch_url"].startswith(
+        f"https://{REGION}.console.aws.amazon.com/cloudformation/home?region={REGION}#"
+    )
+    assert launch == {"templateURL": cfn["template_url"], "stackName": cfn["stack_name"]}
+    presigned = urlsplit(launch["templateURL"])
+    token = role_setup.template_token(conn.id, conn.external_id)
+    key = f"byob/byob-role-templates/{conn.id}/{token}.json"
+    assert f"{presigned.scheme}://{presigned.netloc}" == aws.endpoint_url  # path style here
+    assert presigned.path == f"/vendor-cfn/{key}"
+    signed = {k: v for k, [v] in parse_qs(presigned.query).items()}
+    assert signed["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert signed["X-Amz-Expires"] == str(7 * 24 * 3600)
+    assert signed["X-Amz-Credential"].endswith(f"/{TEMPLATE_REGION}/s3/aws4_request")
+
+    # What the console does: GET the URL with no credentials of its own.
+    fetched = httpx.get(launch["templateURL"])
+    assert fetched.status_code == 200, fetched.text[:2000]
+    assert fetched.text == role_setup.template_text(cfn["template"])
+    assert fetched.json() == cfn["template"]
+    stored = vendor_s3.get_object(Bucket="vendor-cfn", Key=key)
+    assert stored["ContentType"] == "application/json"
+
+    # Shown again (the recipient reopens the step): the same object, a link that still works.
+    again = app.connections.policies(conn)["role_setup"]["cloudformation"]
+    assert urlsplit(again["template_url"]).path == presigned.path
+    assert httpx.get(again["template_url"]).text == fetched.text
+
+    cloudformation = customer.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=launch["stackName"],
+        TemplateBody=fetched.text,
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    stack = _stack_created(cloudformation, launch["stackName"])
+    assert {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]} == {
+        "RoleArn": conn.role_arn
+    }
+    done = app.connections.validate(conn.name, actor="cli")
+    assert done.passed, [c.as_dict() for c in done.results]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "code"),
+    [("no-such-bucket", "NoSuchBucket"), ("vendor-cfn/byob", "AccessDenied"), ("", "")],
+    ids=["missing", "denied", "unset"],
+)
+def test_without_a_template_bucket_byob_can_write_the_role_step_is_as_before_with_a_note(
+    tmp_path: Path,
+    events: str,
+    aws: LocalAws,
+    caplog: pytest.LogCaptureFixture,
+    bucket: str,
+    code: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="byob.connections")
+    app = enforcing_app(tmp_path, events, aws, public_url=PUBLIC, template_bucket=bucket)
+    if code == "AccessDenied":  # the bucket exists, but byob's identity may not write to it
+        aws.service_session().client("s3", endpoint_url=aws.endpoint_url).create_bucket(
+            Bucket="vendor-cfn"
+        )
+        aws.enforce_iam(True)
+    _, token = app.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
+    with TestClient(create_app(app), base_url=PUBLIC) as recipient:
+        assert recipient.get(f"/connect/{token}").status_code == 200
+        form = recipient.get("/connect/bucket?type=s3")
+        fields = {
+            "type": "s3",
+            "name": "acme-s3",
+            "account_id": CUSTOMER,
+            "bucket": "acme-data",
+            "region": REGION,
+            "base_path": "exports",
+            "auth": "role",
+            "workgroup": "primary",
+            "frequency_minutes": "1440",
+        }
+        sent = recipient.post("/connect/bucket", data=fields | {"csrf_token": csrf_of(form.text)})
+        assert sent.status_code == 200, sent.text[:3000]
+        page = recipient.get("/connect/role")
+        assert page.status_code == 200
+        assert (
+            'id="launch-stack"' in page.text and "must be reachable from the internet" in page.text
+        )
+        assert "BYOB_" not in page.text  # the operator's note is not the recipient's business
+
+    conn = app.connections.get("acme-s3")
+    cfn = app.connections.policies(conn, operator_notes=True)["role_setup"]["cloudformation"]
+    assert cfn["template_url"].startswith(f"{PUBLIC}/connect/cloudformation/")
+    assert launch_parameters(cfn["launch_url"])["templateURL"] == cfn["template_url"]
+    assert "BYOB_TEMPLATE_BUCKET" in cfn["operator_note"]
+    assert code in cfn["operator_note"]
+    assert "BYOB_" not in cfn["note"]
+    assert "operator_note" not in app.connections.policies(conn)["role_setup"]["cloudformation"]
+    # The page, the service calls above: one warning however often the step is shown.
+    warned = [r for r in caplog.records if "BYOB_TEMPLATE_BUCKET" in r.getMessage()]
+    assert [r.levelno for r in warned] == ([logging.WARNING] if bucket else [])

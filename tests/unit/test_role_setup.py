@@ -8,11 +8,15 @@ import shlex
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from byob.aws.sessions import AwsConfig, AwsSessions
 from byob.domain import policies, role_setup
+from byob.errors import ConfigError
+from byob.settings import load_settings
 
 SERVICE = "arn:aws:iam::111122223333:role/byob-service"
 EXTERNAL_ID = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd"
@@ -166,3 +170,57 @@ def test_the_template_token_depends_on_the_connection_and_its_external_id() -> N
     assert len(token) == 32 and token == role_setup.template_token("c" * 32, EXTERNAL_ID)
     assert token != role_setup.template_token("d" * 32, EXTERNAL_ID)
     assert token != role_setup.template_token("c" * 32, EXTERNAL_ID[::-1])
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ("vendor-cfn", "byob-role-templates/c1/t.json"),
+        ("vendor-cfn/byob", "byob/byob-role-templates/c1/t.json"),
+        ("vendor-cfn/a/b/", "a/b/byob-role-templates/c1/t.json"),
+    ],
+)
+def test_an_uploaded_template_goes_under_the_buckets_prefix(setting: str, key: str) -> None:
+    assert role_setup.template_location(setting, "c1", "t") == ("vendor-cfn", key)
+
+
+@pytest.mark.parametrize("setting", ["s3://vendor-cfn", "Vendor_CFN", "a", "arn:aws:s3:::b"])
+def test_the_template_bucket_setting_must_name_a_bucket(setting: str) -> None:
+    with pytest.raises(ConfigError, match="BYOB_TEMPLATE_BUCKET") as raised:
+        load_settings(template_bucket=setting)
+    assert raised.value.field == "BYOB_TEMPLATE_BUCKET"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "host", "path"),
+    [
+        ("vendor-cfn", "vendor-cfn.s3.ap-southeast-5.amazonaws.com", "/k/t.json"),
+        # A virtual host's TLS certificate does not cover names with dots: path style.
+        ("vendor.cfn", "s3.ap-southeast-5.amazonaws.com", "/vendor.cfn/k/t.json"),
+    ],
+)
+def test_a_presigned_template_url_is_sigv4_on_the_buckets_regional_host(
+    bucket: str, host: str, path: str
+) -> None:
+    # Presigning needs no request, only credentials: these are never sent anywhere.
+    session = boto3.Session(
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        region_name="us-east-1",
+    )
+    client = AwsSessions(AwsConfig(), session).presigning_s3_client("ap-southeast-5")
+    url = client.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": "k/t.json"},
+        ExpiresIn=role_setup.TEMPLATE_LINK_SECONDS,
+    )
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", host, path)
+    query = {k: v for k, [v] in parse_qs(parts.query).items()}
+    assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert query["X-Amz-Credential"].endswith("/ap-southeast-5/s3/aws4_request")
+    assert query["X-Amz-Expires"] == "604800"  # 7 days, the most SigV4 allows
+    # ... and the Launch stack link carries it whole, its own query escaped.
+    launch = role_setup.quick_create_url(region="eu-west-1", template_url=url, stack_name="s")
+    fragment = urlsplit(launch).fragment.split("?", 1)[1]
+    assert parse_qs(fragment)["templateURL"] == [url]

@@ -68,6 +68,20 @@ class AwsSessions:
     def service_client(self, service: str, region: str | None = None, **cfg: Any) -> Any:
         return self.client(self._service, service, region, **cfg)
 
+    def presigning_s3_client(self, region: str) -> Any:
+        """An S3 client of byob's own identity, in a bucket's region, whose presigned URLs
+        work for anyone holding them (the AWS console, a browser)."""
+        # botocore (1.43) presigns S3 with SigV2 and the global host bucket.s3.amazonaws.com
+        # unless told otherwise. SigV4 ("s3v4") is what every region accepts (regions since
+        # 2014 accept nothing else), and its signature is scoped to region_name, so that must
+        # be the bucket's own region. Virtual-hosted style then gives the regional host
+        # bucket.s3.<region>.amazonaws.com, which resolves at once (the global host only
+        # redirects, and not for opt-in regions); botocore still uses the path for names with
+        # dots, which a virtual host's TLS certificate would not cover. An endpoint override
+        # (an emulator, an S3-compatible store) keeps path style.
+        style = {} if self.config.endpoint_url else {"s3": {"addressing_style": "virtual"}}
+        return self.service_client("s3", region, signature_version="s3v4", **style)
+
     def caller_arn(self) -> str:
         """byob's own principal: the Principal of every trust policy it generates."""
         try:

@@ -111,7 +111,7 @@ def policy(
 ) -> None:
     """Print the role name, trust policy and permissions policy again, or the role as code."""
     services = build_services()
-    policies = services.connections.policies(services.connections.get(name))
+    policies = services.connections.policies(services.connections.get(name), operator_notes=True)
     if as_json:
         output.emit_json(policies)
     elif format is PolicyFormat.POLICIES:
@@ -135,6 +135,8 @@ def _print_role_setup(name: str, policies: dict[str, Any], format: PolicyFormat)
         if cfn["launch_url"]:
             output.errors.print(f"Launch stack: {cfn['launch_url']}", soft_wrap=True)
         output.errors.print(cfn["note"], soft_wrap=True)
+        if cfn.get("operator_note"):
+            output.errors.print(cfn["operator_note"], soft_wrap=True)
     else:
         sys.stdout.write(setup["terraform" if format is PolicyFormat.TERRAFORM else "aws_cli"])
 

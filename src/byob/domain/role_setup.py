@@ -25,6 +25,10 @@ _ROLE_RESOURCE = "ByobRole"
 _STACK_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 _HCL_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _STACK_NAME_MAX = 128
+# Where BYOB_TEMPLATE_BUCKET's templates go, under its prefix: one object per connection.
+TEMPLATE_FOLDER = "byob-role-templates"
+# A SigV4 presigned URL lives at most 7 days (and no longer than the credentials that signed it).
+TEMPLATE_LINK_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +93,15 @@ def quick_create_url(*, region: str, template_url: str, stack_name: str) -> str:
         f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
         f"#/stacks/create/review?{query}"
     )
+
+
+def template_location(template_bucket: str, connection_id: str, token: str) -> tuple[str, str]:
+    """The bucket and key of a connection's uploaded template, for BYOB_TEMPLATE_BUCKET given
+    as "bucket" or "bucket/prefix"."""
+    bucket, _, prefix = template_bucket.strip("/").partition("/")
+    key = f"{TEMPLATE_FOLDER}/{connection_id}/{token}.json"
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/{key}" if prefix else key
 
 
 def template_token(connection_id: str, external_id: str) -> str:

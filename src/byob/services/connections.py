@@ -15,7 +15,7 @@ from byob.domain.connections import AuthKind, Connection, ConnectionType, Valida
 from byob.domain.credentials import Link
 from byob.domain.paging import Page, cursors, every
 from byob.domain.policies import StatementChange, diff_statements
-from byob.errors import ByobError, InvalidFieldError, NotFoundError
+from byob.errors import ByobError, InvalidFieldError, NotFoundError, TemplateBucketError
 from byob.services.events import Event, about
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
@@ -75,6 +75,8 @@ class ConnectionService:
         self.adapters = adapters
         self.state = adapters.state
         self.models = models
+        # (bucket, AWS error code) pairs already logged: a warning once, not on every page view.
+        self._template_failures: set[tuple[str, str]] = set()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -149,42 +151,55 @@ class ConnectionService:
             for v in self.state.validations.history(conn.id, limit=limit)
         ]
 
-    def policies(self, conn: Connection) -> dict[str, Any]:
+    def policies(self, conn: Connection, *, operator_notes: bool = False) -> dict[str, Any]:
         """The role name, ARN, external ID and trust policy (role auth) and the permissions
-        policy, ready to paste; nothing for local directories."""
+        policy, ready to paste; nothing for local directories. ``operator_notes`` (the
+        operator's pages and CLI) adds what byob's own configuration changes about them."""
         if conn.type is ConnectionType.LOCAL:
             return {}
-        permissions = rules.permissions_policy(conn)
-        out: dict[str, Any] = {"permissions_policy": permissions}
-        if conn.auth is AuthKind.ROLE:
-            trust = rules.trust_policy(conn, self.adapters.service_principal())
-            role = role_setup.Role(
-                name=conn.role_name,
-                trust_policy=trust,
-                permissions_policy=permissions,
-                path=role_setup.role_path(conn.role_arn),
-            )
-            out = {
-                "role_name": conn.role_name,
-                "role_arn": conn.role_arn,
-                "external_id": conn.external_id,
-                "trust_policy": trust,
-                **out,
-                "role_setup": self._role_setup(conn, role),
-            }
-        return out
+        role = self._role(conn)
+        if role is None:
+            return {"permissions_policy": rules.permissions_policy(conn)}
+        return {
+            "role_name": conn.role_name,
+            "role_arn": conn.role_arn,
+            "external_id": conn.external_id,
+            "trust_policy": role.trust_policy,
+            "permissions_policy": role.permissions_policy,
+            "role_setup": self._role_setup(conn, role, operator_notes=operator_notes),
+        }
 
-    def _role_setup(self, conn: Connection, role: role_setup.Role) -> dict[str, Any]:
-        """The role as a CloudFormation template (with its Launch stack link when byob's
-        public URL is https), a Terraform snippet and AWS CLI commands."""
+    def _role(self, conn: Connection) -> role_setup.Role | None:
+        """The IAM role a role connection asks for; None for the other kinds."""
+        if conn.type is ConnectionType.LOCAL or conn.auth is not AuthKind.ROLE:
+            return None
+        return role_setup.Role(
+            name=conn.role_name,
+            trust_policy=rules.trust_policy(conn, self.adapters.service_principal()),
+            permissions_policy=rules.permissions_policy(conn),
+            path=role_setup.role_path(conn.role_arn),
+        )
+
+    def _role_setup(
+        self, conn: Connection, role: role_setup.Role, *, operator_notes: bool
+    ) -> dict[str, Any]:
+        """The role as a CloudFormation template (with its Launch stack link: to the template
+        uploaded to BYOB_TEMPLATE_BUCKET, else to byob's own address when it is https), a
+        Terraform snippet and AWS CLI commands."""
+        template = role_setup.cloudformation_template(role)
         public_url = self.adapters.settings.public_url.rstrip("/")
         token = role_setup.template_token(conn.id, conn.external_id)
         template_url = f"{public_url}/connect/cloudformation/{conn.id}/{token}.json"
         stack = role_setup.stack_name(role.name)
-        if public_url.startswith("https://"):
-            launch_url: str | None = role_setup.quick_create_url(
-                region=conn.region, template_url=template_url, stack_name=stack
+        uploaded, operator_note = self._uploaded_template(conn, token, template)
+        if uploaded is not None:
+            template_url = uploaded
+            note = (
+                "The AWS console loads the template from Amazon S3 with a link that works for "
+                "a limited time (at most 7 days): if it no longer loads, open this page again "
+                'for a fresh one, or download the template and choose "Upload a template file".'
             )
+        elif public_url.startswith("https://"):
             note = (
                 f"The AWS console loads the template from {template_url} itself, so that "
                 "address must be reachable from the internet. AWS documents CloudFormation "
@@ -192,23 +207,65 @@ class ConnectionService:
                 'the template and choose "Upload a template file" instead.'
             )
         else:
-            launch_url = None
             note = (
                 "A Launch stack link needs byob served at an https:// address (the AWS "
                 f"console cannot fetch the template from {public_url}); download the "
                 'template and choose "Upload a template file" in the CloudFormation console.'
             )
+        launch_url = (
+            role_setup.quick_create_url(
+                region=conn.region, template_url=template_url, stack_name=stack
+            )
+            if uploaded is not None or public_url.startswith("https://")
+            else None
+        )
+        cloudformation: dict[str, Any] = {
+            "template": template,
+            "template_url": template_url,
+            "stack_name": stack,
+            "launch_url": launch_url,
+            "note": note,
+        }
+        if operator_notes and operator_note:
+            cloudformation["operator_note"] = operator_note
         return {
-            "cloudformation": {
-                "template": role_setup.cloudformation_template(role),
-                "template_url": template_url,
-                "stack_name": stack,
-                "launch_url": launch_url,
-                "note": note,
-            },
+            "cloudformation": cloudformation,
             "terraform": role_setup.terraform(role),
             "aws_cli": role_setup.aws_cli(role),
         }
+
+    def _uploaded_template(
+        self, conn: Connection, token: str, template: dict[str, object]
+    ) -> tuple[str | None, str]:
+        """A presigned URL of the template uploaded to BYOB_TEMPLATE_BUCKET (None when it is
+        not set or the upload failed) and the note for byob's operator (empty when none)."""
+        setting = self.adapters.settings.template_bucket
+        if not setting:
+            return None, (
+                "The Launch stack link works as AWS documents only with the template in Amazon "
+                "S3: set BYOB_TEMPLATE_BUCKET to a bucket (or bucket/prefix) in your AWS "
+                "account that byob's own identity may write and read (s3:PutObject and "
+                "s3:GetObject), and byob uploads each template there and links it."
+            )
+        bucket, key = role_setup.template_location(setting, conn.id, token)
+        try:
+            url = self.adapters.publish_template(
+                bucket=bucket,
+                key=key,
+                text=role_setup.template_text(template),
+                expires_in=role_setup.TEMPLATE_LINK_SECONDS,
+            )
+        except TemplateBucketError as exc:
+            if (bucket, exc.aws_code) not in self._template_failures:
+                self._template_failures.add((bucket, exc.aws_code))
+                log.warning("BYOB_TEMPLATE_BUCKET: %s", exc.message)
+            return None, (
+                f"byob could not upload the CloudFormation template to BYOB_TEMPLATE_BUCKET "
+                f"(s3://{bucket}/{key}): AWS answered {exc.aws_code}. Check that the bucket "
+                "exists and that byob's own identity may s3:PutObject and s3:GetObject there; "
+                "until then the Launch stack link points at byob's own address, if any."
+            )
+        return url, ""
 
     def published_template(self, connection_id: str, token: str) -> str:
         """The CloudFormation template at its public address, for the AWS console (which
@@ -218,15 +275,10 @@ class ConnectionService:
         except NotFoundError:
             conn = None
         expected = role_setup.template_token(conn.id, conn.external_id) if conn else ""
-        if (
-            conn is None
-            or conn.id != connection_id
-            or conn.auth is not AuthKind.ROLE
-            or not hmac.compare_digest(token.encode(), expected.encode())
-        ):
+        role = self._role(conn) if conn is not None and conn.id == connection_id else None
+        if role is None or not hmac.compare_digest(token.encode(), expected.encode()):
             raise NotFoundError("no such CloudFormation template")
-        setup = self.policies(conn)["role_setup"]
-        return role_setup.template_text(setup["cloudformation"]["template"])
+        return role_setup.template_text(role_setup.cloudformation_template(role))
 
     # -- changing -------------------------------------------------------------------------------
 
@@ -322,12 +374,10 @@ class ConnectionService:
         with self.state.atomic() as tx:
             tx.connections.save(updated, secret_sealed=sealed)
             self._audit(tx, actor, "connection.update", conn, rules.describe_changes(conn, updated))
-        after = self.policies(updated).get("permissions_policy")
+        after = _permissions(updated)
         return Updated(
             connection=updated,
-            policy_changes=tuple(
-                diff_statements(self.policies(conn).get("permissions_policy"), after)
-            ),
+            policy_changes=tuple(diff_statements(_permissions(conn), after)),
             permissions_policy=after,
         )
 
@@ -435,6 +485,11 @@ class ConnectionService:
             changes=changes,
             now=self.adapters.clock(),
         )
+
+
+def _permissions(conn: Connection) -> dict[str, Any] | None:
+    """The permissions policy alone: comparing two needs no upload nor byob's identity."""
+    return None if conn.type is ConnectionType.LOCAL else rules.permissions_policy(conn)
 
 
 def _blank(conn: Connection) -> Connection:

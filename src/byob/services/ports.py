@@ -45,6 +45,10 @@ class Adapters(Protocol):
 
     def service_principal(self) -> str: ...
 
+    def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:
+        """Upload a template to byob's own bucket; a presigned URL of it (TemplateBucketError)."""
+        ...
+
     def checks(self, conn: Connection) -> ConnectionChecks: ...
 
     def runner(

@@ -505,7 +505,7 @@ def _role_page(
         "role",
         status=status,
         conn=conn,
-        policies=services.connections.policies(conn),
+        policies=services.connections.policies(conn, operator_notes=holder.link is None),
         error=error,
         notice=notice,
     )

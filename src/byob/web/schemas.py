@@ -142,9 +142,12 @@ class ConnectionUpdated(ConnectionPublic):
 
 class CloudFormationPublic(BaseModel):
     template: dict[str, Any]
-    template_url: str  # where byob serves the template to the AWS console
+    # where the AWS console loads the template: a presigned URL in BYOB_TEMPLATE_BUCKET, else
+    # byob's own address
+    template_url: str
     stack_name: str
-    launch_url: str | None = None  # the console's quick-create link; only with an https public URL
+    # the console's quick-create link; None without BYOB_TEMPLATE_BUCKET and an https public URL
+    launch_url: str | None = None
     note: str
 
 
