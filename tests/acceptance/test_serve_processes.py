@@ -11,6 +11,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -47,14 +48,19 @@ def started_processes(log: Path) -> set[str]:
     }
 
 
-def test_every_process_answers_and_sigterm_stops_them_all(tmp_path: Path, pg_url: str) -> None:
-    with serving(
+def serving_on(tmp_path: Path, pg_url: str, *, processes: int) -> Any:
+    """`byob serve` with PostgreSQL state on ``processes`` processes."""
+    return serving(
         tmp_path,
         database_url=pg_url,
         secret_key=TEST_SECRET_KEY,
         signing_key=TEST_SIGNING_KEY,
-        web_processes="3",
-    ) as served:
+        web_processes=str(processes),
+    )
+
+
+def test_every_process_answers_and_sigterm_stops_them_all(tmp_path: Path, pg_url: str) -> None:
+    with serving_on(tmp_path, pg_url, processes=3) as served:
         children = children_of(served.process.pid)
         assert len(children) == 2
         wait_for(lambda: len(started_processes(served.log_path)) == 3, what="three processes")
@@ -75,13 +81,7 @@ def test_every_process_answers_and_sigterm_stops_them_all(tmp_path: Path, pg_url
 
 
 def test_a_process_that_dies_stops_byob_serve_with_status_1(tmp_path: Path, pg_url: str) -> None:
-    with serving(
-        tmp_path,
-        database_url=pg_url,
-        secret_key=TEST_SECRET_KEY,
-        signing_key=TEST_SIGNING_KEY,
-        web_processes="2",
-    ) as served:
+    with serving_on(tmp_path, pg_url, processes=2) as served:
         [child] = children_of(served.process.pid)
         wait_for(lambda: len(started_processes(served.log_path)) == 2, what="both processes")
         os.kill(child, signal.SIGKILL)
@@ -92,13 +92,7 @@ def test_a_process_that_dies_stops_byob_serve_with_status_1(tmp_path: Path, pg_u
 
 
 def test_the_other_processes_end_when_the_first_is_killed(tmp_path: Path, pg_url: str) -> None:
-    with serving(
-        tmp_path,
-        database_url=pg_url,
-        secret_key=TEST_SECRET_KEY,
-        signing_key=TEST_SIGNING_KEY,
-        web_processes="2",
-    ) as served:
+    with serving_on(tmp_path, pg_url, processes=2) as served:
         [child] = children_of(served.process.pid)
         served.process.send_signal(signal.SIGKILL)
         served.process.wait(timeout=30)

@@ -151,6 +151,24 @@ def test_the_cli_commands_run_as_given_create_a_role_that_passes_validation_with
     assert done.passed, [c.as_dict() for c in done.results]
 
 
+def submit_bucket_step(recipient: TestClient) -> None:
+    """The wizard's bucket step for acme's S3 connection, as the recipient submits it."""
+    form = recipient.get("/connect/bucket?type=s3")
+    fields = {
+        "type": "s3",
+        "name": "acme-s3",
+        "account_id": CUSTOMER,
+        "bucket": "acme-data",
+        "region": REGION,
+        "base_path": "exports",
+        "auth": "role",
+        "workgroup": "primary",
+        "frequency_minutes": "1440",
+    }
+    sent = recipient.post("/connect/bucket", data=fields | {"csrf_token": csrf_of(form.text)})
+    assert sent.status_code == 200, sent.text[:3000]
+
+
 @pytest.mark.parametrize(
     ("public_url", "launch"), [(PUBLIC, True), ("http://127.0.0.1:8080", False)]
 )
@@ -161,20 +179,7 @@ def test_the_role_step_offers_all_three_and_the_template_download(
     _, token = app.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
     with TestClient(create_app(app), base_url=public_url) as recipient:
         assert recipient.get(f"/connect/{token}").status_code == 200
-        form = recipient.get("/connect/bucket?type=s3")
-        fields = {
-            "type": "s3",
-            "name": "acme-s3",
-            "account_id": CUSTOMER,
-            "bucket": "acme-data",
-            "region": REGION,
-            "base_path": "exports",
-            "auth": "role",
-            "workgroup": "primary",
-            "frequency_minutes": "1440",
-        }
-        sent = recipient.post("/connect/bucket", data=fields | {"csrf_token": csrf_of(form.text)})
-        assert sent.status_code == 200, sent.text[:3000]
+        submit_bucket_step(recipient)
         setup = app.connections.policies(app.connections.get("acme-s3"))["role_setup"]
         page = recipient.get("/connect/role").text
         for heading in ("CloudFormation (one click)", "Terraform", "AWS CLI"):
@@ -311,20 +316,7 @@ def test_without_a_template_bucket_byob_can_write_the_role_step_is_as_before_wit
     _, token = app.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
     with TestClient(create_app(app), base_url=PUBLIC) as recipient:
         assert recipient.get(f"/connect/{token}").status_code == 200
-        form = recipient.get("/connect/bucket?type=s3")
-        fields = {
-            "type": "s3",
-            "name": "acme-s3",
-            "account_id": CUSTOMER,
-            "bucket": "acme-data",
-            "region": REGION,
-            "base_path": "exports",
-            "auth": "role",
-            "workgroup": "primary",
-            "frequency_minutes": "1440",
-        }
-        sent = recipient.post("/connect/bucket", data=fields | {"csrf_token": csrf_of(form.text)})
-        assert sent.status_code == 200, sent.text[:3000]
+        submit_bucket_step(recipient)
         page = recipient.get("/connect/role")
         assert page.status_code == 200
         assert (
