@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from byob.aws.templates import S3TemplateStore
     from byob.destinations.checks import ConnectionChecks
     from byob.destinations.glue import GlueCatalog
+    from byob.sources.import_target import PostgresImportTarget
 
 Clock = Callable[[], datetime]
 
@@ -179,6 +180,18 @@ class Byob:
         from byob.aws.templates import S3TemplateStore
 
         return S3TemplateStore(self.aws)
+
+    def import_target(self) -> PostgresImportTarget:
+        from byob.sources.import_target import PostgresImportTarget  # psycopg, pyarrow.csv
+
+        url = self.models_file.source.url
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                "imports load into PostgreSQL: the models file's [source] url must be "
+                "postgresql://…",
+                field="source.url",
+            )
+        return PostgresImportTarget(url)
 
     def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:
         """Upload a CloudFormation template with byob's own identity; a presigned URL of it."""

@@ -125,3 +125,24 @@ def migrate(as_json: JsonOpt = False) -> None:
         output.emit_json({"migrated": True})
     else:
         output.console.print("state store is up to date")
+
+
+@cli.command("migrate-imports")
+def migrate_imports(
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the SQL for a DBA to run instead of running it.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the ledger imports record each loaded file in (byob_import_ledger), in the models
+    file's [source] PostgreSQL database; with --sql, print its SQL instead."""
+    from byob.sources.import_target import LEDGER, LEDGER_DDL
+
+    if sql:
+        output.console.print(f"{LEDGER_DDL};", markup=False, highlight=False, soft_wrap=True)
+        return
+    build_services().adapters.import_target().ensure_ledger()
+    if as_json:
+        output.emit_json({"ledger": LEDGER, "created": True})
+    else:
+        output.console.print(f"{LEDGER} is in place")

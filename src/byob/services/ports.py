@@ -21,6 +21,7 @@ from byob.store.state import StateStore
 
 if TYPE_CHECKING:
     from byob.destinations.checks import ConnectionChecks
+    from byob.sources.import_target import PostgresImportTarget
 
 
 class Adapters(Protocol):
@@ -44,6 +45,10 @@ class Adapters(Protocol):
     def source(self) -> AbstractContextManager[Source]: ...
 
     def service_principal(self) -> str: ...
+
+    def import_target(self) -> PostgresImportTarget:
+        """Where imports land: the models file's [source] database (PostgreSQL only)."""
+        ...
 
     def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:
         """Upload a template to byob's own bucket; a presigned URL of it (TemplateBucketError)."""
