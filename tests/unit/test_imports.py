@@ -15,11 +15,13 @@ from byob.domain.imports import (
     DEFAULT_MAX_FILE_BYTES,
     ImportFormat,
     ImportSpec,
+    ListedObject,
     OnChange,
     RowProblem,
     ValueCheck,
     import_column,
     is_gzip,
+    plan_imports,
 )
 from byob.errors import ConfigError, FileRejectedError
 
@@ -322,3 +324,51 @@ def test_import_policy_grants_no_write() -> None:
     document = policies.import_permissions_policy("bkt", "base")
     actions = [s["Action"] for s in document["Statement"]]
     assert actions == ["s3:ListBucket", "s3:GetObject"]
+
+
+# -- what a run loads ---------------------------------------------------------------------------
+
+
+def listed(key: str, etag: str = "e1", size: int = 10) -> ListedObject:
+    return ListedObject(key=key, etag=etag, size=size)
+
+
+def test_a_run_loads_new_objects_of_the_import_in_key_order() -> None:
+    plan = plan_imports(
+        spec(key_pattern="usage/*.csv"),
+        [
+            listed("in/usage/b.csv"),
+            listed("in/usage/a.csv"),
+            listed("in/other/c.csv"),
+            listed("in/usage/"),
+            listed("elsewhere/usage/d.csv"),
+        ],
+        prefix="in/",
+        imported={},
+    )
+    assert [o.key for o in plan.load] == ["in/usage/a.csv", "in/usage/b.csv"]
+    assert plan.seen == 2 and plan.changed == () and plan.too_big == ()
+
+
+def test_imported_objects_are_skipped_and_changed_ones_reported_or_reloaded() -> None:
+    objects = [listed("in/a.csv"), listed("in/b.csv", etag="e2"), listed("in/c.csv")]
+    imported = {"in/a.csv": "e1", "in/b.csv": "e1"}
+    skip = plan_imports(spec(), objects, prefix="in/", imported=imported)
+    assert [o.key for o in skip.load] == ["in/c.csv"]
+    assert [o.key for o in skip.changed] == ["in/b.csv"]
+    again = plan_imports(
+        spec(on_change=OnChange.REIMPORT), objects, prefix="in/", imported=imported
+    )
+    assert [o.key for o in again.load] == ["in/b.csv", "in/c.csv"] and again.changed == ()
+
+
+def test_an_object_above_max_file_bytes_is_refused_before_reading() -> None:
+    plan = plan_imports(
+        spec(max_file_bytes=100),
+        [listed("in/a.csv", size=101), listed("in/b.csv", size=100)],
+        prefix="in/",
+        imported={},
+    )
+    assert [o.key for o in plan.load] == ["in/b.csv"]
+    [(obj, why)] = plan.too_big
+    assert obj.key == "in/a.csv" and "above this import's max_file_bytes (100)" in why

@@ -268,3 +268,50 @@ def _glob(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(token))
     return re.compile("".join(out))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListedObject:
+    """An object under the connection's base path, as S3 lists it."""
+
+    key: str  # the full key
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportPlan:
+    """What a run does with what it listed, in key order."""
+
+    load: tuple[ListedObject, ...]  # new objects, and changed ones when on_change = reimport
+    changed: tuple[ListedObject, ...]  # imported before with another ETag, skipped (reported)
+    too_big: tuple[tuple[ListedObject, str], ...]  # refused before a byte is read, with why
+    seen: int  # objects of this import (its key pattern) under the base path
+
+
+def plan_imports(
+    spec: ImportSpec, listed: list[ListedObject], *, prefix: str, imported: dict[str, str]
+) -> ImportPlan:
+    """Which listed objects to load: every object of the import (its key pattern, relative to
+    ``prefix``) not yet in the ledger under its ETag, in key order. ``imported`` maps keys to
+    the ETag they were last imported with."""
+    load: list[ListedObject] = []
+    changed: list[ListedObject] = []
+    too_big: list[tuple[ListedObject, str]] = []
+    seen = 0
+    for obj in sorted(listed, key=lambda o: o.key):
+        if not obj.key.startswith(prefix) or not spec.takes(obj.key[len(prefix) :]):
+            continue
+        seen += 1
+        before = imported.get(obj.key)
+        if before == obj.etag:
+            continue
+        if before is not None and spec.on_change is OnChange.SKIP:
+            changed.append(obj)
+            continue
+        problem = spec.size_problem(obj.size)
+        if problem is not None:
+            too_big.append((obj, problem))
+            continue
+        load.append(obj)
+    return ImportPlan(load=tuple(load), changed=tuple(changed), too_big=tuple(too_big), seen=seen)
