@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support import scratch_database, write_config
+from tests.support import pg_exec, scratch_database, write_config
 
 MODEL = {"name": "invoices", "table": "invoices", "tenant_column": "tenant_id",
          "cursor_column": "updated_at", "primary_key": ["id"]}  # fmt: skip
@@ -64,3 +64,51 @@ def test_a_sqlite_source_cannot_take_imports(tmp_path: Path) -> None:
     done = byob(tmp_path, f"sqlite:///{tmp_path / 'src.db'}", "migrate-imports")
     assert done.returncode == 1
     assert "imports load into PostgreSQL: the models file's [source] url must be" in done.stderr
+
+
+IMPORT = """
+[[imports]]
+name = "usage_events"
+table = "usage_events"
+tenant_column = "tenant_id"
+format = "csv"
+columns = { account = "text", quantity = "integer" }
+"""
+
+
+def test_models_check_checks_each_import_against_its_table(tmp_path: Path, pg_url: str) -> None:
+    pg_exec(
+        pg_url,
+        "CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
+        "updated_at timestamptz NOT NULL)",
+        "CREATE TABLE usage_events (tenant_id text, account text, quantity boolean)",
+    )
+
+    def check() -> subprocess.CompletedProcess[str]:
+        config = write_config(tmp_path / "byob.toml", pg_url, [MODEL])
+        config.write_text(config.read_text() + IMPORT)
+        env = dict(os.environ) | {"BYOB_HOME": str(tmp_path / ".byob"), "BYOB_CONFIG": str(config)}
+        env.pop("BYOB_DATABASE_URL", None)
+        return subprocess.run(
+            [sys.executable, "-m", "byob.cli", "models", "check", "--json"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    refused = check()
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["imports"] == [
+        {
+            "name": "usage_events",
+            "table": "usage_events",
+            "problems": [
+                "column 'quantity' of usage_events is boolean, but the import declares integer: "
+                "declare boolean, or change the column",
+                "byob_import_ledger does not exist; run `byob migrate-imports`",
+            ],
+        }
+    ]
+    pg_exec(pg_url, "ALTER TABLE usage_events ALTER quantity TYPE integer USING quantity::integer")
+    assert byob(tmp_path, pg_url, "migrate-imports").returncode == 0
+    fine = check()
+    assert fine.returncode == 0, fine.stderr
+    assert json.loads(fine.stdout)["imports"][0]["problems"] == []

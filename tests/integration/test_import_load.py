@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -159,3 +160,50 @@ def test_a_missing_ledger_or_table_says_what_to_do(pg_url: str) -> None:
     target.ensure_ledger()
     with pytest.raises(SourceError, match=r"public\.usage_events does not exist; create it"):
         load(target, GOOD)
+
+
+# -- `byob models check` for an import ----------------------------------------------------------
+
+
+def test_a_matching_table_has_no_problems(target: PostgresImportTarget, pg_url: str) -> None:
+    assert target.check(SPEC) == []
+    # A text column takes any declared type (COPY reads each value's text).
+    pg_exec(
+        pg_url,
+        "ALTER TABLE usage_events DROP CONSTRAINT usage_events_quantity_check, "
+        "ALTER quantity TYPE varchar(40)",
+    )
+    assert target.check(SPEC) == []
+
+
+def test_check_names_each_problem_and_what_to_do(pg_url: str) -> None:
+    target = PostgresImportTarget(pg_url)
+    assert target.check(SPEC) == [
+        "table public.usage_events does not exist; create it, or fix `table` in the models file"
+    ]
+    pg_exec(
+        pg_url, "CREATE TABLE usage_events (tenant_id text, account integer, occurred_at boolean)"
+    )
+    assert target.check(SPEC) == [
+        "table public.usage_events has no column 'quantity'; add it, or fix the import",
+        "column 'account' of public.usage_events is integer, but the import declares text: "
+        "declare integer, or change the column",
+        "column 'occurred_at' of public.usage_events is boolean, but the import declares "
+        "timestamptz: declare boolean, or change the column",
+        "byob_import_ledger does not exist; run `byob migrate-imports`",
+    ]
+
+
+def test_check_says_which_grant_is_missing(target: PostgresImportTarget, pg_url: str) -> None:
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    pg_exec(pg_url, f"CREATE ROLE {role} LOGIN")
+    try:
+        pg_exec(pg_url, f"GRANT SELECT ON usage_events, {LEDGER} TO {role}")
+        as_reader = PostgresImportTarget(pg_url.replace("postgres@", f"{role}@", 1))
+        assert as_reader.check(SPEC) == [
+            "the source user may not INSERT into public.usage_events; GRANT INSERT ON "
+            "public.usage_events TO the user of the [source] url",
+            f"the source user may not SELECT, INSERT and UPDATE {LEDGER}; grant them",
+        ]
+    finally:
+        pg_exec(pg_url, f"DROP OWNED BY {role}; DROP ROLE {role}")

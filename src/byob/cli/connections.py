@@ -338,11 +338,26 @@ def check_models(
     them, rows with a NULL cursor; exits 1 when a model's transfers would fail."""
     from byob.services.views import model_view
 
-    models = build_services().models.check(tenant=tenant)
-    problems = [p for m in models for p in m.problems]
+    services = build_services()
+    models = services.models.check(tenant=tenant)
+    imports = services.models.check_imports()
+    problems = [p for m in models for p in m.problems] + [p for i in imports for p in i.problems]
     if as_json:
-        output.emit_json({"models": [model_view(m) for m in models]})
+        output.emit_json(
+            {
+                "models": [model_view(m) for m in models],
+                "imports": [
+                    {"name": i.name, "table": i.table, "problems": list(i.problems)}
+                    for i in imports
+                ],
+            }
+        )
     else:
+        for checked in imports:
+            state = "[green]OK[/]" if not checked.problems else "[bold red]problems[/]"
+            output.console.print(f"import {checked.name} → {checked.table}: {state}")
+            for problem in checked.problems:
+                output.errors.print(f"[bold red]problem:[/] {problem}", soft_wrap=True)
         for m in models:
             output.table(
                 f"model {m.name} ← {m.model.spec.source}",

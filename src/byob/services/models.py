@@ -24,6 +24,13 @@ class CheckedModel:
         return self.model.name
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckedImport:
+    name: str
+    table: str
+    problems: tuple[str, ...]  # what will make its loads fail, and what to do
+
+
 class ModelService:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
@@ -48,6 +55,22 @@ class ModelService:
                     )
                 )
         return checked
+
+    def check_imports(self) -> list[CheckedImport]:
+        """Every import against its target table in the [source] PostgreSQL database."""
+        imports = self.adapters.models_file.imports
+        if not imports:
+            return []
+        try:
+            target = self.adapters.import_target()
+        except ByobError as exc:
+            return [
+                CheckedImport(name=i.name, table=i.table, problems=(exc.message,)) for i in imports
+            ]
+        return [
+            CheckedImport(name=i.name, table=i.table, problems=tuple(target.check(i)))
+            for i in imports
+        ]
 
     def resolved(self) -> list[ResolvedModel]:
         """Every model resolved against the source (no counting)."""

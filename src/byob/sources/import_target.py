@@ -54,6 +54,69 @@ class PostgresImportTarget:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(LEDGER_DDL)
 
+    def check(self, spec: ImportSpec) -> list[str]:
+        """What would make this import's loads fail, each with what to do: the table or a
+        column missing, a declared type the column cannot take, a privilege not granted, the
+        ledger not created."""
+        table = spec.table
+        with psycopg.connect(self.url) as conn:
+            if conn.execute("SELECT to_regclass(%s)", (quote_table(table),)).fetchone()[0] is None:  # type: ignore[index]
+                return [
+                    f"table {table} does not exist; create it, or fix `table` in the models file"
+                ]
+            actual: dict[str, str] = {
+                str(name): str(kind)
+                for name, kind in conn.execute(
+                    "SELECT attname, atttypid::regtype::text FROM pg_attribute "
+                    "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                    (quote_table(table),),
+                )
+            }
+            problems = []
+            for name in (spec.tenant_column, *spec.column_names()):
+                if name not in actual:
+                    problems.append(
+                        f"table {table} has no column {name!r}; add it, or fix the import"
+                    )
+            for column in spec.columns:
+                target = actual.get(column.name)
+                if target is None:
+                    continue
+                fits = conn.execute(
+                    # A string column takes any value's text (COPY's I/O conversion).
+                    "SELECT %(declared)s::regtype = %(target)s::regtype"
+                    " OR %(target)s::regtype IN ('text'::regtype, 'varchar'::regtype,"
+                    " 'bpchar'::regtype) OR EXISTS ("
+                    " SELECT 1 FROM pg_cast WHERE castsource = %(declared)s::regtype"
+                    " AND casttarget = %(target)s::regtype AND castcontext IN ('a', 'i'))",
+                    {"declared": column.declared, "target": target},
+                ).fetchone()[0]  # type: ignore[index]
+                if not fits:
+                    problems.append(
+                        f"column {column.name!r} of {table} is {target}, but the import declares "
+                        f"{column.declared}: declare {target}, or change the column"
+                    )
+            may = conn.execute(
+                "SELECT has_table_privilege(%s, 'INSERT'), to_regclass(%s) IS NOT NULL",
+                (quote_table(table), LEDGER),
+            ).fetchone()
+            if may is not None and not may[0]:
+                problems.append(
+                    f"the source user may not INSERT into {table}; GRANT INSERT ON {table} TO "
+                    "the user of the [source] url"
+                )
+            if may is not None and not may[1]:
+                problems.append(f"{LEDGER} does not exist; run `byob migrate-imports`")
+            elif not conn.execute(
+                "SELECT has_table_privilege(%(t)s, 'SELECT') AND has_table_privilege(%(t)s, "
+                "'INSERT') AND has_table_privilege(%(t)s, 'UPDATE')",
+                {"t": LEDGER},
+            ).fetchone()[0]:  # type: ignore[index]
+                problems.append(
+                    f"the source user may not SELECT, INSERT and UPDATE {LEDGER}; grant them"
+                )
+        return problems
+
     def imported(self, connection_id: str) -> dict[str, str]:
         """The keys this connection has imported, each with its (newest) ETag."""
         with psycopg.connect(self.url) as conn:
