@@ -17,7 +17,7 @@ from byob.errors import ByobError, ConflictError
 from byob.services import Services
 from byob.services.views import link_view, transfer_view
 from byob.web import pages_connect
-from byob.web.deps import services_of
+from byob.web.deps import ServicesDep
 from byob.web.pages_base import (
     CSRF_FIELD,
     OPERATOR_SESSION_SECONDS,
@@ -58,12 +58,6 @@ LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d",
 # -- dependencies --------------------------------------------------------------------------------
 
 
-async def get_services(request: Request) -> Services:
-    """Awaited on the event loop: a plain ``def`` dependency is a trip through the thread pool."""
-    return services_of(request)
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 Form = Annotated[dict[str, str], Depends(form_body)]
 
 

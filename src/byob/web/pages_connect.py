@@ -32,7 +32,7 @@ from byob.services import Services
 from byob.services.principals import Principal
 from byob.services.views import transfer_view
 from byob.web import pages_help
-from byob.web.deps import services_of
+from byob.web.deps import ServicesDep, services_of
 from byob.web.pages_base import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -126,17 +126,8 @@ class Holder:
         return f"{path}?{urlencode(query)}" if query else path
 
 
-def _services(request: Request) -> Services:
-    return services_of(request)
-
-
-async def _services_dep(request: Request) -> Services:
-    """Awaited on the event loop: a plain ``def`` dependency is a trip through the thread pool."""
-    return services_of(request)
-
-
 def _operator_holder(request: Request) -> Holder:
-    services = _services(request)
+    services = services_of(request)
     session = operator_session(request, services)
     cid = request.path_params.get("cid")
     if cid is None:
@@ -146,7 +137,7 @@ def _operator_holder(request: Request) -> Holder:
 
 
 def _holder(request: Request, *, allow_spent: bool) -> Holder:
-    services = _services(request)
+    services = services_of(request)
     if request.url.path.startswith(OPERATOR_DOOR):
         return _operator_holder(request)
     session = read_session(request, services, "link")
@@ -182,7 +173,7 @@ def _ready(services: Services) -> None:
 def open_holder(request: Request) -> Holder:
     holder = _holder(request, allow_spent=False)
     if holder.link is not None:  # an operator's pages show byob's own problems already
-        _ready(_services(request))
+        _ready(services_of(request))
     return holder
 
 
@@ -200,9 +191,6 @@ def posted(request: Request, holder: Recipient, form: Form) -> Holder:
 
 
 PostedBy = Annotated[Holder, Depends(posted)]
-
-
-ServicesDep = Annotated[Services, Depends(_services_dep)]
 
 
 def _page(template: str, holder: Holder, step: str, status: int = 200, **context: Any) -> Response:
