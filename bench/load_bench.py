@@ -82,6 +82,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from byob.cli.web_processes import how_many  # noqa: E402
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Status  # noqa: E402
 from byob.domain.paging import Cursor  # noqa: E402
 from byob.domain.transfers import TransferStatus  # noqa: E402
@@ -929,7 +930,7 @@ def main() -> int:
         token = byob_cli(env, "api-keys", "create", "--name", "load")["token"]
         if args.web_processes:
             env["BYOB_WEB_PROCESSES"] = str(args.web_processes)
-        each = args.web_processes or min(8, len(os.sched_getaffinity(0)))  # byob's default
+        each = how_many(args.web_processes, production=True)  # byob's own rule
         for i, port in enumerate(ports):
             processes.append(start_server(env, port, work / f"server-{i}.log", each))
         pids = [p.pid for p in processes]
