@@ -315,3 +315,11 @@ def plan_imports(
             continue
         load.append(obj)
     return ImportPlan(load=tuple(load), changed=tuple(changed), too_big=tuple(too_big), seen=seen)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One object's load: its rows, or that the ledger had it already."""
+
+    rows: int
+    already: bool  # loaded earlier (or by another worker just now): nothing done

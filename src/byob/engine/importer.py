@@ -6,32 +6,50 @@ yet loaded are simply picked up by the next one)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Protocol
+
+import pyarrow as pa
 
 from byob.domain.imports import (
     ImportFormat,
     ImportSpec,
     ListedObject,
+    Loaded,
     RowProblem,
     is_gzip,
     plan_imports,
 )
 from byob.engine.import_files import read_import_file
 from byob.errors import FileRejectedError
-from byob.sources.import_target import PostgresImportTarget
 
 
 class ImportObjects(Protocol):
     def list(self, prefix: str) -> list[ListedObject]: ...
 
-    def open(self, obj: ListedObject, *, seekable: bool = False) -> AbstractStream: ...
+    def open(
+        self, obj: ListedObject, *, seekable: bool = False
+    ) -> AbstractContextManager[IO[bytes]]: ...
 
 
-class AbstractStream(Protocol):
-    def __enter__(self) -> IO[bytes]: ...
+class ImportTarget(Protocol):
+    """Where the rows go (sources.import_target.PostgresImportTarget)."""
 
-    def __exit__(self, *exc: object) -> None: ...
+    def imported(self, connection_id: str) -> dict[str, str]: ...
+
+    def load(
+        self,
+        spec: ImportSpec,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        connection_id: str,
+        tenant: str,
+        key: str,
+        etag: str,
+        size: int,
+    ) -> Loaded: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,7 @@ class ImportRun:
 def run_import(
     spec: ImportSpec,
     objects: ImportObjects,
-    target: PostgresImportTarget,
+    target: ImportTarget,
     *,
     connection_id: str,
     tenant: str,

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from byob.domain.imports import ImportSpec
+from byob.domain.imports import ImportSpec, Loaded
 from byob.errors import SourceError
 from byob.sources.base import quote_ident, quote_table
 
@@ -38,12 +37,6 @@ LEDGER_DDL = f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
     PRIMARY KEY (connection_id, object_key, etag)
 )"""
 _CSV = pacsv.WriteOptions(include_header=False)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    rows: int
-    already: bool  # the ledger had it: loaded earlier (or by another worker), nothing done now
 
 
 class PostgresImportTarget:
