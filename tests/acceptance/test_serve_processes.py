@@ -115,3 +115,12 @@ def test_the_embedded_default_serves_from_one_process(tmp_path: Path) -> None:
         "--web-processes above 1 needs a PostgreSQL state store "
         "(BYOB_DATABASE_URL=postgresql://…): the embedded default runs in one process"
     ) in done.stderr
+
+
+def test_sigterm_stops_the_embedded_default_with_status_0(tmp_path: Path) -> None:
+    """uvicorn raises SIGTERM again once it has stopped; byob notes it and drains its transfer
+    threads instead of dying of it (status -15, threads never stopped)."""
+    with serving(tmp_path) as served:
+        served.process.terminate()
+        assert served.process.wait(timeout=60) == 0
+        assert "Finished server process" in served.log_path.read_text()
