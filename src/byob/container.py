@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from byob.destinations.base import Destination
 from byob.destinations.local import LocalDestination
 from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.domain.imports import ImportSpec
 from byob.domain.signing import Keyring
 from byob.domain.transfers import TransferRecord
 from byob.engine.parquet_files import use_returning_allocator
@@ -33,6 +34,7 @@ from byob.store.state import StateStore
 if TYPE_CHECKING:
     # boto3 and botocore take ~0.15 s to import; a transfer to a local directory never needs
     # them, so they are imported where AWS is first used.
+    from byob.aws.import_objects import S3ImportObjects
     from byob.aws.sessions import AwsSessions
     from byob.aws.templates import S3TemplateStore
     from byob.destinations.checks import ConnectionChecks
@@ -193,6 +195,17 @@ class Byob:
             )
         return PostgresImportTarget(url)
 
+    def import_objects(self, conn: Connection) -> S3ImportObjects:
+        from byob.aws.import_objects import S3ImportObjects
+
+        session = self.aws.for_connection(conn, self.secret_of(conn))
+        return S3ImportObjects(
+            self.aws.client(session, "s3", conn.region),
+            conn.bucket,
+            region=conn.region,
+            who=_who(conn),
+        )
+
     def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:
         """Upload a CloudFormation template with byob's own identity; a presigned URL of it."""
         return self._templates.publish(bucket=bucket, key=key, text=text, expires_in=expires_in)
@@ -241,7 +254,18 @@ class Byob:
             secret_access_key=self.secret_of(conn),
             timeout=self.settings.check_timeout_seconds,
             strict_trust=self.settings.trust_check_is_strict,
+            import_spec=self._declared_import(conn),
         )
+
+    def _declared_import(self, conn: Connection) -> ImportSpec | None:
+        """The import an import connection loads, None when the models file lost it (its
+        validation then says so)."""
+        if not conn.is_import:
+            return None
+        try:
+            return self.models_file.import_spec(conn.import_name)
+        except ConfigError:
+            return None
 
     # -- transfers ------------------------------------------------------------------------------
 

@@ -59,6 +59,16 @@ class ModelsFile:
         known = ", ".join(m.name for m in self.models)
         raise ConfigError(f"no model named {name!r} (models: {known})", field="model")
 
+    def import_spec(self, name: str) -> ImportSpec:
+        """The ``[[imports]]`` entry an import connection names."""
+        for spec in self.imports:
+            if spec.name == name:
+                return spec
+        known = ", ".join(i.name for i in self.imports) or "none declared"
+        raise ConfigError(
+            f"no import named {name!r} in the models file (imports: {known})", field="import"
+        )
+
 
 def load_models_file(path: Path) -> ModelsFile:
     try:

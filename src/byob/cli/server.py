@@ -141,7 +141,7 @@ def migrate_imports(
     if sql:
         output.console.print(f"{LEDGER_DDL};", markup=False, highlight=False, soft_wrap=True)
         return
-    build_services().adapters.import_target().ensure_ledger()
+    build_services().models.create_import_ledger()
     if as_json:
         output.emit_json({"ledger": LEDGER, "created": True})
     else:

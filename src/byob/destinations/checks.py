@@ -19,8 +19,10 @@ from byob.destinations.athena_checks import AthenaChecks
 from byob.destinations.athena_checks import CheckFailed as _CheckFailed
 from byob.destinations.athena_checks import CheckWarning as _CheckWarning
 from byob.destinations.base import Destination
+from byob.destinations.import_checks import ImportChecks
 from byob.domain import layout
 from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.domain.imports import ImportSpec
 from byob.errors import ByobError, DestinationError
 
 
@@ -73,6 +75,7 @@ class ConnectionChecks:
         secret_access_key: str | None,
         timeout: float,
         strict_trust: bool = True,
+        import_spec: ImportSpec | None = None,
     ) -> None:
         self.conn = conn
         self.destination = destination
@@ -82,6 +85,7 @@ class ConnectionChecks:
         # On AWS a trust policy without the external ID condition fails validation; an
         # S3-compatible endpoint or emulator may not evaluate trust policies at all.
         self.strict_trust = strict_trust
+        self.import_spec = import_spec  # an import connection's, as the models file declares it
         self.test_key = layout.connection_test_key(conn.data_prefix, secrets.token_hex(8))
 
     def run(self) -> list[CheckResult]:
@@ -93,7 +97,15 @@ class ConnectionChecks:
             else:
                 plan.append(("credentials", self._credentials))
             plan.append(("bucket_region", self._bucket_region))
-        plan += [("write_test_object", self._write), ("delete_test_object", self._delete)]
+        if self.conn.is_import:
+            reading = self._import()
+            plan += [
+                ("list_base_path", reading.list_base_path),
+                ("read_object", reading.read_first_bytes),
+                ("write_refused", reading.write_refused),
+            ]
+        else:
+            plan += [("write_test_object", self._write), ("delete_test_object", self._delete)]
         if self.conn.type is ConnectionType.ATHENA:
             athena = self._athena()
             plan += [
@@ -149,19 +161,29 @@ class ConnectionChecks:
             name, outcome, message, code, int((monotonic() - start) * 1000), operator_note=note
         )
 
+    def _import(self) -> ImportChecks:
+        assert self.aws is not None
+        session = self.aws.for_connection(self.conn, self.secret)
+        return ImportChecks(
+            conn=self.conn,
+            s3=self.aws.client(session, "s3", self.conn.region),
+            spec=self.import_spec,
+            who=self._who(),
+        )
+
+    def _who(self) -> str:
+        if self.conn.auth is AuthKind.ROLE:
+            return f"role {self.conn.role_name or self.conn.role_arn}"
+        return f"the IAM user of access key {self.conn.access_key_id}"
+
     def _athena(self) -> AthenaChecks:
         assert self.aws is not None
         session = self.aws.for_connection(self.conn, self.secret)
-        who = (
-            f"role {self.conn.role_name}"
-            if self.conn.auth is AuthKind.ROLE
-            else f"the IAM user of access key {self.conn.access_key_id}"
-        )
         return AthenaChecks(
             conn=self.conn,
             athena=self.aws.client(session, "athena", self.conn.region),
             glue=self.aws.client(session, "glue", self.conn.region),
-            who=who,
+            who=self._who(),
             timeout=self.timeout,
         )
 

@@ -21,6 +21,14 @@ class ConnectionType(StrEnum):
     LOCAL = "local"  # a directory with the same layout; for benchmarks, tests and trials
 
 
+class Direction(StrEnum):
+    """Which way the data goes: byob writes the tenant's rows to the bucket, or reads the
+    files the tenant drops there into the vendor's table (seed 001)."""
+
+    EXPORT = "export"
+    IMPORT = "import"
+
+
 class Status(StrEnum):
     DRAFT = "draft"
     ACTIVE = "active"
@@ -62,6 +70,8 @@ class Connection:
     tenant: str
     type: ConnectionType
     status: Status = Status.DRAFT
+    direction: Direction = Direction.EXPORT
+    import_name: str = ""  # the models file's [[imports]] entry an import connection loads
     account_id: str = ""
     bucket: str = ""
     region: str = ""
@@ -139,6 +149,16 @@ class Connection:
         slot = schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now)
         return slot if slot is not None else schedules.next_run(self.frequency_minutes, now)
 
+    @property
+    def is_import(self) -> bool:
+        return self.direction is Direction.IMPORT
+
+    @property
+    def import_prefix(self) -> str:
+        """Where an import lists the tenant's files: the base path as a folder ("" for the
+        whole bucket), so ``base`` never matches a sibling ``base2/``."""
+        return f"{self.base_path}/" if self.base_path else ""
+
     def location(self) -> str:
         if self.type is ConnectionType.LOCAL:
             return f"{self.path.rstrip('/')}/{self.data_prefix}".rstrip("/")
@@ -179,8 +199,12 @@ def new_connection(
     schema: str = "",
     database: str = "",
     frequency_minutes: int = 1440,
+    direction: str = "export",
+    import_name: str = "",
 ) -> Connection:
-    """A draft connection with its generated external ID and role name; fields checked."""
+    """A draft connection with its generated external ID and role name; fields checked. An
+    import connection (``direction="import"``) reads ``import_name``'s files from an S3
+    bucket; whether the models file declares that import is the caller's check."""
     frequency_minutes = schedules.frequency(frequency_minutes)
     if not type.strip():
         raise fields.missing("type")
@@ -190,6 +214,18 @@ def new_connection(
         raise InvalidFieldError(
             f"connection type {type!r} is not one of: s3, athena, local", field="type"
         ) from None
+    way = _direction(direction)
+    if way is Direction.IMPORT:
+        if kind is not ConnectionType.S3:
+            raise InvalidFieldError(
+                f"an import reads files from an S3 bucket: its type is s3, not {kind}", field="type"
+            )
+        if not import_name.strip():
+            raise fields.missing("import")
+    elif import_name:
+        raise InvalidFieldError(
+            "only an import connection (direction import) names an import", field="import"
+        )
     name = fields.connection_name(name)
     tenant = fields.tenant(tenant)
     if kind is ConnectionType.LOCAL:
@@ -248,6 +284,8 @@ def new_connection(
         role_name=arn.rsplit("/", 1)[1] if auth is AuthKind.ROLE else "",
         role_arn=arn if auth is AuthKind.ROLE else "",
         external_id=external_id,
+        direction=way,
+        import_name=import_name.strip(),
         access_key_id=access_key_id or "",
         secret_fingerprint=secret_fingerprint,
         workgroup=workgroup,
@@ -257,6 +295,15 @@ def new_connection(
         created_at=now,
         updated_at=now,
     )
+
+
+def _direction(value: str) -> Direction:
+    try:
+        return Direction((value or "export").strip())
+    except ValueError:
+        raise InvalidFieldError(
+            f"direction {value!r} is not export or import", field="direction"
+        ) from None
 
 
 def _athena_fields(*, workgroup: str, schema: str, database: str) -> tuple[str, str, str]:
@@ -289,6 +336,8 @@ def trust_policy(conn: Connection, service_principal_arn: str) -> PolicyDocument
 
 
 def permissions_policy(conn: Connection) -> PolicyDocument:
+    if conn.is_import:
+        return policies.import_permissions_policy(conn.bucket, conn.base_path)
     if conn.type is ConnectionType.ATHENA:
         return policies.athena_permissions_policy(
             account_id=conn.account_id,
@@ -375,6 +424,10 @@ def revise(conn: Connection, changes: dict[str, object], *, now: datetime) -> Co
         values[key] = _checked(conn, key, value)
     if "type" in values and values["type"] is ConnectionType.LOCAL:
         raise InvalidFieldError("a connection cannot become local", field="type")
+    if conn.is_import and values.get("type", conn.type) is not ConnectionType.S3:
+        raise InvalidFieldError(
+            "an import reads files from an S3 bucket: its type stays s3", field="type"
+        )
     auth = values.get("auth", conn.auth)
     if "access_key_id" in values:
         auth = AuthKind.HMAC

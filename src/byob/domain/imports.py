@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from byob.domain.types import ColumnType, Kind, from_postgres
@@ -287,17 +288,26 @@ class ImportPlan:
     changed: tuple[ListedObject, ...]  # imported before with another ETag, skipped (reported)
     too_big: tuple[tuple[ListedObject, str], ...]  # refused before a byte is read, with why
     seen: int  # objects of this import (its key pattern) under the base path
+    # Rejected by an earlier run under the same ETag: skipped until `byob imports retry`.
+    rejected_before: tuple[ListedObject, ...] = ()
 
 
 def plan_imports(
-    spec: ImportSpec, listed: list[ListedObject], *, prefix: str, imported: dict[str, str]
+    spec: ImportSpec,
+    listed: list[ListedObject],
+    *,
+    prefix: str,
+    imported: dict[str, str],
+    rejected: frozenset[tuple[str, str]] = frozenset(),
 ) -> ImportPlan:
     """Which listed objects to load: every object of the import (its key pattern, relative to
     ``prefix``) not yet in the ledger under its ETag, in key order. ``imported`` maps keys to
-    the ETag they were last imported with."""
+    the ETag they were last imported with; ``rejected`` holds the (key, ETag) pairs an earlier
+    run rejected, which wait for a retry (a new ETag is a new file and is tried)."""
     load: list[ListedObject] = []
     changed: list[ListedObject] = []
     too_big: list[tuple[ListedObject, str]] = []
+    held: list[ListedObject] = []
     seen = 0
     for obj in sorted(listed, key=lambda o: o.key):
         if not obj.key.startswith(prefix) or not spec.takes(obj.key[len(prefix) :]):
@@ -309,12 +319,21 @@ def plan_imports(
         if before is not None and spec.on_change is OnChange.SKIP:
             changed.append(obj)
             continue
+        if (obj.key, obj.etag) in rejected:
+            held.append(obj)
+            continue
         problem = spec.size_problem(obj.size)
         if problem is not None:
             too_big.append((obj, problem))
             continue
         load.append(obj)
-    return ImportPlan(load=tuple(load), changed=tuple(changed), too_big=tuple(too_big), seen=seen)
+    return ImportPlan(
+        load=tuple(load),
+        changed=tuple(changed),
+        too_big=tuple(too_big),
+        seen=seen,
+        rejected_before=tuple(held),
+    )
 
 
 @dataclass(frozen=True)
@@ -323,3 +342,50 @@ class Loaded:
 
     rows: int
     already: bool  # loaded earlier (or by another worker just now): nothing done
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejection:
+    """An object version an import refused, kept so later runs skip it until it is retried
+    (or replaced: a new ETag is a new file)."""
+
+    key: str
+    etag: str
+    size: int
+    problems: tuple[RowProblem, ...]
+    transfer_id: str | None
+    rejected_at: datetime
+
+    def first_problem(self) -> str:
+        return str(self.problems[0]) if self.problems else "rejected"
+
+
+def problems_of(stored: list[dict[str, object]]) -> tuple[RowProblem, ...]:
+    """Problems as the state store keeps them (JSON objects) back to records."""
+    return tuple(
+        RowProblem(
+            line=_int_or_none(p.get("line")),
+            column=_str_or_none(p.get("column")),
+            value=_str_or_none(p.get("value")),
+            reason=str(p.get("reason", "")),
+        )
+        for p in stored
+    )
+
+
+def problem_dict(problem: RowProblem) -> dict[str, object]:
+    return {
+        "line": problem.line,
+        "column": problem.column,
+        "value": problem.value,
+        "reason": problem.reason,
+        "message": str(problem),
+    }
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

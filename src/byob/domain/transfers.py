@@ -58,6 +58,8 @@ class TransferRecord:
     cancel_requested: bool = False
     note: str | None = None  # what the figures do not say (rows excluded, a tenant with none)
     excluded_rows: int = 0  # rows with a NULL cursor left out (on_null_cursor = "exclude")
+    # An import run's objects by what happened to them (see `ImportCounts`); None for exports.
+    import_counts: dict[str, int] | None = None
 
 
 def cancel_refusal(record: TransferRecord) -> str | None:

@@ -10,6 +10,7 @@ from enum import StrEnum
 class TransferType(StrEnum):
     INCREMENTAL = "incremental"
     FULL_REFRESH = "full_refresh"
+    IMPORT = "import"  # an import connection's run: the new files in the tenant's bucket
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ yet loaded are simply picked up by the next one)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Protocol
@@ -37,6 +37,10 @@ class ImportObjects(Protocol):
 class ImportTarget(Protocol):
     """Where the rows go (sources.import_target.PostgresImportTarget)."""
 
+    def ensure_ledger(self) -> None: ...
+
+    def check(self, spec: ImportSpec) -> list[str]: ...
+
     def imported(self, connection_id: str) -> dict[str, str]: ...
 
     def load(
@@ -56,6 +60,8 @@ class ImportTarget(Protocol):
 class Rejected:
     key: str
     problems: tuple[RowProblem, ...]
+    etag: str = ""
+    size: int = 0
 
 
 @dataclass
@@ -65,8 +71,20 @@ class ImportRun:
     already: list[str] = field(default_factory=list)  # another worker loaded it meanwhile
     changed: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    rejected_before: list[str] = field(default_factory=list)  # waiting for a retry
     rows: int = 0
     bytes: int = 0
+    stopped: bool = False  # asked to stop (cancelled) before every object was loaded
+
+    def counts(self) -> dict[str, int]:
+        """What happened to the objects, as history and webhooks report it."""
+        return {
+            "seen": self.seen,
+            "imported": len(self.imported),
+            "rejected": len(self.rejected),
+            "skipped": len(self.changed) + len(self.rejected_before),
+            "already": len(self.already),
+        }
 
 
 def run_import(
@@ -77,17 +95,38 @@ def run_import(
     connection_id: str,
     tenant: str,
     prefix: str,
+    rejected: frozenset[tuple[str, str]] = frozenset(),
+    stop: Callable[[], bool] = lambda: False,
+    into: ImportRun | None = None,
 ) -> ImportRun:
-    """``prefix``: the connection's base path with its trailing "/" ("" for the whole bucket)."""
+    """``prefix``: the connection's base path with its trailing "/" ("" for the whole bucket);
+    ``rejected``: (key, ETag) pairs an earlier run rejected, skipped until retried; ``stop``
+    is asked before each object (a cancelled run stops between objects, each one whole).
+    ``into`` is filled as objects are done, so a run that raises still says what it did."""
     plan = plan_imports(
-        spec, objects.list(prefix), prefix=prefix, imported=target.imported(connection_id)
+        spec,
+        objects.list(prefix),
+        prefix=prefix,
+        imported=target.imported(connection_id),
+        rejected=rejected,
     )
-    run = ImportRun(seen=plan.seen, changed=[o.key for o in plan.changed])
+    run = into if into is not None else ImportRun()
+    run.seen = plan.seen
+    run.changed = [o.key for o in plan.changed]
+    run.rejected_before = [o.key for o in plan.rejected_before]
     run.rejected.extend(
-        Rejected(obj.key, (RowProblem(line=None, column=None, value=None, reason=why),))
+        Rejected(
+            obj.key,
+            (RowProblem(line=None, column=None, value=None, reason=why),),
+            obj.etag,
+            obj.size,
+        )
         for obj, why in plan.too_big
     )
     for obj in plan.load:
+        if stop():
+            run.stopped = True
+            break
         try:
             with objects.open(obj, seekable=spec.format is ImportFormat.PARQUET) as stream:
                 batches = read_import_file(stream, spec, gzip=is_gzip(obj.key), size=obj.size)
@@ -101,7 +140,7 @@ def run_import(
                     size=obj.size,
                 )
         except FileRejectedError as exc:
-            run.rejected.append(Rejected(obj.key, exc.problems))
+            run.rejected.append(Rejected(obj.key, exc.problems, obj.etag, obj.size))
             continue
         if loaded.already:
             run.already.append(obj.key)

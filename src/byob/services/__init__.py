@@ -10,6 +10,7 @@ from byob.services.connections import ConnectionService
 from byob.services.figures import FigureService
 from byob.services.guard import GuardService
 from byob.services.health import HealthService
+from byob.services.imports import ImportService
 from byob.services.links import LinkService
 from byob.services.manifests import ManifestService
 from byob.services.models import ModelService
@@ -29,7 +30,8 @@ class Services:
         self.connections = ConnectionService(adapters, self.models)
         self.links = LinkService(adapters, self.connections)
         self.api_keys = ApiKeyService(adapters)
-        self.transfers = TransferService(adapters, self.connections)
+        self.imports = ImportService(adapters, self.connections)
+        self.transfers = TransferService(adapters, self.connections, self.imports)
         self.schedules = ScheduleService(adapters, self.transfers)
         self.figures = FigureService(adapters, self.transfers)
         self.secrets = SecretService(adapters)

@@ -309,6 +309,8 @@ class ConnectionService:
         conn = rules.new_connection(
             id=cid, now=self.adapters.clock(), secret_fingerprint=fingerprint, **fields
         )
+        if conn.is_import:
+            self.adapters.models_file.import_spec(conn.import_name)  # declared, or refused
         policies = self.policies(conn)
         sealed = (
             self.adapters.secrets.seal(secret_access_key, context=cid)
@@ -322,7 +324,7 @@ class ConnectionService:
             self._audit(
                 tx, actor, "connection.create", conn, rules.describe_changes(_blank(conn), conn)
             )
-        rows, warnings = self._tenant_rows(conn.tenant)
+        rows, warnings = (None, ()) if conn.is_import else self._tenant_rows(conn.tenant)
         return Created(connection=conn, policies=policies, tenant_rows=rows, warnings=warnings)
 
     def _tenant_rows(self, tenant: str) -> tuple[int | None, tuple[str, ...]]:

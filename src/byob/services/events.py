@@ -17,6 +17,9 @@ class Event(StrEnum):
     TRANSFER_CANCELLED = "transfer.cancelled"
     TRANSFER_FAILED = "transfer.failed"
     CONNECTION_FAILING = "connection.failing"
+    IMPORT_SUCCEEDED = "import.succeeded"
+    IMPORT_FILE_REJECTED = "import.file_rejected"
+    IMPORT_FAILED = "import.failed"
 
 
 class Events(Protocol):

@@ -56,6 +56,10 @@ class ModelService:
                 )
         return checked
 
+    def create_import_ledger(self) -> None:
+        """The ledger imports record each loaded file in, in the [source] database."""
+        self.adapters.import_target().ensure_ledger()
+
     def check_imports(self) -> list[CheckedImport]:
         """Every import against its target table in the [source] PostgreSQL database."""
         imports = self.adapters.models_file.imports

@@ -21,7 +21,7 @@ from byob.store.state import StateStore
 
 if TYPE_CHECKING:
     from byob.destinations.checks import ConnectionChecks
-    from byob.sources.import_target import PostgresImportTarget
+    from byob.engine.importer import ImportObjects, ImportTarget
 
 
 class Adapters(Protocol):
@@ -46,8 +46,12 @@ class Adapters(Protocol):
 
     def service_principal(self) -> str: ...
 
-    def import_target(self) -> PostgresImportTarget:
+    def import_target(self) -> ImportTarget:
         """Where imports land: the models file's [source] database (PostgreSQL only)."""
+        ...
+
+    def import_objects(self, conn: Connection) -> ImportObjects:
+        """An import connection's files in the tenant's bucket, read with its credentials."""
         ...
 
     def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:

@@ -33,9 +33,10 @@ from byob.domain.transfers import (
     parse_statuses,
 )
 from byob.engine.transfer import Progress, TransferResult
-from byob.errors import ByobError, ConflictError
+from byob.errors import ByobError, ConflictError, InvalidFieldError
 from byob.services.connections import ConnectionService
 from byob.services.events import Event, about
+from byob.services.imports import ImportService
 from byob.services.ports import Adapters
 from byob.services.views import transfer_view
 
@@ -79,10 +80,13 @@ class RunAll:
 
 
 class TransferService:
-    def __init__(self, adapters: Adapters, connections: ConnectionService) -> None:
+    def __init__(
+        self, adapters: Adapters, connections: ConnectionService, imports: ImportService
+    ) -> None:
         self.adapters = adapters
         self.state = adapters.state
         self.connections = connections
+        self.imports = imports
         self.dispatcher: Dispatcher | None = None  # set by the runtime that has workers
 
     # -- reading --------------------------------------------------------------------------------
@@ -141,6 +145,18 @@ class TransferService:
         models_file = self.adapters.models_file
         return [models_file.model(model)] if model else list(models_file.models)
 
+    def model_names(self, conn: Connection, model: str | None = None) -> list[str]:
+        """What a run of the connection covers: every model (or ``model``) for an export, its
+        one import for an import connection."""
+        if not conn.is_import:
+            return [s.name for s in self.specs(model)]
+        if model and model != conn.import_name:
+            raise InvalidFieldError(
+                f"connection {conn.name!r} imports {conn.import_name!r}; it has no model {model!r}",
+                field="model",
+            )
+        return [conn.import_name]
+
     def queue_depth(self) -> tuple[int, float]:
         """Transfers waiting for a worker, and the oldest one's age in seconds."""
         return self.dispatcher.queue_depth() if self.dispatcher is not None else (0, 0.0)
@@ -171,15 +187,15 @@ class TransferService:
         """Run now, in this thread: every model (or one), interrupted windows first; stops at
         the first model that fails."""
         conn = self.transferable(connection)
-        specs = self.specs(model)
+        names = self.model_names(conn, model)
         self._audit_trigger(conn, actor, model=model, full_refresh=full_refresh)
         results: list[TransferResult] = []
-        for spec in specs:
+        for name in names:
             results += self.run_model(
                 conn.id,
-                spec.name,
+                name,
                 full_refresh=full_refresh,
-                progress=progress(spec.name) if progress else None,
+                progress=progress(name) if progress and not conn.is_import else None,
             )
         return results
 
@@ -219,6 +235,8 @@ class TransferService:
     ) -> list[TransferRecord]:
         """Fix the windows of one model now, to run later (`run_model` runs them): the caller
         gets transfer IDs at once. A failure here is told like any transfer's."""
+        if conn.is_import:
+            return [self.imports.next_record(conn)]
         spec = self.adapters.models_file.model(model)
         try:
             with self.adapters.source() as src:
@@ -245,6 +263,8 @@ class TransferService:
         none). Raises the failure after telling it; ``max_attempts`` says whether a retry
         follows, so the webhook hears of a failure once, when it is final."""
         conn = self.transferable(connection)
+        if conn.is_import:
+            return [self._run_import(conn, attempt=attempt, max_attempts=max_attempts)]
         spec = self.adapters.models_file.model(model)
         current: TransferRecord | None = None
         results: list[TransferResult] = []
@@ -268,12 +288,29 @@ class TransferService:
             raise
         return results
 
+    def _run_import(self, conn: Connection, *, attempt: int, max_attempts: int) -> TransferResult:
+        """An import connection's run (services/imports.py), told like a transfer's."""
+        record: TransferRecord | None = None
+        try:
+            record = self.imports.next_record(conn)
+            return self.imports.run(conn, record)
+        except Exception as exc:
+            self._failed(
+                conn,
+                conn.import_name,
+                exc,
+                record=record,
+                attempt=attempt,
+                max_attempts=max_attempts,
+            )
+            raise
+
     def trigger(
         self, connection: str, *, model: str | None = None, full_refresh: bool = False, actor: str
     ) -> Triggered:
         """Run in the background (the API's and the pages' run-now)."""
         conn = self.transferable(connection)
-        models = [s.name for s in self.specs(model)]
+        models = self.model_names(conn, model)
         if self.dispatcher is None:
             raise ConflictError("this server runs no workers; run `byob transfers run` instead")
         self._audit_trigger(conn, actor, model=model, full_refresh=full_refresh)
@@ -283,8 +320,7 @@ class TransferService:
         """A scheduled run of every model (the scheduler found it due)."""
         if self.dispatcher is None:
             raise ConflictError("no workers to dispatch scheduled transfers to")
-        models = [s.name for s in self.specs()]
-        return self.dispatcher.trigger(conn, models, full_refresh=False)
+        return self.dispatcher.trigger(conn, self.model_names(conn), full_refresh=False)
 
     def cancel(self, transfer_id: str, *, actor: str) -> TransferRecord:
         """The transfer after `request_cancel`, for callers that show it either way."""
@@ -398,7 +434,7 @@ class TransferService:
         if final:
             latest = self.state.transfers.get(record.id) if record is not None else None
             self.adapters.events.emit(
-                Event.TRANSFER_FAILED,
+                Event.IMPORT_FAILED if conn.is_import else Event.TRANSFER_FAILED,
                 about(conn)
                 | {
                     "model": model,

@@ -8,7 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from byob.domain.connections import AuthKind, Connection, ConnectionType, Status, Validation
+from byob.domain.connections import (
+    AuthKind,
+    Connection,
+    ConnectionType,
+    Direction,
+    Status,
+    Validation,
+)
 from byob.domain.schedules import FREQUENCIES, slot_start
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
@@ -39,6 +46,7 @@ def connection_of(m: dict[str, Any]) -> Connection:
 _TYPES = {member.value: member for member in ConnectionType}
 _STATUSES = {member.value: member for member in Status}
 _AUTHS = {member.value: member for member in AuthKind}
+_DIRECTIONS = {member.value: member for member in Direction}
 
 
 def connection_from_fields(m: dict[str, Any]) -> Connection:
@@ -46,6 +54,7 @@ def connection_from_fields(m: dict[str, Any]) -> Connection:
     m["type"] = _TYPES[m["type"]]
     m["status"] = _STATUSES[m["status"]]
     m["auth"] = _AUTHS[m["auth"]]
+    m["direction"] = _DIRECTIONS[m["direction"]]
     return restored(Connection, m)
 
 

@@ -12,6 +12,7 @@ from byob.store.audit import AuditLog
 from byob.store.connection_pages import ConnectionPages
 from byob.store.connections import Connections, Validations
 from byob.store.credentials import ApiKeys, Links
+from byob.store.imports import ImportRejections
 from byob.store.outbox import Outbox
 from byob.store.queue_jobs import QueueJobs
 from byob.store.repository import Bind
@@ -32,6 +33,7 @@ class StateStore:
         self.audit = AuditLog(bind)
         self.queue_jobs = QueueJobs(bind)
         self.outbox = Outbox(bind)
+        self.import_rejections = ImportRejections(bind)
 
     @contextmanager
     def atomic(self) -> Iterator[StateStore]:

@@ -68,6 +68,9 @@ connections = sa.Table(
     sa.Column("schema_name", sa.String(255), nullable=False, default=""),
     sa.Column("database_name", sa.String(255), nullable=False, default=""),
     sa.Column("frequency_minutes", sa.Integer, nullable=False, default=1440),
+    # export: byob writes the tenant's rows; import: byob reads the tenant's files (seed 001).
+    sa.Column("direction", sa.String(8), nullable=False, server_default="export"),
+    sa.Column("import_name", sa.String(128), nullable=False, server_default=""),
     # Once activated, a recipient may withdraw s3:DeleteObject (the seeds allow it).
     sa.Column("first_activated_at", UTCDateTime, nullable=True),
     # The last schedule slot dispatched; claimed with compare-and-set so one scheduler wins.
@@ -139,6 +142,9 @@ transfers = sa.Table(
     # What the figures do not say: rows left out (NULL cursors), a tenant with no rows.
     sa.Column("note", sa.Text, nullable=True),
     sa.Column("excluded_rows", sa.BigInteger, nullable=False, default=0, server_default="0"),
+    # An import run's objects: seen, imported, rejected, skipped (changed or rejected before),
+    # already (another run loaded them meanwhile). NULL for exports.
+    sa.Column("import_counts", sa.JSON, nullable=True),
     sa.Index("ix_transfers_connection_model", "connection_id", "model", "created_at"),
     sa.Index("ix_transfers_connection_created", "connection_id", "created_at"),  # the latest
     # The list across connections, newest first: all of them, and by status.
@@ -160,6 +166,22 @@ transfer_files = sa.Table(
     sa.Column("bytes", sa.BigInteger, nullable=False, default=0),
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, default=1),
+)
+
+import_rejections = sa.Table(
+    "import_rejections",
+    metadata,
+    # An object version an import refused (bad rows, too big): skipped by later runs until
+    # `byob imports retry` clears it. The rows themselves never reached the target table.
+    sa.Column(
+        "connection_id", sa.ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("object_key", sa.Text, primary_key=True),
+    sa.Column("etag", sa.String(256), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("problems", sa.JSON, nullable=False),  # the first few: line, column, value, reason
+    sa.Column("transfer_id", sa.String(32), nullable=True),
+    sa.Column("rejected_at", UTCDateTime, nullable=False),
 )
 
 api_keys = sa.Table(

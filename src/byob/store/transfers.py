@@ -407,6 +407,61 @@ class Transfers(Repository):
                 tx = StateStore(db)
                 within(tx, tx.transfers.get(record.id))
 
+    def finish_import(
+        self,
+        record: TransferRecord,
+        *,
+        counts: dict[str, int],
+        rows: int,
+        size: int,
+        files: int,
+        note: str | None,
+        now: datetime,
+        within: Callable[[Any, TransferRecord], None] | None = None,
+    ) -> TransferRecord:
+        """An import run succeeded: its figures and object counts, and (``within``) what must
+        commit with them. The rows themselves committed in the target database, file by file,
+        with the ledger that keeps them exactly once."""
+        with self.writing() as db:
+            done = db.execute(
+                T.transfers.update()
+                .where(
+                    T.transfers.c.id == record.id,
+                    T.transfers.c.status == TransferStatus.RUNNING.value,
+                )
+                .values(
+                    status=TransferStatus.SUCCEEDED.value,
+                    rows=rows,
+                    bytes=size,
+                    files=files,
+                    error=None,
+                    finished_at=now,
+                    note=note,
+                    import_counts=counts,
+                )
+            ).rowcount
+            if done != 1:
+                raise ConflictError(f"import run {record.id} is no longer running; not recorded")
+            from byob.store.state import StateStore
+
+            tx = StateStore(db)
+            finished = tx.transfers.get(record.id)
+            if within is not None:
+                within(tx, finished)
+        return finished
+
+    def import_progress(
+        self, transfer_id: str, *, counts: dict[str, int], rows: int, size: int, files: int
+    ) -> None:
+        """What a failed or cancelled import run did before it stopped (its loaded files
+        stay loaded)."""
+        with self.writing() as db:
+            db.execute(
+                T.transfers.update()
+                .where(T.transfers.c.id == transfer_id)
+                .values(rows=rows, bytes=size, files=files, import_counts=counts)
+            )
+
     # -- figures for /metrics ------------------------------------------------------------------
 
     def counts_by_status(self) -> dict[str, int]:

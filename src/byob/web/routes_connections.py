@@ -30,6 +30,7 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 
 def creation_fields(body: RecipientConnectionCreate) -> tuple[dict[str, Any], str | None]:
     fields = body.model_dump(by_alias=True, exclude={"secret_access_key"})
+    fields["import_name"] = fields.pop("import")
     return fields, body.secret_access_key
 
 

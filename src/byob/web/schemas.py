@@ -21,6 +21,10 @@ class RecipientConnectionCreate(Strict):
 
     name: Annotated[str, Field(max_length=63)]
     type: Literal["s3", "athena"] = "s3"
+    # import: byob reads the files the tenant drops under the base path into the vendor's
+    # table declared as [[imports]] `import` in the models file (type s3 only).
+    direction: Literal["export", "import"] = "export"
+    import_: Annotated[str, Field(alias="import", max_length=128)] = ""
     account_id: Annotated[str, Field(max_length=64)]
     bucket: Annotated[str, Field(max_length=255)]
     region: Annotated[str, Field(max_length=32)]
@@ -93,6 +97,8 @@ class ConnectionPublic(BaseModel):
     name: str
     tenant: str
     type: str
+    direction: Literal["export", "import"] = "export"
+    import_: Annotated[str, Field(alias="import")] = ""  # the import an import connection loads
     status: Literal["draft", "active", "paused", "disabled"]
     failing: FailingPublic | None = None
     location: str
@@ -217,7 +223,7 @@ class TransferPublic(BaseModel):
     id: str
     connection_id: str
     model: str
-    type: Literal["incremental", "full_refresh"]
+    type: Literal["incremental", "full_refresh", "import"]
     status: Literal["planned", "running", "succeeded", "failed", "cancelled"]
     started_at: datetime
     window: WindowPublic
@@ -228,6 +234,8 @@ class TransferPublic(BaseModel):
     error: str | None
     note: str | None = None  # what the figures do not say (rows left out, no rows yet)
     excluded_rows: int = 0  # rows with a NULL cursor left out (on_null_cursor = "exclude")
+    # An import run's objects: seen, imported, rejected, skipped, already (None for exports).
+    import_counts: dict[str, int] | None = None
     manifest: str | None
     finished_at: datetime | None
     # Asked to stop: a running transfer stops at its next batch, a failed one when next run.

@@ -1,0 +1,236 @@
+"""Import use cases: an import connection's run (the files the tenant dropped in their bucket
+since the last one, each loaded exactly once), the files it rejected, and retrying one.
+
+Runs take the one transfer path (`TransferService.run_model` routes an import connection
+here), so the CLI, the schedulers and the workers hold, retry and tell them alike; each run is
+a transfer record of type ``import`` with its object counts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from byob.domain.connections import Connection
+from byob.domain.imports import ImportSpec, Rejection, problem_dict
+from byob.domain.transfers import TransferRecord, TransferStatus
+from byob.domain.windows import TransferType, Window
+from byob.engine.importer import ImportRun, run_import
+from byob.engine.transfer import TransferResult
+from byob.errors import ByobError, ConflictError, NotFoundError
+from byob.services.connections import ConnectionService
+from byob.services.events import Event, about
+from byob.services.ports import Adapters
+from byob.services.views import transfer_view
+
+log = logging.getLogger("byob.imports")
+
+SHOWN_REJECTIONS = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejections:
+    """A connection's rejected files, newest first, and how many there are in all."""
+
+    items: list[Rejection]
+    total: int
+
+
+class ImportService:
+    def __init__(self, adapters: Adapters, connections: ConnectionService) -> None:
+        self.adapters = adapters
+        self.state = adapters.state
+        self.connections = connections
+
+    def spec(self, conn: Connection) -> ImportSpec:
+        return self.adapters.models_file.import_spec(conn.import_name)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def plan(self, conn: Connection) -> TransferRecord:
+        """A run fixed now, to start later (the caller gets its ID at once)."""
+        now = self.adapters.clock()
+        return self.state.transfers.plan(
+            connection_id=conn.id,
+            model=conn.import_name,
+            kind=TransferType.IMPORT,
+            window=Window(low=None, high=now),
+            started_at=now,
+            now=now,
+        )
+
+    def next_record(self, conn: Connection) -> TransferRecord:
+        """The run planned for it and not started (a trigger's), else a new one. A run that
+        failed stays failed: the next one is a new record (the ledger, not the record, keeps
+        each file once)."""
+        for record in self.state.transfers.pending(conn.id, conn.import_name):
+            if record.status is TransferStatus.PLANNED:
+                return record
+        return self.plan(conn)
+
+    def run(self, conn: Connection, record: TransferRecord) -> TransferResult:
+        """List the tenant's files under the base path and load each new one in key order.
+        A rejected file is remembered and told, and the run goes on; an AWS or database
+        failure stops it (the record says what it had done) and is raised."""
+        spec = self.spec(conn)
+        self.state.transfers.start_attempt(record.id)
+        done = ImportRun()
+        try:
+            run_import(
+                spec,
+                self.adapters.import_objects(conn),
+                self.adapters.import_target(),
+                connection_id=conn.id,
+                tenant=conn.tenant,
+                prefix=conn.import_prefix,
+                rejected=self.state.import_rejections.pairs(conn.id),
+                stop=lambda: self.state.transfers.cancel_requested(record.id),
+                into=done,
+            )
+        except Exception as exc:
+            message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
+            self._keep_progress(record, done)
+            self.state.transfers.fail(record.id, message, now=self.adapters.clock())
+            raise
+        now = self.adapters.clock()
+        rejections = [
+            Rejection(
+                key=r.key,
+                etag=r.etag,
+                size=r.size,
+                problems=r.problems,
+                transfer_id=record.id,
+                rejected_at=now,
+            )
+            for r in done.rejected
+        ]
+        if done.stopped:
+            self._keep_progress(record, done)
+            self.state.import_rejections.add(conn.id, rejections, transfer_id=record.id)
+            self.state.transfers.cancelled(record.id, now=now)
+            cancelled = self.state.transfers.get(record.id)
+            self.adapters.events.emit(
+                Event.TRANSFER_CANCELLED,
+                about(conn) | {"model": conn.import_name, "transfer": transfer_view(cancelled)},
+            )
+            return TransferResult(record=cancelled, resumed=False)
+
+        def within(tx: Any, finished: TransferRecord) -> None:
+            tx.import_rejections.add(conn.id, rejections, transfer_id=record.id)
+            told = about(conn) | {"import": conn.import_name, "model": conn.import_name}
+            self.adapters.events.emit(
+                Event.IMPORT_SUCCEEDED, told | {"transfer": transfer_view(finished)}, tx=tx
+            )
+            for r in rejections:
+                self.adapters.events.emit(
+                    Event.IMPORT_FILE_REJECTED,
+                    told | {"transfer_id": finished.id} | rejection_view(r),
+                    tx=tx,
+                )
+
+        finished = self.state.transfers.finish_import(
+            record,
+            counts=done.counts(),
+            rows=done.rows,
+            size=done.bytes,
+            files=len(done.imported),
+            note=summary(done),
+            now=now,
+            within=within,
+        )
+        log.info(
+            "import of %s/%s succeeded: %s",
+            conn.name,
+            conn.import_name,
+            summary(done),
+            extra={
+                "fields": {
+                    "connection": conn.name,
+                    "tenant": conn.tenant,
+                    "import": conn.import_name,
+                    "transfer": record.id,
+                    "rows": done.rows,
+                    "bytes": done.bytes,
+                }
+                | done.counts()
+            },
+        )
+        return TransferResult(record=finished, resumed=False)
+
+    def _keep_progress(self, record: TransferRecord, done: ImportRun) -> None:
+        self.state.transfers.import_progress(
+            record.id,
+            counts=done.counts(),
+            rows=done.rows,
+            size=done.bytes,
+            files=len(done.imported),
+        )
+
+    # -- rejected files -------------------------------------------------------------------------
+
+    def rejected(
+        self, connection: str | Connection, *, limit: int = SHOWN_REJECTIONS
+    ) -> Rejections:
+        conn = self._import_connection(connection)
+        items, total = self.state.import_rejections.listing(conn.id, limit=limit)
+        return Rejections(items=items, total=total)
+
+    def retry(self, connection: str | Connection, key: str, *, actor: str) -> int:
+        """Forget that ``key`` was rejected, so the next run tries it again (run it now with
+        `byob transfers run`); how many rejected versions of it were forgotten."""
+        conn = self._import_connection(connection)
+        with self.state.atomic() as tx:
+            cleared = tx.import_rejections.clear(conn.id, key)
+            if not cleared:
+                raise NotFoundError(
+                    f"connection {conn.name!r} has no rejected file {key!r}; "
+                    f"`byob imports rejected {conn.name}` lists them",
+                    field="key",
+                )
+            tx.audit.record(
+                actor=actor,
+                action="import.retry",
+                connection_id=conn.id,
+                changes={"key": [key, None]},
+                now=self.adapters.clock(),
+            )
+        return cleared
+
+    def _import_connection(self, connection: str | Connection) -> Connection:
+        conn = (
+            connection if isinstance(connection, Connection) else self.connections.get(connection)
+        )
+        if not conn.is_import:
+            raise ConflictError(
+                f"connection {conn.name!r} exports; only import connections reject files",
+                field="name",
+            )
+        return conn
+
+
+def summary(done: ImportRun) -> str:
+    """A run in one sentence: what it saw and what became of each object."""
+    counts = done.counts()
+    parts = [f"{counts['imported']} imported ({done.rows:,} rows)"]
+    if counts["rejected"]:
+        parts.append(f"{counts['rejected']} rejected")
+    if done.changed:
+        parts.append(f"{len(done.changed)} changed since imported, skipped")
+    if done.rejected_before:
+        parts.append(f"{len(done.rejected_before)} rejected before, waiting for a retry")
+    if done.already:
+        parts.append(f"{len(done.already)} loaded by another run meanwhile")
+    files = "1 file" if counts["seen"] == 1 else f"{counts['seen']} files"
+    return f"{files} seen: " + ", ".join(parts)
+
+
+def rejection_view(r: Rejection) -> dict[str, Any]:
+    return {
+        "key": r.key,
+        "etag": r.etag,
+        "size": r.size,
+        "rejected_at": r.rejected_at,
+        "transfer_id": r.transfer_id,
+        "problems": [problem_dict(p) for p in r.problems],
+        "message": r.first_problem(),
+    }
