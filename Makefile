@@ -40,7 +40,7 @@ test: setup-test  ## PostgreSQL + the AWS emulator + the whole suite, in paralle
 	scripts/with-postgres $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup-bench  ## transfer throughput and memory against floors and dlt; queue throughput
-	scripts/with-postgres bash -c '$(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS) && $(VENV)/bin/python bench/queue_bench.py $(QUEUE_BENCH_ARGS)'
+	scripts/with-postgres bash -c '$(VENV)/bin/python bench/transfer_bench.py $(BENCH_ARGS) && $(VENV)/bin/python bench/queue_bench.py $(QUEUE_BENCH_ARGS) && $(VENV)/bin/python bench/import_bench.py $(IMPORT_BENCH_ARGS)'
 
 load: setup-bench  ## 4,000 requests from 20 clients against `byob serve` over 10,000 connections
 	scripts/with-postgres $(VENV)/bin/python bench/load_bench.py $(LOAD_ARGS)

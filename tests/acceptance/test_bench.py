@@ -1,4 +1,4 @@
-"""The benchmark `make bench` runs, at a size a test can afford: every contender but dlt (a
+"""The benchmarks `make bench` runs, at a size a test can afford: every contender but dlt (a
 bench-only dependency) writes exactly the source's rows, and the report carries the figures
 and ratios the README quotes."""
 
@@ -55,3 +55,19 @@ def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: 
     names = {r["name"] for r in results["ratios"]}
     assert "byob all-tenant peak RSS ÷ largest-tenant peak RSS" in names
     assert "byob time ÷ overlapped floor time (largest tenant)" in names
+
+
+def test_import_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: str) -> None:
+    tiny = ["--rows-per-file", "2000", "--files", "2", "--work-dir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "import_bench.py"), "--pg-url", pg_url, *tiny],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    results = json.loads((tmp_path / "import-results.json").read_text())
+    for figure in results["figures"]:  # floor, byob: each file's rows once, counted in the table
+        assert (figure["status"], figure["rows"]) == ("ok", 4000), figure
+        assert figure["seconds"] > 0 and figure["peak_rss_mb"] > 0, figure
+    assert results["ratios"]["byob seconds ÷ floor seconds"] > 0

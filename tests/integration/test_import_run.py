@@ -6,9 +6,13 @@ good ones go on, a changed file reported and skipped, a second run a no-op."""
 from __future__ import annotations
 
 import gzip
+import io
+from dataclasses import replace
 from typing import Any
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from byob.aws.import_objects import S3ImportObjects
@@ -80,3 +84,61 @@ def test_new_files_once_bad_ones_rejected_changed_ones_reported(setup: Any, pg_u
     third = run(target, objects)
     assert third.imported == ["in/2026/c.csv"] and third.rejected == []
     assert total(pg_url) == [("acme", 4, 10)]
+
+
+HOSTILE = (
+    "in/with space.csv",
+    "in/ünïcødé/数据 ☃.csv",
+    "in/../escape.csv",
+    "in/../../etc/passwd.csv",
+    "in/a%20b%2F.csv",
+    "in/a+b.csv",
+    "in/a#b?c=d.csv",
+    "in/" + "k" * (1024 - len("in/") - len(".csv")) + ".csv",  # S3's longest key: 1,024 bytes
+    "in/" + "é" * ((1024 - len("in/.csv")) // 2) + ".csv",  # as long, two bytes a character
+)
+
+
+def test_hostile_keys_are_opaque_strings_imported_once_each(setup: Any, pg_url: str) -> None:
+    s3, target, objects = setup
+    for number, key in enumerate(HOSTILE):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=HEADER + f"k{number},1\n".encode())
+    # Outside the base path whatever its "..": a key is a string, never a path to resolve.
+    s3.put_object(Bucket=BUCKET, Key="out/../in/x.csv", Body=HEADER + b"outside,1000\n")
+    assert all(len(key.encode()) <= 1024 for key in HOSTILE)
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]} >= set(HOSTILE)
+
+    first = run(target, objects)
+    assert first.imported == sorted(HOSTILE) and first.rejected == []
+    assert total(pg_url) == [("acme", len(HOSTILE), len(HOSTILE))]
+    with psycopg.connect(pg_url) as db:
+        recorded = [key for (key,) in db.execute("SELECT object_key FROM byob_import_ledger")]
+    assert sorted(recorded) == sorted(HOSTILE)  # verbatim: not normalised, not URL-decoded
+
+    second = run(target, objects)
+    assert (second.seen, second.imported, second.already) == (len(HOSTILE), [], [])
+    assert total(pg_url) == [("acme", len(HOSTILE), len(HOSTILE))]
+
+
+def test_a_tenant_column_in_the_file_is_ignored_for_the_connections_tenant(
+    setup: Any, pg_url: str
+) -> None:
+    """In every format: the file says "globex", the rows and the ledger say "acme"."""
+    s3, target, objects = setup
+    s3.put_object(Bucket=BUCKET, Key="in/a.csv", Body=b"tenant_id,account,quantity\nglobex,x,1\n")
+    s3.put_object(
+        Bucket=BUCKET, Key="in/b.jsonl", Body=b'{"tenant_id":"globex","account":"y","quantity":2}\n'
+    )
+    table = pa.table({"tenant_id": ["globex"], "account": ["z"], "quantity": [3]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    s3.put_object(Bucket=BUCKET, Key="in/c.parquet", Body=sink.getvalue())
+
+    for kind in (ImportFormat.CSV, ImportFormat.JSONL, ImportFormat.PARQUET):
+        spec = replace(SPEC, format=kind, key_pattern=f"*.{kind.value}")
+        done = run_import(spec, objects, target, connection_id="c1", tenant="acme", prefix="in/")
+        assert len(done.imported) == 1 and done.rejected == [], (kind, done.rejected)
+    assert total(pg_url) == [("acme", 3, 6)]
+    with psycopg.connect(pg_url) as db:
+        tenants = db.execute("SELECT DISTINCT tenant FROM byob_import_ledger").fetchall()
+    assert tenants == [("acme",)]

@@ -237,6 +237,32 @@ def test_csv_errors_in_a_later_batch_count_lines_across_batches() -> None:
     assert problem.line == 12  # header, then five records of two lines each
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_batches_end_by_bytes_as_well_as_rows(fmt: str) -> None:
+    """Wide rows make short batches: a batch's memory follows the file's bytes, not a row
+    count (65,536 rows of a few KB each would be hundreds of MB on the way to COPY)."""
+    accounts = [f"a{i}-" + "x" * 1000 for i in range(300)]
+    quantities, at = [str(i) for i in range(300)], "2024-01-31T12:00:00Z"
+    if fmt == "csv":
+        data = (
+            b"account,quantity,occurred_at\n"
+            + "".join(f"{a},{q},{at}\n" for a, q in zip(accounts, quantities, strict=True)).encode()
+        )
+    elif fmt == "jsonl":
+        data = "".join(
+            f'{{"account":"{a}","quantity":{q},"occurred_at":"{at}"}}\n'
+            for a, q in zip(accounts, quantities, strict=True)
+        ).encode()
+    else:
+        table = pa.table({"account": accounts, "quantity": quantities, "occurred_at": [at] * 300})
+        data = parquet(table)
+    spec = make_spec(fmt)
+    batches = list(read_import_file(io.BytesIO(data), spec, batch_bytes=32 << 10))
+    assert sum(b.num_rows for b in batches) == 300
+    assert len(batches) >= 6 and max(b.num_rows for b in batches) <= 64
+    assert [r["account"] for b in batches for r in b.to_pylist()] == accounts
+
+
 def test_csv_wrong_number_of_fields() -> None:
     data = b"account,quantity,occurred_at\nacme,1\n"
     (problem,) = problems(data)

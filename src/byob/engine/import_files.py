@@ -21,6 +21,7 @@ import itertools
 import json
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 import pyarrow as pa
@@ -48,12 +49,21 @@ from byob.engine.import_values import (
 from byob.errors import FileRejectedError
 
 DEFAULT_BATCH_ROWS = 65_536
+# A batch also ends once its rows have taken this many bytes of the file: on the way to COPY a
+# batch is held about six times over (the csv module's strings, Arrow's text, the typed
+# columns, the CSV for COPY), so a row count alone let 65,536 rows of 350 bytes reach 240 MB.
+# Smaller batches were no slower (measured 4-16 MiB, 200 MB file).
+DEFAULT_BATCH_BYTES = 8 << 20
+# The csv module is asked for rows this many at a time (in C), then the batch's byte count is
+# looked at; the next ask is sized from the bytes per row so far.
+_FIRST_ASK = 16
 # Python's csv module refuses fields above a process-wide limit (128 KiB by default); a quoted
 # field may span lines, so allow a few lines' worth. Records past it are refused, which also
 # bounds memory when a quote is never closed.
 MAX_FIELD_CHARS = 16 * MAX_LINE_BYTES
 
 _NULL_STRING = pa.scalar(None, pa.string())
+_PARQUET_READ_BYTES = 1 << 20
 
 
 def read_import_file(
@@ -63,9 +73,11 @@ def read_import_file(
     gzip: bool = False,
     size: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield the file's rows in batches of at most ``batch_rows``, typed as declared.
+    """Yield the file's rows in batches of at most ``batch_rows``, typed as declared; a CSV or
+    JSON Lines batch also ends after about ``batch_bytes`` of (decompressed) file.
 
     ``gzip`` comes from the key (``is_gzip``); ``size`` is the object's size when known, so an
     oversized file is refused before a byte is read. Parquet needs a seekable stream.
@@ -76,7 +88,7 @@ def read_import_file(
     if spec.format is ImportFormat.PARQUET:
         if gzip:
             raise _rejected("Parquet files compress inside; a gzipped Parquet file is not read")
-        yield from _read_parquet(stream, spec, batch_rows)
+        yield from _read_parquet(stream, spec, batch_rows, batch_bytes)
         return
     binary: IO[bytes] | gzip_module.GzipFile = (
         gzip_module.GzipFile(fileobj=stream, mode="rb") if gzip else stream
@@ -84,11 +96,12 @@ def read_import_file(
     limited = _LineLimit(binary, max_line_bytes)
     # utf-8-sig drops a byte order mark; newline="" leaves line ends to the csv module.
     text = io.TextIOWrapper(io.BufferedReader(limited), encoding="utf-8-sig", newline="")
+    sized = _Sized(limited, batch_rows, batch_bytes)
     try:
         if spec.format is ImportFormat.CSV:
-            yield from _csv_batches(text, spec, batch_rows)
+            yield from _csv_batches(text, spec, sized)
         else:
-            yield from _json_batches(text, spec, batch_rows)
+            yield from _json_batches(text, spec, sized)
     except UnicodeDecodeError as exc:
         raise _rejected(f"not UTF-8 text near line {limited.line}: {exc.reason}") from None
     except (gzip_module.BadGzipFile, EOFError, zlib.error) as exc:
@@ -109,6 +122,7 @@ class _LineLimit(io.RawIOBase):
         self._limit = limit
         self._run = 0  # bytes since the last newline
         self.line = 1  # the line the next byte belongs to
+        self.consumed = 0  # bytes read so far
 
     def readable(self) -> bool:
         return True
@@ -117,6 +131,7 @@ class _LineLimit(io.RawIOBase):
         # A chunk no longer than the limit cannot hold a whole too-long line: only the line
         # running across chunk boundaries needs counting.
         chunk = self._source.read(min(len(buffer), self._limit))
+        self.consumed += len(chunk)
         first = chunk.find(b"\n")
         if first < 0:
             self._run += len(chunk)
@@ -144,11 +159,41 @@ class _LineLimit(io.RawIOBase):
         )
 
 
+@dataclass(frozen=True)
+class _Sized:
+    """When a batch is full: ``rows`` rows, or ``bytes`` of the file read since it started."""
+
+    limited: _LineLimit
+    rows: int
+    bytes: int
+
+    def take(self, reader: Any) -> list[list[str]]:
+        """The next batch of rows from a csv reader, asked for in C a run of rows at a time,
+        each run sized from the bytes per row so far: no Python step per row, and a batch's
+        memory follows its bytes, not its row count."""
+        start = self.limited.consumed
+        rows: list[list[str]] = []
+        ask = min(_FIRST_ASK, self.rows)
+        while True:
+            more = _take(reader, ask)
+            rows += more
+            used = self.limited.consumed - start
+            if len(more) < ask or len(rows) >= self.rows or used >= self.bytes:
+                return rows
+            per_row = max(used / len(rows), 1.0)
+            # At most doubling: the first rows may come from read-ahead, costing nothing.
+            left = int((self.bytes - used) / per_row)
+            ask = max(1, min(self.rows - len(rows), 2 * ask, left))
+
+    def full(self, rows: int, start: int) -> bool:
+        return rows >= self.rows or self.limited.consumed - start >= self.bytes
+
+
 # --- CSV ---------------------------------------------------------------------------------------
 
 
 def _csv_batches(
-    text: io.TextIOWrapper, spec: ImportSpec, batch_rows: int
+    text: io.TextIOWrapper, spec: ImportSpec, sized: _Sized
 ) -> Iterator[pa.RecordBatch]:
     """Rows are split by the csv module in C; Python touches a row only when a batch is bad."""
     if csv.field_size_limit() < MAX_FIELD_CHARS:
@@ -164,7 +209,7 @@ def _csv_batches(
         positions, width = _header_positions(header, spec, reader.line_num)
     while True:
         first_line = reader.line_num + 1
-        rows = _take(reader, batch_rows)
+        rows = sized.take(reader)
         if not rows:
             return
         lengths = set(map(len, rows))
@@ -260,9 +305,10 @@ def _header_positions(header: list[str], spec: ImportSpec, line: int) -> tuple[l
 
 
 def _json_batches(
-    text: io.TextIOWrapper, spec: ImportSpec, batch_rows: int
+    text: io.TextIOWrapper, spec: ImportSpec, sized: _Sized
 ) -> Iterator[pa.RecordBatch]:
     schema = import_schema(spec)
+    started = sized.limited.consumed
     starts: list[int] = []
     rows: list[list[str | None]] = []
     problems: list[RowProblem] = []
@@ -274,9 +320,10 @@ def _json_batches(
             continue
         starts.append(record[0])
         rows.append(record[1])
-        if len(rows) >= batch_rows:
+        if sized.full(len(rows), started):
             yield _json_batch(rows, starts, spec, schema, problems)
             starts, rows = [], []
+            started = sized.limited.consumed
     if rows or problems:
         yield _json_batch(rows, starts, spec, schema, problems)
 
@@ -417,13 +464,17 @@ def _raise_if_any(problems: list[RowProblem]) -> None:
 # --- Parquet -----------------------------------------------------------------------------------
 
 
-def _read_parquet(stream: IO[bytes], spec: ImportSpec, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_parquet(
+    stream: IO[bytes], spec: ImportSpec, batch_rows: int, batch_bytes: int
+) -> Iterator[pa.RecordBatch]:
     if not stream.seekable():
         raise _rejected(
             "a Parquet file must be read from a seekable stream (its index is at the end)"
         )
     try:
-        parquet = pq.ParquetFile(stream)
+        # buffer_size: a column chunk is read through a buffer, not whole (a row group of a
+        # few hundred MB would otherwise be held at once).
+        parquet = pq.ParquetFile(stream, buffer_size=_PARQUET_READ_BYTES)
     except (pa.ArrowInvalid, OSError) as exc:
         raise _rejected(f"not a Parquet file: {exc}") from None
     present = parquet.schema_arrow.names
@@ -435,6 +486,11 @@ def _read_parquet(stream: IO[bytes], spec: ImportSpec, batch_rows: int) -> Itera
         )
     schema = import_schema(spec)
     offset = 0
+    # Rows per batch from the file's own uncompressed size, so wide rows make short batches.
+    meta = parquet.metadata
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if unpacked > 0 and meta.num_rows > 0:
+        batch_rows = max(1, min(batch_rows, batch_bytes * meta.num_rows // unpacked))
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(spec.column_names())):
         arrays, problems = [], []
         for column, field in zip(spec.columns, schema, strict=True):

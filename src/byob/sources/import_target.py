@@ -6,8 +6,8 @@ waits on the ledger's primary key and then finds it done.
 
 Rows reach COPY as CSV written by Arrow from the typed batches of `engine.import_files`: strings
 are always quoted, so an empty string stays an empty string and an unquoted empty field is
-NULL; timestamps carry their zone ("…Z"). The tenant column is the connection's tenant, added
-here, never read from the file."""
+NULL; zoned timestamps are written as UTC ending in "Z". The tenant column is the connection's
+tenant, added here, never read from the file."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byob.domain.imports import ImportSpec, Loaded
@@ -174,8 +175,23 @@ class PostgresImportTarget:
 
 
 def _csv(batch: pa.RecordBatch, tenant_column: str, tenant: str) -> bytes:
-    tenants = pa.array([tenant] * batch.num_rows, pa.string())
-    table = pa.Table.from_batches([batch]).add_column(0, tenant_column, tenants)
+    columns = [_utc_text(c) if _zoned(c.type) else c for c in batch.columns]
+    table = pa.Table.from_arrays(
+        [pa.repeat(pa.scalar(tenant, pa.string()), batch.num_rows), *columns],
+        names=[tenant_column, *batch.schema.names],
+    )
     out = io.BytesIO()
     pacsv.write_csv(table, out, _CSV)
     return out.getvalue()
+
+
+def _zoned(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) and kind.tz is not None
+
+
+def _utc_text(column: pa.Array) -> pa.Array:
+    """A zoned timestamp as UTC text ending in "Z". Arrow formats a zoned timestamp through
+    its time zone database, value by value (7 µs each, most of a load's time when measured);
+    the same instant read as a naive UTC time formats in bulk."""
+    naive = column.cast(pa.timestamp(column.type.unit))
+    return pc.binary_join_element_wise(pc.cast(naive, pa.string()), "Z", "")
