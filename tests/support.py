@@ -84,7 +84,9 @@ def write_config(path: Path, source_url: str, models: Iterable[dict[str, Any]]) 
     for m in models:
         lines.append("[[models]]")
         for key, value in m.items():
-            if isinstance(value, list | tuple):
+            if isinstance(value, bool):
+                lines.append(f"{key} = {str(value).lower()}")
+            elif isinstance(value, list | tuple):
                 lines.append(
                     f"{key} = [{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]"
                 )

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from byob.aws.templates import S3TemplateStore
     from byob.destinations.checks import ConnectionChecks
     from byob.destinations.glue import GlueCatalog
+    from byob.sources.deleted_rows import PostgresDeleteCapture
     from byob.sources.import_target import PostgresImportTarget
 
 Clock = Callable[[], datetime]
@@ -205,6 +206,18 @@ class Byob:
             region=conn.region,
             who=_who(conn),
         )
+
+    def delete_capture(self) -> PostgresDeleteCapture:
+        from byob.sources.deleted_rows import PostgresDeleteCapture  # psycopg
+
+        url = self.models_file.source.url
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                "capturing hard deletes needs a PostgreSQL source (a trigger records them): "
+                "the models file's [source] url must be postgresql://…",
+                field="source.url",
+            )
+        return PostgresDeleteCapture(url)
 
     def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:
         """Upload a CloudFormation template with byob's own identity; a presigned URL of it."""

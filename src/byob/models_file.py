@@ -26,6 +26,8 @@ _MODEL_KEYS = {
     "primary_key",
     "columns",
     "on_null_cursor",
+    "deleted_column",
+    "capture_deletes",
 }
 _IMPORT_KEYS = {
     "name",
@@ -171,6 +173,14 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
         raise ConfigError(
             f"{where}: primary_key must be a column name or a list of them", field="primary_key"
         )
+    deleted_column = entry.get("deleted_column", "")
+    if not isinstance(deleted_column, str):
+        raise ConfigError(f"{where}: deleted_column must be a column name", field="deleted_column")
+    capture_deletes = entry.get("capture_deletes", False)
+    if not isinstance(capture_deletes, bool):
+        raise ConfigError(
+            f"{where}: capture_deletes must be true or false", field="capture_deletes"
+        )
     columns = entry.get("columns")
     if columns is not None and (
         not isinstance(columns, list)
@@ -191,6 +201,8 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
             cursor_column=entry["cursor_column"],
             primary_key=tuple(pk),
             columns=tuple(columns) if columns else None,
+            deleted_column=deleted_column,
+            capture_deletes=capture_deletes,
         )
     except ByobError as exc:
         raise ConfigError(f"{where}: {exc.message}", field=exc.field) from None

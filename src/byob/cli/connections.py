@@ -341,7 +341,9 @@ def check_models(
     services = build_services()
     models = services.models.check(tenant=tenant)
     imports = services.models.check_imports()
+    captures = services.deletes.capture_states()
     problems = [p for m in models for p in m.problems] + [p for i in imports for p in i.problems]
+    problems += [c.problem for c in captures if c.problem]
     if as_json:
         output.emit_json(
             {
@@ -350,6 +352,7 @@ def check_models(
                     {"name": i.name, "table": i.table, "problems": list(i.problems)}
                     for i in imports
                 ],
+                "delete_capture": [c.as_dict() for c in captures],
             }
         )
     else:
@@ -375,6 +378,11 @@ def check_models(
                 f"[yellow]warning:[/] tenant {tenant!r} has no rows in any model; check that it "
                 "is the tenant column's exact value"
             )
+        for capture in captures:
+            said = {True: "installed", False: "not installed", None: "unknown"}[capture.installed]
+            output.console.print(f"model {capture.model}: hard-delete capture {said}")
+            if capture.problem:
+                output.errors.print(f"[bold red]problem:[/] {capture.problem}", soft_wrap=True)
         ok = sum(1 for m in models if not m.problems)
         output.console.print(f"[green]{ok} of {len(models)} models OK[/]")
     if problems:

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from byob.cli import connections as _connections  # noqa: F401 - registers commands
 from byob.cli import credentials as _credentials  # noqa: F401
+from byob.cli import deletes as _deletes  # noqa: F401
 from byob.cli import demo as _demo  # noqa: F401
 from byob.cli import manifests as _manifests  # noqa: F401
 from byob.cli import output

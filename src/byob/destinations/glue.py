@@ -75,7 +75,7 @@ class GlueCatalog:
         range covers the day they land in, and the latest-version view matches, reading from
         the newest full refresh (``snapshot``, its start) on."""
         self.ensure_database()
-        current = athena.glue_columns([(c.name, c.type) for c in model.columns])
+        current = athena.glue_columns([(c.name, c.type) for c in model.delivered_columns])
         existing = self.get_table(model.name)
         if existing is None:
             table = athena.table_input(

@@ -11,7 +11,7 @@ from typing import Any
 
 from byob.domain import layout
 from byob.domain.layout import join
-from byob.domain.models import PARTITION_COLUMN
+from byob.domain.models import DELETED_FLAG, PARTITION_COLUMN
 from byob.domain.types import ColumnType
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
@@ -97,10 +97,21 @@ def latest_view_sql(
     """The newest version of each row by primary key. Delivery is append-only, so every
     version is kept; most readers want the current one. Only the files of the newest full
     refresh (``snapshot``, its start) and of the transfers after it count: a row deleted at
-    the source before that refresh is in no later file, and so not in the view. Valid Trino
-    (Athena engine v3) SQL; a file's transfer is the start time in its name."""
+    the source before that refresh is in no later file, and so not in the view. A key whose
+    newest version is a deletion (``_byob_deleted``: a soft delete, or a tombstone) is not in
+    the view either. Valid Trino (Athena engine v3) SQL; a file's transfer is the start time
+    in its name."""
     cols = ", ".join(_quote(c) for c in columns)
     partition = ", ".join(_quote(k) for k in primary_key)
+    order = f"{_quote(cursor)} DESC, {_quote(PARTITION_COLUMN)} DESC"
+    live = ""
+    if DELETED_FLAG in columns:
+        # Files written before the model reported deletes lack the column: NULL is live. On
+        # a tie of cursor and day (a delete in the millisecond of the last update), the
+        # deletion is the newer: it cannot precede the version it deletes.
+        deleted = f"coalesce({_quote(DELETED_FLAG)}, false)"
+        order += f", {deleted} DESC"
+        live = f" AND NOT {deleted}"
     since = ""
     if snapshot is not None:
         stamp = layout.TransferStamp(started_at=snapshot)
@@ -110,8 +121,8 @@ def latest_view_sql(
         )
     return (
         f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY {partition} "
-        f"ORDER BY {_quote(cursor)} DESC, {_quote(PARTITION_COLUMN)} DESC) AS {RANK_COLUMN} "
-        f"FROM {_quote(schema)}.{_quote(model)}{since}) WHERE {RANK_COLUMN} = 1"
+        f"ORDER BY {order}) AS {RANK_COLUMN} "
+        f"FROM {_quote(schema)}.{_quote(model)}{since}) WHERE {RANK_COLUMN} = 1{live}"
     )
 
 

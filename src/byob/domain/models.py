@@ -6,12 +6,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from byob.domain.types import TIMESTAMP, TIMESTAMPTZ, ColumnType
+from byob.domain.types import BOOL, DATE, TIMESTAMP, TIMESTAMPTZ, ColumnType
 from byob.errors import ConfigError
 
 _MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
 PARTITION_COLUMN = "dt"
 RESERVED_MODEL_NAMES = frozenset({"athena_output", "_manifests"})
+# The column byob adds to every file of a model that reports deletes: true on a row whose
+# deleted_column says it is deleted, and on a tombstone of a captured hard delete.
+DELETED_FLAG = "_byob_deleted"
 # Athena/Trino reserved words a user will have to quote; a model using them gets a warning.
 RESERVED_WORDS = frozenset(
     [
@@ -115,6 +118,12 @@ class ModelSpec:
     primary_key: tuple[str, ...]
     columns: tuple[str, ...] | None = None  # None: every column of the table
     on_null_cursor: NullCursor = NullCursor.FAIL
+    # A soft delete: a boolean that is true, or a timestamp (or date) that is set, once the
+    # row is deleted. Its change moves the cursor, so a deletion is delivered as a change.
+    deleted_column: str = ""
+    # Hard deletes recorded by byob's trigger (`byob models capture-deletes`) are delivered
+    # as tombstones in the window their deletion time falls in.
+    capture_deletes: bool = False
 
     def __post_init__(self) -> None:
         where = f"model {self.name!r}"
@@ -141,6 +150,17 @@ class ModelSpec:
                 raise ConfigError(f"{where}: {field_name} is required", field=field_name)
         if not self.primary_key:
             raise ConfigError(f"{where}: primary_key is required", field="primary_key")
+        if self.capture_deletes and not self.table:
+            raise ConfigError(
+                f"{where}: capture_deletes needs a table (a trigger on it records the deleted "
+                "keys); a query model can report deletes with deleted_column",
+                field="capture_deletes",
+            )
+
+    @property
+    def marks_deletes(self) -> bool:
+        """Whether its files carry the ``_byob_deleted`` column."""
+        return bool(self.deleted_column) or self.capture_deletes
 
     @property
     def source(self) -> str:
@@ -180,10 +200,19 @@ class ResolvedModel:
     def cursor(self) -> Column:
         return self.column(self.spec.cursor_column)
 
+    @property
+    def delivered_columns(self) -> tuple[Column, ...]:
+        """The columns of its files: those read from the source, then ``_byob_deleted`` for a
+        model that reports deletes (computed by byob, so it has no source column)."""
+        if not self.spec.marks_deletes:
+            return self.columns
+        return (*self.columns, Column(source_name="", name=DELETED_FLAG, type=BOOL, nullable=False))
 
-def sanitize_names(source_names: list[str]) -> list[str]:
-    """Athena-safe column names: lowercase, [a-z0-9_], unique, never the partition key."""
-    taken: set[str] = set()
+
+def sanitize_names(source_names: list[str], *, reserved: frozenset[str] = frozenset()) -> list[str]:
+    """Athena-safe column names: lowercase, [a-z0-9_], unique, never the partition key nor
+    one of ``reserved`` (names byob adds itself)."""
+    taken: set[str] = set(reserved)
     out: list[str] = []
     for raw in source_names:
         base = re.sub(r"[^a-z0-9_]", "_", raw.lower())[:250] or "col"
@@ -211,6 +240,7 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
         ("tenant_column", [spec.tenant_column]),
         ("cursor_column", [spec.cursor_column]),
         ("primary_key", list(spec.primary_key)),
+        ("deleted_column", [spec.deleted_column] if spec.deleted_column else []),
     ):
         missing = [n for n in names if n not in by_name]
         if missing:
@@ -226,10 +256,20 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
             "timestamp or timestamptz column that rises whenever a row changes (e.g. updated_at)",
             field="cursor_column",
         )
-    for needed in (spec.cursor_column, *spec.primary_key):
-        if needed not in wanted:
+    if spec.deleted_column:
+        deleted_type = by_name[spec.deleted_column][0]
+        if deleted_type not in (BOOL, TIMESTAMP, TIMESTAMPTZ, DATE):
+            raise ConfigError(
+                f"{where}: deleted_column {spec.deleted_column!r} is {deleted_type}; it must be "
+                "a boolean that is true once the row is deleted, or a timestamp (or date) that "
+                "is set once it is deleted",
+                field="deleted_column",
+            )
+    for needed in (spec.cursor_column, *spec.primary_key, spec.deleted_column):
+        if needed and needed not in wanted:
             wanted.append(needed)
-    names = sanitize_names(wanted)
+    reserved = frozenset({DELETED_FLAG}) if spec.marks_deletes else frozenset()
+    names = sanitize_names(wanted, reserved=reserved)
     columns = tuple(
         Column(source_name=src, name=name, type=by_name[src][0], nullable=by_name[src][1])
         for src, name in zip(wanted, names, strict=True)

@@ -46,6 +46,7 @@ from byob.domain.transfers import (
 from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import TransferType, Window, plan_window
 from byob.engine.arrow_types import arrow_schema, conform
+from byob.engine.deletes import delivered_schema, flag_deleted, tombstones
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.engine.ports import Catalog, TransferLog
 from byob.errors import ByobError, DestinationError, NullCursorError, SourceError, TransferError
@@ -252,7 +253,7 @@ class TransferRunner:
                     snapshot=self.transfers.last_full_refresh(self.conn.id, model.name),
                 )
             excluded = self._null_cursor_rows(model)  # refused before any file is written
-            schema = arrow_schema(model)
+            schema = delivered_schema(model)
             writer = RollingParquetWriter(
                 schema,
                 open_object=lambda part: self._open_file(record, model, part, attempt),
@@ -344,7 +345,7 @@ class TransferRunner:
         """Remove (or empty) every file the transfer wrote: its window will be delivered again
         by the next transfer, so nothing of it may stay visible."""
         self._abort_leftover_uploads(files)
-        self._void_surplus(files, keep=0, record=record, schema=arrow_schema(model))
+        self._void_surplus(files, keep=0, record=record, schema=delivered_schema(model))
         self.transfers.cancelled(record.id, now=self.clock())
         return TransferResult(record=self.transfers.get(record.id), resumed=False, warnings=())
 
@@ -363,17 +364,27 @@ class TransferRunner:
     def _read_ahead(
         self, model: ResolvedModel, record: TransferRecord, schema: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
-        """Read and cast in a second thread so reading overlaps encoding and uploading."""
+        """Read and cast in a second thread so reading overlaps encoding and uploading: the
+        window's rows, then the tombstones of the keys deleted in it (the same window, so a
+        retry re-reads the same ones and the window's bookkeeping covers them too)."""
         batches: queue.Queue[Any] = queue.Queue(maxsize=self.options.read_ahead_batches)
         stop = threading.Event()
         done = object()
 
+        def batches_of_window() -> Iterator[pa.RecordBatch]:
+            read_schema = arrow_schema(model)
+            for raw in self.source.read(model, self.conn.tenant, record.window):
+                yield flag_deleted(conform(raw, read_schema, model), model, schema)
+            if model.spec.capture_deletes:
+                for keys in self.source.read_deleted(model, self.conn.tenant, record.window):
+                    yield tombstones(keys, model, schema)
+
         def produce() -> None:
             try:
-                for raw in self.source.read(model, self.conn.tenant, record.window):
+                for batch in batches_of_window():
                     if stop.is_set():
                         return
-                    item: Any = conform(raw, schema, model)
+                    item: Any = batch
                     while not stop.is_set():
                         try:
                             batches.put(item, timeout=0.2)
@@ -566,7 +577,7 @@ def _columns(model: ResolvedModel) -> list[dict[str, Any]]:
             "type": str(c.type),
             "glue_type": c.type.glue_type(),
         }
-        for c in model.columns
+        for c in model.delivered_columns
     ]
 
 

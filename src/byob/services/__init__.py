@@ -7,6 +7,7 @@ from datetime import datetime
 
 from byob.services.api_keys import ApiKeyService
 from byob.services.connections import ConnectionService
+from byob.services.deletes import DeleteService
 from byob.services.figures import FigureService
 from byob.services.guard import GuardService
 from byob.services.health import HealthService
@@ -27,6 +28,7 @@ class Services:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
         self.models = ModelService(adapters)
+        self.deletes = DeleteService(adapters)  # hard-delete capture in the source
         self.connections = ConnectionService(adapters, self.models)
         self.links = LinkService(adapters, self.connections)
         self.api_keys = ApiKeyService(adapters)

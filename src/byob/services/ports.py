@@ -22,6 +22,7 @@ from byob.store.state import StateStore
 if TYPE_CHECKING:
     from byob.destinations.checks import ConnectionChecks
     from byob.engine.importer import ImportObjects, ImportTarget
+    from byob.sources.deleted_rows import PostgresDeleteCapture
 
 
 class Adapters(Protocol):
@@ -52,6 +53,10 @@ class Adapters(Protocol):
 
     def import_objects(self, conn: Connection) -> ImportObjects:
         """An import connection's files in the tenant's bucket, read with its credentials."""
+        ...
+
+    def delete_capture(self) -> PostgresDeleteCapture:
+        """Hard-delete capture in the models file's [source] database (PostgreSQL only)."""
         ...
 
     def publish_template(self, *, bucket: str, key: str, text: str, expires_in: int) -> str:

@@ -12,6 +12,7 @@ import pyarrow as pa
 from byob.domain.models import ModelSpec, NullCursor, ResolvedModel
 from byob.domain.types import ColumnType
 from byob.domain.windows import Window
+from byob.errors import SourceError
 
 SourceColumn = tuple[str, ColumnType, bool]  # name, type, nullable
 
@@ -52,6 +53,18 @@ class Source(ABC):
         """Stream the tenant's rows with ``window.low < cursor <= window.high`` (and, in a
         backfill of a model whose NULL cursors go to backfills, those), columns in the model's
         order. Batches are not yet cast to the model's schema."""
+
+    def read_deleted(
+        self, model: ResolvedModel, tenant: str, window: Window
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the tenant's hard-deleted keys of a ``capture_deletes`` model whose deletion
+        time falls in the window: its key columns, tenant column and cursor column (the
+        deletion time), by their delivered names."""
+        raise SourceError(
+            f"model {model.name!r}: capture_deletes needs a PostgreSQL source (byob's trigger "
+            "records the deleted keys there)",
+            field="capture_deletes",
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

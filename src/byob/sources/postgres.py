@@ -221,6 +221,37 @@ class AdbcPostgresSource(Source):
         sql = f"SELECT {select} FROM {relation(spec)} WHERE {' AND '.join(where)}"
         return sql, tuple(params)
 
+    def read_deleted(
+        self, model: ResolvedModel, tenant: str, window: Window
+    ) -> Iterator[pa.RecordBatch]:
+        from byob.sources import deleted_rows
+
+        sql = deleted_rows.select_sql(
+            model, self._types(model.spec), has_low=window.low is not None, setting=_setting
+        )
+        params = [model.name, tenant, _bound(window.high, "timestamptz")]
+        if window.low is not None:
+            params.append(_bound(window.low, "timestamptz"))
+        cur = self._conn.cursor()
+        try:
+            self._bind(cur, tuple(params))
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                yield batch
+        except Exception as exc:
+            text = _clean(exc)
+            raise deleted_rows.missing_table_error(model.name, text) or SourceError(
+                f"reading the deleted keys of model {model.name!r} failed: {text}"
+            ) from exc
+        finally:
+            cur.close()
+            self._conn.rollback()
+
 
 def _setting(number: int, sql_type: str) -> str:
     """Bound value ``number``, read once per statement: a scalar subquery is an InitPlan,
