@@ -16,11 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataset import TABLE
 from measure import Measured, run_measured
 from outputs import EMULATOR_CREDENTIALS
-
-MODEL = TABLE
+from shapes import INVOICES, Shape
 
 
 def byob_executable() -> Path:
@@ -32,19 +30,19 @@ def byob_executable() -> Path:
     return Path(override) if override else Path(sys.executable).parent / "byob"
 
 
-def write_config(work_dir: Path, pg_url: str) -> Path:
-    """The project file every byob command reads (`--config`)."""
+def write_config(work_dir: Path, pg_url: str, shape: Shape = INVOICES) -> Path:
+    """The project file every byob command reads (`--config`): one model, the shape's table."""
     path = work_dir / "byob.toml"
     path.write_text(
         f"""[source]
 url = {json.dumps(pg_url)}
 
 [[models]]
-name = "{MODEL}"
-table = "{TABLE}"
+name = "{shape.table}"
+table = "{shape.table}"
 tenant_column = "tenant_id"
 cursor_column = "updated_at"
-primary_key = ["id"]
+primary_key = ["{shape.key}"]
 """
     )
     return path
@@ -124,9 +122,12 @@ class ByobRun:
 class Byob:
     """Runs byob CLI commands against one work dir (config + state store)."""
 
-    def __init__(self, work_dir: Path, pg_url: str, destination: Destination) -> None:
+    def __init__(
+        self, work_dir: Path, pg_url: str, destination: Destination, shape: Shape = INVOICES
+    ) -> None:
         self.work_dir = work_dir
-        self.config = write_config(work_dir, pg_url)
+        self.model = shape.table
+        self.config = write_config(work_dir, pg_url, shape)
         self.destination = destination
         self.env = byob_env(work_dir, destination.env)
 
@@ -188,7 +189,7 @@ class Byob:
             seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb or 0.0, runs=len(tenants)
         )
         for transfer in report.get("transfers", []):
-            if transfer.get("model") == MODEL:
+            if transfer.get("model") == self.model:
                 result.reported_rows += int(transfer.get("rows", 0))
                 result.reported_bytes += int(transfer.get("bytes", 0))
         return result

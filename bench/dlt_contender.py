@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from dataset import COLUMNS, TABLE
+from shapes import INVOICES, Shape
 
 BATCH_ROWS = 100_000
 PIPELINE = "byob_bench"
@@ -43,10 +43,10 @@ def sqlalchemy_url(pg_url: str) -> str:
     return pg_url
 
 
-def export(pg_url: str, tenant: str | None, work_dir: Path) -> dict:
+def export(pg_url: str, tenant: str | None, work_dir: Path, shape: Shape = INVOICES) -> dict:
     """Run extract + normalize + load once; `tenant=None` loads the whole table.
 
-    Returns per-phase seconds plus where the Parquet files of the `invoices` table landed.
+    Returns per-phase seconds plus where the Parquet files of the shape's table landed.
     """
     configure_offline()
     import dlt  # imported after the environment is set, and only in the dlt subprocess
@@ -60,14 +60,14 @@ def export(pg_url: str, tenant: str | None, work_dir: Path) -> dict:
 
     resource = sql_table(
         credentials=sqlalchemy_url(pg_url),
-        table=TABLE,
+        table=shape.table,
         backend="connectorx",
         chunk_size=BATCH_ROWS,
         backend_kwargs={"return_type": "arrow_stream", "batch_size": BATCH_ROWS},
         # Precision hints make dlt keep numeric(18,2) as decimal(18,2) like the other
         # contenders, instead of inferring types from the data.
         reflection_level="full_with_precision",
-        included_columns=list(COLUMNS),
+        included_columns=list(shape.column_names),
         query_adapter_callback=_tenant_filter(tenant),
     )
     pipeline = dlt.pipeline(
@@ -87,16 +87,16 @@ def export(pg_url: str, tenant: str | None, work_dir: Path) -> dict:
     mark = time.perf_counter()
     pipeline.load()
     phases["load"] = time.perf_counter() - mark
-    files = sorted(str(p) for p in table_dir(work_dir).rglob("*.parquet"))
+    files = sorted(str(p) for p in table_dir(work_dir, shape.table).rglob("*.parquet"))
     return {"phases": phases, "inner_seconds": time.perf_counter() - started, "files": files}
 
 
-def table_dir(work_dir: Path) -> Path:
-    """Where the filesystem destination puts the `invoices` table's files.
+def table_dir(work_dir: Path, table: str) -> Path:
+    """Where the filesystem destination puts the table's files.
 
     The bucket also holds dlt's own bookkeeping tables (_dlt_loads, …), which are not data.
     """
-    return work_dir / "bucket" / DATASET / TABLE
+    return work_dir / "bucket" / DATASET / table
 
 
 def _tenant_filter(tenant: str | None):

@@ -9,6 +9,9 @@ Two variants:
   * overlapped — one thread reads (the ADBC stream releases the GIL while it waits on the
                  socket and parses), another casts and encodes, joined by a bounded queue so
                  memory stays bounded when the reader outpaces the encoder.
+
+And the naive loop (`export_naive`): what anyone writes first, ADBC's own types straight into
+a ParquetWriter — no casts, so it does less than the floors and delivers other types.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from dataset import COLUMNS, TABLE
+from shapes import INVOICES, Shape
 
 # byob's choice of dictionary-encoded columns is a writer setting like compression: the floor
 # uses the same one, so the comparison is of the work around the encoder, not of its settings.
@@ -33,28 +36,6 @@ from byob.engine.parquet_files import dictionary_columns
 # call, hence one row group. ADBC yields ~100k-row batches here, so groups land at ~300k rows.
 ROW_GROUP_ROWS = 262_144
 QUEUE_DEPTH = 4
-
-QUERY = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE tenant_id = $1"
-
-# The delivered schema: exact decimals, millisecond UTC timestamps.
-TARGET_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("tenant_id", pa.string()),
-        ("account_id", pa.int64()),
-        ("invoice_number", pa.string()),
-        ("status", pa.string()),
-        ("currency", pa.string()),
-        ("amount", pa.decimal128(18, 2)),
-        ("tax", pa.decimal128(18, 2)),
-        ("balance", pa.decimal128(18, 2)),
-        ("invoice_date", pa.date32()),
-        ("due_date", pa.date32()),
-        ("created_at", pa.timestamp("ms", tz="UTC")),
-        ("updated_at", pa.timestamp("ms", tz="UTC")),
-        ("notes", pa.string()),
-    ]
-)
 
 PARQUET_OPTIONS = dict(
     version="2.6",
@@ -66,22 +47,33 @@ PARQUET_OPTIONS = dict(
 )
 
 
-def to_target(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Cast one ADBC batch to TARGET_SCHEMA.
+def query(shape: Shape, naive: bool = False) -> str:
+    """The shape's columns for tenant `$1`. uuid has no Arrow cast to text, so the floors read
+    it as PostgreSQL's text; the naive loop reads every column as ADBC delivers it."""
+    columns = [
+        f"{name}::text AS {name}" if sql_type.startswith("uuid") and not naive else name
+        for name, sql_type, _ in shape.columns
+    ]
+    return f"SELECT {', '.join(columns)} FROM {shape.table} WHERE tenant_id = $1"
 
-    numeric arrives as an opaque extension type over its text form, so its storage is what
-    gets parsed into decimal128. Timestamps are truncated to ms (unsafe cast) because that is
-    the delivered precision; every other cast stays safe so real data loss still raises.
+
+def to_target(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast one ADBC batch to the delivered schema (exact decimals, ms UTC timestamps).
+
+    numeric arrives as an opaque extension type over its text form (json as one over its
+    text), so its storage is what gets cast. Timestamps are truncated to ms (unsafe cast)
+    because that is the delivered precision; every other cast stays safe so real data loss
+    still raises.
     """
     arrays = []
-    for target, column in zip(TARGET_SCHEMA, batch.columns, strict=True):
+    for target, column in zip(schema, batch.columns, strict=True):
         if isinstance(column.type, pa.ExtensionType):
             column = column.storage
         if column.type != target.type:
             safe = not pa.types.is_timestamp(target.type)
             column = pc.cast(column, target.type, safe=safe)
         arrays.append(column)
-    return pa.RecordBatch.from_arrays(arrays, schema=TARGET_SCHEMA)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 @dataclass
@@ -98,8 +90,16 @@ class TenantFileWriter:
     The file is opened lazily so a tenant without rows leaves no empty file behind.
     """
 
-    def __init__(self, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema | None,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        naive: bool = False,
+    ) -> None:
         self.path = path
+        self.schema = schema  # None: the first batch's (the naive loop writes ADBC's types)
+        self.naive = naive
         self.row_group_rows = row_group_rows
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.RecordBatch] = []
@@ -107,7 +107,7 @@ class TenantFileWriter:
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Buffer a batch (already in TARGET_SCHEMA); flush once a row group's worth is held."""
+        """Buffer a batch (already in the file's schema); flush once a row group's worth is held."""
         if batch.num_rows == 0:
             return
         self._pending.append(batch)
@@ -124,15 +124,14 @@ class TenantFileWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        table = pa.Table.from_batches(self._pending, schema=TARGET_SCHEMA)
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(
-                self.path,
-                TARGET_SCHEMA,
-                use_dictionary=dictionary_columns(table),
-                **PARQUET_OPTIONS,
-            )
+            if self.naive:  # pyarrow's defaults but byob's compression
+                options: dict = {"compression": PARQUET_OPTIONS["compression"]}
+            else:
+                options = {**PARQUET_OPTIONS, "use_dictionary": dictionary_columns(table)}
+            self._writer = pq.ParquetWriter(self.path, table.schema, **options)
         # row_group_size = the whole table, so this call is exactly one row group.
         self._writer.write_table(table, row_group_size=table.num_rows)
         self.rows += table.num_rows
@@ -144,7 +143,9 @@ def tenant_path(out_dir: Path, tenant: str) -> Path:
     return out_dir / f"tenant_id={tenant}" / "part-00000.parquet"
 
 
-def stream_tenant(conn, tenant: str, inline: bool = False) -> Iterator[pa.RecordBatch]:
+def stream_tenant(
+    conn, tenant: str, inline: bool = False, sql: str = query(INVOICES)
+) -> Iterator[pa.RecordBatch]:
     """The tenant's rows as ADBC record batches.
 
     By default the tenant is a bound parameter. ADBC's PostgreSQL driver (1.13) cannot run a
@@ -156,9 +157,9 @@ def stream_tenant(conn, tenant: str, inline: bool = False) -> Iterator[pa.Record
     """
     with conn.cursor() as cursor:
         if inline:
-            cursor.execute(QUERY.replace("$1", quote_literal(tenant)))
+            cursor.execute(sql.replace("$1", quote_literal(tenant)))
         else:
-            cursor.execute(QUERY, (tenant,))
+            cursor.execute(sql, (tenant,))
         yield from cursor.fetch_record_batch()
 
 
@@ -170,15 +171,38 @@ def quote_literal(value: str) -> str:
 
 
 def export_serial(
-    pg_url: str, tenants: Iterable[str], out_dir: Path, inline: bool = False
+    pg_url: str,
+    tenants: Iterable[str],
+    out_dir: Path,
+    inline: bool = False,
+    shape: Shape = INVOICES,
 ) -> Written:
     """Read, cast and encode each tenant in turn on this one thread."""
     written = Written()
+    schema, sql = shape.target_schema, query(shape)
     with adbc.connect(pg_url) as conn:
         for tenant in tenants:
-            writer = TenantFileWriter(tenant_path(out_dir, tenant))
-            for batch in stream_tenant(conn, tenant, inline):
-                writer.write(to_target(batch))
+            writer = TenantFileWriter(tenant_path(out_dir, tenant), schema)
+            for batch in stream_tenant(conn, tenant, inline, sql):
+                writer.write(to_target(batch, schema))
+            writer.close()
+            _record(written, writer)
+    return written
+
+
+def export_naive(
+    pg_url: str, tenants: Iterable[str], out_dir: Path, inline: bool = True, shape: Shape = INVOICES
+) -> Written:
+    """The loop anyone would write first: ADBC batches straight into a ParquetWriter, ADBC's
+    own types (numeric as text, µs timestamps, uuid as 16 bytes), pyarrow's defaults but
+    byob's compression, one thread. The tenant is inlined by default: ADBC's fast path."""
+    written = Written()
+    sql = query(shape, naive=True)
+    with adbc.connect(pg_url) as conn:
+        for tenant in tenants:
+            writer = TenantFileWriter(tenant_path(out_dir, tenant), None, naive=True)
+            for batch in stream_tenant(conn, tenant, inline, sql):
+                writer.write(batch)
             writer.close()
             _record(written, writer)
     return written
@@ -189,7 +213,11 @@ _DONE = object()
 
 
 def export_overlapped(
-    pg_url: str, tenants: Iterable[str], out_dir: Path, inline: bool = False
+    pg_url: str,
+    tenants: Iterable[str],
+    out_dir: Path,
+    inline: bool = False,
+    shape: Shape = INVOICES,
 ) -> Written:
     """Read on a background thread while this thread casts and encodes.
 
@@ -197,9 +225,10 @@ def export_overlapped(
     so the overlap does not stop at tenant boundaries.
     """
     items: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    schema, sql = shape.target_schema, query(shape)
     reader = threading.Thread(
         target=_read_all,
-        args=(pg_url, list(tenants), inline, items),
+        args=(pg_url, list(tenants), inline, sql, items),
         name="adbc-reader",
         daemon=True,
     )
@@ -213,23 +242,23 @@ def export_overlapped(
             raise RuntimeError("reader thread failed") from item
         tenant, batch = item
         if writer is None:
-            writer = TenantFileWriter(tenant_path(out_dir, tenant))
+            writer = TenantFileWriter(tenant_path(out_dir, tenant), schema)
         if batch is None:
             writer.close()
             _record(written, writer)
             writer = None
         else:
-            writer.write(to_target(batch))
+            writer.write(to_target(batch, schema))
     reader.join()
     return written
 
 
-def _read_all(pg_url: str, tenants: list[str], inline: bool, items: queue.Queue) -> None:
+def _read_all(pg_url: str, tenants: list[str], inline: bool, sql: str, items: queue.Queue) -> None:
     """Reader thread body: every tenant's batches into the queue, errors included."""
     try:
         with adbc.connect(pg_url) as conn:
             for tenant in tenants:
-                for batch in stream_tenant(conn, tenant, inline):
+                for batch in stream_tenant(conn, tenant, inline, sql):
                     items.put((tenant, batch))
                 items.put((tenant, None))
     except BaseException as exc:  # handed to the encoder thread, which re-raises it

@@ -2,12 +2,15 @@
 
     python bench/transfer_bench.py --pg-url URL [--rows 5000000] [--tenant-share 0.2]
         [--layout interleaved|clustered] [--work-dir DIR] [--timeout 300] [--repeat 1]
-        [--scope largest|all|both]
-        [--skip-dlt] [--skip-byob] [--skip-s3] [--floor-inline-tenant] [--keep-outputs]
+        [--scope largest|all|both] [--shape invoices|numeric|text_jsonb|uuid|narrow|all]
+        [--skip-dlt] [--skip-naive] [--skip-byob] [--skip-s3] [--floor-inline-tenant]
+        [--keep-outputs]
 
-Contenders, each in its own subprocess, on two scopes (the largest tenant; every tenant):
+Contenders, each in its own subprocess, on two scopes (the largest tenant; every tenant), for
+each table shape (bench/shapes.py):
   floor-serial       ADBC record-batch stream → cast → ParquetWriter, one thread
   floor-overlapped   the same, reading and encoding on two threads
+  naive-loop         ADBC record-batch stream → ParquetWriter, ADBC's own types, one thread
   dlt                sql_table(backend="connectorx", arrow_stream) → filesystem/parquet
   byob               the byob CLI (`transfers run`), to a local directory
   byob → S3          the byob CLI, to an S3 emulator (moto)
@@ -37,27 +40,23 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import dlt_contender  # noqa: E402  (cheap: dlt itself is imported only in the child)
 from byob_contender import Byob, Destination  # noqa: E402
-from dataset import (  # noqa: E402
-    LARGEST_TENANT,
-    LAYOUTS,
-    TABLE,
-    Dataset,
-    ensure_dataset,
-    tenant_row_counts,
-    tenants,
-)
+from dataset import LARGEST_TENANT, LAYOUTS, Dataset, ensure_dataset, tenant_row_counts, tenants  # noqa: E402
 from measure import run_measured  # noqa: E402
 from outputs import Output, S3Emulator, local_output, s3_output  # noqa: E402
+from shapes import INVOICES, SHAPES, Shape  # noqa: E402
 
 SCOPES = {"largest": "largest tenant", "all": "all tenants"}
 FLOORS = ("floor-serial", "floor-overlapped")
+NAIVE = "naive-loop"
 BYOB_LOCAL, BYOB_S3 = "byob", "byob → S3"
 
 # What byob is held to (bench/README.md explains each).
 TARGET_VS_DLT = 1.3  # byob rows/s ÷ dlt rows/s, at least
-TARGET_VS_FLOOR = 1.15  # byob seconds ÷ overlapped-floor seconds, at most
+TARGET_VS_FLOOR = 1.15  # byob seconds ÷ overlapped-floor seconds, at most (invoices)
+TARGET_VS_FLOOR_SHAPES = 1.0  # the same, on every other shape (issue 16)
 TARGET_RSS_MB = 300.0  # byob peak RSS, below
 TARGET_RSS_GROWTH = 1.10  # byob all-tenant peak RSS ÷ largest-tenant peak RSS, at most
+TARGET_VS_NAIVE = 0.85  # byob seconds ÷ naive-loop seconds, at most
 
 # Piped output (make, CI logs) would otherwise be squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -69,6 +68,7 @@ class Figure:
 
     contender: str
     scope: str  # "largest" | "all"
+    shape: str = INVOICES.name
     status: str = "ok"  # ok | error | timeout
     expected_rows: int = 0
     rows: int | None = None
@@ -103,19 +103,21 @@ class Figure:
 # Contenders
 
 
-def run_child_contender(name: str, scope: str, args: argparse.Namespace) -> Figure:
-    """A floor or dlt, in its own `run_contender.py` process."""
+def run_child_contender(name: str, scope: str, shape: Shape, args: argparse.Namespace) -> Figure:
+    """A floor, the naive loop or dlt, in its own `run_contender.py` process."""
     out = args.work_dir / "out" / f"{name}-{scope}"
     result_file = args.work_dir / "out" / f"{name}-{scope}.json"
     result_file.unlink(missing_ok=True)
     cmd = [sys.executable, str(BENCH_DIR / "run_contender.py"), name, "--pg-url", args.pg_url]
     cmd += ["--scope", scope, "--out", str(out), "--result", str(result_file)]
-    cmd += ["--tenants", str(args.tenants)]
+    cmd += ["--tenants", str(args.tenants), "--shape", shape.name]
     if args.floor_inline_tenant:
         cmd.append("--inline-tenant")
     # cwd = work dir: dlt reads ./.dlt/ config from its working directory; keep it empty.
     measured = run_measured(cmd, cwd=args.work_dir, timeout=args.timeout)
-    figure = Figure(name, scope, seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb)
+    figure = Figure(
+        name, scope, shape.name, seconds=measured.seconds, peak_rss_mb=measured.peak_rss_mb
+    )
     if measured.timed_out:
         figure.status = "timeout"
         figure.detail["error"] = f"killed after {args.timeout:.0f}s"
@@ -125,14 +127,15 @@ def run_child_contender(name: str, scope: str, args: argparse.Namespace) -> Figu
     else:
         inner = json.loads(result_file.read_text())
         figure.detail = {k: v for k, v in inner.items() if k != "files"}
-        figure.record_output(local_output(dlt_contender.table_dir(out) if name == "dlt" else out))
+        written = dlt_contender.table_dir(out, shape.table) if name == "dlt" else out
+        figure.record_output(local_output(written))
     if not args.keep_outputs:
         shutil.rmtree(out, ignore_errors=True)
     return figure
 
 
 def run_byob(
-    label: str, scope: str, args: argparse.Namespace, s3: S3Emulator | None = None
+    label: str, scope: str, shape: Shape, args: argparse.Namespace, s3: S3Emulator | None = None
 ) -> Figure:
     """byob via its CLI: one connection + one `transfers run` per tenant of the scope."""
     scope_tenants = [LARGEST_TENANT] if scope == "largest" else tenants(args.tenants)
@@ -143,9 +146,10 @@ def run_byob(
         # A fresh bucket per scope, so counting the bucket counts this run only.
         bucket = s3.create_bucket(f"byob-bench-{scope}")
         destination = Destination("s3", endpoint_url=s3.endpoint_url, bucket=bucket, env=s3.env())
-    figure = Figure(label, scope)
+    figure = Figure(label, scope, shape.name)
     try:
-        run = Byob(args.work_dir, args.pg_url, destination).export(scope_tenants, args.timeout)
+        byob = Byob(args.work_dir, args.pg_url, destination, shape)
+        run = byob.export(scope_tenants, args.timeout)
     except TimeoutError as exc:
         figure.status, figure.detail["error"] = "timeout", str(exc)
         return figure
@@ -171,7 +175,7 @@ def run_byob(
 # Orchestration
 
 
-def settle_and_warm(pg_url: str) -> None:
+def settle_and_warm(pg_url: str, table: str) -> None:
     """Start every run from the same state: nothing left to flush, the table in page cache.
 
     A fresh build leaves ~1 GB of dirty pages that the checkpointer would otherwise write out
@@ -182,16 +186,18 @@ def settle_and_warm(pg_url: str) -> None:
             conn.execute("CHECKPOINT")
         except psycopg.errors.InsufficientPrivilege:
             console.log("[yellow]no privilege to CHECKPOINT; timings may include flushes[/yellow]")
-        conn.execute(f"SELECT count(*), sum(length(notes)) FROM {TABLE}").fetchone()
+        # Whole rows, so the heap is read (a bare count(*) may scan only an index).
+        conn.execute(f"SELECT count(*), sum(pg_column_size(t.*)) FROM {table} t").fetchone()
 
 
-def run_all(args: argparse.Namespace, expected: dict[str, int]) -> list[Figure]:
+def run_all(args: argparse.Namespace, shape: Shape, expected: dict[str, int]) -> list[Figure]:
     """Every selected contender on both scopes, largest tenant first, `--repeat` rounds.
 
     Whole rounds are repeated (rather than each contender back to back) so that a slow spell
     of the machine is spread over contenders instead of landing on one.
     """
-    children = [*FLOORS] + ([] if args.skip_dlt else ["dlt"])
+    children = [*FLOORS, *([] if args.skip_naive else [NAIVE])]
+    children += [] if args.skip_dlt else ["dlt"]
     use_s3 = not (args.skip_byob or args.skip_s3)
     rounds: list[list[Figure]] = []
     with S3Emulator() if use_s3 else contextlib.nullcontext() as s3:
@@ -200,11 +206,11 @@ def run_all(args: argparse.Namespace, expected: dict[str, int]) -> list[Figure]:
                 console.log(f"round {round_no + 1} of {args.repeat}")
             figures: list[Figure] = []
             for scope in args.scopes:
-                runs = [partial(run_child_contender, name, scope, args) for name in children]
+                runs = [partial(run_child_contender, name, scope, shape, args) for name in children]
                 if not args.skip_byob:
-                    runs.append(partial(run_byob, BYOB_LOCAL, scope, args))
+                    runs.append(partial(run_byob, BYOB_LOCAL, scope, shape, args))
                 if use_s3:
-                    runs.append(partial(run_byob, BYOB_S3, scope, args, s3=s3))
+                    runs.append(partial(run_byob, BYOB_S3, scope, shape, args, s3=s3))
                 for run in runs:
                     figure = run()
                     figure.expected_rows = expected[scope]
@@ -226,11 +232,13 @@ def best_of(runs: list[Figure]) -> Figure:
 def _announce(figure: Figure) -> Figure:
     if figure.ok:
         console.log(
-            f"{figure.contender:<17} {SCOPES[figure.scope]:<15} {figure.rows:>10,} rows "
-            f"{figure.seconds:8.2f}s  {figure.peak_rss_mb or 0:7.1f} MB"
+            f"{figure.shape:<10} {figure.contender:<17} {SCOPES[figure.scope]:<15} "
+            f"{figure.rows:>10,} rows {figure.seconds:8.2f}s  {figure.peak_rss_mb or 0:7.1f} MB"
         )
     else:
-        console.log(f"[red]{figure.contender} {SCOPES[figure.scope]}: {figure.status}[/red]")
+        console.log(
+            f"[red]{figure.shape} {figure.contender} {SCOPES[figure.scope]}: {figure.status}[/red]"
+        )
     return figure
 
 
@@ -241,15 +249,16 @@ def _announce(figure: Figure) -> Figure:
 def row_mismatches(figures: list[Figure]) -> list[str]:
     """Contenders that finished but did not write exactly the scope's rows."""
     return [
-        f"{f.contender} / {SCOPES[f.scope]}: wrote {f.rows:,} rows, expected {f.expected_rows:,}"
+        f"{f.shape} {f.contender} / {SCOPES[f.scope]}: wrote {f.rows:,} rows, "
+        f"expected {f.expected_rows:,}"
         for f in figures
         if f.ok and f.rows != f.expected_rows
     ]
 
 
-def _find(figures: list[Figure], contender: str, scope: str) -> Figure | None:
+def _find(figures: list[Figure], contender: str, scope: str, shape: str) -> Figure | None:
     for f in figures:
-        if f.contender == contender and f.scope == scope and f.ok:
+        if f.contender == contender and f.scope == scope and f.shape == shape and f.ok:
             return f
     return None
 
@@ -259,31 +268,42 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(figures: list[Figure]) -> list[dict]:
-    """The headline comparisons, each with byob's target where it has one."""
+    """The headline comparisons, each with byob's target where it has one, shape by shape."""
+    out: list[dict] = []
+    for shape in dict.fromkeys(f.shape for f in figures):
+        out += _shape_ratios([f for f in figures if f.shape == shape], shape)
+    return out
+
+
+def _shape_ratios(figures: list[Figure], shape: str) -> list[dict]:
     out: list[dict] = []
 
     def add(name: str, value: float | None, target: str = "", met=None) -> None:
         """`met` is a predicate on value; left blank when the value could not be computed."""
         ok = None if value is None or met is None else met(value)
-        out.append({"name": name, "value": value, "target": target, "met": ok})
+        out.append({"name": name, "shape": shape, "value": value, "target": target, "met": ok})
 
     def seconds(contender: str, scope: str) -> float | None:
-        figure = _find(figures, contender, scope)
+        figure = _find(figures, contender, scope, shape)
         return figure.seconds if figure else None
 
     def rows_per_s(contender: str, scope: str) -> float | None:
-        figure = _find(figures, contender, scope)
+        figure = _find(figures, contender, scope, shape)
         return figure.rows_per_s if figure else None
 
-    for scope, label in SCOPES.items():
+    # invoices keeps its original ratio names; other shapes say which they are.
+    prefix = "" if shape == INVOICES.name else f"{shape}, "
+    vs_floor = TARGET_VS_FLOOR if shape == INVOICES.name else TARGET_VS_FLOOR_SHAPES
+    for scope, scope_label in SCOPES.items():
         if not any(f.scope == scope for f in figures):
             continue  # scope not run (--scope)
+        label = prefix + scope_label
         add(
             f"floor overlapped speedup over serial ({label})",
             _ratio(seconds("floor-serial", scope), seconds("floor-overlapped", scope)),
         )
         for byob in (BYOB_LOCAL, BYOB_S3):
-            figure = _find(figures, byob, scope)
+            figure = _find(figures, byob, scope, shape)
             if figure is None:
                 continue
             # Speed is held to its targets writing local files, like the floors and dlt; to
@@ -299,9 +319,16 @@ def ratios(figures: list[Figure]) -> list[dict]:
             add(
                 f"{byob} time ÷ overlapped floor time ({label})",
                 _ratio(figure.seconds, seconds("floor-overlapped", scope)),
-                f"≤ {TARGET_VS_FLOOR}" if timed else "reported",
-                (lambda v: v <= TARGET_VS_FLOOR) if timed else None,
+                f"≤ {vs_floor}" if timed else "reported",
+                (lambda v: v <= vs_floor) if timed else None,
             )
+            if timed and seconds(NAIVE, scope) is not None:
+                add(
+                    f"{byob} time ÷ naive loop time ({label})",
+                    _ratio(figure.seconds, seconds(NAIVE, scope)),
+                    f"≤ {TARGET_VS_NAIVE}",
+                    lambda v: v <= TARGET_VS_NAIVE,
+                )
             add(
                 f"{byob} peak RSS MB ({label})",
                 figure.peak_rss_mb,
@@ -309,10 +336,12 @@ def ratios(figures: list[Figure]) -> list[dict]:
                 lambda v: v < TARGET_RSS_MB,
             )
     for byob in (BYOB_LOCAL, BYOB_S3):
-        small, big = _find(figures, byob, "largest"), _find(figures, byob, "all")
+        small = _find(figures, byob, "largest", shape)
+        big = _find(figures, byob, "all", shape)
         if small and big:
             add(
-                f"{byob} all-tenant peak RSS ÷ largest-tenant peak RSS",
+                f"{byob} all-tenant peak RSS ÷ largest-tenant peak RSS"
+                + (f" ({shape})" if prefix else ""),
                 _ratio(big.peak_rss_mb, small.peak_rss_mb),
                 f"≤ {TARGET_RSS_GROWTH}",
                 lambda v: v <= TARGET_RSS_GROWTH,
@@ -327,6 +356,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_report(figures: list[Figure], ratio_rows: list[dict]) -> None:
     table = Table(title="PostgreSQL → Parquet transfer")
     for column, justify in [
+        ("shape", "left"),
         ("contender", "left"),
         ("scope", "left"),
         ("rows", "right"),
@@ -340,6 +370,7 @@ def print_report(figures: list[Figure], ratio_rows: list[dict]) -> None:
         table.add_column(column, justify=justify)
     for f in figures:
         table.add_row(
+            f.shape,
             f.contender,
             SCOPES[f.scope],
             _fmt(f.rows, ","),
@@ -362,7 +393,7 @@ def print_report(figures: list[Figure], ratio_rows: list[dict]) -> None:
     for f in figures:
         if not f.ok:
             console.print(
-                f"[red]{f.contender} / {SCOPES[f.scope]} {f.status}:[/red]",
+                f"[red]{f.shape} {f.contender} / {SCOPES[f.scope]} {f.status}:[/red]",
                 f.detail.get("error") or f.detail.get("stderr", ""),
             )
 
@@ -377,6 +408,7 @@ def write_results(path: Path, args, dataset: Dataset, figures, ratio_rows, error
                     "layout": dataset.layout,
                     "tenants": dataset.tenants,
                     "largest_tenant": LARGEST_TENANT,
+                    "shapes": [shape.name for shape in args.shapes],
                 },
                 "cpus": os.cpu_count(),
                 "timeout_seconds": args.timeout,
@@ -436,7 +468,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="floors put the tenant in the SQL as a literal (ADBC streams via COPY) instead of "
         "binding it (ADBC buffers the whole result); see bench/README.md",
     )
+    parser.add_argument(
+        "--shape",
+        choices=[*SHAPES, "all"],
+        default=INVOICES.name,
+        help="table shape (bench/shapes.py); `all` runs each in turn (default: invoices)",
+    )
     parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-byob", action="store_true")
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument(
@@ -455,25 +494,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--tenants must be between 2 and 1000")
     args.work_dir = args.work_dir.resolve()
     args.scopes = list(SCOPES) if args.scope == "both" else [args.scope]
+    args.shapes = list(SHAPES.values()) if args.shape == "all" else [SHAPES[args.shape]]
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    dataset = Dataset(
-        rows=args.rows, tenant_share=args.tenant_share, layout=args.layout, tenants=args.tenants
-    )
-    ensure_dataset(args.pg_url, dataset, log=console.log)
-    counts = tenant_row_counts(args.pg_url)
-    expected = {"largest": counts.get(LARGEST_TENANT, 0), "all": sum(counts.values())}
-    console.log(
-        f"{expected['all']:,} rows, {len(counts)} tenants; "
-        f"{LARGEST_TENANT} holds {expected['largest']:,}"
-    )
-    settle_and_warm(args.pg_url)
-
-    figures = run_all(args, expected)
+    figures: list[Figure] = []
+    for shape in args.shapes:
+        dataset = Dataset(
+            rows=args.rows,
+            tenant_share=args.tenant_share,
+            layout=args.layout,
+            tenants=args.tenants,
+            shape=shape,
+        )
+        ensure_dataset(args.pg_url, dataset, log=console.log)
+        counts = tenant_row_counts(args.pg_url, shape.table)
+        expected = {"largest": counts.get(LARGEST_TENANT, 0), "all": sum(counts.values())}
+        console.log(
+            f"{shape.name}: {expected['all']:,} rows, {len(counts)} tenants; "
+            f"{LARGEST_TENANT} holds {expected['largest']:,}"
+        )
+        settle_and_warm(args.pg_url, shape.table)
+        figures += run_all(args, shape, expected)
     errors = row_mismatches(figures)
     ratio_rows = ratios(figures)
     print_report(figures, ratio_rows)

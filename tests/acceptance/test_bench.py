@@ -71,3 +71,31 @@ def test_import_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: st
         assert (figure["status"], figure["rows"]) == ("ok", 4000), figure
         assert figure["seconds"] > 0 and figure["peak_rss_mb"] > 0, figure
     assert results["ratios"]["byob seconds ÷ floor seconds"] > 0
+
+
+def test_transfer_bench_runs_another_shape_against_the_naive_loop(
+    tmp_path: Path, pg_url: str
+) -> None:
+    work = tmp_path / "bench"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "transfer_bench.py"),
+            *("--pg-url", pg_url, "--rows", "4000", "--tenants", "4", "--shape", "numeric"),
+            *("--scope", "largest", "--work-dir", str(work), "--timeout", "240"),
+            *("--floor-inline-tenant", "--skip-dlt", "--skip-s3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    results = json.loads((work / "results.json").read_text())
+    figures = {f["contender"]: f for f in results["figures"]}
+    assert set(figures) == {"floor-serial", "floor-overlapped", "naive-loop", "byob"}
+    for figure in figures.values():
+        assert figure["shape"] == "numeric" and figure["status"] == "ok", figure
+        assert figure["rows"] == figure["expected_rows"] > 0, figure
+    names = {r["name"] for r in results["ratios"]}
+    assert "byob time ÷ naive loop time (numeric, largest tenant)" in names

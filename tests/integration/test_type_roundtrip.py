@@ -54,7 +54,7 @@ CREATE TABLE everything (
     tenant_id text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     c_smallint smallint, c_integer integer, c_bigint bigint,
-    c_num18 numeric(18,2), c_num38 numeric(38,10), c_num50 numeric(50,4), c_numeric numeric,
+    c_num18 numeric(18,2), c_num9 numeric(9,4), c_num38 numeric(38,10), c_num50 numeric(50,4), c_numeric numeric,
     c_real real, c_double double precision, c_bool boolean,
     c_text text, c_varchar varchar(20), c_char char(3),
     c_date date, c_ts timestamp, c_tstz timestamptz, c_time time, c_interval interval,
@@ -71,6 +71,7 @@ ROWS: dict[int, dict[str, str]] = {
         "c_integer": "2147483647",
         "c_bigint": "9223372036854775807",
         "c_num18": "9999999999999999.99",
+        "c_num9": "99999.9999",
         "c_num38": "9999999999999999999999999999.9999999999",  # 38 digits
         "c_num50": "1234567890123456789012345678901234567890123456.7891",
         "c_numeric": "123456789012345678901234567890.123456789012345678901234567890",
@@ -98,6 +99,7 @@ ROWS: dict[int, dict[str, str]] = {
         "c_integer": "-2147483648",
         "c_bigint": "-9223372036854775808",
         "c_num18": "-9999999999999999.99",
+        "c_num9": "-99999.9999",
         "c_num38": "-9999999999999999999999999999.9999999999",
         "c_num50": "-99999999999999999999999999999999999999999999.9999",
         "c_numeric": "0.000000000000000000000000000001",
@@ -125,6 +127,7 @@ ROWS: dict[int, dict[str, str]] = {
         "c_integer": "-42",
         "c_bigint": "1234567890123",
         "c_num18": "12.30",
+        "c_num9": "0.0001",
         "c_num38": "0.0000000001",
         "c_num50": "0.0001",
         "c_numeric": "'NaN'",
@@ -166,7 +169,7 @@ PRE_EPOCH_ROWS: dict[int, dict[str, str]] = {
 
 # The delivered form of each column, computed by PostgreSQL from the source rows.
 EXPECTED_SQL = """
-SELECT id, tenant_id, updated_at, c_smallint, c_integer, c_bigint, c_num18, c_num38,
+SELECT id, tenant_id, updated_at, c_smallint, c_integer, c_bigint, c_num18, c_num9, c_num38,
        c_num50::text AS c_num50, c_numeric::text AS c_numeric, c_real, c_double, c_bool,
        c_text, c_varchar, c_char::text AS c_char,
        CASE WHEN isfinite(c_date) THEN c_date END AS c_date,
@@ -186,6 +189,7 @@ EXPECTED_ARROW = {
     "c_integer": pa.int32(),
     "c_bigint": pa.int64(),
     "c_num18": pa.decimal128(18, 2),
+    "c_num9": pa.decimal128(9, 4),
     "c_num38": pa.decimal128(38, 10),
     "c_num50": pa.string(),
     "c_numeric": pa.string(),
@@ -421,6 +425,7 @@ def test_duckdb_sees_the_declared_sql_types(delivered: Delivered) -> None:
         "c_integer": "INTEGER",
         "c_bigint": "BIGINT",
         "c_num18": "DECIMAL(18,2)",
+        "c_num9": "DECIMAL(9,4)",
         "c_num38": "DECIMAL(38,10)",
         "c_num50": "VARCHAR",
         "c_numeric": "VARCHAR",
@@ -475,6 +480,7 @@ def test_spot_values_independent_of_postgres(delivered: Delivered) -> None:
     assert rows[2]["c_num38"] == Decimal("9999999999999999999999999999.9999999999")
     assert rows[2]["c_num50"] == "1234567890123456789012345678901234567890123456.7891"
     assert rows[4]["c_num18"] == Decimal("12.30") and rows[4]["c_numeric"] == "NaN"
+    assert rows[2]["c_num9"] == Decimal("99999.9999") and rows[4]["c_num9"] == Decimal("0.0001")
     assert rows[5]["c_numeric"] == "Infinity"
     # +05:30 is converted to the UTC instant; the naive timestamp is not shifted.
     assert rows[4]["c_tstz"] == datetime(2024, 6, 30, 18, 0, 0, 123000, tzinfo=UTC)
@@ -513,7 +519,11 @@ def test_parquet_physical_schema(delivered: Delivered) -> None:
             assert columns[name].physical_type == "INT64", (key, name)
             assert logical["Type"] == "Timestamp" and logical["timeUnit"] == "milliseconds", logical
             assert logical["isAdjustedToUTC"] is utc, (key, name, logical)
-        for name, (precision, scale) in (("c_num18", (18, 2)), ("c_num38", (38, 10))):
+        for name, (precision, scale) in (
+            ("c_num18", (18, 2)),
+            ("c_num9", (9, 4)),
+            ("c_num38", (38, 10)),
+        ):
             logical = json.loads(columns[name].logical_type.to_json())
             assert logical == {"Type": "Decimal", "precision": precision, "scale": scale}, logical
         assert columns["c_date"].logical_type.type == "DATE"

@@ -9,10 +9,10 @@ from typing import Any
 import pyarrow as pa
 
 from byob.domain import types as t
-from byob.domain.models import ModelSpec, ResolvedModel
+from byob.domain.models import Column, ModelSpec, ResolvedModel
 from byob.domain.types import Kind
 from byob.domain.windows import Window
-from byob.errors import SourceError
+from byob.errors import SchemaChangeError, SourceError
 from byob.sources.base import (
     Source,
     SourceColumn,
@@ -21,6 +21,7 @@ from byob.sources.base import (
     relation,
     window_condition,
 )
+from byob.sources.postgres_values import NotANumberError, is_scaled, scaled_decimal, scaled_select
 
 _COLUMNS_SQL = """
 SELECT a.attname::text AS name,
@@ -186,15 +187,18 @@ class AdbcPostgresSource(Source):
         except Exception as exc:
             self._conn.rollback()
             raise SourceError(f"reading model {model.name!r} failed: {_clean(exc)}") from exc
+        scaled = [(i, c) for i, c in enumerate(model.columns) if is_scaled(c.type)]
         try:
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
-                yield batch
-        except Exception as exc:
-            raise SourceError(f"reading model {model.name!r} failed: {_clean(exc)}") from exc
+                except Exception as exc:
+                    raise SourceError(
+                        f"reading model {model.name!r} failed: {_clean(exc)}"
+                    ) from exc
+                yield _unscaled(batch, scaled, model) if scaled else batch
         finally:
             cur.close()
             self._conn.rollback()
@@ -207,7 +211,9 @@ class AdbcPostgresSource(Source):
         spec = model.spec
         source_types = self._types(spec)
         select = ", ".join(
-            f"{_select_expr(c.source_name, c.type)} AS {quote_ident(c.name)}" for c in model.columns
+            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''))} "
+            f"AS {quote_ident(c.name)}"
+            for c in model.columns
         )
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
@@ -271,8 +277,12 @@ def _bound(value: datetime, cursor_type: str) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
-def _select_expr(name: str, ctype: t.ColumnType) -> str:
+def _select_expr(name: str, ctype: t.ColumnType, source_type: str) -> str:
     col = quote_ident(name)
+    if is_scaled(ctype):
+        return scaled_select(col, ctype)  # exact, and no text to print or parse
+    if source_type in ("json", "jsonb"):
+        return col  # their binary form is the same text ::text prints
     if ctype.kind in (Kind.STRING, Kind.DECIMAL):
         # Text is the lossless common form of uuid, json, enums, intervals and numerics;
         # decimals are parsed from it on the Arrow side, which refuses lossy rescaling.
@@ -287,6 +297,23 @@ def _select_expr(name: str, ctype: t.ColumnType) -> str:
         # ±infinity has no Parquet representation; it is delivered as NULL.
         return f"CASE WHEN isfinite({col}) THEN {col} END"
     return col
+
+
+def _unscaled(
+    batch: pa.RecordBatch, scaled: list[tuple[int, Column]], model: ResolvedModel
+) -> pa.RecordBatch:
+    """The batch with its scaled numerics (see ``postgres_values``) as exact decimals."""
+    arrays = batch.columns
+    for index, column in scaled:
+        try:
+            arrays[index] = scaled_decimal(arrays[index], column.type)
+        except NotANumberError as exc:
+            raise SchemaChangeError(
+                f"model {model.name!r}, column {column.source_name!r}: a value cannot be "
+                f"written as {column.type} without loss ({exc}). Declare the column with "
+                "a wider type, or cast it in the source"
+            ) from exc
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _clean(exc: BaseException) -> str:
