@@ -18,6 +18,7 @@ from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.errors import ByobError, InvalidFieldError
 from byob.services import Services
 from byob.settings import load_settings
+from byob.workers.local import LocalWorkers
 from tests.integration.test_aws_errors import customer_admin, vendor_session
 from tests.support import OPEN_APPS, RecordedEvents, pg_exec
 
@@ -352,3 +353,35 @@ def test_an_import_connection_is_s3_and_names_a_declared_import(
             type="s3", import_name="usage_events", **(common | {"direction": "sideways"})
         )
     assert services.connections.all() == []
+
+
+def test_scheduled_and_triggered_runs_take_the_workers_path_with_one_record_each(
+    app: tuple[Services, RecordedEvents], aws: LocalAws, pg_url: str
+) -> None:
+    """The scheduler's dispatch and the pages' run-now go through the embedded workers like
+    an export's: the planned record is the one that runs (a re-queued stranded one too)."""
+    services, _ = app
+    conn, customer, _ = onboard(services, aws)
+    checks_of(services, aws, conn.name)
+    conn = services.connections.activate(conn.name, actor="cli")
+    put(customer, "drop/a.csv", HEADER + b"a,1\n")
+    workers = LocalWorkers(services)
+    services.transfers.dispatcher = workers
+    try:
+        scheduled = services.transfers.dispatch_scheduled(conn)
+        for future in list(workers.futures):
+            future.result(timeout=120)
+        put(customer, "drop/b.csv", HEADER + b"b,2\n")
+        triggered = services.transfers.trigger(conn.name, actor="cli")
+        for future in list(workers.futures):
+            future.result(timeout=120)
+    finally:
+        workers.shutdown()
+        services.transfers.dispatcher = None
+
+    assert rows(pg_url) == [("acme", "a", 1), ("acme", "b", 2)]
+    planned = [r.id for r in scheduled.planned + triggered.planned]
+    _, page = services.transfers.history(conn.name)
+    assert sorted(t.id for t in page.items) == sorted(planned)
+    assert {t.status.value for t in page.items} == {"succeeded"}
+    assert [t.files for t in page.items] == [1, 1]
