@@ -296,6 +296,9 @@ def test_a_rejected_file_waits_for_a_retry_and_the_good_ones_go_on(
     assert services.imports.retry(conn.name, "drop/d.csv", actor="cli") == 1
     put_back = services.transfers.run(conn.name)[0].record
     assert put_back.import_counts is not None and put_back.import_counts["rejected"] == 1
+    figures = services.figures.now()
+    assert (figures.rows_imported, figures.import_files_rejected) == (3, 1)
+    assert figures.rows_delivered == 0  # imports are not deliveries
     with pytest.raises(ByobError, match=r"no rejected file 'drop/nope\.csv'"):
         services.imports.retry(conn.name, "drop/nope.csv", actor="cli")
 

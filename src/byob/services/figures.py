@@ -17,6 +17,9 @@ class Figures:
     transfers: dict[str, int]  # status → how many
     rows_delivered: int
     bytes_delivered: int
+    rows_imported: int  # by import connections' runs (not counted as delivered)
+    bytes_imported: int  # of the files those rows came from
+    import_files_rejected: int  # waiting for a retry
     durations: list[float]  # seconds, of each succeeded transfer
     queue_depth: int
     queue_oldest_seconds: float
@@ -33,12 +36,16 @@ class FigureService:
         connections = {(s.value, False): counts.get((s.value, False), 0) for s in Status}
         connections |= {key: n for key, n in counts.items() if key[1]}
         rows, size = self.state.transfers.delivered()
+        rows_in, size_in = self.state.transfers.imported()
         depth, oldest = self.transfers.queue_depth()
         return Figures(
             connections=connections,
             transfers=self.state.transfers.counts_by_status(),
             rows_delivered=rows,
             bytes_delivered=size,
+            rows_imported=rows_in,
+            bytes_imported=size_in,
+            import_files_rejected=self.state.import_rejections.count(),
             durations=self.state.transfers.durations(),
             queue_depth=depth,
             queue_oldest_seconds=oldest,

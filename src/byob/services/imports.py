@@ -116,6 +116,8 @@ class ImportService:
             return TransferResult(record=cancelled, resumed=False)
 
         def within(tx: Any, finished: TransferRecord) -> None:
+            for key in done.imported:  # a fixed version replaced the one rejected before
+                tx.import_rejections.clear(conn.id, key)
             tx.import_rejections.add(conn.id, rejections, transfer_id=record.id)
             told = about(conn) | {"import": conn.import_name, "model": conn.import_name}
             self.adapters.events.emit(

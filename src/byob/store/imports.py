@@ -70,6 +70,13 @@ class ImportRejections(Repository):
             for r in rows
         ], int(total)
 
+    def count(self) -> int:
+        """Rejected object versions waiting for a retry, over every connection."""
+        with self.reading() as db:
+            return int(
+                db.execute(sa.select(sa.func.count()).select_from(T.import_rejections)).scalar_one()
+            )
+
     def clear(self, connection_id: str, key: str) -> int:
         """Forget the key's rejections (every ETag): the next run tries it again."""
         c = T.import_rejections.c

@@ -471,14 +471,21 @@ class Transfers(Repository):
             return {str(status): int(n) for status, n in rows}
 
     def delivered(self) -> tuple[int, int]:
-        """Rows and Parquet bytes delivered by succeeded transfers."""
+        """Rows and Parquet bytes delivered by succeeded transfers (exports)."""
+        return self._succeeded_totals(T.transfers.c.type != TransferType.IMPORT.value)
+
+    def imported(self) -> tuple[int, int]:
+        """Rows and file bytes loaded by succeeded import runs."""
+        return self._succeeded_totals(T.transfers.c.type == TransferType.IMPORT.value)
+
+    def _succeeded_totals(self, which: sa.ColumnElement[bool]) -> tuple[int, int]:
         c = T.transfers.c
         with self.reading() as db:
             rows, size = db.execute(
                 sa.select(
                     sa.func.coalesce(sa.func.sum(c.rows), 0),
                     sa.func.coalesce(sa.func.sum(c.bytes), 0),
-                ).where(c.status == TransferStatus.SUCCEEDED.value)
+                ).where(c.status == TransferStatus.SUCCEEDED.value, which)
             ).one()
         return int(rows), int(size)
 

@@ -42,6 +42,19 @@ class ByobCollector(Collector):
             "Parquet bytes delivered by succeeded transfers",
             value=f.bytes_delivered,
         )
+        yield CounterMetricFamily(
+            "byob_rows_imported", "Rows loaded by succeeded import runs", value=f.rows_imported
+        )
+        yield CounterMetricFamily(
+            "byob_bytes_imported",
+            "Bytes of the files succeeded import runs loaded",
+            value=f.bytes_imported,
+        )
+        yield GaugeMetricFamily(
+            "byob_import_files_rejected",
+            "Files import runs rejected, waiting for a retry",
+            value=f.import_files_rejected,
+        )
         buckets = [
             (str(float(bound)), sum(1 for d in f.durations if d <= bound))
             for bound in DURATION_BUCKETS
