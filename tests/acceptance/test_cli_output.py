@@ -208,6 +208,7 @@ def test_show_prints_a_panel_not_python_values(env: dict[str, str], tmp_path: Pa
         f"ID {_id('beef0')}",
         "tenant acme",
         "type local",
+        "direction export",
         "status draft",
         f"location {tmp_path / 'out'}",
         "auth none",

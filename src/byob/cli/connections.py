@@ -13,14 +13,31 @@ import typer
 from byob.cli import output
 from byob.cli.root import ACTOR, ConnectionArg, JsonOpt, build_services, connections_cli, models_cli
 from byob.domain import role_setup
+from byob.domain.connections import AuthKind, Connection, ConnectionType
 from byob.errors import InvalidFieldError
 
 
 @connections_cli.command("create")
 def create(
     name: Annotated[str, typer.Option(help="Connection name, unique within the tenant.")],
-    tenant: Annotated[str, typer.Option(help="The tenant whose rows go to this destination.")],
+    tenant: Annotated[
+        str, typer.Option(help="The tenant whose rows go to (or come from) this bucket.")
+    ],
     type: Annotated[str, typer.Option("--type", help="s3, athena or local.")] = "s3",
+    direction: Annotated[
+        str,
+        typer.Option(
+            "--direction",
+            help="export (byob writes the tenant's rows to the bucket) or import (byob reads "
+            "the files the tenant drops there; --type s3, with --import).",
+        ),
+    ] = "export",
+    import_name: Annotated[
+        str,
+        typer.Option(
+            "--import", help="With --direction import: the models file's [[imports]] entry to load."
+        ),
+    ] = "",
     account_id: Annotated[
         str, typer.Option(help="The recipient's AWS account ID (12 digits).")
     ] = "",
@@ -75,6 +92,8 @@ def create(
         schema=schema,
         database=database,
         frequency_minutes=frequency,
+        direction=direction,
+        import_name=import_name,
     )
     conn = created.connection
     if as_json:
@@ -83,10 +102,44 @@ def create(
             {"connection": view, **created.policies, "warnings": list(created.warnings)}
         )
         return
-    output.console.print(f"Created draft connection [bold]{conn.name}[/] → {conn.location()}")
+    if conn.is_import:
+        table = services.imports.spec(conn).table
+        output.console.print(
+            f"Created draft import connection [bold]{conn.name}[/]: byob reads the files of "
+            f"import {conn.import_name} from {conn.location()} into {table}",
+            highlight=False,
+        )
+    else:
+        output.console.print(f"Created draft connection [bold]{conn.name}[/] → {conn.location()}")
     for warning in created.warnings:
         output.console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     _print_policies(created.policies)
+    _print_next_steps(conn)
+
+
+def _print_next_steps(conn: Connection) -> None:
+    if conn.is_import:
+        checks = "assumes the role, lists the base path, reads a file, checks it cannot write"
+    elif conn.type is ConnectionType.LOCAL:
+        checks = "writes and deletes a test file"
+    else:
+        checks = "assumes the role, writes and deletes a test object"
+    first = ""
+    if conn.auth is AuthKind.ROLE:
+        first = (
+            f"create the role {conn.role_name} in AWS account {conn.account_id} with the trust "
+            "policy and the permissions policy above, then "
+        )
+    elif conn.auth is AuthKind.HMAC:
+        first = (
+            f"attach the permissions policy above to the IAM user of {conn.access_key_id}, then "
+        )
+    output.console.print(
+        f"\n[bold]Next[/]: {first}run `byob connections validate {conn.name}` ({checks}) and "
+        f"`byob connections activate {conn.name}`",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 class PolicyFormat(StrEnum):
@@ -166,12 +219,13 @@ def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt
         return
     output.table(
         "Connections",
-        ["name", "tenant", "type", "status", "location", "last transfer", "next run"],
+        ["name", "tenant", "type", "direction", "status", "location", "last transfer", "next run"],
         [
             [
                 v["name"],
                 v["tenant"],
                 v["type"],
+                direction_text(v),
                 status_text(v),
                 v["location"],
                 _last_transfer(v["last_transfer"]),
@@ -180,6 +234,11 @@ def list_(tenant: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt
             for v in views
         ],
     )
+
+
+def direction_text(view: dict[str, Any]) -> str:
+    """ "export", or "import" and the import it loads."""
+    return f"import {view['import']}" if view["direction"] == "import" else str(view["direction"])
 
 
 def status_text(view: dict[str, Any]) -> str:
@@ -240,6 +299,8 @@ def _shown_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
         ("ID", view["id"]),
         ("tenant", view["tenant"]),
         ("type", view["type"]),
+        ("direction", view["direction"]),
+        *([("import", view["import"])] if view["direction"] == "import" else []),
         ("status", status_text(view)),
         *([("failing", failing["message"])] if failing else []),
         ("location", view["location"]),

@@ -12,6 +12,7 @@ from byob.cli import connections as _connections  # noqa: F401 - registers comma
 from byob.cli import credentials as _credentials  # noqa: F401
 from byob.cli import deletes as _deletes  # noqa: F401
 from byob.cli import demo as _demo  # noqa: F401
+from byob.cli import imports as _imports  # noqa: F401
 from byob.cli import manifests as _manifests  # noqa: F401
 from byob.cli import output
 from byob.cli import server as _server  # noqa: F401

@@ -19,7 +19,8 @@ cli = typer.Typer(
     add_completion=False,
 )
 connections_cli = typer.Typer(
-    help="Destinations: create, validate, activate.", no_args_is_help=True
+    help="Connections to tenants' storage (exports and imports): create, validate, activate.",
+    no_args_is_help=True,
 )
 transfers_cli = typer.Typer(help="Run and inspect transfers.", no_args_is_help=True)
 models_cli = typer.Typer(help="The models file.", no_args_is_help=True)
@@ -31,6 +32,9 @@ signing_keys_cli = typer.Typer(
 )
 manifests_cli = typer.Typer(help="Delivered manifests: verify.", no_args_is_help=True)
 webhooks_cli = typer.Typer(help="Webhook events: delivered, waiting, failed.", no_args_is_help=True)
+imports_cli = typer.Typer(
+    help="Import connections' files: the rejected ones, retrying one.", no_args_is_help=True
+)
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(transfers_cli, name="transfers")
 cli.add_typer(models_cli, name="models")
@@ -40,6 +44,7 @@ cli.add_typer(secrets_cli, name="secrets")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(signing_keys_cli, name="keys")
 cli.add_typer(manifests_cli, name="manifests")
+cli.add_typer(imports_cli, name="imports")
 state: dict[str, Any] = {"verbose": False, "config": None, "opened": [], "json": False}
 
 

@@ -20,7 +20,7 @@ from byob.domain.ids import short
 
 if TYPE_CHECKING:
     from byob.domain.transfers import FileRecord, TransferProgress, TransferRecord
-    from byob.engine.transfer import Progress
+    from byob.engine.transfer import Progress, TransferResult
 
 TransferArg = Annotated[
     str,
@@ -90,31 +90,71 @@ def run(
         results = services.transfers.run(
             connection, model=model, full_refresh=full_refresh, actor=ACTOR, progress=for_model
         )
-    records = describe(results)
     if as_json:
-        output.emit_json({"connection": connection, "transfers": records})
+        output.emit_json({"connection": connection, "transfers": describe(results)})
         return
-    output.table(
-        f"Transfers of {connection}",
-        ["model", "type", "window", "rows", "files", "bytes", "status"],
-        [
+    print_results(connection, results)
+
+
+def print_results(connection: str, results: list[TransferResult]) -> None:
+    """The transfers a run made, as a table, then their warnings and notes."""
+    from byob.services.transfers import describe
+
+    records = describe(results)
+    exported = [r for r in records if r["import_counts"] is None]
+    imported = [r for r in records if r["import_counts"] is not None]
+    if exported or not imported:
+        output.table(
+            f"Transfers of {connection}",
+            ["model", "type", "window", "rows", "files", "bytes", "status"],
             [
-                r["model"] + (" (resumed)" if r["resumed"] else ""),
-                r["type"],
-                f"({r['window']['low'] or '-∞'}, {r['window']['high']}]",
-                f"{r['rows']:,}",
-                r["files"],
-                output.human_bytes(r["bytes"]),
-                r["status"],
-            ]
-            for r in records
-        ],
-    )
+                [
+                    r["model"] + (" (resumed)" if r["resumed"] else ""),
+                    r["type"],
+                    f"({r['window']['low'] or '-∞'}, {r['window']['high']}]",
+                    f"{r['rows']:,}",
+                    r["files"],
+                    output.human_bytes(r["bytes"]),
+                    r["status"],
+                ]
+                for r in exported
+            ],
+        )
+    if imported:
+        output.table(
+            f"Imports of {connection}",
+            ["import", *IMPORT_COUNTS.values(), "rows", "bytes", "status"],
+            [
+                [
+                    r["model"],
+                    *[r["import_counts"].get(k, 0) for k in IMPORT_COUNTS],
+                    f"{r['rows']:,}",
+                    output.human_bytes(r["bytes"]),
+                    r["status"],
+                ]
+                for r in imported
+            ],
+        )
     for result in results:
         for warning in result.warnings:
             output.console.print(f"[yellow]warning:[/] {warning}")
         if result.record.note:  # e.g. rows the settle lag keeps for the next transfer
             output.console.print(f"{result.record.model}: {result.record.note}", highlight=False)
+        if (result.record.import_counts or {}).get("rejected"):
+            output.console.print(
+                f"`byob imports rejected {connection}` shows why files were rejected",
+                highlight=False,
+            )
+
+
+# An import run's object counts (services/imports.py) and how its tables head them.
+IMPORT_COUNTS = {
+    "seen": "files seen",
+    "imported": "imported",
+    "rejected": "rejected",
+    "skipped": "skipped",
+    "already": "already loaded",
+}
 
 
 def _run_all(
@@ -225,27 +265,31 @@ def _print_transfer(t: TransferRecord, files: list[FileRecord], *, connection: s
     rows = f"{t.rows:,}"
     if t.excluded_rows:
         rows += f" ({t.excluded_rows:,} left out: their cursor is NULL)"
-    output.record(
-        f"Transfer {short(t.id)}",
-        [
-            ("ID", t.id),
-            ("connection", connection),
+    counts = t.import_counts
+    fields: list[tuple[str, Any]] = [("ID", t.id), ("connection", connection)]
+    if counts is None:
+        fields += [
             ("model", t.model),
             ("type", t.type.value.replace("_", " ")),
             ("status", t.status.value),
             ("window", output.window(t.window.low, t.window.high)),
-            ("started", t.started_at),
-            ("finished", t.finished_at),
-            ("took", f"{took.total_seconds():,.1f} s" if took is not None else None),
-            ("rows", rows),
-            ("files", t.files),
-            ("size", output.human_bytes(t.bytes)),
-            ("attempts", t.attempts),
-            ("manifest", t.manifest_key),
-            ("error", t.error),
-            ("note", t.note),
-        ],
-    )
+        ]
+    else:  # an import run reads the files it finds: no window, and it writes no manifest
+        fields += [("import", t.model), ("type", t.type.value), ("status", t.status.value)]
+    fields += [
+        ("started", t.started_at),
+        ("finished", t.finished_at),
+        ("took", f"{took.total_seconds():,.1f} s" if took is not None else None),
+        ("rows", rows),
+    ]
+    if counts is None:
+        fields += [("files", t.files), ("size", output.human_bytes(t.bytes))]
+        fields += [("attempts", t.attempts), ("manifest", t.manifest_key)]
+    else:
+        fields += [(label, counts.get(key, 0)) for key, label in IMPORT_COUNTS.items()]
+        fields += [("size", output.human_bytes(t.bytes)), ("attempts", t.attempts)]
+    fields += [("error", t.error), ("note", t.note)]
+    output.record(f"Transfer {short(t.id)}", fields)
     if files:
         output.table(
             "Files",

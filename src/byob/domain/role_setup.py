@@ -18,7 +18,7 @@ from byob.domain.policies import PolicyDocument
 # another (or re-runs the CLI commands) updates the policy instead of adding a second one.
 PERMISSIONS_POLICY_NAME = "byob-permissions"
 TEMPLATE_DESCRIPTION = (
-    "The IAM role byob assumes to deliver your data: its name, trust policy (with this "
+    "The IAM role byob assumes for this connection: its name, trust policy (with this "
     "connection's external ID) and permissions policy exactly as byob generated them."
 )
 _ROLE_RESOURCE = "ByobRole"

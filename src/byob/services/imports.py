@@ -226,6 +226,10 @@ def summary(done: ImportRun) -> str:
     return f"{files} seen: " + ", ".join(parts)
 
 
+def rejections_view(rejections: Rejections) -> dict[str, Any]:
+    return {"items": [rejection_view(r) for r in rejections.items], "total": rejections.total}
+
+
 def rejection_view(r: Rejection) -> dict[str, Any]:
     return {
         "key": r.key,
