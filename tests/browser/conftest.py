@@ -114,8 +114,11 @@ def source_url(pg_server_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def serving(tmp: Path, source_url: str, endpoint_url: str, **extra_env: str) -> Iterator[Served]:
-    """`python -m byob.cli serve` on a free port, over its own state in `tmp`."""
+def serving(
+    tmp: Path, source_url: str, endpoint_url: str, *, imports: str = "", **extra_env: str
+) -> Iterator[Served]:
+    """`python -m byob.cli serve` on a free port, over its own state in `tmp`; ``imports``:
+    ``[[imports]]`` entries the models file declares too."""
     config = write_config(
         tmp / "byob.toml",
         source_url,
@@ -129,6 +132,7 @@ def serving(tmp: Path, source_url: str, endpoint_url: str, **extra_env: str) -> 
             }
         ],
     )
+    config.write_text(config.read_text() + imports)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = (

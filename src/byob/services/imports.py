@@ -45,6 +45,14 @@ class ImportService:
     def spec(self, conn: Connection) -> ImportSpec:
         return self.adapters.models_file.import_spec(conn.import_name)
 
+    def declared(self) -> list[ImportSpec]:
+        """The models file's imports (what a new import connection may load); none when the
+        models file cannot be read, so the pages that offer them still show."""
+        try:
+            return list(self.adapters.models_file.imports)
+        except ByobError:
+            return []
+
     # -- running --------------------------------------------------------------------------------
 
     def plan(self, conn: Connection) -> TransferRecord:

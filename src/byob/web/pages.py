@@ -15,6 +15,7 @@ from byob.domain.connections import Connection
 from byob.domain.credentials import parse_lifetime
 from byob.errors import ByobError, ConflictError
 from byob.services import Services
+from byob.services.imports import rejections_view
 from byob.services.views import link_view, transfer_view
 from byob.web import pages_connect
 from byob.web.deps import ServicesDep
@@ -50,6 +51,8 @@ NOTICES = {
     "run": "Transfers started; they appear in the history below as they run.",
     "cancelled": "The transfer is cancelled; its window is delivered by the next transfer.",
     "revoked": "The link was revoked; it can no longer be opened.",
+    "retried": "The file is no longer rejected: the next run tries it again (Run now tries it "
+    "at once).",
 }
 PAGE_SIZE = 50  # rows on one page of the connections, links and transfers lists
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
@@ -192,6 +195,7 @@ def _connection_page(
         labels=CHECK_LABELS,
         created_link=created_link,
         lifetimes=LINK_LIFETIMES,
+        rejected=rejections_view(services.imports.rejected(conn)) if conn.is_import else None,
     )
 
 
@@ -261,6 +265,19 @@ _ACTIONS = {
 }
 for _action in _ACTIONS:
     operator.add_api_route(f"/connections/{{name}}/{_action}", _act(_action), methods=["POST"])
+
+
+@operator.post("/connections/{name}/imports/retry")
+def retry_rejected_file(
+    name: str, session: PostedBy, services: ServicesDep, form: Form
+) -> Response:
+    """Forget that a file was rejected, so the next run tries it again."""
+    conn = services.connections.get(name)
+    try:
+        services.imports.retry(conn, form.get("key", ""), actor=session.actor)
+    except ByobError as exc:
+        return _connection_page(services, session, conn.id, error=exc.message, status=409)
+    return redirect(f"/connections/{quote(conn.id)}?notice=retried#rejected-title")
 
 
 @operator.post("/connections/{name}/link")

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from byob.domain import fields, role_setup, schedules
 from byob.domain.connections import AuthKind, Connection, Status
 from byob.domain.credentials import LINK_PREFIX, Link, LinkState
+from byob.domain.imports import ImportSpec
 from byob.errors import (
     AuthenticationError,
     ByobError,
@@ -29,6 +30,7 @@ from byob.errors import (
     PermissionDeniedError,
 )
 from byob.services import Services
+from byob.services.imports import rejections_view
 from byob.services.principals import Principal
 from byob.services.views import transfer_view
 from byob.web import pages_help
@@ -71,6 +73,7 @@ TYPES = (
         "The same files, registered in AWS Glue so you can query them in Athena at once.",
     ),
 )
+DIRECTIONS = ("export", "import")
 
 
 OPERATOR_DOOR = (
@@ -244,25 +247,56 @@ def resume(request: Request, services: ServicesDep) -> Response:
     return redirect("/connect/role")
 
 
+def _type_page(
+    holder: Holder,
+    services: Services,
+    conn: Connection | None,
+    *,
+    chosen: str,
+    direction: str,
+    chosen_import: str,
+    status: int = 200,
+    error: str = "",
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The first step: export (to S3, or S3 with Athena) or, when the models file declares
+    imports, let the vendor read files from the bucket. A connection's direction and import
+    are fixed once it exists (its type may still change)."""
+    imports = services.imports.declared()
+    return _page(
+        "connect/type.html",
+        holder,
+        "type",
+        status=status,
+        types=TYPES,
+        chosen=chosen,
+        direction=direction,
+        imports=imports,
+        chosen_import=chosen_import or (imports[0].name if imports else ""),
+        fixed=conn,
+        error=error,
+        errors=errors or {},
+    )
+
+
 @router.get("/type")
 def type_step(holder: Recipient, services: ServicesDep) -> Response:
     conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect(holder.url("done"))
-    return _page(
-        "connect/type.html",
+    return _type_page(
         holder,
-        "type",
-        types=TYPES,
+        services,
+        conn,
         chosen=conn.type.value if conn else "s3",
-        error="",
-        errors={},
+        direction=conn.direction.value if conn else "export",
+        chosen_import=conn.import_name if conn else "",
     )
 
 
 @router.post("/type")
-def choose_type(holder: PostedBy, form: Form) -> Response:
-    chosen = form.get("type", "")
+def choose_type(holder: PostedBy, services: ServicesDep, form: Form) -> Response:
+    chosen = form.get("type", "s3" if form.get("direction") == "import" else "")
     errors: dict[str, str] = {}
     if holder.asks_tenant:
         holder = replace(holder, tenant=form.get("tenant", "").strip())
@@ -272,19 +306,55 @@ def choose_type(holder: PostedBy, form: Form) -> Response:
             fields.tenant(holder.tenant)
         except InvalidFieldError as exc:
             errors["tenant"] = exc.message
+    conn = holder.connection(services)
+    direction = form.get("direction", "export")
+    chosen_import, error = _chosen_import(services, conn, direction, form.get("import", ""))
+    if direction == "import":
+        chosen = "s3"  # an import reads from a bucket; Athena does not apply
     known = chosen in dict((t[0], t) for t in TYPES)
-    if errors or not known:
-        return _page(
-            "connect/type.html",
+    if not known:
+        error = "Choose the kind of connection to create."
+    if errors or error:
+        return _type_page(
             holder,
-            "type",
+            services,
+            conn,
             status=422,
-            types=TYPES,
             chosen=chosen if known else "s3",
-            error="" if known else "Choose the kind of connection to create.",
+            direction=direction if direction in DIRECTIONS else "export",
+            chosen_import=chosen_import,
+            error=error,
             errors=errors,
         )
+    if direction == "import":
+        return redirect(holder.url("bucket", direction="import", **{"import": chosen_import}))
     return redirect(holder.url("bucket", type=chosen))
+
+
+def _chosen_import(
+    services: Services, conn: Connection | None, direction: str, chosen: str
+) -> tuple[str, str]:
+    """The import chosen on the type step (the only one, if one is declared), and what is
+    wrong with the choice ("" when nothing)."""
+    if direction not in DIRECTIONS:
+        return "", "Choose whether byob exports your data or reads files from your bucket."
+    declared = [i.name for i in services.imports.declared()]
+    chosen = chosen.strip() or (declared[0] if len(declared) == 1 else "")
+    if conn is not None and (
+        conn.direction.value != direction or (conn.is_import and conn.import_name != chosen)
+    ):
+        what = f"reads files for import {conn.import_name}" if conn.is_import else "exports"
+        return conn.import_name, (
+            f"This connection {what}; that cannot change once it is created. To connect the "
+            "other way, ask your vendor for a new link."
+        )
+    if direction == "export":
+        return "", ""
+    if not declared:
+        return "", "Your vendor reads no files from customers' buckets yet; choose an export."
+    if chosen not in declared:
+        return "", "Choose what your vendor reads from your bucket."
+    return chosen, ""
 
 
 # -- the bucket step -----------------------------------------------------------------------------
@@ -294,6 +364,8 @@ def _values(conn: Connection | None, kind: str) -> dict[str, str]:
     if conn is None:
         return {
             "type": kind,
+            "direction": "export",
+            "import": "",
             "name": "",
             "account_id": "",
             "bucket": "",
@@ -310,6 +382,8 @@ def _values(conn: Connection | None, kind: str) -> dict[str, str]:
     generated = conn.role_name.startswith("byob-") and conn.role_arn.endswith(conn.role_name)
     return {
         "type": kind,
+        "direction": conn.direction.value,
+        "import": conn.import_name,
         "name": conn.name,
         "account_id": conn.account_id,
         "bucket": conn.bucket,
@@ -350,7 +424,13 @@ def _bucket_page(
         # vendor's (LinkService.update_connection).
         frequency_fixed=conn is not None and holder.link is not None,
         frequency_labels=schedules.FREQUENCY_LABELS,
+        spec=_declared(services, values["import"]) if values["direction"] == "import" else None,
     )
+
+
+def _declared(services: Services, name: str) -> ImportSpec | None:
+    """The models file's import of this name (None when it no longer declares it)."""
+    return next((i for i in services.imports.declared() if i.name == name), None)
 
 
 def _frequencies(services: Services) -> list[tuple[int, str, Any]]:
@@ -363,14 +443,25 @@ def _frequencies(services: Services) -> list[tuple[int, str, Any]]:
 
 
 @router.get("/bucket")
-def bucket_step(holder: Recipient, services: ServicesDep, type: str = "") -> Response:
+def bucket_step(
+    holder: Recipient,
+    services: ServicesDep,
+    type: str = "",
+    direction: str = "",
+    import_: Annotated[str, Query(alias="import", max_length=128)] = "",
+) -> Response:
     conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect(holder.url("done"))
     if holder.asks_tenant and not holder.tenant:
         return redirect(holder.url("type"))
     kind = type if type in ("s3", "athena") else (conn.type.value if conn else "s3")
-    return _bucket_page(holder, services, conn, _values(conn, kind), {})
+    values = _values(conn, kind)
+    if conn is None and direction == "import":
+        if _declared(services, import_) is None:
+            return redirect(holder.url("type"))  # the type step chooses a declared import
+        values |= {"type": "s3", "direction": "import", "import": import_}
+    return _bucket_page(holder, services, conn, values, {})
 
 
 @router.post("/bucket")
@@ -380,6 +471,13 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
         return redirect(holder.url("done"))
     values = {k: form.get(k, "").strip() for k in _values(None, "s3")}
     values["type"] = values["type"] if values["type"] in ("s3", "athena") else "s3"
+    if conn is not None:  # fixed once created
+        values |= {"direction": conn.direction.value, "import": conn.import_name}
+    values["direction"] = "import" if values["direction"] == "import" else "export"
+    if values["direction"] == "import":
+        values["type"] = "s3"
+    else:
+        values["import"] = ""
     values["auth"] = values["auth"] if values["auth"] in ("role", "hmac") else "role"
     # A form without the choice (a script's) keeps the schedule as it is: daily if new.
     values["frequency_minutes"] = (
@@ -410,6 +508,8 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
     }
     if holder.asks_tenant:
         record["tenant"] = holder.tenant
+    if conn is None and values["direction"] == "import":
+        record |= {"direction": "import", "import_name": values["import"]}
     if athena:
         record |= {k: values[k] for k in ("workgroup", "schema", "database")}
     hmac_auth = values["auth"] == "hmac"
@@ -437,7 +537,10 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
                 connection=conn.id,
             )
     except ByobError as exc:
-        known = exc.field in values or exc.field == "secret_access_key"
+        # direction and import are chosen on the type step: their errors go above the form.
+        known = (exc.field in values and exc.field not in ("direction", "import")) or (
+            exc.field == "secret_access_key"
+        )
         return _bucket_page(
             holder,
             services,
@@ -642,7 +745,7 @@ def _delivery_page(
     before: str | None = None,
 ) -> Response:
     now = services.now()
-    models = services.models.names()
+    models = [] if conn.is_import else services.models.names()
     _, page = services.transfers.history(
         conn.id, after=after, before=before, limit=DELIVERY_PAGE_SIZE
     )
@@ -664,6 +767,8 @@ def _delivery_page(
         frequency=schedules.FREQUENCY_LABELS.get(conn.frequency_minutes, ""),
         examples=pages_help.examples(conn, models),
         signing_key=services.manifests.keyring().current.public,
+        spec=_declared(services, conn.import_name) if conn.is_import else None,
+        rejected=rejections_view(services.imports.rejected(conn)) if conn.is_import else None,
     )
 
 

@@ -18,6 +18,9 @@ CHECK_LABELS = {
     "glue_database": "The Glue database",
     "athena_query": "A test Athena query",
     "athena_output_location": "Where Athena writes query results",
+    "list_base_path": "List the files under the base path",
+    "read_object": "Read a file",
+    "write_refused": "The role cannot write to your bucket",
 }
 
 # What failed, by the check that marked a connection failing: transfers mark it "transfer";
@@ -62,6 +65,21 @@ CHECK_FIXES = {
         "bucket",
         "Let the workgroup use the query results location "
         "shown, or turn off its output location override.",
+    ),
+    "list_base_path": (
+        "role",
+        "Attach the permissions policy shown, unchanged: it allows s3:ListBucket on the "
+        "bucket for the base path. Check the bucket name on the S3 bucket step.",
+    ),
+    "read_object": (
+        "role",
+        "Attach the permissions policy shown, unchanged: it allows s3:GetObject under the "
+        "base path. If the bucket is encrypted with a KMS key, also allow kms:Decrypt on it.",
+    ),
+    "write_refused": (
+        "role",
+        "Attach exactly the permissions policy shown (s3:ListBucket and s3:GetObject), "
+        "nothing broader.",
     ),
 }
 

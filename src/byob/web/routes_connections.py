@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from byob.services import Services
 from byob.services.connections import Created, Validated
+from byob.services.imports import rejections_view
 from byob.services.views import validation_view
 from byob.web.deps import Operator, ServicesDep
 from byob.web.schemas import (
@@ -17,8 +18,12 @@ from byob.web.schemas import (
     ConnectionUpdate,
     ConnectionUpdated,
     CursorPage,
+    ErrorResponse,
+    ImportRetried,
+    ImportRetry,
     Policies,
     RecipientConnectionCreate,
+    RejectedFiles,
     ValidationPublic,
 )
 from byob.web.view_json import view_json
@@ -26,6 +31,10 @@ from byob.web.view_json import view_json
 router = APIRouter(prefix="/connections", tags=["connections"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=200)]
+RejectedLimit = Annotated[int, Query(ge=1, le=500)]
+EXPORTS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "An export connection: it rejects no files.", "model": ErrorResponse}
+}
 
 
 def creation_fields(body: RecipientConnectionCreate) -> tuple[dict[str, Any], str | None]:
@@ -116,3 +125,32 @@ def resume_connection(name: str, services: ServicesDep, who: Operator) -> dict[s
 @router.get("/{name}/policies", response_model=Policies, response_model_exclude_none=True)
 def connection_policies(name: str, services: ServicesDep, who: Operator) -> dict[str, Any]:
     return services.connections.policies(services.connections.get(name))
+
+
+@router.get("/{name}/imports/rejected", response_model=RejectedFiles, responses=EXPORTS)
+def rejected_files(
+    name: str, services: ServicesDep, who: Operator, limit: RejectedLimit = 100
+) -> dict[str, Any]:
+    """An import connection's rejected files, newest first, each with its first problems
+    (line, column, value, reason); 409 for an export connection."""
+    return rejections_view(services.imports.rejected(name, limit=limit))
+
+
+@router.post(
+    "/{name}/imports/retry",
+    response_model=ImportRetried,
+    responses=EXPORTS
+    | {
+        404: {
+            "description": "No such connection, or no such rejected file.",
+            "model": ErrorResponse,
+        }
+    },
+)
+def retry_rejected_file(
+    name: str, body: ImportRetry, services: ServicesDep, who: Operator
+) -> dict[str, Any]:
+    """Forget that a file was rejected, so the connection's next run tries it again (trigger
+    one with POST /api/v1/transfers); 404 when the connection rejected no such key."""
+    cleared = services.imports.retry(name, body.key, actor=who.actor)
+    return {"key": body.key, "cleared": cleared}

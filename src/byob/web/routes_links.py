@@ -7,9 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from byob.domain.credentials import parse_lifetime
+from byob.services.imports import rejections_view
 from byob.services.views import link_view
 from byob.web.deps import Operator, Recipient, RecipientReader, ServicesDep
-from byob.web.routes_connections import created_view, creation_fields, update_fields, validated_view
+from byob.web.routes_connections import (
+    EXPORTS,
+    RejectedLimit,
+    created_view,
+    creation_fields,
+    update_fields,
+    validated_view,
+)
 from byob.web.routes_transfers import Limit, PageCursor, Since, StatusFilter, transfer_page
 from byob.web.schemas import (
     ConnectionCreated,
@@ -21,6 +29,7 @@ from byob.web.schemas import (
     LinkPublic,
     Policies,
     RecipientConnectionCreate,
+    RejectedFiles,
     TransferPublic,
     ValidationPublic,
 )
@@ -130,3 +139,14 @@ def my_transfers(
         connection=conn.id, statuses=status, since=since, after=after, before=before, limit=limit
     )
     return transfer_page(page)
+
+
+@recipient.get("/connection/imports/rejected", response_model=RejectedFiles, responses=EXPORTS)
+def my_rejected_files(
+    services: ServicesDep, who: RecipientReader, limit: RejectedLimit = 100
+) -> dict[str, Any]:
+    """The files this link's import connection rejected, newest first, with their first
+    problems, so the recipient can fix and replace them. Read, like the transfers, once the
+    connection is active; retrying one is the vendor's."""
+    conn = services.links.own_connection(who)
+    return rejections_view(services.imports.rejected(conn, limit=limit))

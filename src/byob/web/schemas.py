@@ -242,6 +242,50 @@ class TransferPublic(BaseModel):
     cancel_requested: bool = False
 
 
+class RowProblemPublic(BaseModel):
+    """Why a file was rejected: where (the physical line a record starts on, 1-based with the
+    header counted; the row for Parquet; null for the whole file), the column and value (cut
+    to 80 characters), the reason, and all of it as one sentence."""
+
+    line: int | None
+    column: str | None
+    value: str | None
+    reason: str
+    message: str
+
+
+class RejectedFilePublic(BaseModel):
+    """A file (one version of an object: its key and ETag) an import refused. Later runs skip
+    it until it is retried or replaced (a new ETag is a new file)."""
+
+    key: str
+    etag: str
+    size: int
+    rejected_at: datetime
+    transfer_id: str | None  # the run that rejected it
+    problems: list[RowProblemPublic]  # the first few
+    message: str  # the first problem as a sentence
+
+
+class RejectedFiles(BaseModel):
+    """An import connection's rejected files, newest first (at most ``limit``), and how many
+    there are in all."""
+
+    items: list[RejectedFilePublic]
+    total: int
+
+
+class ImportRetry(Strict):
+    key: Annotated[str, Field(min_length=1, max_length=1024)]  # the rejected file's full key
+
+
+class ImportRetried(BaseModel):
+    """The file is forgotten as rejected: the next run of the connection tries it again."""
+
+    key: str
+    cleared: int  # rejected versions (ETags) of the key forgotten
+
+
 class TransfersTriggered(BaseModel):
     transfers: list[TransferPublic]  # windows already fixed (embedded workers)
     queued: list[str]  # models queued for distributed workers

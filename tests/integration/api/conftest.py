@@ -44,6 +44,17 @@ from tests.support import (
 
 BYOB = [sys.executable, "-m", "byob.cli"]
 STARTUP_SECONDS = 60
+# The import every API server declares beside its model (tests/integration/api/test_imports.py):
+# CSV files of accounts and integer quantities, into the source's usage_events table.
+USAGE_IMPORT = """
+[[imports]]
+name = "usage_events"
+table = "usage_events"
+tenant_column = "tenant_id"
+format = "csv"
+columns = { account = "text", quantity = "integer" }
+key_pattern = "**.csv"
+"""
 
 
 @dataclass
@@ -176,6 +187,10 @@ def source_url(pg_server_url: str) -> Iterator[str]:
     """The vendor's source database for the module: invoices of tenants acme and globex."""
     with scratch_database(pg_server_url, "src") as url:
         create_invoices(url, is_acme=ACME_IDS.__contains__)
+        pg_exec(
+            url,
+            "CREATE TABLE usage_events (tenant_id text NOT NULL, account text, quantity integer)",
+        )
         yield url
 
 
@@ -209,6 +224,7 @@ def server(
             }
         ],
     )
+    config.write_text(config.read_text() + USAGE_IMPORT)
     state_name = None
     if kind == "sqlite":
         database_url = f"sqlite:///{tmp / 'state.sqlite'}"
@@ -250,6 +266,8 @@ def server(
     in_process: list[Any] = []
     try:
         srv.token = srv.api_key("ops")
+        done = srv.cli("migrate-imports")  # the imports' ledger, in the source database
+        assert done.returncode == 0, done.stderr
         if kind == "sqlite":
             in_process = _serve_in_process(srv, config, _aws_server)
             yield srv

@@ -106,6 +106,22 @@
     sync();
   }
 
+  // The type step: show the choices of the chosen direction (export types, or imports).
+  var directionForm = document.querySelector("form[data-direction-form]");
+  if (directionForm) {
+    var syncDirection = function () {
+      var chosen = directionForm.querySelector('input[name="direction"]:checked');
+      if (!chosen) return;  // one direction only (none offered, or the connection's own)
+      directionForm.querySelectorAll(".direction-fields").forEach(function (box) {
+        box.hidden = box.getAttribute("data-direction") !== chosen.value;
+      });
+    };
+    directionForm.querySelectorAll('input[name="direction"]').forEach(function (r) {
+      r.addEventListener("change", syncDirection);
+    });
+    syncDirection();
+  }
+
   // A button that needs a checkbox ticked first (the server checks too).
   document.querySelectorAll("[data-requires]").forEach(function (button) {
     var box = document.getElementById(button.getAttribute("data-requires"));
