@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import io
@@ -235,6 +236,86 @@ def test_csv_errors_in_a_later_batch_count_lines_across_batches() -> None:
     data = ("account,quantity,occurred_at\n" + "".join(rows)).encode()
     (problem,) = problems(data, batch_rows=2)
     assert problem.line == 12  # header, then five records of two lines each
+
+
+# Plain lines (no quotes) are split by Arrow a block at a time; the csv module takes over at the
+# first block it cannot read as the csv module would, or that holds a bad value. These files span
+# many blocks (batch_bytes=1 KiB) so that the hand-over happens part-way.
+PLAIN_ROW = "acct-{n},{n}.5,2024-01-31T12:00:00Z\n"
+
+
+def plain_rows(count: int, start: int = 0) -> str:
+    return "".join(PLAIN_ROW.format(n=n) for n in range(start, start + count))
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_csv_plain_lines_read_the_same_by_arrow_and_by_the_csv_module(
+    gzipped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = plain_rows(300).replace("acct-7,", "NA,").replace("acct-8,", "null,")
+    body = body.replace("acct-9,", ",")  # an empty field: NULL, but "NA" and "null" are text
+    data = ("account,quantity,occurred_at\r\n" + body.replace("\n", "\r\n")).encode()
+    quoted = data.replace(b"acct-0,", b'"acct-0",', 1)  # a quote: the csv module reads it all
+    options: dict[str, Any] = {"gzip": True} if gzipped else {}
+    pack = gzip.compress if gzipped else bytes
+    with monkeypatch.context() as patched:
+        patched.setattr(csv, "reader", None)  # not called: Arrow reads plain lines
+        by_arrow = read(pack(data), batch_bytes=1024, **options)
+    assert by_arrow == read(pack(quoted), batch_bytes=1024, **options)
+    assert len(by_arrow) == 300
+    assert [r["account"] for r in by_arrow[6:10]] == ["acct-6", "NA", "null", None]
+    assert by_arrow[299] == {
+        "account": "acct-299",
+        "quantity": Decimal("299.5"),
+        "occurred_at": when(12),
+    }
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "line", "reason"),
+    [
+        ("acme,x,2024-01-31T12:00:00Z\n", 252, "not a numeric(18,6)"),
+        ("acme,1\n", 252, "expected 3 fields, found 2"),
+        ('"a\nb",1,2024-01-31T12:00:00Z\nacme,x,2024-01-31T12:00:00Z\n', 254, "not a numeric"),
+    ],
+)
+def test_csv_a_problem_after_many_plain_blocks_names_its_line(
+    bad_row: str, line: int, reason: str
+) -> None:
+    blank_lines = "\n\n"  # physical lines, skipped as rows
+    body = plain_rows(100) + blank_lines + plain_rows(148, 100) + bad_row + plain_rows(50, 248)
+    data = ("account,quantity,occurred_at\n" + body).encode()
+    (problem,) = problems(data, batch_bytes=1024)
+    assert (problem.line, problem.reason.startswith(reason)) == (line, True)
+
+
+def test_csv_a_quote_part_way_hands_the_rest_to_the_csv_module() -> None:
+    body = plain_rows(200) + '"multi\nline, quoted",7,2024-01-31T12:00:00Z\n' + plain_rows(5, 201)
+    rows = read(("account,quantity,occurred_at\n" + body).encode(), batch_bytes=1024)
+    assert [r["account"] for r in rows[199:202]] == ["acct-199", "multi\nline, quoted", "acct-201"]
+    assert len(rows) == 206
+
+
+def test_csv_a_delimiter_of_more_than_one_byte_is_left_to_the_csv_module() -> None:
+    spec = make_spec(csv_delimiter="§")
+    data = "account§quantity§occurred_at\nacme§1.5§2024-01-31T12:00:00Z\n".encode()
+    assert read(data, spec) == [
+        {"account": "acme", "quantity": Decimal("1.5"), "occurred_at": when(12)}
+    ]
+
+
+def test_csv_bad_utf8_in_a_column_not_imported_is_refused_as_before() -> None:
+    data = b"account,quantity,occurred_at,note\n" + b"acme,1,2024-01-31T12:00:00Z,\xff\n" * 3
+    (problem,) = problems(data)
+    assert "not UTF-8" in problem.reason
+
+
+def test_csv_a_lone_carriage_return_ends_a_line_as_the_csv_module_says() -> None:
+    data = (
+        b"account,quantity,occurred_at\racme,1,2024-01-31T12:00:00Z\racme,x,2024-01-31T12:00:00Z\r"
+    )
+    (problem,) = problems(data)
+    assert (problem.line, problem.value) == (3, "x")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])

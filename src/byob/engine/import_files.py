@@ -6,10 +6,13 @@ bad rows (up to ``MAX_REPORTED_PROBLEMS``, all from the batch where the first on
 raise ``FileRejectedError``, and the caller discards the batches it already took (they belong
 to the same transaction). The tenant column is never read from the file.
 
-CSV and JSON Lines are split into text values by Python (the csv module keeps the physical line
-where each record starts, which pyarrow's CSV reader cannot report), then each batch is
-converted by Arrow in one vectorised pass; only a batch that fails is walked value by value to
-say which values are bad.
+CSV is split by Arrow a block of whole lines at a time while the lines are plain (no quotes:
+`engine.csv_blocks`), then each block's text is converted by Arrow in one vectorised pass. At
+the first block that is not plain or does not convert, the rest of the file goes through the
+csv module, which keeps the physical line where each record starts (Arrow cannot report it):
+a bad file is reported exactly as the csv module finds it, a plain good file never pays for
+Python's rows. JSON Lines are split into text values by Python. Only a batch that fails is
+walked value by value to say which values are bad.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from byob.domain.imports import (
     MAX_LINE_BYTES,
@@ -39,12 +41,16 @@ from byob.domain.imports import (
     shorten,
 )
 from byob.domain.types import Kind
+from byob.engine import csv_blocks
+from byob.engine.import_parquet import read_parquet
 from byob.engine.import_values import (
     InvalidValue,
     from_text,
     import_schema,
     locate,
     no_json_constant,
+    raise_problems,
+    rejected,
 )
 from byob.errors import FileRejectedError
 
@@ -63,7 +69,6 @@ _FIRST_ASK = 16
 MAX_FIELD_CHARS = 16 * MAX_LINE_BYTES
 
 _NULL_STRING = pa.scalar(None, pa.string())
-_PARQUET_READ_BYTES = 1 << 20
 
 
 def read_import_file(
@@ -84,30 +89,30 @@ def read_import_file(
     Raises ``FileRejectedError`` for the first bad rows or a file byob will not read.
     """
     if size is not None and (problem := spec.size_problem(size)):
-        raise _rejected(problem)
+        raise rejected(problem)
     if spec.format is ImportFormat.PARQUET:
         if gzip:
-            raise _rejected("Parquet files compress inside; a gzipped Parquet file is not read")
-        yield from _read_parquet(stream, spec, batch_rows, batch_bytes)
+            raise rejected("Parquet files compress inside; a gzipped Parquet file is not read")
+        yield from read_parquet(stream, spec, batch_rows, batch_bytes)
         return
     binary: IO[bytes] | gzip_module.GzipFile = (
         gzip_module.GzipFile(fileobj=stream, mode="rb") if gzip else stream
     )
     limited = _LineLimit(binary, max_line_bytes)
-    # utf-8-sig drops a byte order mark; newline="" leaves line ends to the csv module.
-    text = io.TextIOWrapper(io.BufferedReader(limited), encoding="utf-8-sig", newline="")
-    sized = _Sized(limited, batch_rows, batch_bytes)
     try:
         if spec.format is ImportFormat.CSV:
-            yield from _csv_batches(text, spec, sized)
+            yield from _csv_batches(limited, spec, batch_rows, batch_bytes)
         else:
-            yield from _json_batches(text, spec, sized)
-    except UnicodeDecodeError as exc:
-        raise _rejected(f"not UTF-8 text near line {limited.line}: {exc.reason}") from None
+            yield from _json_batches(limited, spec, _Sized(limited, batch_rows, batch_bytes))
     except (gzip_module.BadGzipFile, EOFError, zlib.error) as exc:
-        raise _rejected(f"not a complete gzip file ({exc}); was it cut short?") from None
-    finally:
-        text.detach()  # the caller owns the stream: closing the wrapper must not close it
+        raise rejected(f"not a complete gzip file ({exc}); was it cut short?") from None
+
+
+def _text(counted: _LineLimit | csv_blocks.Resumed, bom: bool) -> io.TextIOWrapper:
+    """Text for the csv module or the JSON decoder; newline="" leaves line ends to the csv
+    module. The caller detaches it: the caller's stream must stay open."""
+    encoding = "utf-8-sig" if bom else "utf-8"  # utf-8-sig drops a byte order mark
+    return io.TextIOWrapper(io.BufferedReader(counted), encoding=encoding, newline="")
 
 
 # --- lines -------------------------------------------------------------------------------------
@@ -163,21 +168,21 @@ class _LineLimit(io.RawIOBase):
 class _Sized:
     """When a batch is full: ``rows`` rows, or ``bytes`` of the file read since it started."""
 
-    limited: _LineLimit
+    source: _LineLimit | csv_blocks.Resumed
     rows: int
     bytes: int
 
-    def take(self, reader: Any) -> list[list[str]]:
+    def take(self, reader: Any, before: int) -> list[list[str]]:
         """The next batch of rows from a csv reader, asked for in C a run of rows at a time,
         each run sized from the bytes per row so far: no Python step per row, and a batch's
         memory follows its bytes, not its row count."""
-        start = self.limited.consumed
+        start = self.source.consumed
         rows: list[list[str]] = []
         ask = min(_FIRST_ASK, self.rows)
         while True:
-            more = _take(reader, ask)
+            more = _take(reader, ask, before)
             rows += more
-            used = self.limited.consumed - start
+            used = self.source.consumed - start
             if len(more) < ask or len(rows) >= self.rows or used >= self.bytes:
                 return rows
             per_row = max(used / len(rows), 1.0)
@@ -186,68 +191,128 @@ class _Sized:
             ask = max(1, min(self.rows - len(rows), 2 * ask, left))
 
     def full(self, rows: int, start: int) -> bool:
-        return rows >= self.rows or self.limited.consumed - start >= self.bytes
+        return rows >= self.rows or self.source.consumed - start >= self.bytes
 
 
 # --- CSV ---------------------------------------------------------------------------------------
 
 
 def _csv_batches(
-    text: io.TextIOWrapper, spec: ImportSpec, sized: _Sized
+    limited: _LineLimit, spec: ImportSpec, batch_rows: int, batch_bytes: int
+) -> Iterator[pa.RecordBatch]:
+    """Plain blocks are split and converted by Arrow; from the first other block on, the csv
+    module reads the rest of the file (and the header, when its line is not plain)."""
+    schema = import_schema(spec)
+    positions: list[int] = list(range(len(spec.columns)))
+    width = len(positions)
+    header = spec.csv_header
+    arrow_splits = spec.csv_delimiter.isascii()  # Arrow's delimiter is one byte
+    blocks = csv_blocks.Blocks(limited, batch_bytes)
+    for block in blocks:
+        data, line = block.data, block.first_line
+        if line == 1:
+            data = data.removeprefix(csv_blocks.BOM)
+        if header:
+            if not data:
+                return  # a byte order mark alone
+            found = csv_blocks.header_line(data, spec.csv_delimiter)
+            if found is not None:
+                positions, width = _header_positions(found[0], spec, line)
+                data, line, header = data[found[1] :], line + 1, False
+        if not header and not data:
+            continue
+        batch = None
+        if not header and arrow_splits and csv_blocks.plain(data):
+            texts = csv_blocks.texts(data, spec.csv_delimiter, width, positions)
+            batch = None if texts is None else _converted(texts, spec, schema)
+        if batch is None:
+            resumed = csv_blocks.Resumed(data + blocks.rest, limited, line)
+            sized = _Sized(resumed, batch_rows, batch_bytes)
+            yield from _csv_module_batches(resumed, spec, sized, header, positions, width)
+            return
+        for start in range(0, batch.num_rows, batch_rows):
+            yield batch.slice(start, batch_rows)
+
+
+def _converted(texts: list[pa.Array], spec: ImportSpec, schema: pa.Schema) -> pa.RecordBatch | None:
+    """The text columns as the declared types, or None when a value does not fit (the csv
+    module then reads the block again to say on which line)."""
+    try:
+        arrays = [from_text(c, t) for c, t in zip(spec.columns, texts, strict=True)]
+    except InvalidValue:
+        return None
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _csv_module_batches(
+    resumed: csv_blocks.Resumed,
+    spec: ImportSpec,
+    sized: _Sized,
+    header: bool,
+    positions: list[int],
+    width: int,
 ) -> Iterator[pa.RecordBatch]:
     """Rows are split by the csv module in C; Python touches a row only when a batch is bad."""
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)
+    before = resumed.line - 1  # lines read before the csv module's first
+    text = _text(resumed, bom=False)
     reader = csv.reader(text, delimiter=spec.csv_delimiter, strict=True)
     schema = import_schema(spec)
-    positions: list[int] = list(range(len(spec.columns)))
-    width = len(positions)
-    if spec.csv_header:
-        (header,) = _take(reader, None)
-        if not header:
-            return  # an empty file
-        positions, width = _header_positions(header, spec, reader.line_num)
-    while True:
-        first_line = reader.line_num + 1
-        rows = sized.take(reader)
-        if not rows:
-            return
-        lengths = set(map(len, rows))
-        problems: list[RowProblem] = []
-        if lengths != {width}:
-            starts = _start_lines(rows, first_line)
-            problems = [
-                RowProblem(
-                    line=start,
-                    column=None,
-                    value=None,
-                    reason=f"expected {width} fields, found {len(row)}",
-                )
-                for start, row in zip(starts, rows, strict=True)
-                if row and len(row) != width
-            ][:MAX_REPORTED_PROBLEMS]
-            kept = [
-                (start, row) for start, row in zip(starts, rows, strict=True) if len(row) == width
-            ]
-            rows = [row for _, row in kept]
-            line_of: Callable[[int], int] = [start for start, _ in kept].__getitem__
-        else:
-            line_of = _LazyStarts(rows, first_line)
-        by_column = list(zip(*rows, strict=True)) if rows else [()] * width
-        texts = [_nulls_for_empty(pa.array(by_column[p], type=pa.string())) for p in positions]
-        yield _to_batch(texts, line_of, spec, schema, problems)
+    try:
+        if header:
+            (names,) = _take(reader, None, before)
+            if not names:
+                return  # an empty file
+            positions, width = _header_positions(names, spec, before + reader.line_num)
+        while True:
+            first_line = before + reader.line_num + 1
+            rows = sized.take(reader, before)
+            if not rows:
+                return
+            lengths = set(map(len, rows))
+            problems: list[RowProblem] = []
+            if lengths != {width}:
+                starts = _start_lines(rows, first_line)
+                problems = [
+                    RowProblem(
+                        line=start,
+                        column=None,
+                        value=None,
+                        reason=f"expected {width} fields, found {len(row)}",
+                    )
+                    for start, row in zip(starts, rows, strict=True)
+                    if row and len(row) != width
+                ][:MAX_REPORTED_PROBLEMS]
+                kept = [
+                    (start, row)
+                    for start, row in zip(starts, rows, strict=True)
+                    if len(row) == width
+                ]
+                rows = [row for _, row in kept]
+                line_of: Callable[[int], int] = [start for start, _ in kept].__getitem__
+            else:
+                line_of = _LazyStarts(rows, first_line)
+            by_column = list(zip(*rows, strict=True)) if rows else [()] * width
+            texts = [_nulls_for_empty(pa.array(by_column[p], type=pa.string())) for p in positions]
+            yield _to_batch(texts, line_of, spec, schema, problems)
+    except UnicodeDecodeError as exc:
+        raise rejected(f"not UTF-8 text near line {resumed.line}: {exc.reason}") from None
+    finally:
+        text.detach()
 
 
-def _take(reader: Any, count: int | None) -> list[list[str]]:
+def _take(reader: Any, count: int | None, before: int) -> list[list[str]]:
     """Up to ``count`` rows (None: the next non-blank row only), with the reader's errors told
-    as the line they were found on."""
+    as the line they were found on (``before``: lines of the file before the reader's first)."""
     try:
         if count is None:
             return [next((row for row in reader if row), [])]
         return list(itertools.islice(reader, count))
     except csv.Error as exc:
+        line = before + reader.line_num
         raise FileRejectedError(
-            (RowProblem(line=reader.line_num, column=None, value=None, reason=f"not CSV: {exc}"),)
+            (RowProblem(line=line, column=None, value=None, reason=f"not CSV: {exc}"),)
         ) from None
 
 
@@ -304,11 +369,21 @@ def _header_positions(header: list[str], spec: ImportSpec, line: int) -> tuple[l
 # --- JSON Lines --------------------------------------------------------------------------------
 
 
-def _json_batches(
+def _json_batches(limited: _LineLimit, spec: ImportSpec, sized: _Sized) -> Iterator[pa.RecordBatch]:
+    text = _text(limited, bom=True)
+    try:
+        yield from _json_text_batches(text, spec, sized)
+    except UnicodeDecodeError as exc:
+        raise rejected(f"not UTF-8 text near line {limited.line}: {exc.reason}") from None
+    finally:
+        text.detach()
+
+
+def _json_text_batches(
     text: io.TextIOWrapper, spec: ImportSpec, sized: _Sized
 ) -> Iterator[pa.RecordBatch]:
     schema = import_schema(spec)
-    started = sized.limited.consumed
+    started = sized.source.consumed
     starts: list[int] = []
     rows: list[list[str | None]] = []
     problems: list[RowProblem] = []
@@ -323,7 +398,7 @@ def _json_batches(
         if sized.full(len(rows), started):
             yield _json_batch(rows, starts, spec, schema, problems)
             starts, rows = [], []
-            started = sized.limited.consumed
+            started = sized.source.consumed
     if rows or problems:
         yield _json_batch(rows, starts, spec, schema, problems)
 
@@ -451,105 +526,5 @@ def _to_batch(
             arrays.append(from_text(column, text))
         except InvalidValue:
             problems += locate(column, text, line_of)
-    _raise_if_any(problems)
+    raise_problems(problems)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _raise_if_any(problems: list[RowProblem]) -> None:
-    if problems:
-        ordered = sorted(problems, key=lambda p: p.line or 0)
-        raise FileRejectedError(tuple(ordered[:MAX_REPORTED_PROBLEMS]))
-
-
-# --- Parquet -----------------------------------------------------------------------------------
-
-
-def _read_parquet(
-    stream: IO[bytes], spec: ImportSpec, batch_rows: int, batch_bytes: int
-) -> Iterator[pa.RecordBatch]:
-    if not stream.seekable():
-        raise _rejected(
-            "a Parquet file must be read from a seekable stream (its index is at the end)"
-        )
-    try:
-        # buffer_size: a column chunk is read through a buffer, not whole (a row group of a
-        # few hundred MB would otherwise be held at once).
-        parquet = pq.ParquetFile(stream, buffer_size=_PARQUET_READ_BYTES)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise _rejected(f"not a Parquet file: {exc}") from None
-    present = parquet.schema_arrow.names
-    missing = [c for c in spec.column_names() if c not in present]
-    if missing:
-        raise _rejected(
-            f"the file lacks column(s) {', '.join(map(repr, missing))} (it has: "
-            f"{', '.join(present)})"
-        )
-    schema = import_schema(spec)
-    offset = 0
-    # Rows per batch from the file's own uncompressed size, so wide rows make short batches.
-    meta = parquet.metadata
-    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    if unpacked > 0 and meta.num_rows > 0:
-        batch_rows = max(1, min(batch_rows, batch_bytes * meta.num_rows // unpacked))
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(spec.column_names())):
-        arrays, problems = [], []
-        for column, field in zip(spec.columns, schema, strict=True):
-            array = batch.column(column.name)
-            if pa.types.is_dictionary(array.type):
-                array = array.dictionary_decode()
-            try:
-                arrays.append(_from_parquet(column, field.type, array))
-            except InvalidValue as exc:
-                problems += _locate_parquet(column, field.type, array, offset, str(exc))
-        _raise_if_any(problems)
-        offset += batch.num_rows
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _from_parquet(column: ImportColumn, target: pa.DataType, array: pa.Array) -> pa.Array:
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        return from_text(column, array.cast(pa.string()))
-    if array.type == target:
-        return array
-    try:
-        cast = pc.cast(array, target, safe=True)
-        # Arrow rounds a float into a decimal's scale silently: refuse what does not return.
-        if (
-            pa.types.is_floating(array.type)
-            and pa.types.is_decimal(target)
-            and pc.all(pc.equal(pc.cast(cast, array.type), array)).as_py() is False
-        ):
-            raise pa.ArrowInvalid(f"more than {target.scale} digits after the point")
-        return cast
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InvalidValue(
-            f"{array.type} cannot be read as {column.declared} without loss ({exc})"
-        ) from None
-
-
-def _locate_parquet(
-    column: ImportColumn, target: pa.DataType, array: pa.Array, offset: int, whole: str
-) -> list[RowProblem]:
-    found = []
-    for index in range(len(array)):
-        if not array[index].is_valid:
-            continue
-        try:
-            _from_parquet(column, target, array.slice(index, 1))
-        except InvalidValue as exc:
-            found.append(
-                RowProblem(
-                    line=offset + index + 1,
-                    column=column.name,
-                    value=shorten(str(array[index].as_py())),
-                    reason=str(exc),
-                )
-            )
-            if len(found) >= MAX_REPORTED_PROBLEMS:
-                break
-    # A type Arrow cannot cast at all fails every value alike: say it once for the column.
-    return found or [RowProblem(line=None, column=column.name, value=None, reason=whole)]
-
-
-def _rejected(reason: str) -> FileRejectedError:
-    return FileRejectedError((RowProblem(line=None, column=None, value=None, reason=reason),))

@@ -19,6 +19,7 @@ from byob.domain.imports import (
     shorten,
 )
 from byob.domain.types import Kind
+from byob.errors import FileRejectedError
 
 _ARROW: dict[Kind, pa.DataType] = {
     Kind.INT16: pa.int16(),
@@ -159,3 +160,15 @@ def locate(
             if len(found) >= MAX_REPORTED_PROBLEMS:
                 break
     return found
+
+
+def raise_problems(problems: list[RowProblem]) -> None:
+    """Reject the file for its first problems, in line order, if it has any."""
+    if problems:
+        ordered = sorted(problems, key=lambda p: p.line or 0)
+        raise FileRejectedError(tuple(ordered[:MAX_REPORTED_PROBLEMS]))
+
+
+def rejected(reason: str) -> FileRejectedError:
+    """A file refused as a whole (not for one of its rows)."""
+    return FileRejectedError((RowProblem(line=None, column=None, value=None, reason=reason),))
