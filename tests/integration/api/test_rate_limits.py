@@ -29,7 +29,12 @@ API = "/api/v1"
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("limited")
     with serving(
-        tmp, rate_limit_per_second="5", rate_limit_burst="20", auth_failures_per_minute="3"
+        # A slow refill: on a loaded machine, 40 requests may take long enough for a faster
+        # one to keep a key's budget from ever running out.
+        tmp,
+        rate_limit_per_second="1",
+        rate_limit_burst="20",
+        auth_failures_per_minute="3",
     ) as server:
         yield server
 
