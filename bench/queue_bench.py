@@ -70,7 +70,7 @@ def build_connections(byob: Byob, state_url: str, tenants: int, out: Path) -> No
     from byob.domain.connections import new_connection
     from byob.store import tables as T
     from byob.store.connections import connection_row
-    from byob.store.state import new_id
+    from byob.store.repository import new_id
 
     now = byob.clock()
     rows = []

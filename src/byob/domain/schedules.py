@@ -3,6 +3,7 @@ one at midnight UTC, a 15-minute one at :00, :15, :30 and :45."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from byob.errors import InvalidFieldError
@@ -54,3 +55,12 @@ def due(frequency_minutes: int, *, last_slot: datetime | None, now: datetime) ->
     if last_slot is not None and last_slot >= current:
         return None
     return current
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlotClaim:
+    """A connection's schedule slot to claim: ``slot``, if its last one is still ``previous``."""
+
+    connection_id: str
+    previous: datetime | None
+    slot: datetime

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from byob.domain import ids
 from byob.domain.connections import Connection
@@ -68,6 +68,13 @@ class Dispatcher(Protocol):
     def queue_depth(self) -> tuple[int, float]: ...
 
     def shutdown(self, *, wait: bool = True) -> None: ...
+
+
+@runtime_checkable
+class BatchDispatcher(Dispatcher, Protocol):
+    """A dispatcher that also queues many connections' scheduled runs in one round trip."""
+
+    def trigger_many(self, runs: list[tuple[Connection, list[str]]]) -> list[Triggered]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,6 +328,17 @@ class TransferService:
         if self.dispatcher is None:
             raise ConflictError("no workers to dispatch scheduled transfers to")
         return self.dispatcher.trigger(conn, self.model_names(conn), full_refresh=False)
+
+    @property
+    def dispatches_in_batches(self) -> bool:
+        """Whether `dispatch_scheduled_many` queues a page in one go (distributed workers)."""
+        return isinstance(self.dispatcher, BatchDispatcher)
+
+    def dispatch_scheduled_many(self, conns: list[Connection]) -> list[Triggered]:
+        """Scheduled runs of many connections at once: all of them queued, or (raising) none."""
+        if not isinstance(self.dispatcher, BatchDispatcher):
+            raise ConflictError("no workers to dispatch scheduled transfers to in batches")
+        return self.dispatcher.trigger_many([(c, self.model_names(c)) for c in conns])
 
     def cancel(self, transfer_id: str, *, actor: str) -> TransferRecord:
         """The transfer after `request_cancel`, for callers that show it either way."""

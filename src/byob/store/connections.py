@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from byob.domain.connections import (
     Status,
     Validation,
 )
-from byob.domain.schedules import FREQUENCIES, slot_start
+from byob.domain.schedules import FREQUENCIES, SlotClaim, slot_start
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
 from byob.store.repository import Repository, restored
@@ -64,6 +65,13 @@ def field_name(column: str) -> str:
 
 
 _FIELDS = {column: field for field, column in _RENAMED.items()}
+
+
+def _grouped(claims: Iterable[SlotClaim]) -> dict[tuple[datetime | None, datetime], list[str]]:
+    groups: dict[tuple[datetime | None, datetime], list[str]] = {}
+    for claim in claims:
+        groups.setdefault((claim.previous, claim.slot), []).append(claim.connection_id)
+    return groups
 
 
 class Connections(Repository):
@@ -144,9 +152,11 @@ class Connections(Repository):
         with self.reading() as db:
             return [_connection(r) for r in db.execute(query)]
 
-    def schedulable(self, now: datetime) -> list[Connection]:
-        """Connections that may transfer and whose current schedule slot was not dispatched.
-        The SQL narrows; `Connection.may_transfer` decides."""
+    def schedulable(
+        self, now: datetime, *, after: str = "", limit: int | None = None
+    ) -> list[Connection]:
+        """Active, healthy connections whose current schedule slot was not dispatched, in ID
+        order from after ``after`` (a keyset page of at most ``limit``)."""
         c = T.connections.c
         per_frequency = [
             sa.and_(
@@ -155,34 +165,52 @@ class Connections(Repository):
             )
             for f in FREQUENCIES
         ]
-        query = sa.select(T.connections).where(
-            c.status == Status.ACTIVE.value, c.failing_check.is_(None), sa.or_(*per_frequency)
+        query = (
+            sa.select(T.connections)
+            .where(
+                c.status == Status.ACTIVE.value,
+                c.failing_check.is_(None),
+                sa.or_(*per_frequency),
+                c.id > after,
+            )
+            .order_by(c.id)
+            .limit(limit)
         )
         with self.reading() as db:
-            found = [_connection(r) for r in db.execute(query)]
-        return [conn for conn in found if conn.may_transfer]
+            return [_connection(r) for r in db.execute(query)]
 
-    def claim_slot(self, connection_id: str, *, previous: datetime | None, slot: datetime) -> bool:
-        """Compare-and-set the dispatched slot: of many schedulers, exactly one wins a slot."""
-        c = T.connections.c
-        same = c.last_slot.is_(None) if previous is None else c.last_slot == previous
-        with self.writing() as db:
-            done = db.execute(
-                T.connections.update().where(c.id == connection_id, same).values(last_slot=slot)
-            ).rowcount
-        return done == 1
+    def claim_slots(self, claims: Iterable[SlotClaim]) -> set[str]:
+        """Compare-and-set the dispatched slot of each connection: of many schedulers, exactly
+        one wins a slot. Returns the IDs this call won. One UPDATE per (previous, slot) — a
+        handful per page: a slot is its frequency's, and a previous slot was one too."""
+        won: set[str] = set()
+        for (previous, slot), ids in _grouped(claims).items():
+            c = T.connections.c
+            same = c.last_slot.is_(None) if previous is None else c.last_slot == previous
+            # Rows locked in ID order, so schedulers claiming overlapping pages wait for one
+            # another instead of deadlocking; a loser re-reads the row and finds it claimed.
+            locked = sa.select(c.id).where(c.id.in_(ids), same).order_by(c.id).with_for_update()
+            with self.writing() as db:
+                won.update(
+                    db.execute(
+                        T.connections.update()
+                        .where(c.id.in_(locked.scalar_subquery()), same)
+                        .values(last_slot=slot)
+                        .returning(c.id)
+                    ).scalars()
+                )
+        return won
 
-    def release_slot(
-        self, connection_id: str, *, slot: datetime, previous: datetime | None
-    ) -> None:
-        """Undo a claim whose dispatch failed, so the next tick tries the slot again."""
+    def release_slots(self, claims: Iterable[SlotClaim]) -> None:
+        """Undo claims whose dispatch failed, so the next tick tries the slots again."""
         c = T.connections.c
-        with self.writing() as db:
-            db.execute(
-                T.connections.update()
-                .where(c.id == connection_id, c.last_slot == slot)
-                .values(last_slot=previous)
-            )
+        for (previous, slot), ids in _grouped(claims).items():
+            with self.writing() as db:
+                db.execute(
+                    T.connections.update()
+                    .where(c.id.in_(ids), c.last_slot == slot)
+                    .values(last_slot=previous)
+                )
 
     def mark_failing(self, connection_id: str, *, check: str, message: str, now: datetime) -> None:
         with self.writing() as db:

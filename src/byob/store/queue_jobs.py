@@ -3,13 +3,19 @@ the state store (production mode only)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from byob.store.repository import Repository
+
+# The unique index that keeps one waiting job per queueing lock (procrastinate.manager's
+# QUEUEING_LOCK_CONSTRAINT).
+_QUEUEING_LOCK = "procrastinate_jobs_queueing_lock_idx_v1"
 
 
 class QueueJobs(Repository):
@@ -26,6 +32,53 @@ class QueueJobs(Repository):
         with self.writing() as db:
             db.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('byob-queue-schema'))"))
             yield
+
+    def queued_locks(self, locks: list[str]) -> set[str]:
+        """Of these queueing locks, those a job waiting in the queue holds."""
+        if not locks:
+            return set()
+        with self.reading() as db:
+            rows = db.execute(
+                sa.text(
+                    "SELECT queueing_lock FROM procrastinate_jobs "
+                    "WHERE status = 'todo' AND queueing_lock = ANY(:locks)"
+                ),
+                {"locks": locks},
+            )
+            return {str(lock) for lock in rows.scalars()}
+
+    def defer(
+        self, *, queue: str, task: str, priority: int, jobs: list[tuple[str, dict[str, Any]]]
+    ) -> bool:
+        """Queue many jobs of one task — (lock, arguments) each, the lock also its queueing
+        lock — in one statement; False, and nothing queued, when a waiting job holds one of
+        the queueing locks. Through Procrastinate's own `procrastinate_defer_jobs_v1`, so its
+        triggers notify the workers and record the events; the rows go as parallel arrays of
+        text, which the server assembles: psycopg dumps Procrastinate's composite array in
+        Python, three times slower for a batch of 1,000."""
+        try:
+            with self.writing() as db:
+                db.execute(
+                    sa.text(
+                        "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY("
+                        "SELECT ROW(:queue, :task, :priority, j.lock, j.lock, j.args::jsonb, "
+                        "NULL)::procrastinate_job_to_defer_v1 "
+                        "FROM unnest(CAST(:locks AS text[]), CAST(:args AS text[])) "
+                        "AS j(lock, args))))"
+                    ),
+                    {
+                        "queue": queue,
+                        "task": task,
+                        "priority": priority,
+                        "locks": [lock for lock, _ in jobs],
+                        "args": [json.dumps(args) for _, args in jobs],
+                    },
+                ).all()
+        except sa.exc.IntegrityError as exc:
+            if getattr(getattr(exc.orig, "diag", None), "constraint_name", "") == _QUEUEING_LOCK:
+                return False
+            raise
+        return True
 
     def waiting(self, queue: str, *, now: datetime) -> tuple[int, float]:
         """Jobs waiting in ``queue``, and the age in seconds of the oldest one."""

@@ -184,6 +184,48 @@ def run_worker(
     )
 
 
+def defer_transfers(
+    queue: procrastinate.App, state: StateStore, runs: list[tuple[Connection, list[str]]]
+) -> list[Triggered]:
+    """Queue many connections' models in one round trip (plus one to see which are waiting
+    already); a model already waiting is not queued twice. Raises if the queue refuses the
+    batch, which then queued nothing."""
+    waiting = state.queue_jobs.queued_locks(
+        [lock_of(conn.id, model) for conn, models in runs for model in models]
+    )
+    results: list[Triggered] = []
+    jobs: list[tuple[str, dict[str, Any]]] = []
+    for conn, models in runs:
+        busy = [m for m in models if lock_of(conn.id, m) in waiting]
+        queued = [m for m in models if lock_of(conn.id, m) not in waiting]
+        results.append(Triggered(planned=[], busy=busy, queued=queued))
+        jobs += [
+            (lock_of(conn.id, m), {"connection_id": conn.id, "model": m, "full_refresh": False})
+            for m in queued
+        ]
+    template = queue.tasks[TRANSFER_TASK].configure().job
+    if jobs and not state.queue_jobs.defer(
+        queue=template.queue, task=template.task_name, priority=template.priority, jobs=jobs
+    ):
+        # One was queued since we looked (a manual run): the batch went in whole or not at
+        # all, so queue its models one by one, each told whether it was waiting already.
+        return [one_by_one(queue, conn, models, full_refresh=False) for conn, models in runs]
+    return results
+
+
+def one_by_one(
+    queue: procrastinate.App, conn: Connection, models: list[str], *, full_refresh: bool
+) -> Triggered:
+    """Queue each model of one connection; those waiting already are told busy."""
+    queued: list[str] = []
+    busy: list[str] = []
+    for model in models:
+        (queued if defer_transfer(queue, conn, model, full_refresh=full_refresh) else busy).append(
+            model
+        )
+    return Triggered(planned=[], busy=busy, queued=queued)
+
+
 class QueueDispatcher:
     """Triggers for distributed workers: each model becomes a job in the queue."""
 
@@ -193,12 +235,11 @@ class QueueDispatcher:
         queue.open()
 
     def trigger(self, conn: Connection, models: list[str], *, full_refresh: bool) -> Triggered:
-        queued: list[str] = []
-        busy: list[str] = []
-        for model in models:
-            deferred = defer_transfer(self.queue, conn, model, full_refresh=full_refresh)
-            (queued if deferred else busy).append(model)
-        return Triggered(planned=[], busy=busy, queued=queued)
+        return one_by_one(self.queue, conn, models, full_refresh=full_refresh)
+
+    def trigger_many(self, runs: list[tuple[Connection, list[str]]]) -> list[Triggered]:
+        """Scheduled runs (no full refresh) of many connections, queued in one batch."""
+        return defer_transfers(self.queue, self.services.adapters.state, runs)
 
     def queue_depth(self) -> tuple[int, float]:
         return self.services.adapters.state.queue_jobs.waiting(QUEUE, now=self.services.now())

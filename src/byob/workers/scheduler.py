@@ -23,7 +23,8 @@ class Scheduler:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.services = services
-        self.dispatch = dispatch or services.transfers.dispatch_scheduled
+        # None: the transfer service's dispatcher (the distributed queue takes pages at once).
+        self.dispatch = dispatch
         self.clock = clock or services.now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -196,8 +196,8 @@ def test_two_schedulers_at_the_same_instant_dispatch_each_slot_once(
     for byob in (app, other):
         read = byob.adapters.state.connections.schedulable
 
-        def schedulable(now: Any, read: Any = read) -> list[Connection]:
-            due = read(now)
+        def schedulable(now: Any, read: Any = read, **page: Any) -> list[Connection]:
+            due = read(now, **page)
             barrier.wait()
             return due
 
