@@ -148,7 +148,17 @@ class Byob:
             raise ConfigError(
                 "no models file: pass --config FILE or set BYOB_CONFIG", field="BYOB_CONFIG"
             )
-        return load_models_file(self.settings.config)
+        models_file = load_models_file(self.settings.config)
+        if any(m.hashed for m in models_file.models):
+            self.hash_salt  # noqa: B018 - required now, not at the first transfer
+        return models_file
+
+    @cached_property
+    def hash_salt(self) -> bytes:
+        """Keys hashed columns: BYOB_HASH_SALT, or (embedded default) a file in home."""
+        return secret_store.load_or_create_salt(
+            self.settings.hash_salt, self.settings.home, production=self.settings.is_production
+        )
 
     @contextmanager
     def source(self) -> Iterator[Source]:
@@ -306,6 +316,7 @@ class Byob:
             clock=self.clock,
             catalog=self.catalog(conn),
             signer=self.signing_keys.current,
+            hash_salt=self.hash_salt if any(m.hashed for m in self.models_file.models) else None,
         )
 
 

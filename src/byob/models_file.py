@@ -28,6 +28,11 @@ _MODEL_KEYS = {
     "on_null_cursor",
     "deleted_column",
     "capture_deletes",
+    "offered",
+    "exclude",
+    "hash",
+    "description",
+    "column_descriptions",
 }
 _IMPORT_KEYS = {
     "name",
@@ -53,6 +58,22 @@ class ModelsFile:
     source: SourceConfig
     models: tuple[ModelSpec, ...]
     imports: tuple[ImportSpec, ...] = ()
+
+    @property
+    def offered_models(self) -> tuple[ModelSpec, ...]:
+        """The models the vendor shares (``offered``, the default): what "every model" means."""
+        return tuple(m for m in self.models if m.offered)
+
+    def offered_model(self, name: str) -> ModelSpec:
+        """The model by name, refused when the models file does not offer it."""
+        spec = self.model(name)
+        if not spec.offered:
+            raise ConfigError(
+                f"model {name!r} is not offered (offered = false in the models file), so it "
+                "is never transferred; set offered = true to share it",
+                field="model",
+            )
+        return spec
 
     def model(self, name: str) -> ModelSpec:
         for m in self.models:
@@ -181,6 +202,7 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
         raise ConfigError(
             f"{where}: capture_deletes must be true or false", field="capture_deletes"
         )
+    policy = _column_policy(entry, where=where)
     columns = entry.get("columns")
     if columns is not None and (
         not isinstance(columns, list)
@@ -203,9 +225,48 @@ def _parse_model(entry: Any, *, where: str) -> ModelSpec:
             columns=tuple(columns) if columns else None,
             deleted_column=deleted_column,
             capture_deletes=capture_deletes,
+            **policy,
         )
     except ByobError as exc:
         raise ConfigError(f"{where}: {exc.message}", field=exc.field) from None
+
+
+def _column_policy(entry: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """``offered``, ``exclude``, ``hash``, ``description`` and ``column_descriptions``, as
+    ModelSpec fields (their rules against each other are ModelSpec's, against the source
+    resolve's)."""
+    offered = entry.get("offered", True)
+    if not isinstance(offered, bool):
+        raise ConfigError(f"{where}: offered must be true or false", field="offered")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("exclude", "hash"):
+        names = entry.get(key, [])
+        if (
+            not isinstance(names, list)
+            or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)
+        ):
+            raise ConfigError(
+                f'{where}: {key} must be a list of column names, e.g. {key} = ["email"]', field=key
+            )
+        lists[key] = tuple(names)
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}: description must be text", field="description")
+    described = entry.get("column_descriptions", {})
+    if not isinstance(described, dict) or not all(isinstance(v, str) for v in described.values()):
+        raise ConfigError(
+            f"{where}: column_descriptions must map column names to text, e.g. "
+            'column_descriptions = { email = "The customer\'s sign-in address" }',
+            field="column_descriptions",
+        )
+    return {
+        "offered": offered,
+        "exclude": lists["exclude"],
+        "hashed": lists["hash"],
+        "description": description.strip(),
+        "column_descriptions": tuple((k, v.strip()) for k, v in described.items()),
+    }
 
 
 def _parse_import(entry: Any, *, where: str) -> ImportSpec:

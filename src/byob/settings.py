@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from byob.errors import ConfigError
 
 DEFAULT_HOME = Path(".byob")
+MIN_HASH_SALT_CHARS = 16
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     # base64url 32-byte Ed25519 private key signing manifests; default: a keyring file in home
     signing_key: str = ""
     signing_keys_old: str = ""  # earlier signing keys, comma-separated: still published
+    # Keys the hashes of the models' `hash` columns (HMAC-SHA256); default: a 0600 file in
+    # home. Changing it changes every hash delivered from then on.
+    hash_salt: str = ""
     aws_endpoint_url: str = ""  # an S3-compatible endpoint or the AWS emulator
     public_url: str = "http://127.0.0.1:8080"  # where recipients open connection links
     # "bucket" or "bucket/prefix" in the vendor's account that byob's own identity may write
@@ -75,6 +79,16 @@ class Settings(BaseSettings):
                 "a key prefix (my-bucket or my-bucket/prefix), without s3://"
             )
         return value.strip("/")
+
+    @field_validator("hash_salt")
+    @classmethod
+    def _hash_salt(cls, value: str) -> str:
+        if value and len(value.strip()) < MIN_HASH_SALT_CHARS:
+            raise ValueError(
+                f"the salt must be at least {MIN_HASH_SALT_CHARS} characters; a short one lets "
+                "anyone who guesses it reverse hashes of guessable values such as emails"
+            )
+        return value.strip()
 
     @property
     def trust_check_is_strict(self) -> bool:

@@ -75,7 +75,10 @@ class GlueCatalog:
         range covers the day they land in, and the latest-version view matches, reading from
         the newest full refresh (``snapshot``, its start) on."""
         self.ensure_database()
-        current = athena.glue_columns([(c.name, c.type) for c in model.delivered_columns])
+        current = athena.glue_columns(
+            [(c.name, c.type) for c in model.delivered_columns],
+            {c.name: c.description for c in model.delivered_columns},
+        )
         existing = self.get_table(model.name)
         if existing is None:
             table = athena.table_input(
@@ -84,6 +87,7 @@ class GlueCatalog:
                 prefix=self.database,
                 columns=current,
                 earliest=transfer_date,
+                description=model.spec.description,
             )
             self._write_table("glue:CreateTable", table, create=True)
         else:
@@ -96,6 +100,9 @@ class GlueCatalog:
                 table["Parameters"]["projection.dt.range"] = f"{transfer_date.isoformat()},NOW"
                 changed = True
             table["StorageDescriptor"]["Columns"] = columns
+            if table.get("Description", "") != model.spec.description:
+                table["Description"] = model.spec.description
+                changed = True
             if changed:
                 self._write_table("glue:UpdateTable", table, create=False)
         self._sync_view(model, table["StorageDescriptor"]["Columns"], snapshot)

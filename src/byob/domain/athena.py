@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -23,8 +23,17 @@ RANK_COLUMN = "byob_version_rank"
 GlueColumn = dict[str, str]
 
 
-def glue_columns(columns: Sequence[tuple[str, ColumnType]]) -> list[GlueColumn]:
-    return [{"Name": name, "Type": ctype.glue_type()} for name, ctype in columns]
+def glue_columns(
+    columns: Sequence[tuple[str, ColumnType]], comments: Mapping[str, str] | None = None
+) -> list[GlueColumn]:
+    """Glue columns; ``comments`` (by column name) become their Comment."""
+    out = []
+    for name, ctype in columns:
+        column = {"Name": name, "Type": ctype.glue_type()}
+        if comments and comments.get(name):
+            column["Comment"] = comments[name]
+        out.append(column)
+    return out
 
 
 def table_location(bucket: str, prefix: str, model: str) -> str:
@@ -37,13 +46,21 @@ def projection_start(parameters: dict[str, str]) -> date | None:
 
 
 def table_input(
-    *, model: str, bucket: str, prefix: str, columns: list[GlueColumn], earliest: date
+    *,
+    model: str,
+    bucket: str,
+    prefix: str,
+    columns: list[GlueColumn],
+    earliest: date,
+    description: str = "",
 ) -> dict[str, Any]:
     """An external Parquet table partitioned by dt, with Athena partition projection: new days
     are visible without registering partitions (the granted policy allows none)."""
     location = table_location(bucket, prefix, model)
+    described = {"Description": description} if description else {}
     return {
         "Name": model,
+        **described,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {
             "EXTERNAL": "TRUE",
@@ -73,9 +90,10 @@ def table_input(
 
 def merge_columns(existing: list[GlueColumn], current: list[GlueColumn]) -> list[GlueColumn]:
     """Columns in the table after a transfer: dropped source columns stay (old files still
-    have them), added ones are appended, widened types take the wider type."""
-    by_name = {c["Name"]: c["Type"] for c in current}
-    merged = [{"Name": c["Name"], "Type": by_name.get(c["Name"], c["Type"])} for c in existing]
+    have them), added ones are appended, widened types take the wider type, and a current
+    column's comment is its description now (none: no comment)."""
+    by_name = {c["Name"]: c for c in current}
+    merged = [by_name.get(c["Name"], c) for c in existing]
     known = {c["Name"] for c in existing}
     merged += [c for c in current if c["Name"] not in known]
     return merged

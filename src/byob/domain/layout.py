@@ -2,6 +2,7 @@
 
 Data:      <prefix>/<model>/dt=<YYYY-MM-DD>/<file_part>_<YYYYMMDDHHMMSS>.parquet
 Manifests: <prefix>/_manifests/<model>/dt=<YYYY-MM-DD>/manifest_<transfer_id>.json
+Schema:    <prefix>/_schemas/<model>/schema.json (columns, types, descriptions, hashing)
 Test:      <prefix>/_byob_connection_test/<random>.txt
 Names starting with '_' are hidden from Hive-style readers, so byob's own objects never mix
 with the data a reader scans.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 MANIFESTS_FOLDER = "_manifests"
+SCHEMAS_FOLDER = "_schemas"
 CONNECTION_TEST_FOLDER = "_byob_connection_test"
 
 
@@ -62,6 +64,13 @@ def data_key(prefix: str, model: str, stamp: TransferStamp, file_part: int) -> s
 
 def manifest_key(prefix: str, model: str, stamp: TransferStamp, transfer_id: str) -> str:
     return join(prefix, MANIFESTS_FOLDER, model, f"dt={stamp.date}", f"manifest_{transfer_id}.json")
+
+
+def schema_key(prefix: str, model: str) -> str:
+    """The model's schema.json: out of the model's folder, which readers scan (a JSON file
+    among the Parquet files breaks a reader that reads every file there), and out of
+    ``_manifests``, where consumers list manifests."""
+    return join(prefix, SCHEMAS_FOLDER, model, "schema.json")
 
 
 def connection_test_key(prefix: str, token: str) -> str:

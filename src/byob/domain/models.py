@@ -6,15 +6,18 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from byob.domain.types import BOOL, DATE, TIMESTAMP, TIMESTAMPTZ, ColumnType
+from byob.domain.types import BOOL, DATE, STRING, TIMESTAMP, TIMESTAMPTZ, ColumnType
 from byob.errors import ConfigError
 
 _MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
 PARTITION_COLUMN = "dt"
-RESERVED_MODEL_NAMES = frozenset({"athena_output", "_manifests"})
+RESERVED_MODEL_NAMES = frozenset({"athena_output", "_manifests", "_schemas"})
 # The column byob adds to every file of a model that reports deletes: true on a row whose
 # deleted_column says it is deleted, and on a tombstone of a captured hard delete.
 DELETED_FLAG = "_byob_deleted"
+# Glue's limits: a column comment, a table description.
+MAX_COLUMN_DESCRIPTION = 255
+MAX_MODEL_DESCRIPTION = 2048
 # Athena/Trino reserved words a user will have to quote; a model using them gets a warning.
 RESERVED_WORDS = frozenset(
     [
@@ -124,6 +127,13 @@ class ModelSpec:
     # Hard deletes recorded by byob's trigger (`byob models capture-deletes`) are delivered
     # as tombstones in the window their deletion time falls in.
     capture_deletes: bool = False
+    # What the vendor shares: a model not offered is never transferred; excluded columns are
+    # never read (not in the SELECT); hashed ones are delivered as HMAC-SHA256 hex strings.
+    offered: bool = True
+    exclude: tuple[str, ...] = ()
+    hashed: tuple[str, ...] = ()  # the models file's `hash`
+    description: str = ""
+    column_descriptions: tuple[tuple[str, str], ...] = ()  # (source column, description)
 
     def __post_init__(self) -> None:
         where = f"model {self.name!r}"
@@ -156,6 +166,73 @@ class ModelSpec:
                 "keys); a query model can report deletes with deleted_column",
                 field="capture_deletes",
             )
+        self._check_column_policy(where)
+
+    def _check_column_policy(self, where: str) -> None:
+        both = sorted(set(self.exclude) & set(self.hashed))
+        if both:
+            raise ConfigError(
+                f"{where}: {', '.join(map(repr, both))} cannot be both excluded and hashed; "
+                "an excluded column is never read, so there is nothing to hash",
+                field="hash",
+            )
+        # The columns a transfer cannot do without: the tenant column filters the rows (a
+        # source role without SELECT on it could not run the filter), the cursor bounds each
+        # window and orders row versions, the primary key tells versions and tombstones of one
+        # row apart, and the deleted column sets _byob_deleted.
+        needed = {
+            **{k: "primary_key" for k in self.primary_key},
+            self.tenant_column: "tenant_column",  # a key column may also be the tenant's
+            self.cursor_column: "cursor_column",
+        }
+        if self.deleted_column:
+            needed[self.deleted_column] = "deleted_column"
+        for name in self.exclude:
+            if name in needed:
+                raise ConfigError(
+                    f"{where}: exclude names {name!r}, its {needed[name]}; transfers must read "
+                    "it (the tenant column filters rows, the cursor bounds windows, the primary "
+                    "key identifies row versions, the deleted column flags deletions)",
+                    field="exclude",
+                )
+        if self.columns is not None:
+            listed = sorted(set(self.exclude) & set(self.columns))
+            if listed:
+                raise ConfigError(
+                    f"{where}: {', '.join(map(repr, listed))} is both in columns and in "
+                    "exclude; remove it from one",
+                    field="exclude",
+                )
+        # A primary key column may be hashed: the same value always gives the same hash, so
+        # versions and tombstones of a row still share a key. The tenant, cursor and deleted
+        # columns may not: the recipient knows its own tenant, and windows, the _latest view
+        # and _byob_deleted need the cursor's and the deleted column's real values.
+        for name in self.hashed:
+            role = needed.get(name)
+            if role is not None and role != "primary_key":
+                raise ConfigError(
+                    f"{where}: hash names {name!r}, its {role}, which is delivered as it is "
+                    "(hash a primary key or an ordinary column instead)",
+                    field="hash",
+                )
+        if len(self.description) > MAX_MODEL_DESCRIPTION:
+            raise ConfigError(
+                f"{where}: description is longer than {MAX_MODEL_DESCRIPTION} characters "
+                "(Glue's limit for a table description)",
+                field="description",
+            )
+        for name, text in self.column_descriptions:
+            if name in self.exclude:
+                raise ConfigError(
+                    f"{where}: column_descriptions describes {name!r}, which is excluded",
+                    field="column_descriptions",
+                )
+            if len(text) > MAX_COLUMN_DESCRIPTION:
+                raise ConfigError(
+                    f"{where}: the description of {name!r} is longer than "
+                    f"{MAX_COLUMN_DESCRIPTION} characters (Glue's limit for a column comment)",
+                    field="column_descriptions",
+                )
 
     @property
     def marks_deletes(self) -> bool:
@@ -174,8 +251,10 @@ class Column:
 
     source_name: str
     name: str
-    type: ColumnType
+    type: ColumnType  # as delivered: a hashed column is a string whatever its source type
     nullable: bool = True
+    hashed: bool = False
+    description: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,7 +285,18 @@ class ResolvedModel:
         model that reports deletes (computed by byob, so it has no source column)."""
         if not self.spec.marks_deletes:
             return self.columns
-        return (*self.columns, Column(source_name="", name=DELETED_FLAG, type=BOOL, nullable=False))
+        flag = Column(
+            source_name="",
+            name=DELETED_FLAG,
+            type=BOOL,
+            nullable=False,
+            description="true: the row was deleted in the source (a soft delete or a tombstone)",
+        )
+        return (*self.columns, flag)
+
+    @property
+    def hashed_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.hashed)
 
 
 def sanitize_names(source_names: list[str], *, reserved: frozenset[str] = frozenset()) -> list[str]:
@@ -241,6 +331,9 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
         ("cursor_column", [spec.cursor_column]),
         ("primary_key", list(spec.primary_key)),
         ("deleted_column", [spec.deleted_column] if spec.deleted_column else []),
+        ("exclude", list(spec.exclude)),
+        ("hash", list(spec.hashed)),
+        ("column_descriptions", [name for name, _ in spec.column_descriptions]),
     ):
         missing = [n for n in names if n not in by_name]
         if missing:
@@ -265,13 +358,34 @@ def resolve(spec: ModelSpec, source_columns: list[tuple[str, ColumnType, bool]])
                 "is set once it is deleted",
                 field="deleted_column",
             )
+    wanted = [name for name in wanted if name not in spec.exclude]
     for needed in (spec.cursor_column, *spec.primary_key, spec.deleted_column):
         if needed and needed not in wanted:
             wanted.append(needed)
+    for field_name, names in (
+        ("hash", list(spec.hashed)),
+        ("column_descriptions", [name for name, _ in spec.column_descriptions]),
+    ):
+        absent = [n for n in names if n not in wanted]
+        if absent:
+            raise ConfigError(
+                f"{where}: {field_name} names {', '.join(map(repr, absent))}, which the model "
+                "does not deliver (add it to columns)",
+                field=field_name,
+            )
     reserved = frozenset({DELETED_FLAG}) if spec.marks_deletes else frozenset()
     names = sanitize_names(wanted, reserved=reserved)
+    descriptions = dict(spec.column_descriptions)
     columns = tuple(
-        Column(source_name=src, name=name, type=by_name[src][0], nullable=by_name[src][1])
+        Column(
+            source_name=src,
+            name=name,
+            # Hashed: the source's text form of the value is read, and its hash delivered.
+            type=STRING if src in spec.hashed else by_name[src][0],
+            nullable=by_name[src][1],
+            hashed=src in spec.hashed,
+            description=descriptions.get(src, ""),
+        )
         for src, name in zip(wanted, names, strict=True)
     )
     warnings = [

@@ -32,7 +32,7 @@ from byob import logs
 from byob.destinations.base import Destination, ObjectWriter
 from byob.domain import layout
 from byob.domain.connections import Connection
-from byob.domain.manifests import manifest
+from byob.domain.manifests import delivered_columns, manifest, schema_document
 from byob.domain.models import ModelSpec, NullCursor, ResolvedModel, resolve
 from byob.domain.signing import Signer
 from byob.domain.transfers import (
@@ -47,6 +47,7 @@ from byob.domain.types import ColumnType, Kind, check_evolution
 from byob.domain.windows import TransferType, Window, plan_window
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.deletes import delivered_schema, flag_deleted, tombstones
+from byob.engine.hashing import ColumnHasher, hash_columns, missing_salt
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.engine.ports import Catalog, TransferLog
 from byob.errors import ByobError, DestinationError, NullCursorError, SourceError, TransferError
@@ -130,6 +131,7 @@ class TransferRunner:
         catalog: Catalog | None = None,
         on_commit: Callable[[Any, TransferRecord], None] | None = None,
         signer: Signer | None = None,
+        hash_salt: bytes | None = None,
     ) -> None:
         self.conn = conn
         self.source = source
@@ -143,12 +145,16 @@ class TransferRunner:
         self.on_commit = on_commit
         # Signs each manifest (Ed25519 over its canonical JSON); None: manifests go unsigned.
         self.signer = signer
+        # Keys the hashes of the models' hashed columns; None: a model that hashes is refused.
+        self.hasher = ColumnHasher(hash_salt) if hash_salt else None
 
     # -- planning ----------------------------------------------------------------------------
 
     def resolve(self, spec: ModelSpec) -> ResolvedModel:
         """Check the model against the source and against what was already delivered."""
         model = resolve(spec, self.source.model_columns(spec))
+        if model.hashed_columns and self.hasher is None:
+            raise missing_salt(model)
         delivered = self.transfers.model_state(self.conn.id, spec.name).columns or []
         current = {c.name: c.type for c in model.columns}
         for col in delivered:
@@ -292,7 +298,7 @@ class TransferRunner:
                 size=sum(f.bytes for f in files),
                 files=len(files),
                 manifest_key=manifest_key,
-                columns=_columns(model),
+                columns=delivered_columns(model),
                 now=self.clock(),
                 note=note,
                 excluded_rows=excluded,
@@ -373,11 +379,13 @@ class TransferRunner:
 
         def batches_of_window() -> Iterator[pa.RecordBatch]:
             read_schema = arrow_schema(model)
+            # Hashed columns are hashed here, before anything else sees the batch.
             for raw in self.source.read(model, self.conn.tenant, record.window):
-                yield flag_deleted(conform(raw, read_schema, model), model, schema)
+                read = hash_columns(conform(raw, read_schema, model), model, self.hasher)
+                yield flag_deleted(read, model, schema)
             if model.spec.capture_deletes:
                 for keys in self.source.read_deleted(model, self.conn.tenant, record.window):
-                    yield tombstones(keys, model, schema)
+                    yield hash_columns(tombstones(keys, model, schema), model, self.hasher)
 
         def produce() -> None:
             try:
@@ -557,28 +565,24 @@ class TransferRunner:
             files=[
                 {"key": f.key, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256} for f in files
             ],
-            columns=_columns(model),
+            columns=delivered_columns(model),
             location=self.destination.url(layout.model_prefix(self.conn.data_prefix, model.name)),
             note=note,
             excluded_rows=excluded_rows,
         )
         if self.signer is not None:
             document = self.signer.sign(document)
+        # schema.json first, rewritten by every transfer: it always describes the files the
+        # newest manifest lists, and a recipient who deleted it gets it back.
+        schema = json.dumps(schema_document(model), indent=2).encode()
+        self.destination.put(
+            layout.schema_key(self.conn.data_prefix, model.name),
+            schema,
+            content_type="application/json",
+        )
         body = json.dumps(document, indent=2).encode()
         self.destination.put(key, body, content_type="application/json")
         return key
-
-
-def _columns(model: ResolvedModel) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": c.name,
-            "source": c.source_name,
-            "type": str(c.type),
-            "glue_type": c.type.glue_type(),
-        }
-        for c in model.delivered_columns
-    ]
 
 
 def _column_type(col: dict[str, Any]) -> ColumnType:

@@ -149,8 +149,9 @@ class TransferService:
         return self.state.transfers.page(which, after=start_after, before=end_before, limit=limit)
 
     def specs(self, model: str | None = None) -> list[ModelSpec]:
+        """The offered models (``model``: that one, refused when it is not offered)."""
         models_file = self.adapters.models_file
-        return [models_file.model(model)] if model else list(models_file.models)
+        return [models_file.offered_model(model)] if model else list(models_file.offered_models)
 
     def model_names(self, conn: Connection, model: str | None = None) -> list[str]:
         """What a run of the connection covers: every model (or ``model``) for an export, its
@@ -244,7 +245,7 @@ class TransferService:
         gets transfer IDs at once. A failure here is told like any transfer's."""
         if conn.is_import:
             return [self.imports.next_record(conn)]
-        spec = self.adapters.models_file.model(model)
+        spec = self.adapters.models_file.offered_model(model)
         try:
             with self.adapters.source() as src:
                 _, records = self.adapters.runner(conn, src).prepare(
@@ -272,7 +273,7 @@ class TransferService:
         conn = self.transferable(connection)
         if conn.is_import:
             return [self._run_import(conn, attempt=attempt, max_attempts=max_attempts)]
-        spec = self.adapters.models_file.model(model)
+        spec = self.adapters.models_file.offered_model(model)
         current: TransferRecord | None = None
         results: list[TransferResult] = []
         try:

@@ -90,7 +90,11 @@ def select_sql(
             if source_name == spec.tenant_column
             else f"(d.primary_key ->> {_literal(source_name)})"
         )
-        if column.type.kind not in (Kind.STRING, Kind.DECIMAL):
+        if column.hashed:
+            # Hashed from the text a row read gives (value::text), whatever form jsonb holds
+            # it in (a timestamp's 'T'), so a tombstone's key hashes as its rows' did.
+            value = f"({value})::{source_types[source_name]}::text"
+        elif column.type.kind not in (Kind.STRING, Kind.DECIMAL):
             value = f"{value}::{source_types[source_name]}"
         select.setdefault(column.name, value)
     cursor_at = (

@@ -107,3 +107,34 @@ def load_or_create_key(configured: str, home: Path, old: str = "") -> SecretBox:
         with os.fdopen(fd, "w") as fh:
             fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
     return SecretBox.from_text(path.read_text(), old)
+
+
+def load_or_create_salt(configured: str, home: Path, *, production: bool) -> bytes:
+    """The salt of hashed columns (BYOB_HASH_SALT), or (embedded default) one generated once
+    into a 0600 file. With a PostgreSQL state store it must be set: machines with salts of
+    their own would hash one value differently."""
+    if configured:
+        return configured.encode()
+    if production:
+        raise ConfigError(
+            "BYOB_HASH_SALT is required when a model hashes columns and the state store is "
+            "PostgreSQL: every machine running byob must hash with the same salt. Create one "
+            f"with `{MAKE_KEY}` and set it on every machine",
+            field="BYOB_HASH_SALT",
+        )
+    path = home / "hash.salt"
+    if not path.exists():
+        # Written whole, then linked into place: a process starting at the same moment reads
+        # either no file or the whole salt, and the first link wins.
+        home.mkdir(parents=True, exist_ok=True)
+        draft = home / f".hash.salt.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip().encode()

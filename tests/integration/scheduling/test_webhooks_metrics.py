@@ -366,7 +366,7 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
     for secret in (TOKEN, AWS_SECRET, "abcd1234efgh5678", "hunter2pass"):
         assert secret not in err
     during = [e for e in entries if e["logger"] == "byob.test.inside"]
-    assert len(during) == 2  # the data file and the manifest
+    assert len(during) == 3  # the data file, schema.json and the manifest
     for e in during:
         assert (e["connection"], e["tenant"], e["model"], e["transfer"]) == (
             conn.name,
