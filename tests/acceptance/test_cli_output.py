@@ -209,6 +209,7 @@ def test_show_prints_a_panel_not_python_values(env: dict[str, str], tmp_path: Pa
         "tenant acme",
         "type local",
         "direction export",
+        "models every offered model",
         "status draft",
         f"location {tmp_path / 'out'}",
         "auth none",
@@ -326,3 +327,24 @@ def test_the_readme_says_where_byob_is_and_how_to_put_it_on_path() -> None:
     assert readme.index(f"`{installed}`") < readme.index("byob models check")
     assert f"`source {venv[1]}/bin/activate`" in readme
     assert f'`export PATH="$PWD/{venv[1]}/bin:$PATH"`' in readme
+
+
+def test_models_are_chosen_per_connection_on_the_command_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = str(tmp_path / "out")
+    common = ("connections", "create", "--tenant", "acme", "--type", "local", "--path", out)
+    refused = byob(env, *common, "--name", "c0", "--models", "invoices,nope", "--json")
+    assert refused.returncode != 0
+    error = json.loads(refused.stdout)["error"]
+    assert error["field"] == "models" and "'nope' is not an offered model" in error["message"]
+
+    created = byob(env, *common, "--name", "c1", "--models", "invoices", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["connection"]["models"] == ["invoices"]
+    assert "models invoices" in panel(byob(env, "connections", "show", "c1").stdout)
+
+    every = byob(env, "connections", "update", "c1", "--models", "*", "--json")
+    assert every.returncode == 0, every.stderr
+    assert json.loads(every.stdout)["connection"]["models"] is None
+    assert "models every offered model" in panel(byob(env, "connections", "show", "c1").stdout)

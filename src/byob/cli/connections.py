@@ -66,6 +66,13 @@ def create(
             help="Minutes between transfers, aligned to UTC: 15, 60, 360, 720 or 1440 (daily).",
         ),
     ] = 1440,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="The models it receives, comma-separated (default: every offered model).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a draft connection and print the IAM material to paste."""
@@ -94,6 +101,7 @@ def create(
         frequency_minutes=frequency,
         direction=direction,
         import_name=import_name,
+        models=models,
     )
     conn = created.connection
     if as_json:
@@ -301,6 +309,11 @@ def _shown_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
         ("type", view["type"]),
         ("direction", view["direction"]),
         *([("import", view["import"])] if view["direction"] == "import" else []),
+        *(
+            [("models", ", ".join(view["models"]) if view["models"] else "every offered model")]
+            if view["direction"] == "export"
+            else []
+        ),
         ("status", status_text(view)),
         *([("failing", failing["message"])] if failing else []),
         ("location", view["location"]),
@@ -471,6 +484,14 @@ def update(
     frequency: Annotated[
         int | None, typer.Option("--frequency", help="Minutes: 15, 60, 360, 720 or 1440.")
     ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="The models it receives, comma-separated ('*': every offered model); a model "
+            "selected again starts with a backfill.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a connection; changing where or how it writes returns it to draft."""
@@ -485,6 +506,7 @@ def update(
             "role_arn": role_arn,
             "access_key_id": access_key_id,
             "frequency_minutes": frequency,
+            "models": models,
         }.items()
         if v is not None
     }

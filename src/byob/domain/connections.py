@@ -72,6 +72,9 @@ class Connection:
     status: Status = Status.DRAFT
     direction: Direction = Direction.EXPORT
     import_name: str = ""  # the models file's [[imports]] entry an import connection loads
+    # The models an export connection receives; None: every model the models file offers
+    # (so a model offered later reaches it too).
+    models: tuple[str, ...] | None = None
     account_id: str = ""
     bucket: str = ""
     region: str = ""
@@ -149,6 +152,14 @@ class Connection:
         slot = schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now)
         return slot if slot is not None else schedules.next_run(self.frequency_minutes, now)
 
+    def receives(self, offered: list[str]) -> list[str]:
+        """Of the offered models (in the models file's order), those this connection gets."""
+        if self.is_import:
+            return []
+        if self.models is None:
+            return list(offered)
+        return [name for name in offered if name in self.models]
+
     @property
     def is_import(self) -> bool:
         return self.direction is Direction.IMPORT
@@ -201,6 +212,7 @@ def new_connection(
     frequency_minutes: int = 1440,
     direction: str = "export",
     import_name: str = "",
+    models: list[str] | tuple[str, ...] | str | None = None,
 ) -> Connection:
     """A draft connection with its generated external ID and role name; fields checked. An
     import connection (``direction="import"``) reads ``import_name``'s files from an S3
@@ -238,6 +250,7 @@ def new_connection(
             type=kind,
             path=path,
             auth=AuthKind.NONE,
+            models=model_selection(models),
             base_path=fields.base_path(base_path),
             frequency_minutes=frequency_minutes,
             created_at=now,
@@ -286,6 +299,7 @@ def new_connection(
         external_id=external_id,
         direction=way,
         import_name=import_name.strip(),
+        models=model_selection(models) if way is Direction.EXPORT else None,
         access_key_id=access_key_id or "",
         secret_fingerprint=secret_fingerprint,
         workgroup=workgroup,
@@ -295,6 +309,24 @@ def new_connection(
         created_at=now,
         updated_at=now,
     )
+
+
+def model_selection(models: list[str] | tuple[str, ...] | str | None) -> tuple[str, ...] | None:
+    """A selection as given (a list, or "a,b" from a command line): names in order, once
+    each; None (or "*") is every offered model. Whether each is offered is the caller's
+    check."""
+    if models is None:
+        return None
+    names = models.split(",") if isinstance(models, str) else list(models)
+    picked = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    if picked == ("*",):
+        return None  # back to every offered model
+    if not picked:
+        raise InvalidFieldError(
+            "models must name at least one model (leave it out for every offered model)",
+            field="models",
+        )
+    return picked
 
 
 def _direction(value: str) -> Direction:
@@ -405,6 +437,7 @@ EDITABLE_FIELDS = frozenset(
         "schema",
         "database",
         "frequency_minutes",
+        "models",
     }
 )
 
@@ -501,6 +534,12 @@ def _checked(conn: Connection, key: str, value: object) -> object:
         return checks[key](text)
     if key == "frequency_minutes":
         return schedules.frequency(value)
+    if key == "models":
+        if conn.is_import:
+            raise InvalidFieldError(
+                "an import connection loads its import; it receives no models", field="models"
+            )
+        return model_selection(value)  # type: ignore[arg-type]
     if key == "role_arn":
         return text.strip()  # checked against the account below
     return text

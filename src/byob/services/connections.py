@@ -311,6 +311,7 @@ class ConnectionService:
         )
         if conn.is_import:
             self.adapters.models_file.import_spec(conn.import_name)  # declared, or refused
+        self._check_selection(conn)
         policies = self.policies(conn)
         sealed = (
             self.adapters.secrets.seal(secret_access_key, context=cid)
@@ -371,17 +372,54 @@ class ConnectionService:
                 changes["access_key_id"] = conn.access_key_id
             sealed = self.adapters.secrets.seal(secret_access_key, context=conn.id)
         updated = rules.revise(conn, changes, now=self.adapters.clock())
+        self._check_selection(updated)
         if sealed is None and updated.auth is not AuthKind.HMAC:
             sealed = ""  # a connection moved off HMAC keeps no secret
+        added = self._newly_received(conn, updated)
         with self.state.atomic() as tx:
             tx.connections.save(updated, secret_sealed=sealed)
-            self._audit(tx, actor, "connection.update", conn, rules.describe_changes(conn, updated))
+            for model in added:  # it starts again with a backfill: nothing missed meanwhile
+                tx.transfers.restart_model(updated.id, model, now=self.adapters.clock())
+            changes_made: dict[str, Any] = dict(rules.describe_changes(conn, updated))
+            if added:
+                changes_made["backfill"] = added
+            self._audit(tx, actor, "connection.update", conn, changes_made)
         after = _permissions(updated)
         return Updated(
             connection=updated,
             policy_changes=tuple(diff_statements(_permissions(conn), after)),
             permissions_policy=after,
         )
+
+    def offered_models(self) -> list[str]:
+        """The models an export connection may receive, in the models file's order."""
+        return [m.name for m in self.adapters.models_file.offered_models]
+
+    def received_models(self, conn: Connection) -> list[str]:
+        """The offered models this connection receives (its selection, else all)."""
+        return conn.receives(self.offered_models())
+
+    def _check_selection(self, conn: Connection) -> None:
+        """Every model a selection names is one the models file offers."""
+        if conn.models is None:
+            return
+        offered = self.offered_models()
+        unknown = [m for m in conn.models if m not in offered]
+        if unknown:
+            raise InvalidFieldError(
+                f"{', '.join(repr(m) for m in unknown)} "
+                f"{'is not an offered model' if len(unknown) == 1 else 'are not offered models'}"
+                f"; choose among: {', '.join(offered) or '(none offered)'}",
+                field="models",
+            )
+
+    def _newly_received(self, before: Connection, after: Connection) -> list[str]:
+        """Models the change selects that the connection did not receive before."""
+        if before.models == after.models:
+            return []
+        offered = self.offered_models()
+        had = set(before.receives(offered))
+        return [m for m in after.receives(offered) if m not in had]
 
     def validate(self, name: str, *, actor: str) -> Validated:
         """Run the connection's checks and keep the result; a pass resumes the transfers of a

@@ -157,7 +157,18 @@ class TransferService:
         """What a run of the connection covers: every model (or ``model``) for an export, its
         one import for an import connection."""
         if not conn.is_import:
-            return [s.name for s in self.specs(model)]
+            received = conn.receives([s.name for s in self.specs()])
+            if model is None:
+                return received
+            self.specs(model)  # a model the models file offers, or refused saying why
+            if model not in received:
+                raise InvalidFieldError(
+                    f"connection {conn.name!r} does not receive model {model!r} (it receives "
+                    f"{', '.join(received) or 'none'}); add it with `byob connections update "
+                    f"{conn.name} --models ...`",
+                    field="model",
+                )
+            return [model]
         if model and model != conn.import_name:
             raise InvalidFieldError(
                 f"connection {conn.name!r} imports {conn.import_name!r}; it has no model {model!r}",
@@ -274,6 +285,9 @@ class TransferService:
         if conn.is_import:
             return [self._run_import(conn, attempt=attempt, max_attempts=max_attempts)]
         spec = self.adapters.models_file.offered_model(model)
+        if model not in conn.receives([s.name for s in self.specs()]):
+            # Queued before the model was deselected: the connection no longer receives it.
+            raise TransfersHeld(f"connection {conn.name!r} no longer receives model {model!r}")
         current: TransferRecord | None = None
         results: list[TransferResult] = []
         try:

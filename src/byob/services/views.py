@@ -34,6 +34,8 @@ def connection_view(
         "type": conn.type.value,
         "direction": conn.direction.value,
         "import": conn.import_name,
+        # The models it receives as selected; None: every model the models file offers.
+        "models": list(conn.models) if conn.models is not None else None,
         "status": conn.status.value,
         "failing": failing_view(conn),
         "location": conn.location(),

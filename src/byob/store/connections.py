@@ -27,6 +27,7 @@ _RENAMED = {"schema": "schema_name", "database": "database_name"}
 
 def connection_row(conn: Connection) -> dict[str, Any]:
     row = {_RENAMED.get(f.name, f.name): getattr(conn, f.name) for f in dataclasses.fields(conn)}
+    row["models"] = list(conn.models) if conn.models is not None else None
     return {k: (v.value if hasattr(v, "value") else v) for k, v in row.items()}
 
 
@@ -56,6 +57,8 @@ def connection_from_fields(m: dict[str, Any]) -> Connection:
     m["status"] = _STATUSES[m["status"]]
     m["auth"] = _AUTHS[m["auth"]]
     m["direction"] = _DIRECTIONS[m["direction"]]
+    if m["models"] is not None:
+        m["models"] = tuple(m["models"])
     return restored(Connection, m)
 
 

@@ -71,6 +71,8 @@ connections = sa.Table(
     # export: byob writes the tenant's rows; import: byob reads the tenant's files (seed 001).
     sa.Column("direction", sa.String(8), nullable=False, server_default="export"),
     sa.Column("import_name", sa.String(128), nullable=False, server_default=""),
+    # The models an export connection receives (a JSON list); NULL: every offered model.
+    sa.Column("models", sa.JSON, nullable=True),
     # Once activated, a recipient may withdraw s3:DeleteObject (the seeds allow it).
     sa.Column("first_activated_at", UTCDateTime, nullable=True),
     # The last schedule slot dispatched; claimed with compare-and-set so one scheduler wins.

@@ -450,6 +450,27 @@ class Transfers(Repository):
                 within(tx, finished)
         return finished
 
+    def restart_model(self, connection_id: str, model: str, *, now: datetime) -> None:
+        """A model selected again: its unfinished transfers are cancelled and its next
+        transfer is a backfill (what changed while it was not selected is delivered too)."""
+        c = T.transfers.c
+        with self.writing() as db:
+            db.execute(
+                T.transfers.update()
+                .where(c.connection_id == connection_id, c.model == model, c.status.in_(_PENDING))
+                .values(
+                    status=TransferStatus.CANCELLED.value,
+                    finished_at=now,
+                    error="the model was selected again; a backfill delivers it whole",
+                )
+            )
+            s = T.model_states.c
+            db.execute(
+                T.model_states.update()
+                .where(s.connection_id == connection_id, s.model == model)
+                .values(high_water_mark=None, updated_at=now)
+            )
+
     def import_progress(
         self, transfer_id: str, *, counts: dict[str, int], rows: int, size: int, files: int
     ) -> None:

@@ -25,6 +25,10 @@ class RecipientConnectionCreate(Strict):
     # table declared as [[imports]] `import` in the models file (type s3 only).
     direction: Literal["export", "import"] = "export"
     import_: Annotated[str, Field(alias="import", max_length=128)] = ""
+    # The models an export connection receives; left out: every model the vendor offers.
+    models: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] | None = (
+        None
+    )
     account_id: Annotated[str, Field(max_length=64)]
     bucket: Annotated[str, Field(max_length=255)]
     region: Annotated[str, Field(max_length=32)]
@@ -63,6 +67,11 @@ class ConnectionUpdate(Strict):
     frequency_minutes: Annotated[
         int | None, Field(json_schema_extra={"enum": list(FREQUENCIES)})
     ] = None
+    # The models it receives (["*"]: back to every offered model); a model selected again
+    # starts with a backfill.
+    models: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] | None = (
+        None
+    )
 
 
 class CheckPublic(BaseModel):
@@ -99,6 +108,7 @@ class ConnectionPublic(BaseModel):
     type: str
     direction: Literal["export", "import"] = "export"
     import_: Annotated[str, Field(alias="import")] = ""  # the import an import connection loads
+    models: list[str] | None = None  # the models it receives; None: every offered model
     status: Literal["draft", "active", "paused", "disabled"]
     failing: FailingPublic | None = None
     location: str

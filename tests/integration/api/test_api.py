@@ -132,6 +132,19 @@ def test_the_frequency_is_chosen_at_creation(ops: httpx.Client) -> None:
     assert error["message"].startswith("frequency must be one of these minutes: 15 (every 15")
 
 
+def test_the_models_a_connection_receives_are_chosen_and_changed(ops: httpx.Client) -> None:
+    name = unique("picked")
+    created = ok(ops.post(f"{API}/connections", json=s3_body(name, unique("bkt"))), 201)
+    assert created["models"] is None  # every offered model
+    body = s3_body(unique("picked"), unique("bkt"), models=["nope"])
+    error = error_of(ops.post(f"{API}/connections", json=body), 422)
+    assert error["field"] == "models" and "choose among: invoices" in error["message"]
+    changed = ok(ops.patch(f"{API}/connections/{name}", json={"models": ["invoices"]}))
+    assert changed["models"] == ["invoices"] and changed["status"] == created["status"]
+    back = ok(ops.patch(f"{API}/connections/{name}", json={"models": ["*"]}))
+    assert back["models"] is None
+
+
 def test_duplicate_name_is_a_conflict(ops: httpx.Client) -> None:
     name = unique("dup")
     ok(ops.post(f"{API}/connections", json=s3_body(name, unique("bkt"))), 201)
