@@ -165,6 +165,68 @@ def test_athena_connection_creates_the_glue_table_and_view(
     assert con.execute("SELECT count(*) FROM invoices WHERE id = 5").fetchone()[0] == 1  # kept
 
 
+def test_glue_tables_and_views_follow_the_model_selection(
+    tmp_path: Path, source: str, aws: Any
+) -> None:
+    pg_exec(
+        source,
+        "CREATE TABLE payments (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
+        "updated_at timestamptz NOT NULL)",
+        "INSERT INTO payments SELECT i, 'acme', now() - interval '1 hour' "
+        "FROM generate_series(1, 30) i",
+    )
+    payments = MODEL | {"name": "payments", "table": "payments"}
+    config = write_config(tmp_path / "byob.toml", source, [MODEL, payments])
+    app = make_services(tmp_path, config, aws)
+    conn, customer = _onboard(app, aws)
+    app.transfers.run(conn.name)
+    glue = customer.client("glue")
+
+    def tables() -> set[str]:
+        return {t["Name"] for t in glue.get_tables(DatabaseName="billing")["TableList"]}
+
+    assert tables() == {"invoices", "invoices_latest", "payments", "payments_latest"}
+    # The recipient's own table and view in the same database are never byob's to drop.
+    glue.create_table(
+        DatabaseName="billing",
+        TableInput={
+            "Name": "payments_mine",
+            "TableType": "EXTERNAL_TABLE",
+            "StorageDescriptor": {"Columns": [], "Location": "s3://lake/mine/"},
+        },
+    )
+    glue.create_table(
+        DatabaseName="billing",
+        TableInput={
+            "Name": "mine_latest",
+            "TableType": "VIRTUAL_VIEW",
+            "ViewOriginalText": "/* Presto View: bm90IGpzb24= */",
+            "StorageDescriptor": {"Columns": [], "Location": ""},
+        },
+    )
+
+    # Deselected: the next run drops its table and view; its files stay.
+    app.connections.update(conn.name, {"models": ["invoices"]}, actor="op")
+    app.transfers.run(conn.name)
+    assert tables() == {"invoices", "invoices_latest", "payments_mine", "mine_latest"}
+    s3 = customer.client("s3")
+    kept = s3.list_objects_v2(Bucket="lake", Prefix="billing/payments/")
+    assert any(o["Key"].endswith(".parquet") for o in kept.get("Contents", []))
+
+    # Selected again: the backfill recreates them.
+    app.connections.update(conn.name, {"models": ["*"]}, actor="op")
+    results = app.transfers.run(conn.name)
+    assert {r.record.model: r.record.rows for r in results}["payments"] == 30
+    assert tables() == {
+        "invoices",
+        "invoices_latest",
+        "payments",
+        "payments_latest",
+        "payments_mine",
+        "mine_latest",
+    }
+
+
 def test_model_named_athena_output_is_refused() -> None:
     from byob.domain.models import ModelSpec
     from byob.errors import ConfigError

@@ -263,3 +263,71 @@ def test_retry_needing_fewer_files_voids_the_surplus_without_delete_permission(
     states = [f.state for f in app.adapters.state.transfers.files(transfer.id)]
     assert "void" in states and states.index("void") > 0
     assert all(s == "committed" for s in states[: states.index("void")])
+
+
+@pytest.mark.parametrize(
+    ("point", "nth"),
+    [
+        ("file_recorded", 1),  # the tombstones' file durable and recorded
+        ("before_commit", 1),  # its manifest written too, the high-water mark not advanced
+    ],
+)
+def test_kill_between_a_tombstone_file_and_its_commit_delivers_each_tombstone_once(
+    tmp_path: Path, pg_url: str, aws: Any, point: str, nth: int
+) -> None:
+    pg_exec(
+        pg_url,
+        "CREATE TABLE events (id bigint PRIMARY KEY, tenant_id text NOT NULL, "
+        "payload text, updated_at timestamptz NOT NULL)",
+        "INSERT INTO events SELECT i, CASE WHEN i % 10 = 0 THEN 'other' ELSE 'acme' END, "
+        "md5(i::text), now() - interval '1 hour' FROM generate_series(1, 100) AS i",
+    )
+    config = write_config(tmp_path / "byob.toml", pg_url, [MODEL | {"capture_deletes": True}])
+    app = make_services(tmp_path, config, aws)
+    _, customer = onboard_s3(app, aws)
+    env = _env(tmp_path, config, aws)
+    app.deletes.install_capture("events")
+    [backfill] = app.transfers.run("c1")
+    assert backfill.record.rows == 90
+    # 1-5 and 11 are acme's, 10 and 20 another tenant's; 31 changes in the same window.
+    pg_exec(
+        pg_url,
+        "DELETE FROM events WHERE id IN (1, 2, 3, 4, 5, 10, 11, 20)",
+        "UPDATE events SET payload = 'changed', updated_at = now() WHERE id = 31",
+    )
+
+    killed = _cli(env, "transfers", "run", "c1", "--json", wrapper=(point, nth))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    conn = app.connections.get("c1")
+    [interrupted] = app.adapters.state.transfers.pending(conn.id, "events")
+    assert interrupted.status == "running"
+    retried = _cli(env, "transfers", "run", "c1", "--json")
+    assert retried.returncode == 0, retried.stderr
+    finished = app.transfers.get(interrupted.id)
+    assert finished.status == "succeeded" and finished.attempts == 2 and finished.rows == 7
+    assert app.transfers.run("c1")[0].record.rows == 0  # nothing left to deliver again
+
+    con = connect_s3(aws.endpoint_url, **customer.credentials())
+    files = "read_parquet('s3://bkt/exports/events/*/*.parquet', hive_partitioning = true)"
+    tombstones = con.execute(
+        f"SELECT id, count(*), bool_and(payload IS NULL) FROM {files} WHERE _byob_deleted "
+        "GROUP BY id ORDER BY id"
+    ).fetchall()
+    assert tombstones == [(i, 1, True) for i in (1, 2, 3, 4, 5, 11)]
+    versions = con.execute(f"SELECT count(*) FROM {files} WHERE id = 31").fetchone()
+    assert versions == (2,)  # the backfill's and the change's, once each
+    # Only files the manifests list were delivered: none is left over from the killed attempt.
+    listed = {
+        f.key
+        for t in app.adapters.state.transfers.history(conn.id)
+        for f in app.adapters.state.transfers.files(t.id)
+        if f.state == "committed"
+    }
+    delivered = {
+        o["Key"]
+        for o in customer.client("s3")
+        .list_objects_v2(Bucket="bkt", Prefix="exports/events/")
+        .get("Contents", [])
+        if o["Key"].endswith(".parquet")
+    }
+    assert delivered == listed

@@ -1,9 +1,12 @@
 """The Glue catalog for Athena connections: the database, one table per model with partition
 projection, and the `<model>_latest` view. DDL goes through the Glue API (synchronous, and
-within the granted actions), never through Athena DDL."""
+within the granted actions), never through Athena DDL. The recipient may keep tables of its own
+in the database: byob drops only those it created (a table at a model's location in the bucket,
+a `_latest` view it owns)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -67,6 +70,70 @@ class GlueCatalog:
             if aws_error_code(exc) in _MISSING:
                 return None
             raise self._error(exc, "glue:GetTable", f"table/{self.database}/{name}") from exc
+
+    def models(self) -> set[str]:
+        """The models that have a table or a `_latest` view byob created in the database."""
+        found: set[str] = set()
+        try:
+            for page in self.client.get_paginator("get_tables").paginate(
+                DatabaseName=self.database
+            ):
+                found.update(
+                    model for t in page["TableList"] if (model := self._byob_model(t)) is not None
+                )
+        except ClientError as exc:
+            if aws_error_code(exc) in _MISSING:
+                return set()  # no database yet: nothing to drop
+            raise self._error(exc, "glue:GetTables", f"table/{self.database}/*") from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "glue:GetTables", f"table/{self.database}/*") from exc
+        return found
+
+    def _byob_model(self, table: dict[str, Any]) -> str | None:
+        """The model a table or view is byob's for: a table at the model's own location, or a
+        `_latest` view byob owns. None for anything else (the recipient's own)."""
+        name = str(table.get("Name", ""))
+        if table.get("TableType") == "VIRTUAL_VIEW" and name.endswith(athena.LATEST_SUFFIX):
+            try:
+                definition: Any = athena.decode_view(str(table.get("ViewOriginalText", "")))
+            except ValueError:  # not a Presto view (base64 of JSON) at all
+                return None
+            owned = isinstance(definition, dict) and definition.get("owner") == "byob"
+            return name.removesuffix(athena.LATEST_SUFFIX) if owned else None
+        location = table.get("StorageDescriptor", {}).get("Location")
+        if table.get("TableType") == "EXTERNAL_TABLE" and location == athena.table_location(
+            self.bucket, self.database, name
+        ):
+            return name
+        return None
+
+    def drop_model(self, model: str) -> list[str]:
+        """Remove the model's table and `_latest` view (the view first: it reads the table),
+        those byob created; the data files stay. The names dropped; missing ones are skipped,
+        so a drop that failed halfway is finished by the next."""
+        dropped = []
+        for name in (model + athena.LATEST_SUFFIX, model):
+            table = self.get_table(name)
+            if table is None or self._byob_model(table) != model:
+                continue
+            try:
+                self.client.delete_table(DatabaseName=self.database, Name=name)
+            except ClientError as exc:
+                if aws_error_code(exc) in _MISSING:
+                    continue  # dropped meanwhile
+                raise self._error(exc, "glue:DeleteTable", f"table/{self.database}/{name}") from exc
+            except BotoCoreError as exc:
+                raise self._error(exc, "glue:DeleteTable", f"table/{self.database}/{name}") from exc
+            dropped.append(name)
+        return dropped
+
+    def keep_only(self, models: Collection[str]) -> list[str]:
+        """Drop the tables and views of every model but ``models`` (those received): the
+        names dropped."""
+        dropped: list[str] = []
+        for model in sorted(self.models() - set(models)):
+            dropped += self.drop_model(model)
+        return dropped
 
     def sync(
         self, model: ResolvedModel, *, transfer_date: date, snapshot: datetime | None = None

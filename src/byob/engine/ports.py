@@ -3,7 +3,7 @@ for Athena connections, a table catalog. The engine imports no adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -18,6 +18,10 @@ class Catalog(Protocol):
     def sync(
         self, model: ResolvedModel, *, transfer_date: date, snapshot: datetime | None = None
     ) -> Any: ...
+
+    def keep_only(self, models: Collection[str]) -> list[str]:
+        """Drop the tables of models not in ``models``; the names dropped."""
+        ...
 
 
 class TransferLog(Protocol):

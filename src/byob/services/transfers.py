@@ -32,6 +32,7 @@ from byob.domain.transfers import (
     parse_since,
     parse_statuses,
 )
+from byob.engine.ports import Catalog
 from byob.engine.transfer import Progress, TransferResult
 from byob.errors import ByobError, ConflictError, InvalidFieldError
 from byob.services.connections import ConnectionService
@@ -285,7 +286,8 @@ class TransferService:
         if conn.is_import:
             return [self._run_import(conn, attempt=attempt, max_attempts=max_attempts)]
         spec = self.adapters.models_file.offered_model(model)
-        if model not in conn.receives([s.name for s in self.specs()]):
+        received = conn.receives([s.name for s in self.specs()])
+        if model not in received:
             # Queued before the model was deselected: the connection no longer receives it.
             raise TransfersHeld(f"connection {conn.name!r} no longer receives model {model!r}")
         current: TransferRecord | None = None
@@ -293,6 +295,7 @@ class TransferService:
         try:
             with self.adapters.source() as src:
                 runner = self.adapters.runner(conn, src, on_commit=self._succeeded(conn))
+                self._follow_selection(conn, runner.catalog, received)
                 pending = self.state.transfers.pending(conn.id, model) if attempt > 1 else []
                 if pending:
                     resolved, records = runner.resolve(spec), pending
@@ -309,6 +312,34 @@ class TransferService:
             )
             raise
         return results
+
+    def _follow_selection(
+        self, conn: Connection, catalog: Catalog | None, received: list[str]
+    ) -> None:
+        """The catalog has tables for the models the connection receives only: a deselected
+        (or no longer offered) model's table and view go, its files stay. Checked at every run,
+        so a drop that fails (logged, the transfer goes on) is retried by the next."""
+        if catalog is None:
+            return
+        try:
+            dropped = catalog.keep_only(received)
+        except ByobError as exc:
+            log.warning(
+                "could not remove the Glue tables of models %s no longer receives: %s",
+                conn.name,
+                exc.message,
+                extra={"fields": {"connection": conn.name, "tenant": conn.tenant}},
+            )
+            return
+        if dropped:
+            log.info(
+                "removed Glue tables of models %s no longer receives: %s",
+                conn.name,
+                ", ".join(dropped),
+                extra={
+                    "fields": {"connection": conn.name, "tenant": conn.tenant, "dropped": dropped}
+                },
+            )
 
     def _run_import(self, conn: Connection, *, attempt: int, max_attempts: int) -> TransferResult:
         """An import connection's run (services/imports.py), told like a transfer's."""
