@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from byob.domain.models import NullCursor, ResolvedModel, resolve
+from byob.domain.models import Column, ModelSpec, NullCursor, ResolvedModel, resolve
 from byob.errors import ByobError
 from byob.services.ports import Adapters
 
@@ -22,6 +22,20 @@ class CheckedModel:
     @property
     def name(self) -> str:
         return self.model.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferedModel:
+    """A model the vendor shares, as a connection's holder chooses among them."""
+
+    spec: ModelSpec
+    # The columns its files hold (hashed ones marked, excluded ones absent); None when the
+    # source could not be read to resolve them.
+    columns: tuple[Column, ...] | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +96,25 @@ class ModelService:
             return [
                 resolve(spec, src.model_columns(spec)) for spec in self.adapters.models_file.models
             ]
+
+    def offered(self, *, columns: bool = True) -> list[OfferedModel]:
+        """The offered models, in the models file's order, with their delivered columns when
+        asked; a source that cannot be read leaves the columns out (the pages still show),
+        and a models file that cannot be read offers nothing."""
+        try:
+            specs = self.adapters.models_file.offered_models
+        except ByobError:
+            return []
+        resolved: dict[str, tuple[Column, ...]] = {}
+        if columns and specs:
+            try:
+                with self.adapters.source() as src:
+                    for spec in specs:
+                        model = resolve(spec, src.model_columns(spec))
+                        resolved[spec.name] = model.delivered_columns
+            except ByobError:
+                resolved = {}
+        return [OfferedModel(spec=s, columns=resolved.get(s.name)) for s in specs]
 
     def tenant_rows(self, tenant: str) -> dict[str, int]:
         """Rows of each model that belong to the tenant."""

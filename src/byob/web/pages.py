@@ -28,6 +28,7 @@ from byob.web.pages_base import (
     check_csrf,
     clear_session,
     form_body,
+    form_lists,
     operator_session,
     read_session,
     redirect,
@@ -35,6 +36,7 @@ from byob.web.pages_base import (
     safe_next,
     write_session,
 )
+from byob.web.pages_fields import model_choice, selection_message
 from byob.web.pages_help import CHECK_LABELS
 
 __all__ = ["STATIC_DIR", "router"]
@@ -53,6 +55,8 @@ NOTICES = {
     "revoked": "The link was revoked; it can no longer be opened.",
     "retried": "The file is no longer rejected: the next run tries it again (Run now tries it "
     "at once).",
+    "models": "The models it receives are saved. A model selected again starts with a "
+    "backfill: its next transfer delivers all its rows.",
 }
 PAGE_SIZE = 50  # rows on one page of the connections, links and transfers lists
 LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
@@ -62,6 +66,7 @@ LINK_LIFETIMES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d",
 
 
 Form = Annotated[dict[str, str], Depends(form_body)]
+FormLists = Annotated[dict[str, list[str]], Depends(form_lists)]
 
 
 def signed_in(request: Request, services: ServicesDep) -> Session:
@@ -174,10 +179,13 @@ def _connection_page(
     error: str = "",
     status: int = 200,
     created_link: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    chosen_models: list[str] | None = None,
 ) -> Response:
     conn = services.connections.get(name)
     now = services.now()
     _, recent = services.transfers.history(conn.id, limit=5)
+    offered = [] if conn.is_import else services.models.offered(columns=False)
     return render(
         "connection.html",
         problems=services.health.problems(),
@@ -196,6 +204,11 @@ def _connection_page(
         created_link=created_link,
         lifetimes=LINK_LIFETIMES,
         rejected=rejections_view(services.imports.rejected(conn)) if conn.is_import else None,
+        offered=offered,
+        # Without a readable models file, the selection as stored.
+        received=conn.receives([m.name for m in offered]) if offered else list(conn.models or ()),
+        chosen_models=chosen_models if errors else conn.models,
+        errors=errors or {},
     )
 
 
@@ -265,6 +278,35 @@ _ACTIONS = {
 }
 for _action in _ACTIONS:
     operator.add_api_route(f"/connections/{{name}}/{_action}", _act(_action), methods=["POST"])
+
+
+@operator.post("/connections/{name}/models")
+def choose_models(
+    name: str, session: PostedBy, services: ServicesDep, lists: FormLists
+) -> Response:
+    """Change the models an export connection receives (every offered one when all are
+    checked); one selected again starts with a backfill."""
+    conn = services.connections.get(name)
+    offered = [m.name for m in services.models.offered(columns=False)]
+    selection = model_choice(lists, offered)
+    if selection is None:
+        selection = []  # a form without the checkboxes chose nothing
+    message = selection_message(selection)
+    try:
+        if message is None:
+            services.connections.update(conn.id, {"models": selection}, actor=session.actor)
+    except ByobError as exc:
+        message = exc.message
+    if message is not None:
+        return _connection_page(
+            services,
+            session,
+            conn.id,
+            status=422,
+            errors={"models": message},
+            chosen_models=selection,
+        )
+    return redirect(f"/connections/{quote(conn.id)}?notice=models#models-title")
 
 
 @operator.post("/connections/{name}/imports/retry")

@@ -228,7 +228,7 @@ def clear_session(response: Response, kind: str) -> None:
 # -- forms and CSRF ------------------------------------------------------------------------------
 
 
-async def form_body(request: Request) -> dict[str, str]:
+async def _form_pairs(request: Request) -> list[tuple[str, str]]:
     """An application/x-www-form-urlencoded body (the only kind byob's forms send)."""
     raw = await request.body()
     if len(raw) > MAX_FORM_BYTES:
@@ -237,11 +237,24 @@ async def form_body(request: Request) -> dict[str, str]:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise PageError(400, "Unreadable form", "The form was not valid UTF-8.") from None
-    out: dict[str, str] = {}
     if any("\x00" in key or "\x00" in value for key, value in pairs):
         raise PageError(400, "Unreadable form", "The form contains a NUL character.")
-    for key, value in pairs:
+    return pairs
+
+
+async def form_body(request: Request) -> dict[str, str]:
+    """The form's fields, each its first value."""
+    out: dict[str, str] = {}
+    for key, value in await _form_pairs(request):
         out.setdefault(key, value)
+    return out
+
+
+async def form_lists(request: Request) -> dict[str, list[str]]:
+    """The form's fields, each with every value it was sent (checkboxes of one name)."""
+    out: dict[str, list[str]] = {}
+    for key, value in await _form_pairs(request):
+        out.setdefault(key, []).append(value)
     return out
 
 

@@ -45,13 +45,14 @@ from byob.web.pages_base import (
     Session,
     check_csrf,
     form_body,
+    form_lists,
     operator_session,
     read_session,
     redirect,
     render,
     write_session,
 )
-from byob.web.pages_fields import check_form, field_message
+from byob.web.pages_fields import check_form, field_message, model_choice, selection_message
 
 router = APIRouter(prefix="/connect", route_class=PageRoute, include_in_schema=False)
 LINK_SESSION_SECONDS = 24 * 3600
@@ -186,6 +187,7 @@ def any_holder(request: Request) -> Holder:
 
 Recipient = Annotated[Holder, Depends(open_holder)]
 Form = Annotated[dict[str, str], Depends(form_body)]
+FormLists = Annotated[dict[str, list[str]], Depends(form_lists)]
 
 
 def posted(request: Request, holder: Recipient, form: Form) -> Holder:
@@ -407,7 +409,11 @@ def _bucket_page(
     errors: dict[str, str],
     status: int = 200,
     error: str = "",
+    chosen_models: list[str] | None = None,
 ) -> Response:
+    """The bucket step; an export's holder also chooses its models (``chosen_models``, None:
+    every offered model)."""
+    exporting = values["direction"] == "export"
     return _page(
         "connect/bucket.html",
         holder,
@@ -424,7 +430,9 @@ def _bucket_page(
         # vendor's (LinkService.update_connection).
         frequency_fixed=conn is not None and holder.link is not None,
         frequency_labels=schedules.FREQUENCY_LABELS,
-        spec=_declared(services, values["import"]) if values["direction"] == "import" else None,
+        spec=None if exporting else _declared(services, values["import"]),
+        offered=services.models.offered() if exporting else [],
+        chosen_models=chosen_models,
     )
 
 
@@ -461,11 +469,14 @@ def bucket_step(
         if _declared(services, import_) is None:
             return redirect(holder.url("type"))  # the type step chooses a declared import
         values |= {"type": "s3", "direction": "import", "import": import_}
-    return _bucket_page(holder, services, conn, values, {})
+    chosen = list(conn.models) if conn is not None and conn.models is not None else None
+    return _bucket_page(holder, services, conn, values, {}, chosen_models=chosen)
 
 
 @router.post("/bucket")
-def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form: Form) -> Response:
+def save_bucket(
+    holder: PostedBy, services: ServicesDep, request: Request, form: Form, lists: FormLists
+) -> Response:
     conn = holder.connection(services)
     if conn is not None and conn.status is Status.ACTIVE:
         return redirect(holder.url("done"))
@@ -491,10 +502,19 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
         and values["access_key_id"] == conn.access_key_id
     )
     errors = check_form(values, secret, secret_required=not keeps_secret)
+    selection = None
+    if values["direction"] == "export":
+        offered = [m.name for m in services.models.offered(columns=False)]
+        selection = model_choice(lists, offered)
+        if (message := selection_message(selection)) is not None:
+            errors["models"] = message
+    chosen = None if selection in (None, ["*"]) else selection
     if errors:
-        return _bucket_page(holder, services, conn, values, errors, status=422)
+        return _bucket_page(
+            holder, services, conn, values, errors, status=422, chosen_models=chosen
+        )
     athena = values["type"] == "athena"
-    record = {
+    record: dict[str, Any] = {
         k: values[k]
         for k in (
             "name",
@@ -512,6 +532,8 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
         record |= {"direction": "import", "import_name": values["import"]}
     if athena:
         record |= {k: values[k] for k in ("workgroup", "schema", "database")}
+    if selection is not None and (conn is not None or chosen is not None):
+        record["models"] = selection  # a new connection left out of it gets every model
     hmac_auth = values["auth"] == "hmac"
     no_rows = False
     try:
@@ -539,7 +561,7 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
     except ByobError as exc:
         # direction and import are chosen on the type step: their errors go above the form.
         known = (exc.field in values and exc.field not in ("direction", "import")) or (
-            exc.field == "secret_access_key"
+            exc.field in ("secret_access_key", "models")
         )
         return _bucket_page(
             holder,
@@ -549,6 +571,7 @@ def save_bucket(holder: PostedBy, services: ServicesDep, request: Request, form:
             {exc.field: exc.message} if known and exc.field else {},
             status=422 if isinstance(exc, InvalidFieldError) else 409,
             error="" if known else exc.message,
+            chosen_models=chosen,
         )
     holder = holder.on(conn)
     return redirect(holder.url("role", notice="no_rows") if no_rows else holder.url("role"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from byob.domain import fields
-from byob.domain.connections import _athena_fields
+from byob.domain.connections import _athena_fields, model_selection
 from byob.errors import InvalidFieldError
 
 _PROBE = {"workgroup": "primary", "schema": "byob_probe_schema", "database": "byob_probe_db"}
@@ -89,3 +89,30 @@ def check_form(values: dict[str, str], secret: str, *, secret_required: bool) ->
         if message:
             errors["secret_access_key"] = message
     return errors
+
+
+MODELS_SHOWN = "models_shown"  # a hidden field: the form showed the models' checkboxes
+
+
+def model_choice(form: dict[str, list[str]], offered: list[str]) -> list[str] | None:
+    """The selection a form's model checkboxes make: ``["*"]`` when every offered model is
+    checked (so a model offered later reaches the connection too), else the checked ones
+    (none is the domain's to refuse); None when the form showed no checkboxes (a script's
+    form leaves the selection as it is)."""
+    if MODELS_SHOWN not in form:
+        return None
+    picked = [name for name in form.get("models", []) if name]
+    if offered and set(offered) <= set(picked):
+        return ["*"]
+    return picked
+
+
+def selection_message(selection: list[str] | None) -> str | None:
+    """The domain's message for a selection it refuses (none checked), or None."""
+    if selection is None:
+        return None
+    try:
+        model_selection(selection)
+    except InvalidFieldError as exc:
+        return exc.message
+    return None
