@@ -62,6 +62,22 @@ def _current_ids(readback: Any) -> list[int]:
     return sorted(row[0] for row in readback.execute(query).fetchall())
 
 
+def _spark_ids(readback: Any) -> list[int]:
+    """The README's Spark SQL, its folder read the way Spark reads it (every file, the dt
+    partition as a column, missing columns as NULL), run by DuckDB: no Spark here, but the
+    query's logic (newest version per key, deletions win ties and drop out) is checked."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    query = readme.split("-- reading-the-current-rows-in-spark\n", 1)[1].split("```", 1)[0]
+    folder = "parquet.`s3a://acme-data/exports/invoices/`"
+    assert folder in query
+    query = query.replace(
+        folder,
+        "read_parquet('s3://acme-data/exports/invoices/*/*.parquet', hive_partitioning = true, "
+        "union_by_name = true)",
+    )
+    return sorted(row[0] for row in readback.execute(query).fetchall())
+
+
 def _view_ids(readback: Any, columns: list[str]) -> list[int]:
     """The `_latest` view's SQL, as Glue stores it, over the delivered files."""
     readback.execute(
@@ -96,6 +112,7 @@ def test_a_soft_delete_arrives_as_a_change_flagged_deleted_and_leaves_the_curren
     assert versions == [(False, False), (True, True)]
     assert readback.execute(f"SELECT count(*) FROM {FILES} WHERE _byob_deleted").fetchone() == (1,)
     assert _current_ids(readback) == [i for i in ACME if i != 1]
+    assert _spark_ids(readback) == [i for i in ACME if i != 1]
     columns = ["id", "tenant_id", "amount", "deleted_at", "updated_at", "_byob_deleted"]
     assert _view_ids(readback, columns) == [i for i in ACME if i != 1]
     manifest_columns = app.adapters.state.transfers.model_state(conn.id, "invoices").columns
@@ -168,6 +185,7 @@ def test_hard_deletes_arrive_as_tombstones_once_and_leave_the_current_rows(
     ).fetchall()
     assert cursors == recorded  # the cursor is the deletion time (in milliseconds)
     assert _current_ids(readback) == [i for i in ACME if i not in (1, 2)]
+    assert _spark_ids(readback) == [i for i in ACME if i not in (1, 2)]
     columns = ["id", "tenant_id", "amount", "deleted_at", "updated_at", "_byob_deleted"]
     assert _view_ids(readback, columns) == [i for i in ACME if i not in (1, 2)]
 
@@ -216,6 +234,30 @@ def test_prune_keeps_deletes_until_every_connection_of_the_tenant_delivered_them
     assert _deleted_rows(invoices) == [("invoices", "acme", {"id": 1})]  # c2 has not had it
     app.transfers.run(second.name)
     assert app.deletes.prune() == {"invoices": 1}
+    assert _deleted_rows(invoices) == []
+
+
+def test_the_scheduler_prunes_delivered_deletes_hourly(
+    tmp_path: Path, invoices: str, aws: Any
+) -> None:
+    from datetime import timedelta
+
+    from byob.workers.scheduler import Scheduler
+
+    app, first, _ = _app(tmp_path, invoices, aws, capture_deletes=True)
+    app.deletes.install_capture("invoices")
+    app.transfers.run(first.name)
+    pg_exec(invoices, "DELETE FROM invoices WHERE id = 1")
+    now = app.now()
+    scheduler = Scheduler(app, lambda conn: None, clock=lambda: now)
+    scheduler.tick()  # the first tick prunes: nothing delivered yet, so the delete stays
+    assert _deleted_rows(invoices) == [("invoices", "acme", {"id": 1})]
+    app.transfers.run(first.name)
+    now += timedelta(minutes=30)
+    scheduler.tick()  # within the hour: not yet
+    assert _deleted_rows(invoices) == [("invoices", "acme", {"id": 1})]
+    now += timedelta(minutes=31)
+    scheduler.tick()
     assert _deleted_rows(invoices) == []
 
 
