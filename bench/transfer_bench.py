@@ -13,6 +13,7 @@ each table shape (bench/shapes.py):
   naive-loop         ADBC record-batch stream → ParquetWriter, ADBC's own types, one thread
   dlt                sql_table(backend="connectorx", arrow_stream) → filesystem/parquet
   byob               the byob CLI (`transfers run`), to a local directory
+  s3-upload-floor    boto3 uploading byob's local output to the emulator, as byob uploads
   byob → S3          the byob CLI, to an S3 emulator (moto)
 
 See bench/README.md for what the figures mean and the targets they are held to.
@@ -44,11 +45,13 @@ from dataset import LARGEST_TENANT, LAYOUTS, Dataset, ensure_dataset, tenant_row
 from measure import run_measured  # noqa: E402
 from outputs import Output, S3Emulator, local_output, s3_output  # noqa: E402
 from shapes import INVOICES, SHAPES, Shape  # noqa: E402
+from upload_floor import BENCH_CONNECTIONS  # noqa: E402
 
 SCOPES = {"largest": "largest tenant", "all": "all tenants"}
 FLOORS = ("floor-serial", "floor-overlapped")
 NAIVE = "naive-loop"
 BYOB_LOCAL, BYOB_S3 = "byob", "byob → S3"
+UPLOAD_FLOOR = "s3-upload-floor"
 
 # What byob is held to (bench/README.md explains each).
 TARGET_VS_DLT = 1.3  # byob rows/s ÷ dlt rows/s, at least
@@ -57,6 +60,7 @@ TARGET_VS_FLOOR_SHAPES = 1.0  # the same, on every other shape (issue 16)
 TARGET_RSS_MB = 300.0  # byob peak RSS, below
 TARGET_RSS_GROWTH = 1.10  # byob all-tenant peak RSS ÷ largest-tenant peak RSS, at most
 TARGET_VS_NAIVE = 0.85  # byob seconds ÷ naive-loop seconds, at most
+TARGET_S3_VS_UPLOAD_FLOOR = 1.2  # byob → S3 seconds ÷ (byob + upload floor seconds), at most
 
 # Piped output (make, CI logs) would otherwise be squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -134,13 +138,24 @@ def run_child_contender(name: str, scope: str, shape: Shape, args: argparse.Name
     return figure
 
 
+def byob_local_out(args: argparse.Namespace, scope: str) -> Path:
+    return args.work_dir / "out" / f"byob-{scope}"
+
+
 def run_byob(
-    label: str, scope: str, shape: Shape, args: argparse.Namespace, s3: S3Emulator | None = None
+    label: str,
+    scope: str,
+    shape: Shape,
+    args: argparse.Namespace,
+    s3: S3Emulator | None = None,
+    *,
+    keep: bool = False,
 ) -> Figure:
-    """byob via its CLI: one connection + one `transfers run` per tenant of the scope."""
+    """byob via its CLI: one connection + one `transfers run` per tenant of the scope. `keep`
+    leaves a local run's files for the upload floor."""
     scope_tenants = [LARGEST_TENANT] if scope == "largest" else tenants(args.tenants)
     if s3 is None:
-        out = args.work_dir / "out" / f"byob-{scope}"
+        out = byob_local_out(args, scope)
         destination = Destination("local", out_dir=out)
     else:
         # A fresh bucket per scope, so counting the bucket counts this run only.
@@ -164,10 +179,39 @@ def run_byob(
     }
     if s3 is None:
         figure.record_output(local_output(out))
-        if not args.keep_outputs:
+        if not (args.keep_outputs or keep):
             shutil.rmtree(out, ignore_errors=True)
     else:
         figure.record_output(s3_output(s3.endpoint_url, destination.bucket))
+    return figure
+
+
+def run_upload_floor(scope: str, shape: Shape, args: argparse.Namespace, s3: S3Emulator) -> Figure:
+    """boto3 uploading what byob's local run of the scope wrote, in its own process; its
+    seconds are the uploads alone (bench/upload_floor.py says why)."""
+    src = byob_local_out(args, scope)
+    figure = Figure(UPLOAD_FLOOR, scope, shape.name)
+    if not src.is_dir() or not any(src.rglob("*.parquet")):
+        figure.status, figure.detail["error"] = "error", f"no byob local output in {src}"
+        return figure
+    bucket = s3.create_bucket(f"upload-floor-{scope}")
+    result_file = args.work_dir / "out" / f"{UPLOAD_FLOOR}-{scope}.json"
+    result_file.unlink(missing_ok=True)
+    cmd = [sys.executable, str(BENCH_DIR / "upload_floor.py"), "--endpoint-url", s3.endpoint_url]
+    cmd += ["--bucket", bucket, "--src", str(src), "--result", str(result_file)]
+    cmd += ["--connections", str(BENCH_CONNECTIONS[scope])]
+    measured = run_measured(cmd, env=dict(os.environ, **s3.env()), timeout=args.timeout)
+    figure.peak_rss_mb = measured.peak_rss_mb
+    if measured.timed_out:
+        figure.status, figure.detail["error"] = "timeout", f"killed after {args.timeout:.0f}s"
+    elif measured.returncode != 0:
+        figure.status, figure.detail["stderr"] = "error", measured.stderr[-3000:]
+    else:
+        figure.detail = json.loads(result_file.read_text()) | {"wall_seconds": measured.seconds}
+        figure.seconds = figure.detail["inner_seconds"]
+        figure.record_output(s3_output(s3.endpoint_url, bucket))
+    if not args.keep_outputs:
+        shutil.rmtree(src, ignore_errors=True)
     return figure
 
 
@@ -208,8 +252,9 @@ def run_all(args: argparse.Namespace, shape: Shape, expected: dict[str, int]) ->
             for scope in args.scopes:
                 runs = [partial(run_child_contender, name, scope, shape, args) for name in children]
                 if not args.skip_byob:
-                    runs.append(partial(run_byob, BYOB_LOCAL, scope, shape, args))
+                    runs.append(partial(run_byob, BYOB_LOCAL, scope, shape, args, keep=use_s3))
                 if use_s3:
+                    runs.append(partial(run_upload_floor, scope, shape, args, s3))
                     runs.append(partial(run_byob, BYOB_S3, scope, shape, args, s3=s3))
                 for run in runs:
                     figure = run()
@@ -334,6 +379,15 @@ def _shape_ratios(figures: list[Figure], shape: str) -> list[dict]:
                 figure.peak_rss_mb,
                 f"< {TARGET_RSS_MB:.0f}",
                 lambda v: v < TARGET_RSS_MB,
+            )
+        if any(f.scope == scope and f.contender == UPLOAD_FLOOR for f in figures):
+            # What uploading as it encodes costs byob beyond writing locally, then uploading.
+            local, upload = seconds(BYOB_LOCAL, scope), seconds(UPLOAD_FLOOR, scope)
+            add(
+                f"{BYOB_S3} time ÷ (byob time + upload floor time) ({label})",
+                _ratio(seconds(BYOB_S3, scope), local + upload if local and upload else None),
+                f"≤ {TARGET_S3_VS_UPLOAD_FLOOR}",
+                lambda v: v <= TARGET_S3_VS_UPLOAD_FLOOR,
             )
     for byob in (BYOB_LOCAL, BYOB_S3):
         small = _find(figures, byob, "largest", shape)

@@ -306,7 +306,10 @@ def before_s3_call(app: Services, operation: str, handler: Callable[..., Any]) -
 
     def destination(conn: Any) -> Any:
         dest = original(conn)
-        dest.client.meta.events.register(f"before-call.s3.{operation}", handler)
+        # Transfers of a connection share one client: hook it once, not once per transfer.
+        dest.client.meta.events.register(
+            f"before-call.s3.{operation}", handler, unique_id=f"test-{operation}-{id(handler)}"
+        )
         return dest
 
     byob.destination = destination  # type: ignore[method-assign]

@@ -209,9 +209,8 @@ class Byob:
     def import_objects(self, conn: Connection) -> S3ImportObjects:
         from byob.aws.import_objects import S3ImportObjects
 
-        session = self.aws.for_connection(conn, self.secret_of(conn))
         return S3ImportObjects(
-            self.aws.client(session, "s3", conn.region),
+            self.aws.connection_client(conn, "s3", self.secret_of(conn)),
             conn.bucket,
             region=conn.region,
             who=_who(conn),
@@ -240,13 +239,18 @@ class Byob:
         return self.secrets.open(sealed, context=conn.id) if sealed else None
 
     def destination(self, conn: Connection) -> Destination:
+        """Where a transfer writes: its S3 client is kept for the connection's next one."""
         if conn.type is ConnectionType.LOCAL:
             return LocalDestination(conn.path)
+        return self._s3_destination(
+            conn, self.aws.connection_client(conn, "s3", self.secret_of(conn))
+        )
+
+    def _s3_destination(self, conn: Connection, client: Any) -> Destination:
         from byob.destinations.s3 import S3Destination
 
-        session = self.aws.for_connection(conn, self.secret_of(conn))
         return S3Destination(
-            self.aws.client(session, "s3", conn.region),
+            client,
             bucket=conn.bucket,
             region=conn.region,
             who=_who(conn),
@@ -258,9 +262,8 @@ class Byob:
             return None
         from byob.destinations.glue import GlueCatalog
 
-        session = self.aws.for_connection(conn, self.secret_of(conn))
         return GlueCatalog(
-            self.aws.client(session, "glue", conn.region),
+            self.aws.connection_client(conn, "glue", self.secret_of(conn)),
             account_id=conn.account_id,
             database=conn.schema,
             bucket=conn.bucket,
@@ -270,9 +273,16 @@ class Byob:
     def checks(self, conn: Connection) -> ConnectionChecks:
         from byob.destinations.checks import ConnectionChecks
 
+        if conn.type is ConnectionType.LOCAL:
+            destination: Destination = LocalDestination(conn.path)
+        else:
+            # A session of its own, never the transfers' cached one: validation proves what
+            # the recipient's role and keys allow now.
+            session = self.aws.for_connection(conn, self.secret_of(conn))
+            destination = self._s3_destination(conn, self.aws.client(session, "s3", conn.region))
         return ConnectionChecks(
             conn=conn,
-            destination=self.destination(conn),
+            destination=destination,
             aws=None if conn.type is ConnectionType.LOCAL else self.aws,
             secret_access_key=self.secret_of(conn),
             timeout=self.settings.check_timeout_seconds,

@@ -45,7 +45,7 @@ def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: 
     results = json.loads((work / "results.json").read_text())
     figures = {(f["contender"], f["scope"]): f for f in results["figures"]}
     expected = {"largest": 2_000, "all": 10_000}
-    for contender in ("floor-serial", "floor-overlapped", "byob", "byob → S3"):
+    for contender in ("floor-serial", "floor-overlapped", "byob", "s3-upload-floor", "byob → S3"):
         for scope, rows in expected.items():
             figure = figures[(contender, scope)]
             assert figure["status"] == "ok", figure
@@ -55,6 +55,10 @@ def test_transfer_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: 
     names = {r["name"] for r in results["ratios"]}
     assert "byob all-tenant peak RSS ÷ largest-tenant peak RSS" in names
     assert "byob time ÷ overlapped floor time (largest tenant)" in names
+    for scope in ("largest tenant", "all tenants"):
+        assert f"byob → S3 time ÷ (byob time + upload floor time) ({scope})" in names
+    upload = figures[("s3-upload-floor", "all")]
+    assert upload["files"] == 10 and upload["detail"]["connections"] == 2, upload
 
 
 def test_import_bench_runs_end_to_end_at_a_small_size(tmp_path: Path, pg_url: str) -> None:

@@ -3,6 +3,7 @@ refreshed before they expire (every multipart part is signed on its own)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,16 @@ from typing import Any
 import pytest
 
 from byob.aws.sessions import AwsConfig, AwsSessions
-from tests.support import CUSTOMER, create, make_services, write_config
+from byob.domain.connections import AuthKind
+from tests.support import (
+    CUSTOMER,
+    create,
+    make_services,
+    onboard_s3,
+    pg_exec,
+    validate,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +89,125 @@ def test_assumed_role_session_uses_external_id_and_refreshes(tmp_path: Path, aws
     assert credentials.get_frozen_credentials().access_key != first
     assert len(sessions.assume_role_calls) == 2
     assert sessions.assume_role_calls[1]["ExternalId"] == conn.external_id
+
+
+def count_assume_role(app: Any) -> list[dict[str, Any]]:
+    """Every AssumeRole request app's byob sends from now on (transfers' and validation's)."""
+    calls: list[dict[str, Any]] = []
+    aws = app.adapters.aws
+    original = aws.service_client
+
+    def service_client(service: str, region: str | None = None, **cfg: Any) -> Any:
+        client = original(service, region, **cfg)
+        if service == "sts":
+            client.meta.events.register(
+                "provide-client-params.sts.AssumeRole",
+                lambda params, **_: calls.append(dict(params)),
+            )
+        return client
+
+    aws.service_client = service_client
+    return calls
+
+
+def test_transfers_reuse_the_connections_credentials_and_validation_assumes_afresh(
+    tmp_path: Path, pg_url: str, aws: Any
+) -> None:
+    pg_exec(
+        pg_url,
+        "CREATE TABLE m (id bigint PRIMARY KEY, t text NOT NULL, u timestamptz NOT NULL)",
+        "INSERT INTO m VALUES (1, 'acme', now() - interval '1 hour')",
+    )
+    model = {"name": "m", "table": "m", "tenant_column": "t", "cursor_column": "u"}
+    app = make_services(
+        tmp_path,
+        write_config(tmp_path / "byob.toml", pg_url, [model | {"primary_key": ["id"]}]),
+        aws,
+    )
+    conn, _ = onboard_s3(app, aws)
+    calls = count_assume_role(app)
+
+    assert [r.record.rows for r in app.transfers.run(conn.name)] == [1]
+    pg_exec(pg_url, "INSERT INTO m VALUES (2, 'acme', now())")
+    assert [r.record.rows for r in app.transfers.run(conn.name)] == [1]
+    assert [c["RoleArn"] for c in calls] == [conn.role_arn]  # one AssumeRole for both
+
+    for _ in range(2):
+        del calls[:]
+        validate(app, conn.name)
+        # The assume-role check, and the sessions of the bucket and test-object checks: each
+        # assumes the role itself rather than borrow the transfers' credentials.
+        with_id = [c for c in calls if c.get("ExternalId") == conn.external_id]
+        assert len(with_id) == 3, calls
+
+    del calls[:]
+    pg_exec(pg_url, "INSERT INTO m VALUES (3, 'acme', now())")
+    assert [r.record.rows for r in app.transfers.run(conn.name)] == [1]
+    assert calls == []  # validation left the transfers' credentials alone
+
+
+def test_a_changed_role_external_id_or_key_makes_a_new_session(tmp_path: Path, aws: Any) -> None:
+    sessions = RecordingSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
+    conn = _role_connection(tmp_path, aws)
+
+    def caller(c: Any, secret: str | None = None) -> str:
+        return str(sessions.connection_client(c, "sts", secret).get_caller_identity()["Arn"])
+
+    assert caller(conn) == caller(conn)
+    assert len(sessions.assume_role_calls) == 1
+    other_role = dataclasses.replace(conn, role_arn=f"arn:aws:iam::{CUSTOMER}:role/other")
+    assert "assumed-role/other/" in caller(other_role)
+    new_id = dataclasses.replace(conn, external_id="byob-another-external-id")
+    caller(new_id)
+    assert [(c["RoleArn"], c["ExternalId"]) for c in sessions.assume_role_calls] == [
+        (conn.role_arn, conn.external_id),
+        (other_role.role_arn, conn.external_id),
+        (conn.role_arn, "byob-another-external-id"),
+    ]
+    hmac = dataclasses.replace(conn, auth=AuthKind.HMAC, access_key_id="AKIAIOSFODNN7EXAMPLE")
+    first = sessions.connection_client(hmac, "s3", "secret-1")
+    assert sessions.connection_client(hmac, "s3", "secret-1") is first
+    assert sessions.connection_client(hmac, "s3", "secret-2") is not first
+
+
+def test_cached_credentials_are_refreshed_before_they_expire(tmp_path: Path, aws: Any) -> None:
+    sessions = RecordingSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
+    conn = _role_connection(tmp_path, aws)
+    client = sessions.connection_client(conn, "sts")
+    client.get_caller_identity()
+    credentials = client._request_signer._credentials
+    first = credentials.get_frozen_credentials().access_key
+    # The hour is nearly over: the kept client must assume the role again, not sign with
+    # expiring credentials (nor fail on expired ones).
+    credentials._expiry_time = datetime.now(UTC) + timedelta(seconds=30)
+    credentials._refresh_using.__self__._cache.clear()
+    assert sessions.connection_client(conn, "sts") is client
+    client.get_caller_identity()
+    assert credentials.get_frozen_credentials().access_key != first
+    assert len(sessions.assume_role_calls) == 2
+
+
+def _role_connection(tmp_path: Path, aws: Any) -> Any:
+    config = write_config(
+        tmp_path / "byob.toml",
+        "sqlite:////nonexistent.sqlite",
+        [
+            {
+                "name": "m",
+                "table": "m",
+                "tenant_column": "t",
+                "cursor_column": "u",
+                "primary_key": ["id"],
+            }
+        ],
+    )
+    app = make_services(tmp_path, config, aws)
+    return create(
+        app,
+        name="acme.prod",
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="bkt",
+        region="eu-west-1",
+    )
