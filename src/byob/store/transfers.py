@@ -364,26 +364,17 @@ class Transfers(Repository):
         adds what must commit with them, such as the event that reports it."""
         c = T.model_states.c
         with self.writing() as db:
-            done = db.execute(
-                T.transfers.update()
-                .where(
-                    T.transfers.c.id == record.id,
-                    T.transfers.c.status == TransferStatus.RUNNING.value,
-                )
-                .values(
-                    status=TransferStatus.SUCCEEDED.value,
-                    rows=rows,
-                    bytes=size,
-                    files=files,
-                    error=None,
-                    manifest_key=manifest_key,
-                    finished_at=now,
-                    note=note,
-                    excluded_rows=excluded_rows,
-                )
-            ).rowcount
-            if done != 1:
-                raise ConflictError(f"transfer {record.id} is no longer running; not committed")
+            _succeed(
+                db,
+                record.id,
+                rows=rows,
+                bytes=size,
+                files=files,
+                manifest_key=manifest_key,
+                finished_at=now,
+                note=note,
+                excluded_rows=excluded_rows,
+            )
             values = {
                 "high_water_mark": record.window.high,
                 "last_transfer_id": record.id,
@@ -423,25 +414,16 @@ class Transfers(Repository):
         commit with them. The rows themselves committed in the target database, file by file,
         with the ledger that keeps them exactly once."""
         with self.writing() as db:
-            done = db.execute(
-                T.transfers.update()
-                .where(
-                    T.transfers.c.id == record.id,
-                    T.transfers.c.status == TransferStatus.RUNNING.value,
-                )
-                .values(
-                    status=TransferStatus.SUCCEEDED.value,
-                    rows=rows,
-                    bytes=size,
-                    files=files,
-                    error=None,
-                    finished_at=now,
-                    note=note,
-                    import_counts=counts,
-                )
-            ).rowcount
-            if done != 1:
-                raise ConflictError(f"import run {record.id} is no longer running; not recorded")
+            _succeed(
+                db,
+                record.id,
+                rows=rows,
+                bytes=size,
+                files=files,
+                finished_at=now,
+                note=note,
+                import_counts=counts,
+            )
             from byob.store.state import StateStore
 
             tx = StateStore(db)
@@ -520,3 +502,16 @@ class Transfers(Repository):
                 )
             )
             return [(finished - started).total_seconds() for started, finished in rows]
+
+
+def _succeed(db: sa.Connection, transfer_id: str, **values: Any) -> None:
+    """Running → succeeded with its figures, or refused: a transfer cancelled (or finished by
+    another worker) meanwhile is not committed over."""
+    c = T.transfers.c
+    done = db.execute(
+        T.transfers.update()
+        .where(c.id == transfer_id, c.status == TransferStatus.RUNNING.value)
+        .values(status=TransferStatus.SUCCEEDED.value, error=None, **values)
+    ).rowcount
+    if done != 1:
+        raise ConflictError(f"transfer {transfer_id} is no longer running; not committed")
