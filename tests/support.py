@@ -183,6 +183,40 @@ def onboard_s3(
     return activate(app, conn.name), customer
 
 
+def onboard_athena(
+    app: Services,
+    aws: LocalAws,
+    *,
+    name: str = "acme-athena",
+    tenant: str = "acme",
+    bucket: str = "lake",
+    schema: str = "billing",
+    database: str = "results",
+    account: str = CUSTOMER,
+) -> tuple[Any, CustomerAccount, list[CheckResult]]:
+    """Create an Athena connection, let the customer create bucket and role, validate and
+    activate; the activated connection, the customer and the validation's checks."""
+    customer = aws.customer(account, "us-east-1")
+    customer.create_bucket(bucket)
+    conn = create(
+        app,
+        name=name,
+        tenant=tenant,
+        type="athena",
+        account_id=account,
+        bucket=bucket,
+        region="us-east-1",
+        schema=schema,
+        database=database,
+    )
+    policies = app.connections.policies(conn)
+    customer.create_role(
+        policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
+    )
+    _, checks = validate(app, conn.name)
+    return activate(app, conn.name), customer, checks
+
+
 def pg_exec(url: str, *statements: str) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         for sql in statements:

@@ -10,16 +10,7 @@ import pytest
 
 from byob.demo.readback import connect_s3
 from byob.domain.athena import decode_view
-from tests.support import (
-    CUSTOMER,
-    activate,
-    create,
-    make_services,
-    pg_exec,
-    pg_insert,
-    validate,
-    write_config,
-)
+from tests.support import make_services, onboard_athena, pg_exec, pg_insert, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -48,24 +39,7 @@ def source(pg_url: str) -> str:
 
 
 def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
-    customer = aws.customer(CUSTOMER, "us-east-1")
-    customer.create_bucket("lake")
-    conn = create(
-        app,
-        name="acme-athena",
-        tenant="acme",
-        type="athena",
-        account_id=CUSTOMER,
-        bucket="lake",
-        region="us-east-1",
-        schema="billing",
-        database="results",
-    )
-    policies = app.connections.policies(conn)
-    customer.create_role(
-        policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
-    )
-    _, checks = validate(app, conn.name)
+    conn, customer, checks = onboard_athena(app, aws)
     outcomes = {c.name: c.outcome.value for c in checks}
     assert outcomes == {
         "assume_role": "passed",
@@ -78,7 +52,7 @@ def _onboard(app: Any, aws: Any) -> tuple[Any, Any]:
         "athena_query": "passed",
         "athena_output_location": "passed",
     }, [c.as_dict() for c in checks]
-    return activate(app, conn.name), customer
+    return conn, customer
 
 
 def test_athena_connection_creates_the_glue_table_and_view(

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from byob.errors import ConfigError
-from tests.support import CUSTOMER, activate, create, make_services, onboard_s3, pg_exec, validate
+from tests.support import make_services, onboard_athena, onboard_s3, pg_exec
 
 pytestmark = pytest.mark.integration
 
@@ -199,25 +199,7 @@ def test_a_model_not_offered_is_refused_by_name(tmp_path: Path, reader: str, aws
 
 def test_glue_columns_carry_the_descriptions(tmp_path: Path, reader: str, aws: Any) -> None:
     app = _app(tmp_path, reader, aws)
-    customer = aws.customer(CUSTOMER, "us-east-1")
-    customer.create_bucket("lake")
-    conn = create(
-        app,
-        name="acme-athena",
-        tenant="acme",
-        type="athena",
-        account_id=CUSTOMER,
-        bucket="lake",
-        region="us-east-1",
-        schema="billing",
-        database="results",
-    )
-    policies = app.connections.policies(conn)
-    customer.create_role(
-        policies["role_name"], policies["trust_policy"], policies["permissions_policy"]
-    )
-    validate(app, conn.name)
-    conn = activate(app, conn.name)
+    conn, customer, _ = onboard_athena(app, aws)
     app.transfers.run(conn.name)
     glue = customer.client("glue")
     table = glue.get_table(DatabaseName="billing", Name="customers")["Table"]
