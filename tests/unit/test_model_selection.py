@@ -162,3 +162,26 @@ def test_an_import_connection_receives_no_models(services: Services) -> None:
             direction="import",
             import_name="usage",
         )
+
+
+def test_every_offered_model_includes_one_offered_later(
+    services: Services, tmp_path: Path, source: Path
+) -> None:
+    every = local(services, tmp_path)
+    picked = services.connections.create(
+        actor="cli",
+        name="c2",
+        tenant="acme",
+        type="local",
+        path=str(tmp_path / "out2"),
+        models=["invoices"],
+    ).connection
+    later = tmp_path / "later.toml"  # the vendor offers `internal` now
+    later.write_text(MODELS.format(source=source).replace("offered = false", "offered = true"))
+    byob = Byob(load_settings(home=tmp_path / ".byob", config=later, settle_lag_seconds=0))
+    try:
+        reread = Services(byob).connections
+        assert reread.received_models(reread.get(every.id)) == ["invoices", "payments", "internal"]
+        assert reread.received_models(reread.get(picked.id)) == ["invoices"]
+    finally:
+        byob.close()
