@@ -308,6 +308,7 @@ class Byob:
             row_group_bytes=self.settings.row_group_bytes,
             file_target_bytes=self.settings.file_target_bytes,
             part_bytes=self.settings.multipart_part_bytes,
+            fan_out_buffer_bytes=self.settings.fan_out_buffer_bytes,
         ).shared_by(self.concurrent_transfers)
 
     def runner(

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     file_target_bytes: Annotated[int, Field(ge=1 << 20)] = 256 << 20
     row_group_bytes: Annotated[int, Field(ge=1 << 16)] = 16 << 20
     multipart_part_bytes: Annotated[int, Field(ge=5 << 20)] = 16 << 20
+    # One scan of a model's table feeds up to this many connections due together (1: a scan
+    # each); their buffered row groups share one budget of fan_out_buffer_bytes.
+    fan_out_connections: Annotated[int, Field(ge=1)] = 256
+    fan_out_buffer_bytes: Annotated[int, Field(ge=1 << 20)] = 64 << 20
     check_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
     # The largest request body byob reads (JSON and forms); larger ones are refused with 413.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1 << 20

@@ -31,6 +31,10 @@ class ObjectWriter(ABC):
 class Destination(ABC):
     """A bucket (or directory) with byob's layout under a prefix."""
 
+    # Whether an open object holds its unsent bytes in memory (S3's multipart parts) rather
+    # than on disk: many objects open at once then want spooling (destinations/spool.py).
+    buffers_in_memory = False
+
     @abstractmethod
     def open_writer(
         self, key: str, *, on_started: Callable[[str], None] | None = None

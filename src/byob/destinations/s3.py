@@ -20,6 +20,8 @@ _PARTS_IN_FLIGHT = 2  # with the part being filled: at most 3 parts of memory pe
 
 
 class S3Destination(Destination):
+    buffers_in_memory = True  # a part being filled, and up to two in flight, per object
+
     def __init__(
         self, client: Any, *, bucket: str, region: str, who: str, part_bytes: int = 16 << 20
     ) -> None:

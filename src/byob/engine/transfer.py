@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 
@@ -90,6 +90,8 @@ class EngineOptions:
     file_target_bytes: int = 256 << 20
     read_ahead_batches: int = 4  # bounded, so memory does not grow with the table
     part_bytes: int = 16 << 20  # multipart part size (S3 destinations)
+    # A fan-out's members' row groups being filled, together (engine/fanout.py).
+    fan_out_buffer_bytes: int = 64 << 20
 
     def shared_by(self, transfers: int) -> EngineOptions:
         """The options for each of ``transfers`` running at once in one process: they split
@@ -113,6 +115,21 @@ class TransferResult:
     resumed: bool
     warnings: tuple[str, ...] = ()
     held_back: int = 0  # rows newer than the window, left by the settle lag to the next one
+
+
+@dataclass(kw_only=True, eq=False)
+class OpenTransfer:
+    """A transfer between `TransferRunner.begin` and `complete`: what its batches go into."""
+
+    model: ResolvedModel
+    record: TransferRecord
+    resumed: bool
+    previous: list[FileRecord]  # files earlier attempts recorded
+    schema: pa.Schema = None  # set by begin
+    writer: RollingParquetWriter | None = None
+    excluded: int = 0  # rows left out for a NULL cursor
+    delivered: int = 0
+    report: Callable[[int], None] = lambda rows: None
 
 
 class TransferRunner:
@@ -152,10 +169,14 @@ class TransferRunner:
 
     def resolve(self, spec: ModelSpec) -> ResolvedModel:
         """Check the model against the source and against what was already delivered."""
-        model = resolve(spec, self.source.model_columns(spec))
+        return self.check_delivered(resolve(spec, self.source.model_columns(spec)))
+
+    def check_delivered(self, model: ResolvedModel) -> ResolvedModel:
+        """The model, if this connection may receive it as it is now: its hashed columns have
+        a salt, and every column it already received keeps a type readers can still read."""
         if model.hashed_columns and self.hasher is None:
             raise missing_salt(model)
-        delivered = self.transfers.model_state(self.conn.id, spec.name).columns or []
+        delivered = self.transfers.model_state(self.conn.id, model.name).columns or []
         current = {c.name: c.type for c in model.columns}
         for col in delivered:
             if col["name"] in current:
@@ -170,12 +191,19 @@ class TransferRunner:
         return [self.execute(model, record, progress=progress) for record in records]
 
     def prepare(
-        self, spec: ModelSpec, *, full_refresh: bool = False
+        self,
+        spec: ModelSpec,
+        *,
+        full_refresh: bool = False,
+        source_now: datetime | None = None,
+        model: ResolvedModel | None = None,
     ) -> tuple[ResolvedModel, list[TransferRecord]]:
         """Check the model and fix the windows to run: interrupted transfers first, oldest
         first (same windows, same file names), then a new one. Persisted before any row is
-        read; the caller runs them in order and stops at the first failure."""
-        model = self.resolve(spec)
+        read; the caller runs them in order and stops at the first failure. Connections
+        planned together (a fan-out) pass one ``source_now``, so their windows end together,
+        and the model resolved once."""
+        model = self.resolve(spec) if model is None else self.check_delivered(model)
         records = self.transfers.pending(self.conn.id, spec.name)
         if (
             records
@@ -191,7 +219,7 @@ class TransferRunner:
         previous_high = kept[-1].window.high if kept else state.high_water_mark
         kind, window = plan_window(
             previous_high=previous_high,
-            source_now=self.source.now(),
+            source_now=source_now or self.source.now(),
             settle_lag=self.options.settle_lag,
             full_refresh=full_refresh,
         )
@@ -243,12 +271,36 @@ class TransferRunner:
         resumed: bool,
         progress: Progress | None,
     ) -> TransferResult:
+        opened = self.begin(model, record, resumed=resumed, progress=progress)
+        if isinstance(opened, TransferResult):
+            return opened
+        try:
+            checked = time.monotonic()
+            for batch in self._read_ahead(model, record, opened.schema):
+                self.deliver(opened, batch)
+                if time.monotonic() - checked > 1.0:
+                    checked = time.monotonic()
+                    if self.transfers.cancel_requested(record.id):
+                        return self.cancel_open(opened)
+        except BaseException as exc:
+            self.fail(opened, exc)
+        return self.complete(opened)
+
+    def begin(
+        self,
+        model: ResolvedModel,
+        record: TransferRecord,
+        *,
+        resumed: bool,
+        progress: Progress | None = None,
+    ) -> OpenTransfer | TransferResult:
+        """Start an attempt at ``record``: the state the batches are written into (`deliver`,
+        then `complete`), or the result when the transfer was cancelled before it started."""
         previous = self.transfers.files(record.id)
         if self.transfers.cancel_requested(record.id):
             return self._cancel(model, record, previous)
         attempt = self.transfers.start_attempt(record.id)
-        writer: RollingParquetWriter | None = None
-        held = 0
+        opened = OpenTransfer(model=model, record=record, resumed=resumed, previous=previous)
         try:
             self._abort_leftover_uploads(previous)
             if self.catalog is not None:
@@ -258,10 +310,10 @@ class TransferRunner:
                     transfer_date=record.started_at.astimezone(UTC).date(),
                     snapshot=self.transfers.last_full_refresh(self.conn.id, model.name),
                 )
-            excluded = self._null_cursor_rows(model)  # refused before any file is written
-            schema = delivered_schema(model)
-            writer = RollingParquetWriter(
-                schema,
+            opened.excluded = self._null_cursor_rows(model)  # refused before any file
+            opened.schema = delivered_schema(model)
+            opened.writer = RollingParquetWriter(
+                opened.schema,
                 open_object=lambda part: self._open_file(record, model, part, attempt),
                 on_file=lambda f: self.transfers.file_committed(
                     record.id, f.file_part, rows=f.rows, size=f.bytes, sha256=f.sha256
@@ -269,28 +321,43 @@ class TransferRunner:
                 row_group_bytes=self.options.row_group_bytes,
                 file_target_bytes=self.options.file_target_bytes,
             )
-            delivered = 0
-            checked = time.monotonic()
-            report = self._reporter(model, record, writer, progress)
-            report(0)
-            for batch in self._read_ahead(model, record, schema):
-                writer.write(batch)
-                delivered += batch.num_rows
-                report(delivered)
-                if time.monotonic() - checked > 1.0:
-                    checked = time.monotonic()
-                    if self.transfers.cancel_requested(record.id):
-                        writer.abort()
-                        writer = None
-                        return self._cancel(model, record, self.transfers.files(record.id))
-            files = writer.finish()
-            writer = None
-            self._void_surplus(previous, keep=len(files), record=record, schema=schema)
+            opened.report = self._reporter(model, record, opened.writer, progress)
+            opened.report(0)
+        except BaseException as exc:
+            self.fail(opened, exc)
+        return opened
+
+    def deliver(self, opened: OpenTransfer, batch: pa.RecordBatch) -> None:
+        """Write one batch of the window (already cast, hashed and flagged)."""
+        assert opened.writer is not None
+        opened.writer.write(batch)
+        opened.delivered += batch.num_rows
+        opened.report(opened.delivered)
+
+    def cancel_open(self, opened: OpenTransfer) -> TransferResult:
+        """Stop a started transfer whose cancellation was requested: its files go."""
+        if opened.writer is not None:
+            opened.writer.abort()
+            opened.writer = None
+        return self._cancel(opened.model, opened.record, self.transfers.files(opened.record.id))
+
+    def complete(self, opened: OpenTransfer, *, held: int | None = None) -> TransferResult:
+        """Finish the files, write the manifest and commit: the window is delivered. ``held``:
+        the rows the settle lag kept for the next window, when the caller counted them."""
+        model, record = opened.model, opened.record
+        try:
+            assert opened.writer is not None
+            files = opened.writer.finish()
+            opened.writer = None
+            self._void_surplus(
+                opened.previous, keep=len(files), record=record, schema=opened.schema
+            )
             rows = sum(f.rows for f in files)
-            held = 0 if resumed else self._held_back(model, record)
-            note = self._note(model, rows=rows, excluded=excluded, held=held, before=record)
+            if held is None:
+                held = 0 if opened.resumed else self.held_back(model, record)
+            note = self._note(model, rows=rows, excluded=opened.excluded, held=held, before=record)
             manifest_key = self._write_manifest(
-                model, record, files, note=note, excluded_rows=excluded
+                model, record, files, note=note, excluded_rows=opened.excluded
             )
             self.transfers.commit(
                 record,
@@ -301,35 +368,41 @@ class TransferRunner:
                 columns=delivered_columns(model),
                 now=self.clock(),
                 note=note,
-                excluded_rows=excluded,
+                excluded_rows=opened.excluded,
                 within=self.on_commit,
             )
         except BaseException as exc:
-            message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
-            # Record the failure first: the abort below may itself be refused (a withdrawn
-            # policy), and the original error is the one that matters.
-            self.transfers.fail(record.id, message, now=self.clock())
-            if writer is not None:
-                try:
-                    writer.abort()
-                except Exception as abort_exc:
-                    log.warning("aborting the upload failed too: %s", abort_exc)
-            if isinstance(exc, ByobError):
-                raise
-            if isinstance(exc, Exception):
-                raise TransferError(
-                    f"transfer of model {model.name!r} failed: {message}; nothing was "
-                    "committed and the next run retries the same window"
-                ) from exc
-            raise
+            self.fail(opened, exc)
         if self.catalog is not None and record.type is TransferType.FULL_REFRESH:
             self._move_snapshot(model, record)
         return TransferResult(
             record=self.transfers.get(record.id),
-            resumed=resumed,
+            resumed=opened.resumed,
             warnings=model.warnings,
-            held_back=held,
+            held_back=held or 0,
         )
+
+    def fail(self, opened: OpenTransfer, exc: BaseException) -> NoReturn:
+        """Record the failure, leave nothing visible, and raise it (a ByobError as it is,
+        anything else as a TransferError saying the window will be retried)."""
+        message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
+        # Record the failure first: the abort below may itself be refused (a withdrawn
+        # policy), and the original error is the one that matters.
+        self.transfers.fail(opened.record.id, message, now=self.clock())
+        if opened.writer is not None:
+            writer, opened.writer = opened.writer, None
+            try:
+                writer.abort()
+            except Exception as abort_exc:
+                log.warning("aborting the upload failed too: %s", abort_exc)
+        if isinstance(exc, ByobError):
+            raise exc
+        if isinstance(exc, Exception):
+            raise TransferError(
+                f"transfer of model {opened.model.name!r} failed: {message}; nothing was "
+                "committed and the next run retries the same window"
+            ) from exc
+        raise exc
 
     def _move_snapshot(self, model: ResolvedModel, record: TransferRecord) -> None:
         """A committed full refresh is the catalog's new snapshot: the latest-version view
@@ -501,7 +574,7 @@ class TransferRunner:
 
         return report
 
-    def _held_back(self, model: ResolvedModel, record: TransferRecord) -> int:
+    def held_back(self, model: ResolvedModel, record: TransferRecord) -> int:
         """The tenant's rows with a cursor in (window high, now]: the settle lag keeps them for
         the next transfer. Not counted for a resumed window, which a newer one follows."""
         if self.options.settle_lag <= timedelta(0):

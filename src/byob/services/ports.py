@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from byob.domain.connections import Connection
 from byob.domain.signing import Keyring
 from byob.domain.transfers import TransferRecord
-from byob.engine.transfer import TransferRunner
+from byob.engine.transfer import EngineOptions, TransferRunner
 from byob.models_file import ModelsFile
 from byob.services.events import Events
 from byob.settings import Settings
@@ -64,6 +64,8 @@ class Adapters(Protocol):
         ...
 
     def checks(self, conn: Connection) -> ConnectionChecks: ...
+
+    def engine_options(self) -> EngineOptions: ...
 
     def runner(
         self,

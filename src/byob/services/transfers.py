@@ -32,9 +32,10 @@ from byob.domain.transfers import (
     parse_since,
     parse_statuses,
 )
+from byob.engine.fanout import FanOut
 from byob.engine.ports import Catalog
 from byob.engine.transfer import Progress, TransferResult
-from byob.errors import ByobError, ConflictError, InvalidFieldError
+from byob.errors import ByobError, ConflictError, InvalidFieldError, TransferError
 from byob.services.connections import ConnectionService
 from byob.services.events import Event, about
 from byob.services.imports import ImportService
@@ -228,13 +229,34 @@ class TransferService:
         actor: str = "cli",
         on_connection_done: Callable[[Connection], None] | None = None,
     ) -> RunAll:
-        """Every connection that may transfer, ``parallel`` at a time (one connection's source
-        scan overlaps another's encoding and bookkeeping; they share one transfer's buffers).
-        A connection that fails does not stop the others."""
+        """Every connection that may transfer. Export connections run model by model, one
+        scan of the model's table feeding all of them (`_fan_out`, up to
+        ``fan_out_connections`` at a time); import connections, and every connection when the
+        fan-out is set to 1, run ``parallel`` at a time (sharing one transfer's buffers). A
+        connection that fails does not stop the others; its later models wait for its next
+        run, as they would in `run`."""
         conns = self.runnable()
-        self.adapters.concurrent_transfers = parallel
         results: list[tuple[Connection, TransferResult]] = []
         failures: list[tuple[Connection, ByobError]] = []
+        fanned = (
+            [c for c in conns if not c.is_import]
+            if self.adapters.settings.fan_out_connections > 1
+            else []
+        )
+        if fanned:
+            self.adapters.concurrent_transfers = 1
+            self._run_fanned(
+                fanned,
+                model=model,
+                full_refresh=full_refresh,
+                actor=actor,
+                results=results,
+                failures=failures,
+            )
+            for conn in fanned:
+                if on_connection_done is not None:
+                    on_connection_done(conn)
+        self.adapters.concurrent_transfers = parallel
 
         def one(conn: Connection) -> None:
             try:
@@ -246,9 +268,103 @@ class TransferService:
                 if on_connection_done is not None:
                     on_connection_done(conn)
 
+        alone = [c for c in conns if c not in fanned]
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="byob-run") as pool:
-            list(pool.map(one, conns))
+            list(pool.map(one, alone))
         return RunAll(connections=conns, results=results, failures=failures)
+
+    def _run_fanned(
+        self,
+        conns: list[Connection],
+        *,
+        model: str | None,
+        full_refresh: bool,
+        actor: str,
+        results: list[tuple[Connection, TransferResult]],
+        failures: list[tuple[Connection, ByobError]],
+    ) -> None:
+        """Model by model (in the models file's order), each connection receiving it in a
+        fan-out; a connection whose model fails takes no part in its later models."""
+        received: dict[str, list[str]] = {}
+        for conn in conns:
+            try:
+                received[conn.id] = self.model_names(conn, model)
+            except ByobError as exc:
+                failures.append((conn, exc))
+                continue
+            self._audit_trigger(conn, actor, model=model, full_refresh=full_refresh)
+        stopped: set[str] = set()
+        followed: set[str] = set()  # connections whose catalog followed their selection
+        size = self.adapters.settings.fan_out_connections
+        for spec in self.specs(model):
+            members = [
+                c for c in conns if spec.name in received.get(c.id, ()) and c.id not in stopped
+            ]
+            for start in range(0, len(members), size):
+                group = members[start : start + size]
+                for conn, outcome in self._fan_out(spec, group, full_refresh, followed):
+                    if isinstance(outcome, ByobError):
+                        failures.append((conn, outcome))
+                        stopped.add(conn.id)
+                    else:
+                        results.append((conn, outcome))
+
+    def _fan_out(
+        self, spec: ModelSpec, conns: list[Connection], full_refresh: bool, followed: set[str]
+    ) -> list[tuple[Connection, TransferResult | ByobError]]:
+        """One model for several connections from one scan (engine/fanout.py), each outcome
+        told as `run_model` tells it."""
+        outcomes: list[tuple[Connection, TransferResult | ByobError]] = []
+        offered = [s.name for s in self.specs()]
+        try:
+            with self.adapters.source() as src:
+                runners = []
+                for conn in conns:
+                    try:
+                        runner = self.adapters.runner(conn, src, on_commit=self._succeeded(conn))
+                    except ByobError as exc:  # e.g. a secret that no longer opens
+                        self._failed(conn, spec.name, exc, record=None, attempt=1, max_attempts=1)
+                        outcomes.append((conn, exc))
+                        continue
+                    if conn.id not in followed:
+                        followed.add(conn.id)
+                        self._follow_selection(conn, runner.catalog, conn.receives(offered))
+                    runners.append(runner)
+                fan = FanOut(
+                    source=src,
+                    runners=runners,
+                    buffer_bytes=self.adapters.engine_options().fan_out_buffer_bytes,
+                )
+                members = fan.run(spec, full_refresh=full_refresh)
+        except Exception as exc:  # the model cannot be read at all: it fails for every member
+            error = (
+                exc
+                if isinstance(exc, ByobError)
+                else TransferError(
+                    f"transfer of model {spec.name!r} failed: {type(exc).__name__}: {exc}"
+                )
+            )
+            done = {c.id for c, _ in outcomes}
+            for conn in conns:
+                if conn.id not in done:
+                    self._failed(conn, spec.name, error, record=None, attempt=1, max_attempts=1)
+                    outcomes.append((conn, error))
+            return outcomes
+        for member in members:
+            for result in member.results:
+                self._finished(member.conn, result.record)
+                outcomes.append((member.conn, result))
+            if member.error is not None:
+                self._failed(
+                    member.conn,
+                    spec.name,
+                    member.error,
+                    record=member.failed_record,
+                    attempt=1,
+                    max_attempts=1,
+                )
+                outcomes.append((member.conn, member.error))
+        return outcomes
 
     def plan(
         self, conn: Connection, model: str, *, full_refresh: bool = False

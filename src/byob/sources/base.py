@@ -4,7 +4,7 @@ the time, and stream a tenant's rows in a window."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -53,6 +53,18 @@ class Source(ABC):
         """Stream the tenant's rows with ``window.low < cursor <= window.high`` (and, in a
         backfill of a model whose NULL cursors go to backfills, those), columns in the model's
         order. Batches are not yet cast to the model's schema."""
+
+    def read_members(
+        self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
+    ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        """Stream several tenants' windows of one model as one read: each batch comes with the
+        index in ``members`` of the member every row belongs to (a tenant listed twice gets its
+        rows twice, once per member). Rows are those `read` gives each member, in no
+        particular order across members. This default reads the members one after another;
+        a source that can, scans the table once for all of them."""
+        for index, (tenant, window) in enumerate(members):
+            for batch in self.read(model, tenant, window):
+                yield batch, pa.repeat(pa.scalar(index, pa.int32()), batch.num_rows)
 
     def read_deleted(
         self, model: ResolvedModel, tenant: str, window: Window

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
 from byob.domain import types as t
-from byob.domain.models import Column, ModelSpec, ResolvedModel
+from byob.domain.models import Column, ModelSpec, NullCursor, ResolvedModel
 from byob.domain.types import Kind
 from byob.domain.windows import Window
 from byob.errors import SchemaChangeError, SourceError
@@ -34,6 +35,9 @@ LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+
+# The column a read of several members tags each row with its member's index in.
+_MEMBER = "byob_fan_member"
 
 # Read batches of about this many bytes from the driver: large enough to amortise per-batch
 # overhead, small enough that a few in flight keep memory bounded.
@@ -175,7 +179,19 @@ class AdbcPostgresSource(Source):
         return value.astimezone(UTC)
 
     def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:
-        sql, params = self.select_sql(model, tenant, window)
+        yield from self._stream(model, *self.select_sql(model, tenant, window))
+
+    def read_members(
+        self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
+    ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        sql, params = self.members_sql(model, members)
+        for batch in self._stream(model, sql, params):
+            last = batch.num_columns - 1
+            yield batch.drop_columns([_MEMBER]), batch.column(last)
+
+    def _stream(
+        self, model: ResolvedModel, sql: str, params: tuple[str, ...]
+    ) -> Iterator[pa.RecordBatch]:
         try:
             cur = self._conn.cursor()
             self._bind(cur, params)
@@ -225,6 +241,64 @@ class AdbcPostgresSource(Source):
         if window.low is not None:
             params.append(_bound(window.low, cursor_type))
         sql = f"SELECT {select} FROM {relation(spec)} WHERE {' AND '.join(where)}"
+        return sql, tuple(params)
+
+    def members_sql(
+        self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
+    ) -> tuple[str, tuple[str, ...]]:
+        """One SELECT for several tenants' windows: the table joined to the members (bound as
+        one JSON array, read once as a function scan), each row tagged with its member's index.
+        Every member's own tenant and window are in the join condition, so a member receives
+        exactly what its own `select_sql` would give it; the WHERE clause bounds the scan by
+        the union of the windows, so an index on the cursor still narrows it."""
+        spec = model.spec
+        source_types = self._types(spec)
+        select = ", ".join(
+            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''))} "
+            f"AS {quote_ident(c.name)}"
+            for c in model.columns
+        )
+        cursor_type = _cursor_type(model)
+        tenant_type = source_types[spec.tenant_column]
+        cursor = quote_ident(spec.cursor_column)
+        bound = json.dumps(
+            [
+                {
+                    "i": index,
+                    "t": tenant,
+                    "lo": None if window.low is None else _bound(window.low, cursor_type),
+                    "hi": _bound(window.high, cursor_type),
+                }
+                for index, (tenant, window) in enumerate(members)
+            ]
+        )
+        lows = [w.low for _, w in members if w.low is not None]
+        union = Window(
+            low=min(lows) if len(lows) == len(members) else None,
+            high=max(w.high for _, w in members),
+        )
+        # The members as a typed table, cast once (MATERIALIZED: inlined, the casts would run
+        # for every row the join reads).
+        members_cte = (
+            "WITH byob_members AS MATERIALIZED (SELECT m.i, "
+            f"m.t::{tenant_type} AS t, m.lo::{cursor_type} AS lo, m.hi::{cursor_type} AS hi "
+            "FROM jsonb_to_recordset(current_setting('byob.p1')::jsonb) "
+            "AS m(i int4, t text, lo text, hi text)) "
+        )
+        on = f"{quote_ident(spec.tenant_column)} = m.t"
+        if any(w != union for _, w in members):  # else the WHERE clause is every member's own
+            own_window = f"{cursor} <= m.hi AND (m.lo IS NULL OR {cursor} > m.lo)"
+            if spec.on_null_cursor is NullCursor.BACKFILL_ONLY:
+                own_window = f"(({own_window}) OR (m.lo IS NULL AND {cursor} IS NULL))"
+            on = f"{on} AND {own_window}"
+        params: list[str] = [bound, _bound(union.high, cursor_type)]
+        if union.low is not None:
+            params.append(_bound(union.low, cursor_type))
+        where = window_condition(model, union, _setting(2, cursor_type), _setting(3, cursor_type))
+        sql = (
+            f"{members_cte}SELECT {select}, m.i AS {_MEMBER} FROM {relation(spec)} "
+            f"JOIN byob_members AS m ON {on} WHERE {where}"
+        )
         return sql, tuple(params)
 
     def read_deleted(
