@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,48 @@ def test_a_tenant_pages_alone(state: StateStore, stored: list[Connection]) -> No
     # Past the end, the count still comes.
     last = Cursor(created_at=T0 + timedelta(days=1), id="f" * 32)
     assert state.connection_pages.page(after=last).total == 23
+
+
+def test_pages_read_straight_from_psycopg_are_sqlalchemys(
+    state: StateStore, stored: list[Connection]
+) -> None:
+    """On PostgreSQL a page's rows, and an API key's, come straight from psycopg's cursor
+    (`Repository._read_rows`), unless something listens to the engine's statements: then
+    SQLAlchemy runs them. Either way, every shape of page is the same, and so is every key."""
+    live = state.api_keys.add("live", "byob_key_live", now=T0)
+    state.api_keys.add("gone", "byob_key_gone", now=T0)
+    state.api_keys.revoke("gone", now=T0)
+
+    def every_shape() -> list[Any]:
+        pages = state.connection_pages
+        first = pages.page(limit=4)
+        assert first.next is not None
+        middle = Cursor.decode(first.next, field="after")
+        # Aware but not UTC: bound as SQLAlchemy binds it, in UTC.
+        elsewhere = replace(
+            middle, created_at=middle.created_at.astimezone(timezone(timedelta(hours=5)))
+        )
+        return [
+            first,
+            pages.page(after=middle, limit=4),
+            pages.page(after=elsewhere, limit=4),
+            pages.page(before=middle, limit=4),
+            pages.page(tenant="t1", limit=3),
+            pages.page(tenant="t1", after=middle, limit=3),
+            pages.page(tenant="nobody"),
+            pages.one(stored[0].id),
+            pages.one(stored[5].id),
+            pages.one("0" * 32 + "x"),
+            state.api_keys.find("byob_key_live"),
+            state.api_keys.find("byob_key_gone"),
+            state.api_keys.is_live(live.id),
+            state.api_keys.is_live("nope"),
+        ]
+
+    direct = every_shape()
+    assert direct[-4:] == [live, None, True, False]
+    statements(state)  # a listener: SQLAlchemy's way
+    assert every_shape() == direct
 
 
 def test_a_cursor_byob_did_not_hand_out_is_refused() -> None:

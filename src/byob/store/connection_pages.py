@@ -60,7 +60,7 @@ class ConnectionPages(Repository):
             params |= {"edge_at": edge.created_at, "edge_id": edge.id}
         query = _statement(tenant is not None, edge is not None, backwards)
         with self.reading() as db:
-            rows = db.execute(query, params).all()
+            rows = self._read_rows(db, query, params)
             if rows:
                 count = int(rows[0][_TOTAL_AT])
             else:  # an empty page: the count did not come along
@@ -80,8 +80,8 @@ class ConnectionPages(Repository):
         """One connection as the list shows it, in the list's one query."""
         query = _statement(False, False, False, by_id=True)
         with self.reading() as db:
-            row = db.execute(query, {"id": connection_id, "limit": 1}).first()
-        return None if row is None else _listed(row)
+            rows = self._read_rows(db, query, {"id": connection_id, "limit": 1})
+        return _listed(rows[0]) if rows else None
 
 
 @functools.cache

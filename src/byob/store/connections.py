@@ -51,6 +51,10 @@ _AUTHS = {member.value: member for member in AuthKind}
 _DIRECTIONS = {member.value: member for member in Direction}
 
 
+# A connection by its ID, as each API request for one reads it: built once, not per request.
+_BY_ID = sa.select(T.connections).where(T.connections.c.id == sa.bindparam("ref"))
+
+
 def connection_from_fields(m: dict[str, Any]) -> Connection:
     """A connection from its fields by name, its enums still the stored values."""
     m["type"] = _TYPES[m["type"]]
@@ -120,7 +124,7 @@ class Connections(Repository):
         c = T.connections.c
         with self.reading() as db:
             # An ID is exact and wins; names are looked up only when no ID matches.
-            rows = db.execute(sa.select(T.connections).where(c.id == ref)).all()
+            rows = db.execute(_BY_ID, {"ref": ref}).all()
             if not rows:
                 rows = db.execute(sa.select(T.connections).where(c.name == ref).limit(3)).all()
             if not rows and "/" in ref:

@@ -14,6 +14,15 @@ from byob.store import tables as T
 from byob.store.keyset import newest_first
 from byob.store.repository import Repository, new_id
 
+# Every API request and operator page looks its key up: the statements are built once (with
+# bound parameters), not again each time, with their cache keys.
+_KEY = T.api_keys.c
+_LIVE_BY_HASH = sa.select(_KEY.id, _KEY.name, _KEY.created_at, _KEY.revoked_at).where(
+    _KEY.token_hash == sa.bindparam("token_hash"), _KEY.revoked_at.is_(None)
+)
+_LIVE_BY_ID = sa.select(_KEY.id).where(_KEY.id == sa.bindparam("id"), _KEY.revoked_at.is_(None))
+_KEY_FIELDS = ("id", "name", "created_at", "revoked_at")
+
 
 class ApiKeys(Repository):
     def add(self, name: str, token: str, *, now: datetime) -> ApiKey:
@@ -31,22 +40,13 @@ class ApiKeys(Repository):
 
     def find(self, token: str) -> ApiKey | None:
         """The live key with this token, if any (looked up by hash)."""
-        c = T.api_keys.c
         with self.reading() as db:
-            row = db.execute(
-                sa.select(c.id, c.name, c.created_at, c.revoked_at).where(
-                    c.token_hash == token_hash(token), c.revoked_at.is_(None)
-                )
-            ).first()
-        return ApiKey(**row._mapping) if row else None
+            rows = self._read_rows(db, _LIVE_BY_HASH, {"token_hash": token_hash(token)})
+        return ApiKey(**dict(zip(_KEY_FIELDS, rows[0], strict=True))) if rows else None
 
     def is_live(self, key_id: str) -> bool:
-        c = T.api_keys.c
         with self.reading() as db:
-            found = db.execute(
-                sa.select(c.id).where(c.id == key_id, c.revoked_at.is_(None))
-            ).first()
-        return found is not None
+            return bool(self._read_rows(db, _LIVE_BY_ID, {"id": key_id}))
 
     def all(self) -> list[ApiKey]:
         c = T.api_keys.c

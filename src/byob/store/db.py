@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
+import pydantic_core
 import sqlalchemy as sa
 
 from byob.errors import ConfigError
@@ -18,6 +21,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _UTC = {"options": "-c TimeZone=UTC"}
 
 
+def _json_loads(data: bytes | str) -> Any:
+    """A JSON value read back (psycopg hands over the bytes): pydantic-core's parser, the
+    standard library's for anything it refuses (a lone surrogate), so that each reads as
+    before. A page of the connections list reads ~75 (most of them `null`, on which
+    json.loads spends 4 µs detecting the encoding of bytes): 0.4 ms of it, 0.1 this way."""
+    try:
+        return pydantic_core.from_json(data)
+    except ValueError:
+        return json.loads(data)
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for sqlite:///… (the embedded default) or postgresql://…"""
     if url.startswith(("postgresql://", "postgres://")):
@@ -25,7 +39,9 @@ def create_engine(url: str) -> sa.Engine:
         # Kept open for as many requests as a busy server runs at once: overflow connections
         # are closed when returned, and reopening one per few requests cost PostgreSQL more
         # CPU than the queries (make load).
-        engine = sa.create_engine(url, pool_size=20, max_overflow=10, connect_args=_UTC)
+        engine = sa.create_engine(
+            url, pool_size=20, max_overflow=10, connect_args=_UTC, json_deserializer=_json_loads
+        )
         _ping_when_idle(engine)
         return engine
     if url.startswith("sqlite:///"):
@@ -44,7 +60,7 @@ def create_engine(url: str) -> sa.Engine:
 
         return engine
     if url.startswith("postgresql+"):
-        engine = sa.create_engine(url, connect_args=_UTC)
+        engine = sa.create_engine(url, connect_args=_UTC, json_deserializer=_json_loads)
         _ping_when_idle(engine)
         return engine
     raise ConfigError(

@@ -4,11 +4,13 @@ connection inside an open transaction (`StateStore.atomic`), and new record IDs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 
 # An engine (each call is its own transaction) or a connection inside an open transaction.
@@ -67,6 +69,38 @@ class Repository:
             with self.bind.begin() as db:
                 yield db
 
+    def _read_rows(
+        self, db: sa.Connection, query: sa.Select[Any], params: dict[str, Any]
+    ) -> Sequence[Any]:
+        """The rows of a read the server runs on every request (an API key, a page of the
+        connections list), as tuples in the statement's column order. Read on their own (no
+        open transaction) from PostgreSQL, straight from psycopg's cursor with the statement
+        compiled once: SQLAlchemy's execution and result layers cost a quarter of a list
+        page's query in the server's CPU (51 rows: 1.2 ms, 0.9 without) and of a key's lookup
+        (0.26 ms, 0.19 without), and do nothing to such rows (the sessions run in UTC, psycopg
+        loads JSON) but wrap them. Values are bound as SQLAlchemy binds them. Any error is
+        left to SQLAlchemy: the statement is run again its way, which fails as any query
+        would (a lost connection invalidates the pool). An engine something listens to
+        statements on (tracing, tests counting queries) sees them all: they take SQLAlchemy's
+        way, as they do in a transaction and on SQLite."""
+        dialect = db.dialect
+        if (
+            not isinstance(self.bind, sa.Engine)
+            or dialect.driver != "psycopg"
+            or db.dispatch.before_cursor_execute
+            or db.dispatch.after_cursor_execute
+        ):
+            return db.execute(query, params).all()
+        sql, own, processors = _compiled(query, dialect)
+        bound = own | {k: processors[k](v) if k in processors else v for k, v in params.items()}
+        try:
+            with db.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(sql, bound)
+                rows: list[Any] = cursor.fetchall()
+                return rows
+        except psycopg.Error:
+            return db.execute(query, params).all()
+
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         if isinstance(self.bind, sa.Connection):
@@ -77,3 +111,23 @@ class Repository:
                 # statement sees its own snapshot either way, and autocommit spares the BEGIN
                 # and ROLLBACK round trips a read would otherwise cost.
                 yield db.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@functools.lru_cache(maxsize=256)  # a few statements for each engine's dialect
+def _compiled(
+    query: sa.Select[Any], dialect: sa.Dialect
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The statement's SQL for ``dialect``, the values it binds itself (e.g. a LIMIT 1) and
+    how its parameters' types bind a value (e.g. a UTC datetime: converted to UTC)."""
+    compiled = query.compile(dialect=dialect)
+    own = {
+        name: bind.effective_value
+        for bind, name in compiled.bind_names.items()
+        if not bind.required
+    }
+    processors = {
+        name: processor
+        for bind, name in compiled.bind_names.items()
+        if (processor := bind.type.bind_processor(dialect)) is not None
+    }
+    return str(compiled), own, processors
