@@ -18,12 +18,22 @@ from typing import Any
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 
 from byob.demo.readback import connect_s3
 from byob.engine import parquet_files
 from byob.services import Services
 from byob.sources.postgres import AdbcPostgresSource
-from tests.support import make_services, onboard_s3, pg_exec, write_config
+from byob.workers.local import LocalWorkers
+from byob.workers.scheduler import Scheduler
+from tests.support import (
+    RecordedEvents,
+    before_s3_call,
+    make_services,
+    onboard_s3,
+    pg_exec,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -342,3 +352,76 @@ def test_kills_during_a_fan_out_to_s3_then_a_rerun_deliver_exactly_once(
                 listed |= {f["key"] for f in json.loads(body.read())["files"]}
         contents = s3.list_objects_v2(Bucket=f"bkt-{tenant}", Prefix="exports/events/dt=")
         assert {o["Key"] for o in contents["Contents"]} == listed
+
+
+# -- the scheduler's page of due connections, through the embedded workers ----------------------
+
+
+def test_the_embedded_scheduler_runs_a_models_due_connections_from_one_scan(
+    tmp_path: Path, source: str, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One tick, three connections due: one shared scan; the connection whose upload is
+    throttled once fails only its part, is retried alone and delivers exactly once, and no
+    failure is told (it was not final)."""
+    config = write_config(tmp_path / "byob.toml", source, [MODEL])
+    app = make_services(tmp_path, config, aws)
+    tenants = TENANTS[:3]
+    customers = {
+        t: onboard_s3(app, aws, name=f"c-{t}", tenant=t, bucket=f"bkt-{t}")[1] for t in tenants
+    }
+    throttled: list[str] = []
+
+    def throttle_globex_once(params: dict[str, Any], **_: Any) -> None:
+        # `params` is the request being built: its URL names the bucket.
+        if "bkt-globex" in params.get("url", "") and not throttled:
+            throttled.append(params["url"])
+            raise ClientError(
+                {
+                    "Error": {"Code": "SlowDown", "Message": "injected by the test"},
+                    "ResponseMetadata": {"HTTPStatusCode": 503},
+                },
+                "PutObject",
+            )
+
+    before_s3_call(app, "PutObject", throttle_globex_once)
+    scans: list[int] = []
+    alone: list[str] = []
+    real_members, real_read = AdbcPostgresSource.read_members, AdbcPostgresSource.read
+
+    def read_members(self: Any, model: Any, members: Any) -> Any:
+        scans.append(len(members))
+        return real_members(self, model, members)
+
+    def read(self: Any, model: Any, tenant: str, window: Any) -> Any:
+        alone.append(tenant)
+        return real_read(self, model, tenant, window)
+
+    monkeypatch.setattr(AdbcPostgresSource, "read_members", read_members)
+    monkeypatch.setattr(AdbcPostgresSource, "read", read)
+    events = RecordedEvents()
+    app.adapters.events = events
+    sleeps: list[float] = []
+    workers = LocalWorkers(app, sleep=sleeps.append)
+    app.transfers.dispatcher = workers
+    try:
+        dispatched = Scheduler(app).tick()
+        for future in list(workers.futures):
+            future.result(timeout=180)
+    finally:
+        workers.shutdown()
+        app.transfers.dispatcher = None
+
+    assert sorted(dispatched) == sorted(f"c-{t}" for t in tenants)
+    assert scans == [3] and alone == ["globex"] and len(throttled) == 1 and len(sleeps) == 1
+    assert events.names() == ["transfer.succeeded"] * 3
+    for tenant, customer in customers.items():
+        con = connect_s3(aws.endpoint_url, **customer.credentials())
+        delivered = sorted(
+            r[0]
+            for r in con.execute(
+                f"SELECT id FROM read_parquet('s3://bkt-{tenant}/exports/events/*/*.parquet')"
+            ).fetchall()
+        )
+        assert delivered == expected_ids(source, tenant)
+        [record] = app.adapters.state.transfers.history(app.connections.get(f"c-{tenant}").id)
+        assert (record.status, record.attempts) == ("succeeded", 2 if tenant == "globex" else 1)

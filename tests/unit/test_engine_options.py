@@ -37,3 +37,9 @@ def test_multipart_parts_are_split_down_to_the_s3_minimum(transfers: int, part_m
 def test_row_groups_configured_below_the_floor_stay_as_configured() -> None:
     shared = EngineOptions(row_group_bytes=1 * MIB).shared_by(4)
     assert shared.row_group_bytes == 1 * MIB
+
+
+@pytest.mark.parametrize(("transfers", "budget_mib"), [(1, 64), (2, 32), (4, 16), (16, 4)])
+def test_fan_outs_at_once_split_their_budget_too(transfers: int, budget_mib: int) -> None:
+    shared = EngineOptions(fan_out_buffer_bytes=64 * MIB).shared_by(transfers)
+    assert shared.fan_out_buffer_bytes == budget_mib * MIB

@@ -309,11 +309,44 @@ class TransferService:
                     else:
                         results.append((conn, outcome))
 
+    def run_fanned(
+        self, model: str, conns: list[Connection], *, max_attempts: int = 1
+    ) -> list[tuple[Connection, TransferResult | ByobError]]:
+        """Scheduled runs of one model for several connections from one scan (the embedded
+        workers' page of due connections): each connection's outcome, a failure told as the
+        first of ``max_attempts`` (a worker retries it alone, `run_model` with attempt 2).
+        A connection that may no longer transfer, or no longer receives the model, is held
+        (`TransfersHeld`) as `run_model` would hold it."""
+        spec = self.adapters.models_file.offered_model(model)
+        offered = [s.name for s in self.specs()]
+        outcomes: list[tuple[Connection, TransferResult | ByobError]] = []
+        ready = []
+        for conn in conns:
+            try:
+                current = self.transferable(conn.id)
+            except TransfersHeld as exc:
+                outcomes.append((conn, exc))
+                continue
+            if model not in current.receives(offered):
+                held = f"connection {conn.name!r} no longer receives model {model!r}"
+                outcomes.append((current, TransfersHeld(held)))
+                continue
+            ready.append(current)
+        return outcomes + self._fan_out(spec, ready, False, set(), max_attempts=max_attempts)
+
     def _fan_out(
-        self, spec: ModelSpec, conns: list[Connection], full_refresh: bool, followed: set[str]
+        self,
+        spec: ModelSpec,
+        conns: list[Connection],
+        full_refresh: bool,
+        followed: set[str],
+        *,
+        max_attempts: int = 1,
     ) -> list[tuple[Connection, TransferResult | ByobError]]:
         """One model for several connections from one scan (engine/fanout.py), each outcome
-        told as `run_model` tells it."""
+        told as `run_model` tells it (as attempt 1 of ``max_attempts``)."""
+        if not conns:
+            return []
         outcomes: list[tuple[Connection, TransferResult | ByobError]] = []
         offered = [s.name for s in self.specs()]
         try:
@@ -323,7 +356,9 @@ class TransferService:
                     try:
                         runner = self.adapters.runner(conn, src, on_commit=self._succeeded(conn))
                     except ByobError as exc:  # e.g. a secret that no longer opens
-                        self._failed(conn, spec.name, exc, record=None, attempt=1, max_attempts=1)
+                        self._failed(
+                            conn, spec.name, exc, record=None, attempt=1, max_attempts=max_attempts
+                        )
                         outcomes.append((conn, exc))
                         continue
                     if conn.id not in followed:
@@ -347,7 +382,9 @@ class TransferService:
             done = {c.id for c, _ in outcomes}
             for conn in conns:
                 if conn.id not in done:
-                    self._failed(conn, spec.name, error, record=None, attempt=1, max_attempts=1)
+                    self._failed(
+                        conn, spec.name, error, record=None, attempt=1, max_attempts=max_attempts
+                    )
                     outcomes.append((conn, error))
             return outcomes
         for member in members:
@@ -361,7 +398,7 @@ class TransferService:
                     member.error,
                     record=member.failed_record,
                     attempt=1,
-                    max_attempts=1,
+                    max_attempts=max_attempts,
                 )
                 outcomes.append((member.conn, member.error))
         return outcomes

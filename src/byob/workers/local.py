@@ -1,7 +1,9 @@
 """The embedded default's workers: a small thread pool in the serving process, with one lock
 per connection and model so the same model of a connection never runs twice at once. Each
 transfer takes the one path (`TransferService.run_model`); failures worth it are retried here
-with backoff and jitter."""
+with backoff and jitter. The scheduler's page of due connections (`trigger_many`) runs each
+model for all of them from one scan of its table (`TransferService.run_fanned`); a connection
+whose part fails in a way worth retrying retries alone."""
 
 from __future__ import annotations
 
@@ -59,10 +61,66 @@ class LocalWorkers:
             self.futures.append(self._pool.submit(self._run, conn, model, first, key))
         return Triggered(planned=planned, busy=busy)
 
-    def _run(self, conn: Connection, model: str, first: str, key: tuple[str, str]) -> None:
+    def trigger_many(self, runs: list[tuple[Connection, list[str]]]) -> list[Triggered]:
+        """Scheduled runs of many connections: per model, the connections due share one scan
+        (up to the fan-out size at a time). Windows are fixed when the scan starts."""
+        triggered: list[Triggered] = []
+        due: dict[str, list[tuple[Connection, tuple[str, str]]]] = {}
+        for conn, models in runs:
+            busy: list[str] = []
+            queued: list[str] = []
+            for model in models:
+                key = (conn.id, model)
+                with self._lock:
+                    if key in self._busy:
+                        busy.append(model)
+                        continue
+                    self._busy.add(key)
+                due.setdefault(model, []).append((conn, key))
+                queued.append(model)
+            triggered.append(Triggered(planned=[], busy=busy, queued=queued))
+        size = self.services.adapters.settings.fan_out_connections
+        for model, members in due.items():
+            for start in range(0, len(members), size):
+                group = members[start : start + size]
+                self.futures.append(self._pool.submit(self._run_fanned, model, group))
+        return triggered
+
+    def _run_fanned(self, model: str, group: list[tuple[Connection, tuple[str, str]]]) -> None:
+        keys = {conn.id: key for conn, key in group}
+        try:
+            outcomes = self.services.transfers.run_fanned(
+                model, [conn for conn, _ in group], max_attempts=self.max_attempts
+            )
+        except Exception:
+            log.exception("the shared run of model %s failed", model)
+            outcomes = []
+        for conn, outcome in outcomes:
+            key = keys.pop(conn.id)
+            if isinstance(outcome, TransfersHeld):
+                log.info("transfer of %s/%s not run: %s", conn.name, model, outcome.message)
+            elif isinstance(outcome, Exception) and should_retry(
+                outcome, attempt=1, max_attempts=self.max_attempts
+            ):
+                self.sleep(backoff(1))
+                self._run(conn, model, "", key, first_attempt=2)  # releases its key
+                continue
+            self._release(key)
+        for key in keys.values():  # a shared run that failed as a whole: nothing was told
+            self._release(key)
+
+    def _run(
+        self,
+        conn: Connection,
+        model: str,
+        first: str,
+        key: tuple[str, str],
+        *,
+        first_attempt: int = 1,
+    ) -> None:
         token = logs.context.set({"connection": conn.name, "model": model, "transfer": first})
         try:
-            for attempt in range(1, self.max_attempts + 1):
+            for attempt in range(first_attempt, self.max_attempts + 1):
                 try:
                     self.services.transfers.run_model(
                         conn.id, model, attempt=attempt, max_attempts=self.max_attempts
