@@ -4,27 +4,63 @@ from __future__ import annotations
 
 import sys
 import traceback
+from importlib import import_module
 
 import typer
 from rich.markup import escape
 
-from byob.cli import connections as _connections  # noqa: F401 - registers commands
-from byob.cli import credentials as _credentials  # noqa: F401
-from byob.cli import deletes as _deletes  # noqa: F401
-from byob.cli import demo as _demo  # noqa: F401
-from byob.cli import imports as _imports  # noqa: F401
-from byob.cli import manifests as _manifests  # noqa: F401
 from byob.cli import output
-from byob.cli import server as _server  # noqa: F401
-from byob.cli import transfers as _transfers  # noqa: F401
-from byob.cli import webhooks as _webhooks  # noqa: F401
 from byob.cli.root import cli, close_services, state
 from byob.errors import ByobError
+
+# The modules registering each command (or group of commands): a command imports only its
+# own (`transfers run` need not load what `connections create` does); help, or a command
+# line not understood here, imports them all.
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "connections": ("connections",),
+    "models": ("connections", "deletes"),
+    "api-keys": ("credentials",),
+    "links": ("credentials",),
+    "secrets": ("credentials",),
+    "imports": ("imports",),
+    "manifests": ("manifests",),
+    "keys": ("manifests",),
+    "transfers": ("transfers",),
+    "webhooks": ("webhooks",),
+    "demo": ("demo",),
+    "migrate": ("server",),
+    "migrate-imports": ("server",),
+    "serve": ("server",),
+    "worker": ("server",),
+}
+_ALL_MODULES = sorted({m for modules in _COMMAND_MODULES.values() for m in modules})
+
+
+def _register_commands(argv: list[str]) -> None:
+    for name in _COMMAND_MODULES.get(_command_name(argv) or "", _ALL_MODULES):
+        import_module(f"byob.cli.{name}")
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command (or group) a command line runs, past the root options (root.main); None
+    when there is none or an argument is not understood here."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--config", "-c"):
+            next(args, None)
+        elif arg.startswith(("--config=", "-c")) or arg in ("--verbose", "-v"):
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
 
 
 def run() -> None:
     """Entry point: every error is one clear line (under --json, a JSON error body) and exit
     status 1."""
+    _register_commands(sys.argv[1:])
     try:
         # Without standalone mode, click returns the code of `raise typer.Exit(n)`.
         code = cli(standalone_mode=False)
