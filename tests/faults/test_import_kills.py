@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 BUCKET = "acme-usage"
 FILES = 6
-ROWS = 150_000  # per file: a load long enough (about a second) for a kill to land inside it
+ROWS = 300_000  # per file: a load long enough (about a second) for a kill to land inside it
 
 
 @functools.cache

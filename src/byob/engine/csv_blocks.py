@@ -36,22 +36,27 @@ class Block:
 
 
 class Blocks:
-    """A file's (decompressed) bytes in blocks of about ``size`` bytes, each ending at a newline.
+    """A file's (decompressed) bytes in blocks of about ``size`` bytes, each ending at a newline;
+    the first of about ``first`` bytes, each next one twice the last, up to ``size`` (so that
+    COPY has the first rows soon and then takes one block while the next is read).
 
     ``rest`` holds the bytes read past the last block (the start of its next line)."""
 
-    def __init__(self, source: IO[bytes] | io.RawIOBase, size: int) -> None:
+    def __init__(
+        self, source: IO[bytes] | io.RawIOBase, size: int, first: int | None = None
+    ) -> None:
         self._source = source
         self._size = size
+        self._first = min(size, first or size)
         self.rest = b""
 
     def __iter__(self) -> Iterator[Block]:
-        line = 1
+        line, size = 1, self._first
         while True:
             parts, have, ended, eof = [self.rest], len(self.rest), False, False
-            while have < self._size or not ended:
+            while have < size or not ended:
                 # Past the size without a newline: the rest of a line, a little at a time.
-                wanted = self._size - have if have < self._size else _TAIL_BYTES
+                wanted = size - have if have < size else _TAIL_BYTES
                 chunk = self._source.read(min(wanted, _READ_BYTES))
                 if not chunk:
                     eof = True
@@ -68,6 +73,7 @@ class Blocks:
                 return
             yield Block(data, line)
             line += data.count(b"\n")
+            size = min(2 * size, self._size)
 
 
 def plain(data: bytes) -> bool:
@@ -117,7 +123,8 @@ def texts(data: bytes, delimiter: str, width: int, positions: list[int]) -> list
         )
     except pa.ArrowInvalid:
         return None
-    return [table.column(i).combine_chunks() for i in range(len(taken))]
+    columns = [table.column(i) for i in range(len(taken))]
+    return [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in columns]
 
 
 def _with_delimiter(delimiter: str) -> Any:

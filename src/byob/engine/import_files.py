@@ -13,6 +13,10 @@ csv module, which keeps the physical line where each record starts (Arrow cannot
 a bad file is reported exactly as the csv module finds it, a plain good file never pays for
 Python's rows. JSON Lines are split into text values by Python. Only a batch that fails is
 walked value by value to say which values are bad.
+
+``read_import_chunks(as_is=True)`` (what a run loads) also hands over a plain block whose values
+PostgreSQL reads exactly as Arrow did as its own lines (CsvLines), so that COPY is given the
+file's bytes instead of the typed values written back as text.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from byob.engine import csv_blocks
 from byob.engine.import_parquet import read_parquet
 from byob.engine.import_values import (
     InvalidValue,
+    copy_reads_as_is,
     from_text,
     import_schema,
     locate,
@@ -60,6 +65,11 @@ DEFAULT_BATCH_ROWS = 65_536
 # columns, the CSV for COPY), so a row count alone let 65,536 rows of 350 bytes reach 240 MB.
 # Smaller batches were no slower (measured 4-16 MiB, 200 MB file).
 DEFAULT_BATCH_BYTES = 8 << 20
+# A CSV file's first block for Arrow (and COPY) has about this many bytes, each next one twice
+# the last up to ``batch_bytes``: COPY starts on a file's first rows while the next are read,
+# where blocks of 8 MiB from the start (a whole 9 MB file at once) had byob and PostgreSQL take
+# turns (bench/README.md "Import benchmark").
+FIRST_BLOCK_BYTES = 1 << 20
 # The csv module is asked for rows this many at a time (in C), then the batch's byte count is
 # looked at; the next ask is sized from the bytes per row so far.
 _FIRST_ASK = 16
@@ -69,6 +79,22 @@ _FIRST_ASK = 16
 MAX_FIELD_CHARS = 16 * MAX_LINE_BYTES
 
 _NULL_STRING = pa.scalar(None, pa.string())
+# Delimiters with which a plain block's lines can go to COPY as they are.
+_AS_IS_DELIMITERS = ",;|\t"
+
+
+@dataclass(frozen=True)
+class CsvLines:
+    """Rows of a plain CSV block that COPY may be given as the file has them (``lines``): each
+    line one row, its fields the columns ``names`` in that order split by ``delimiter``, no
+    blank line, every line ended by a newline; every value was checked by ``from_text`` and is
+    read by PostgreSQL as ``batch`` has it (``copy_reads_as_is``) when the target column has
+    the declared type. ``batch`` holds the same rows typed, in declared order."""
+
+    batch: pa.RecordBatch
+    lines: bytes
+    names: tuple[str, ...]
+    delimiter: str
 
 
 def read_import_file(
@@ -88,6 +114,31 @@ def read_import_file(
     oversized file is refused before a byte is read. Parquet needs a seekable stream.
     Raises ``FileRejectedError`` for the first bad rows or a file byob will not read.
     """
+    for chunk in read_import_chunks(
+        stream,
+        spec,
+        gzip=gzip,
+        size=size,
+        batch_rows=batch_rows,
+        batch_bytes=batch_bytes,
+        max_line_bytes=max_line_bytes,
+    ):
+        yield chunk.batch if isinstance(chunk, CsvLines) else chunk  # (CsvLines: not asked for)
+
+
+def read_import_chunks(
+    stream: IO[bytes],
+    spec: ImportSpec,
+    *,
+    gzip: bool = False,
+    size: int | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    as_is: bool = False,
+) -> Iterator[pa.RecordBatch | CsvLines]:
+    """As ``read_import_file``; with ``as_is``, a plain CSV block whose lines COPY can read as
+    they are comes as CsvLines (all its rows, however many), every other rows as batches."""
     if size is not None and (problem := spec.size_problem(size)):
         raise rejected(problem)
     if spec.format is ImportFormat.PARQUET:
@@ -101,7 +152,7 @@ def read_import_file(
     limited = _LineLimit(binary, max_line_bytes)
     try:
         if spec.format is ImportFormat.CSV:
-            yield from _csv_batches(limited, spec, batch_rows, batch_bytes)
+            yield from _csv_batches(limited, spec, batch_rows, batch_bytes, as_is)
         else:
             yield from _json_batches(limited, spec, _Sized(limited, batch_rows, batch_bytes))
     except (gzip_module.BadGzipFile, EOFError, zlib.error) as exc:
@@ -198,8 +249,8 @@ class _Sized:
 
 
 def _csv_batches(
-    limited: _LineLimit, spec: ImportSpec, batch_rows: int, batch_bytes: int
-) -> Iterator[pa.RecordBatch]:
+    limited: _LineLimit, spec: ImportSpec, batch_rows: int, batch_bytes: int, as_is: bool
+) -> Iterator[pa.RecordBatch | CsvLines]:
     """Plain blocks are split and converted by Arrow; from the first other block on, the csv
     module reads the rest of the file (and the header, when its line is not plain)."""
     schema = import_schema(spec)
@@ -207,7 +258,7 @@ def _csv_batches(
     width = len(positions)
     header = spec.csv_header
     arrow_splits = spec.csv_delimiter.isascii()  # Arrow's delimiter is one byte
-    blocks = csv_blocks.Blocks(limited, batch_bytes)
+    blocks = csv_blocks.Blocks(limited, batch_bytes, FIRST_BLOCK_BYTES)
     for block in blocks:
         data, line = block.data, block.first_line
         if line == 1:
@@ -221,7 +272,7 @@ def _csv_batches(
                 data, line, header = data[found[1] :], line + 1, False
         if not header and not data:
             continue
-        batch = None
+        batch = texts = None
         if not header and arrow_splits and csv_blocks.plain(data):
             texts = csv_blocks.texts(data, spec.csv_delimiter, width, positions)
             batch = None if texts is None else _converted(texts, spec, schema)
@@ -230,8 +281,39 @@ def _csv_batches(
             sized = _Sized(resumed, batch_rows, batch_bytes)
             yield from _csv_module_batches(resumed, spec, sized, header, positions, width)
             return
+        if as_is and texts is not None:
+            lines = _as_is_lines(data, texts, spec, positions, width, batch.num_rows)
+            if lines is not None:
+                names = [""] * width
+                for column, position in zip(spec.columns, positions, strict=True):
+                    names[position] = column.name
+                yield CsvLines(batch, lines, tuple(names), spec.csv_delimiter)
+                continue
         for start in range(0, batch.num_rows, batch_rows):
             yield batch.slice(start, batch_rows)
+
+
+def _as_is_lines(
+    data: bytes,
+    texts: list[pa.Array],
+    spec: ImportSpec,
+    positions: list[int],
+    width: int,
+    rows: int,
+) -> bytes | None:
+    """A plain block's lines as COPY can read them (CRLF made LF, a last newline added), or
+    None when COPY could read them otherwise than Arrow did: a field the import does not take
+    (COPY cannot skip one, and the tenant column is never read from the file), a blank line
+    (Arrow skips it, COPY refuses it) or a value ``copy_reads_as_is`` doubts."""
+    if spec.csv_delimiter not in _AS_IS_DELIMITERS or width != len(spec.columns):
+        return None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")  # plain: every carriage return ends a line
+    if data.count(b"\n") + (not data.endswith(b"\n")) != rows:
+        return None  # a blank line (Arrow read a row from every other line)
+    if not all(copy_reads_as_is(c, t) for c, t in zip(spec.columns, texts, strict=True)):
+        return None
+    return data if data.endswith(b"\n") else data + b"\n"
 
 
 def _converted(texts: list[pa.Array], spec: ImportSpec, schema: pa.Schema) -> pa.RecordBatch | None:

@@ -22,7 +22,7 @@ from byob.domain.imports import (
     is_gzip,
     plan_imports,
 )
-from byob.engine.import_files import read_import_file
+from byob.engine.import_files import CsvLines, read_import_chunks
 from byob.errors import FileRejectedError
 
 
@@ -46,7 +46,7 @@ class ImportTarget(Protocol):
     def load(
         self,
         spec: ImportSpec,
-        batches: Iterable[pa.RecordBatch],
+        batches: Iterable[pa.RecordBatch | CsvLines],
         *,
         connection_id: str,
         tenant: str,
@@ -129,7 +129,9 @@ def run_import(
             break
         try:
             with objects.open(obj, seekable=spec.format is ImportFormat.PARQUET) as stream:
-                batches = read_import_file(stream, spec, gzip=is_gzip(obj.key), size=obj.size)
+                batches = read_import_chunks(
+                    stream, spec, gzip=is_gzip(obj.key), size=obj.size, as_is=True
+                )
                 loaded = target.load(
                     spec,
                     batches,

@@ -6,20 +6,27 @@ waits on the ledger's primary key and then finds it done.
 
 Rows reach COPY as CSV written by Arrow from the typed batches of `engine.import_files`: strings
 are always quoted, so an empty string stays an empty string and an unquoted empty field is
-NULL; zoned timestamps are written as UTC ending in "Z". The tenant column is the connection's
-tenant, added here, never read from the file."""
+NULL; zoned timestamps are written as UTC ending in "Z". Or, for a plain block of a CSV file
+whose every value PostgreSQL reads as Arrow did (`engine.import_files.CsvLines`), as the file's
+own lines, when every non-text column of the table has exactly the declared type (COPY then
+stores the same values: a numeric(18,6) column takes "1.5" as 1.500000, but a text column
+would keep "1.5"). The tenant column is the connection's tenant, added here to each line or
+batch, never read from the file."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from byob.domain.imports import ImportSpec, Loaded
+from byob.domain.imports import ImportColumn, ImportSpec, Loaded
+from byob.domain.types import Kind
 from byob.errors import SourceError
 from byob.sources.base import quote_ident, quote_table
 
@@ -37,7 +44,32 @@ LEDGER_DDL = f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
     imported_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (connection_id, object_key, etag)
 )"""
-_CSV = pacsv.WriteOptions(include_header=False)
+# A non-text column takes the file's own text only when its type is exactly the declared one.
+_SAME_TYPE = {
+    Kind.INT16: "smallint",
+    Kind.INT32: "integer",
+    Kind.INT64: "bigint",
+    Kind.BOOL: "boolean",
+    Kind.DATE: "date",
+    Kind.TIMESTAMP: "timestamp without time zone",
+    Kind.TIMESTAMPTZ: "timestamp with time zone",
+}
+
+
+class AsIsLines(Protocol):
+    """Rows COPY may read as the file has them (engine.import_files.CsvLines)."""
+
+    @property
+    def batch(self) -> pa.RecordBatch: ...  # the same rows, typed, in declared order
+
+    @property
+    def lines(self) -> bytes: ...  # one row a line, each ended by "\n"
+
+    @property
+    def names(self) -> tuple[str, ...]: ...  # the columns of a line, in order
+
+    @property
+    def delimiter(self) -> str: ...
 
 
 class PostgresImportTarget:
@@ -124,7 +156,7 @@ class PostgresImportTarget:
     def load(
         self,
         spec: ImportSpec,
-        batches: Iterable[pa.RecordBatch],
+        batches: Iterable[pa.RecordBatch | AsIsLines],
         *,
         connection_id: str,
         tenant: str,
@@ -134,8 +166,6 @@ class PostgresImportTarget:
     ) -> Loaded:
         """Load one object's rows and record it, in one transaction; an exception from
         ``batches`` (a rejected file) or from PostgreSQL rolls back both."""
-        columns = ", ".join(quote_ident(c) for c in (spec.tenant_column, *spec.column_names()))
-        copy_sql = f"COPY {quote_table(spec.table)} ({columns}) FROM STDIN WITH (FORMAT csv)"
         try:
             with psycopg.connect(self.url) as conn, conn.transaction(), conn.cursor() as cur:
                 claimed = cur.execute(
@@ -146,11 +176,7 @@ class PostgresImportTarget:
                 ).fetchone()
                 if claimed is None:
                     return Loaded(rows=0, already=True)
-                rows = 0
-                with cur.copy(copy_sql) as copy:
-                    for batch in batches:
-                        copy.write(_csv(batch, spec.tenant_column, tenant))
-                        rows += batch.num_rows
+                rows = _copy(cur, spec, batches, tenant)
                 cur.execute(
                     f"UPDATE {LEDGER} SET rows = %s "
                     "WHERE connection_id = %s AND object_key = %s AND etag = %s",
@@ -174,14 +200,85 @@ class PostgresImportTarget:
         return Loaded(rows=rows, already=False)
 
 
-def _csv(batch: pa.RecordBatch, tenant_column: str, tenant: str) -> bytes:
-    columns = [_utc_text(c) if _zoned(c.type) else c for c in batch.columns]
+def _copy(
+    cur: psycopg.Cursor[tuple[object, ...]],
+    spec: ImportSpec,
+    chunks: Iterable[pa.RecordBatch | AsIsLines],
+    tenant: str,
+) -> int:
+    """COPY the rows, the tenant last in each; the rows copied. The first chunk sets the
+    columns' order and the delimiter: its own when its lines can go as they are (then so can
+    the file's other plain blocks), else the declared order and a comma."""
+    ahead = iter(chunks)
+    first = next(ahead, None)
+    lead = None if first is None or isinstance(first, pa.RecordBatch) else first
+    as_is = lead is not None and _takes_as_is(cur, spec)
+    names, delimiter = (
+        (lead.names, lead.delimiter)
+        if as_is and lead is not None
+        else (tuple(spec.column_names()), ",")
+    )
+    columns = ", ".join(quote_ident(c) for c in (*names, spec.tenant_column))
+    copy_sql = (
+        f"COPY {quote_table(spec.table)} ({columns}) FROM STDIN "
+        f"WITH (FORMAT csv, DELIMITER '{delimiter}')"  # one of engine.import_files's
+    )
+    # The tenant as a quoted field: never NULL, and any character it holds is only text.
+    line_end = (delimiter + '"' + tenant.replace('"', '""') + '"\n').encode()
+    options = pacsv.WriteOptions(include_header=False, delimiter=delimiter)
+    rows = 0
+    every: Iterator[pa.RecordBatch | AsIsLines] = (
+        ahead if first is None else itertools.chain((first,), ahead)
+    )
+    with cur.copy(copy_sql) as copy:
+        for chunk in every:
+            if isinstance(chunk, pa.RecordBatch):
+                batch = chunk
+            elif as_is and chunk.names == names and chunk.delimiter == delimiter:
+                copy.write(chunk.lines.replace(b"\n", line_end))
+                rows += chunk.batch.num_rows
+                continue
+            else:
+                batch = chunk.batch
+            copy.write(_csv(batch, names, tenant, options))
+            rows += batch.num_rows
+    return rows
+
+
+def _takes_as_is(cur: psycopg.Cursor[tuple[object, ...]], spec: ImportSpec) -> bool:
+    """Whether each non-text column of the table has exactly its declared type."""
+    actual = {
+        str(name): str(kind)
+        for name, kind in cur.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (quote_table(spec.table),),
+        )
+    }
+    return all(
+        c.type.kind is Kind.STRING or actual.get(c.name) == _same_type(c) for c in spec.columns
+    )
+
+
+def _same_type(column: ImportColumn) -> str | None:
+    if column.type.kind is Kind.DECIMAL:
+        return f"numeric({column.type.precision},{column.type.scale})"
+    return _SAME_TYPE.get(column.type.kind)
+
+
+def _csv(
+    batch: pa.RecordBatch, names: tuple[str, ...], tenant: str, options: pacsv.WriteOptions
+) -> bytes:
+    columns = [batch.column(name) for name in names]
     table = pa.Table.from_arrays(
-        [pa.repeat(pa.scalar(tenant, pa.string()), batch.num_rows), *columns],
-        names=[tenant_column, *batch.schema.names],
+        [
+            *(_utc_text(c) if _zoned(c.type) else c for c in columns),
+            pa.repeat(pa.scalar(tenant, pa.string()), batch.num_rows),
+        ],
+        names=[*names, ""],
     )
     out = io.BytesIO()
-    pacsv.write_csv(table, out, _CSV)
+    pacsv.write_csv(table, out, options)
     return out.getvalue()
 
 
