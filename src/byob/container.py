@@ -242,15 +242,14 @@ class Byob:
         """Where a transfer writes: its S3 client is kept for the connection's next one."""
         if conn.type is ConnectionType.LOCAL:
             return LocalDestination(conn.path)
-        return self._s3_destination(
-            conn, self.aws.connection_client(conn, "s3", self.secret_of(conn))
-        )
+        secret = self.secret_of(conn)
+        return self._s3_destination(conn, lambda: self.aws.connection_client(conn, "s3", secret))
 
-    def _s3_destination(self, conn: Connection, client: Any) -> Destination:
+    def _s3_destination(self, conn: Connection, client_of: Callable[[], Any]) -> Destination:
         from byob.destinations.s3 import S3Destination
 
         return S3Destination(
-            client,
+            client_of,
             bucket=conn.bucket,
             region=conn.region,
             who=_who(conn),
@@ -279,7 +278,8 @@ class Byob:
             # A session of its own, never the transfers' cached one: validation proves what
             # the recipient's role and keys allow now.
             session = self.aws.for_connection(conn, self.secret_of(conn))
-            destination = self._s3_destination(conn, self.aws.client(session, "s3", conn.region))
+            client = self.aws.client(session, "s3", conn.region)
+            destination = self._s3_destination(conn, lambda: client)
         return ConnectionChecks(
             conn=conn,
             destination=destination,

@@ -43,3 +43,7 @@ def test_row_groups_configured_below_the_floor_stay_as_configured() -> None:
 def test_fan_outs_at_once_split_their_budget_too(transfers: int, budget_mib: int) -> None:
     shared = EngineOptions(fan_out_buffer_bytes=64 * MIB).shared_by(transfers)
     assert shared.fan_out_buffer_bytes == budget_mib * MIB
+
+
+def test_a_budget_configured_below_the_floor_stays_as_configured() -> None:
+    assert EngineOptions(fan_out_buffer_bytes=1 * MIB).shared_by(2).fan_out_buffer_bytes == MIB

@@ -23,13 +23,25 @@ class S3Destination(Destination):
     buffers_in_memory = True  # a part being filled, and up to two in flight, per object
 
     def __init__(
-        self, client: Any, *, bucket: str, region: str, who: str, part_bytes: int = 16 << 20
+        self,
+        client_of: Callable[[], Any],
+        *,
+        bucket: str,
+        region: str,
+        who: str,
+        part_bytes: int = 16 << 20,
     ) -> None:
-        self.client = client
+        # Asked for at each use, not held: a fan-out keeps hundreds of destinations open at
+        # once, and the connections' clients (~0.5 MB each) stay in a bounded cache instead.
+        self._client_of = client_of
         self.bucket = bucket
         self.region = region
         self.who = who  # "role byob-acme-3f2a" or "the access key's user", for messages
         self.part_bytes = part_bytes
+
+    @property
+    def client(self) -> Any:
+        return self._client_of()
 
     def error(self, exc: BaseException, action: str, key: str) -> DestinationError:
         return explain(

@@ -50,6 +50,9 @@ from byob.sources.base import Source
 log = logging.getLogger("byob.fanout")
 
 _CANCEL_CHECK_SECONDS = 5.0
+# Members finished at once after the scan (last row groups, uploads, manifests, commits): a
+# fan-out's buffers are split this many ways (EngineOptions.shared_by), like transfers at once.
+FINISHING_THREADS = 2
 
 
 @dataclass(eq=False)
@@ -78,7 +81,7 @@ class FanOut:
         source: Source,
         runners: list[TransferRunner],
         buffer_bytes: int,
-        finishing_threads: int = 2,
+        finishing_threads: int = FINISHING_THREADS,
     ) -> None:
         self.source = source
         self.buffer_bytes = buffer_bytes

@@ -106,7 +106,10 @@ class EngineOptions:
             row_group_bytes=max(self.row_group_bytes // transfers, floor),
             read_ahead_batches=max(self.read_ahead_batches // transfers, 1),
             part_bytes=max(self.part_bytes // transfers, min(self.part_bytes, MIN_PART_BYTES)),
-            fan_out_buffer_bytes=max(self.fan_out_buffer_bytes // transfers, floor),
+            fan_out_buffer_bytes=max(
+                self.fan_out_buffer_bytes // transfers,
+                min(self.fan_out_buffer_bytes, _MIN_SHARED_ROW_GROUP_BYTES),
+            ),
         )
 
 

@@ -32,7 +32,7 @@ from byob.domain.transfers import (
     parse_since,
     parse_statuses,
 )
-from byob.engine.fanout import FanOut
+from byob.engine.fanout import FINISHING_THREADS, FanOut
 from byob.engine.ports import Catalog
 from byob.engine.transfer import Progress, TransferResult
 from byob.errors import ByobError, ConflictError, InvalidFieldError, TransferError
@@ -244,7 +244,8 @@ class TransferService:
             else []
         )
         if fanned:
-            self.adapters.concurrent_transfers = 1
+            # Two members finish at once: they split the buffers (parts, row groups, budget).
+            self.adapters.concurrent_transfers = FINISHING_THREADS
             self._run_fanned(
                 fanned,
                 model=model,
