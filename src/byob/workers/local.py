@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -62,25 +63,35 @@ class LocalWorkers:
         return Triggered(planned=planned, busy=busy)
 
     def trigger_many(self, runs: list[tuple[Connection, list[str]]]) -> list[Triggered]:
-        """Scheduled runs of many connections: per model, the connections due share one scan
-        (up to the fan-out size at a time). Windows are fixed when the scan starts."""
+        """Scheduled runs of many connections: per model, the export connections due share
+        one scan (up to the fan-out size at a time), their windows fixed when it starts; an
+        import connection, or a model only one connection is due for, runs as `trigger`
+        runs it."""
+        due_for = Counter(m for conn, models in runs if not conn.is_import for m in models)
         triggered: list[Triggered] = []
-        due: dict[str, list[tuple[Connection, tuple[str, str]]]] = {}
+        shared: dict[str, list[tuple[Connection, tuple[str, str]]]] = {}
         for conn, models in runs:
-            busy: list[str] = []
-            queued: list[str] = []
+            alone = [m for m in models if conn.is_import or due_for[m] == 1]
+            started = (
+                self.trigger(conn, alone, full_refresh=False)
+                if alone
+                else Triggered(planned=[], busy=[])
+            )
+            busy, queued = list(started.busy), []
             for model in models:
+                if model in alone:
+                    continue
                 key = (conn.id, model)
                 with self._lock:
                     if key in self._busy:
                         busy.append(model)
                         continue
                     self._busy.add(key)
-                due.setdefault(model, []).append((conn, key))
+                shared.setdefault(model, []).append((conn, key))
                 queued.append(model)
-            triggered.append(Triggered(planned=[], busy=busy, queued=queued))
+            triggered.append(Triggered(planned=started.planned, busy=busy, queued=queued))
         size = self.services.adapters.settings.fan_out_connections
-        for model, members in due.items():
+        for model, members in shared.items():
             for start in range(0, len(members), size):
                 group = members[start : start + size]
                 self.futures.append(self._pool.submit(self._run_fanned, model, group))
