@@ -21,10 +21,7 @@ lands on the member it belongs to.
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +40,7 @@ from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.deletes import flag_deleted, tombstones
 from byob.engine.hashing import hash_columns
 from byob.engine.parquet_files import RollingParquetWriter
+from byob.engine.read_ahead import read_ahead
 from byob.engine.transfer import OpenTransfer, TransferResult, TransferRunner
 from byob.errors import ByobError
 from byob.sources.base import Source
@@ -230,53 +228,14 @@ class FanOut:
         schema = started[0][1].schema
         hasher = started[0][0].runner.hasher  # one salt for every connection (the settings')
         windows = [(m.conn.tenant, o.record.window) for m, o in started]
-        out: queue.Queue[Any] = queue.Queue(maxsize=max(self._read_ahead_batches(started), 1))
-        stop = threading.Event()
-        done = object()
 
-        def produce() -> None:
-            item: Any = done
-            try:
-                for raw, members in self.source.read_members(model, windows):
-                    if stop.is_set():
-                        return
-                    batch = hash_columns(conform(raw, read_schema, model), model, hasher)
-                    pieces = _split(flag_deleted(batch, model, schema), members)
-                    while not stop.is_set():
-                        try:
-                            out.put(pieces, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-            except BaseException as exc:  # handed to the consumer, raised there
-                item = exc
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.2)
-                    return
-                except queue.Full:
-                    continue
+        def pieces() -> Iterator[list[tuple[int, pa.RecordBatch]]]:
+            for raw, members in self.source.read_members(model, windows):
+                batch = hash_columns(conform(raw, read_schema, model), model, hasher)
+                yield _split(flag_deleted(batch, model, schema), members)
 
-        context = contextvars.copy_context()
-        reader = threading.Thread(
-            target=context.run, args=(produce,), name=f"fanout-{model.name}", daemon=True
-        )
-        reader.start()
-        try:
-            while True:
-                item = out.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            reader.join(timeout=30)
-
-    @staticmethod
-    def _read_ahead_batches(started: list[tuple[Member, OpenTransfer]]) -> int:
-        return started[0][0].runner.options.read_ahead_batches
+        depth = started[0][0].runner.options.read_ahead_batches
+        return read_ahead(pieces, depth=depth, name=f"fanout-{model.name}")
 
     def _keep_within_budget(self, started: list[tuple[Member, OpenTransfer]]) -> None:
         """Past the budget, every member's buffer goes to disk: each keeps filling its row

@@ -15,11 +15,8 @@ How a retry stays exactly-once with only s3:PutObject (see README "Exactly once"
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -50,6 +47,7 @@ from byob.engine.deletes import delivered_schema, flag_deleted, tombstones
 from byob.engine.hashing import ColumnHasher, hash_columns, missing_salt
 from byob.engine.parquet_files import RollingParquetWriter, WrittenFile, empty_parquet
 from byob.engine.ports import Catalog, TransferLog
+from byob.engine.read_ahead import read_ahead
 from byob.errors import ByobError, DestinationError, NullCursorError, SourceError, TransferError
 from byob.sources.base import Source
 
@@ -450,9 +448,6 @@ class TransferRunner:
         """Read and cast in a second thread so reading overlaps encoding and uploading: the
         window's rows, then the tombstones of the keys deleted in it (the same window, so a
         retry re-reads the same ones and the window's bookkeeping covers them too)."""
-        batches: queue.Queue[Any] = queue.Queue(maxsize=self.options.read_ahead_batches)
-        stop = threading.Event()
-        done = object()
 
         def batches_of_window() -> Iterator[pa.RecordBatch]:
             read_schema = arrow_schema(model)
@@ -464,45 +459,9 @@ class TransferRunner:
                 for keys in self.source.read_deleted(model, self.conn.tenant, record.window):
                     yield hash_columns(tombstones(keys, model, schema), model, self.hasher)
 
-        def produce() -> None:
-            try:
-                for batch in batches_of_window():
-                    if stop.is_set():
-                        return
-                    item: Any = batch
-                    while not stop.is_set():
-                        try:
-                            batches.put(item, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                item = done
-            except BaseException as exc:  # handed to the consumer, raised there
-                item = exc
-            while not stop.is_set():
-                try:
-                    batches.put(item, timeout=0.2)
-                    return
-                except queue.Full:
-                    continue
-
-        # The reader thread logs with this transfer's context too.
-        context = contextvars.copy_context()
-        reader = threading.Thread(
-            target=context.run, args=(produce,), name=f"read-{model.name}", daemon=True
+        return read_ahead(
+            batches_of_window, depth=self.options.read_ahead_batches, name=f"read-{model.name}"
         )
-        reader.start()
-        try:
-            while True:
-                item = batches.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            reader.join(timeout=30)
 
     def _abort_leftover_uploads(self, previous: list[FileRecord]) -> None:
         for f in previous:

@@ -218,6 +218,15 @@ class AdbcPostgresSource(Source):
             cur.close()
             self._conn.rollback()
 
+    def _select_list(self, model: ResolvedModel) -> str:
+        """The model's columns as the reads select them (see ``_select_expr``)."""
+        source_types = self._types(model.spec)
+        return ", ".join(
+            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''))} "
+            f"AS {quote_ident(c.name)}"
+            for c in model.columns
+        )
+
     def select_sql(
         self, model: ResolvedModel, tenant: str, window: Window
     ) -> tuple[str, tuple[str, ...]]:
@@ -225,11 +234,7 @@ class AdbcPostgresSource(Source):
         bound as parameters (see ``read``) and referenced as ``current_setting('byob.pN')``."""
         spec = model.spec
         source_types = self._types(spec)
-        select = ", ".join(
-            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''))} "
-            f"AS {quote_ident(c.name)}"
-            for c in model.columns
-        )
+        select = self._select_list(model)
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         where = [
@@ -252,11 +257,7 @@ class AdbcPostgresSource(Source):
         the union of the windows, so an index on the cursor still narrows it."""
         spec = model.spec
         source_types = self._types(spec)
-        select = ", ".join(
-            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''))} "
-            f"AS {quote_ident(c.name)}"
-            for c in model.columns
-        )
+        select = self._select_list(model)
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         cursor = quote_ident(spec.cursor_column)
