@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import boto3
 import pytest
 
 from byob.demo.readback import connect_s3
+from tests.kill_points import killer_script
 from tests.support import make_services, onboard_s3, pg_exec, scratch_database, write_config
 
 pytestmark = pytest.mark.integration
@@ -44,47 +44,26 @@ TUNING = {  # small files and parts so one transfer has several multipart files
 
 # Runs the CLI with one step patched to SIGKILL the process when it is reached for the n-th
 # time (after or before the real step, as named).
-WRAPPER = textwrap.dedent(
+WRAPPER = killer_script(
     """
-    import os, signal, sys
-    point, nth = sys.argv[1], int(sys.argv[2])
-    seen = {"n": 0}
-
-    def die_when_reached(owner, name, after):
-        real = getattr(owner, name)
-        def wrapped(*args, **kwargs):
-            seen["n"] += 1
-            if not after and seen["n"] == nth:
-                os.kill(os.getpid(), signal.SIGKILL)
-            result = real(*args, **kwargs)
-            if after and seen["n"] == nth:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-        setattr(owner, name, wrapped)
-
     from byob.store.transfers import Transfers
     from byob.destinations import s3
-    import botocore.client
 
     if point == "part_uploaded":          # mid multipart: parts stored, nothing visible
-        import byob.destinations.s3 as m
-        real_send = m._MultipartWriter._send_part
+        real_send = s3._MultipartWriter._send_part
         def send(self, body):
             real_send(self, body)
             seen["n"] += 1
             if seen["n"] == nth:
                 for f in self._parts: f.result()
                 os.kill(os.getpid(), signal.SIGKILL)
-        m._MultipartWriter._send_part = send
+        s3._MultipartWriter._send_part = send
     elif point == "object_completed":     # file visible in S3, not yet recorded as committed
-        die_when_reached(s3._MultipartWriter, "commit", after=True)
+        die_at(s3._MultipartWriter, "commit", after=True)
     elif point == "file_recorded":        # n files durable and recorded
-        die_when_reached(Transfers, "file_committed", after=True)
+        die_at(Transfers, "file_committed", after=True)
     elif point == "before_commit":        # manifest written, high-water mark not advanced
-        die_when_reached(Transfers, "commit", after=False)
-    sys.argv = ["byob"] + sys.argv[4:]
-    from byob.cli.main import run
-    run()
+        die_at(Transfers, "commit", after=False)
     """
 )
 

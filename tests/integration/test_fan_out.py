@@ -26,6 +26,7 @@ from byob.services import Services
 from byob.sources.postgres import AdbcPostgresSource
 from byob.workers.local import LocalWorkers
 from byob.workers.scheduler import Scheduler
+from tests.kill_points import killer_script
 from tests.support import (
     RecordedEvents,
     before_s3_call,
@@ -261,36 +262,19 @@ TUNING = {  # small row groups and files: several files per connection, committe
 }
 
 
-# Runs the CLI with one step patched to SIGKILL the process the n-th time it is reached.
-KILLER = """
-import os, signal, sys
-point, nth = sys.argv[1], int(sys.argv[2])
-seen = {"n": 0}
+KILLER = killer_script(
+    """
+    from byob.store.transfers import Transfers
+    from byob.destinations import spool
 
-def die_at(owner, name, after):
-    real = getattr(owner, name)
-    def wrapped(*args, **kwargs):
-        seen["n"] += 1
-        if not after and seen["n"] == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-        result = real(*args, **kwargs)
-        if after and seen["n"] == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return result
-    setattr(owner, name, wrapped)
-
-from byob.store.transfers import Transfers
-from byob.destinations import spool
-if point == "file_recorded":      # files of several connections durable and recorded
-    die_at(Transfers, "file_committed", after=True)
-elif point == "object_sent":      # a spooled file uploaded whole, not yet recorded
-    die_at(spool._SpooledWriter, "commit", after=True)
-elif point == "before_commit":    # some connections committed, the others not yet
-    die_at(Transfers, "commit", after=False)
-sys.argv = ["byob"] + sys.argv[4:]
-from byob.cli.main import run
-run()
-"""
+    if point == "file_recorded":      # files of several connections durable and recorded
+        die_at(Transfers, "file_committed", after=True)
+    elif point == "object_sent":      # a spooled file uploaded whole, not yet recorded
+        die_at(spool._SpooledWriter, "commit", after=True)
+    elif point == "before_commit":    # some connections committed, the others not yet
+        die_at(Transfers, "commit", after=False)
+    """
+)
 
 
 def test_kills_during_a_fan_out_to_s3_then_a_rerun_deliver_exactly_once(
