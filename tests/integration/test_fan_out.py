@@ -209,6 +209,41 @@ def test_a_value_one_tenant_cannot_hold_fails_only_that_tenant(tmp_path: Path, s
     assert delivered_ids(tmp_path / "out" / "c-initech") == []
 
 
+def test_a_connection_whose_model_fails_sits_out_its_later_models(
+    tmp_path: Path, source: str
+) -> None:
+    """As `transfers run NAME` stops at a connection's first failing model, so does
+    `--all`: the tenant whose row the first model cannot hold gets no transfer of the
+    second; the others get both."""
+    pg_exec(
+        source,
+        "UPDATE events SET amount = 'NaN' WHERE id = (SELECT min(id) FROM events "
+        "WHERE tenant_id = 'initech')",
+    )
+    second = {
+        "name": "event_times",
+        "query": "SELECT id, tenant_id, updated_at FROM events",
+        "tenant_column": "tenant_id",
+        "cursor_column": "updated_at",
+        "primary_key": ["id"],
+    }
+    config = write_config(tmp_path / "byob.toml", source, [MODEL, second])
+    app = make_services(tmp_path, config)
+    for tenant in TENANTS:
+        connect_local(app, tmp_path, f"c-{tenant}", tenant)
+
+    outcome = app.transfers.run_all()
+
+    [(failed, error)] = outcome.failures
+    assert failed.tenant == "initech" and "amount" in error.message
+    ran = sorted((c.tenant, r.record.model) for c, r in outcome.results)
+    assert ran == sorted(
+        (t, m) for t in TENANTS for m in ("events", "event_times") if t != "initech"
+    )
+    initech = app.connections.get("c-initech")
+    assert [r.model for r in app.adapters.state.transfers.history(initech.id)] == ["events"]
+
+
 def test_past_the_shared_budget_buffers_go_to_disk_and_row_groups_stay_whole(
     tmp_path: Path, source: str, one_scan: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
