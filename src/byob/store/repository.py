@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import psycopg
 import sqlalchemy as sa
 
 # An engine (each call is its own transaction) or a connection inside an open transaction.
@@ -91,6 +90,8 @@ class Repository:
             or db.dispatch.after_cursor_execute
         ):
             return db.execute(query, params).all()
+        import psycopg  # loaded already on this path; imported here, a SQLite store never pays it
+
         sql, own, processors = _compiled(query, dialect)
         bound = own | {k: processors[k](v) if k in processors else v for k, v in params.items()}
         try:
