@@ -261,8 +261,9 @@ class Byob:
             return None
         from byob.destinations.glue import GlueCatalog
 
+        secret = self.secret_of(conn)
         return GlueCatalog(
-            self.aws.connection_client(conn, "glue", self.secret_of(conn)),
+            lambda: self.aws.connection_client(conn, "glue", secret),
             account_id=conn.account_id,
             database=conn.schema,
             bucket=conn.bucket,

@@ -31,6 +31,7 @@ from tests.support import (
     RecordedEvents,
     before_s3_call,
     make_services,
+    onboard_athena,
     onboard_s3,
     pg_exec,
     write_config,
@@ -444,3 +445,38 @@ def test_the_embedded_scheduler_runs_a_models_due_connections_from_one_scan(
         assert delivered == expected_ids(source, tenant)
         [record] = app.adapters.state.transfers.history(app.connections.get(f"c-{tenant}").id)
         assert (record.status, record.attempts) == ("succeeded", 2 if tenant == "globex" else 1)
+
+
+def test_athena_connections_share_the_scan_each_with_its_own_catalog(
+    tmp_path: Path, source: str, aws: Any, one_scan: None
+) -> None:
+    """Each member of a fan-out keeps its Glue table in its own account's catalog, its
+    columns there before its files, its latest-version view on its own snapshot."""
+    config = write_config(tmp_path / "byob.toml", source, [MODEL])
+    app = make_services(tmp_path, config, aws)
+    customers = {}
+    for index, tenant in enumerate(("acme", "globex")):
+        _, customers[tenant], _ = onboard_athena(
+            app,
+            aws,
+            name=f"{tenant}-athena",
+            tenant=tenant,
+            bucket=f"lake-{tenant}",
+            account=f"11112222333{index}",
+        )
+
+    outcome = app.transfers.run_all()
+
+    assert outcome.failures == [] and len(outcome.results) == 2
+    for tenant, customer in customers.items():
+        glue = customer.client("glue")
+        table = glue.get_table(DatabaseName="billing", Name="events")["Table"]
+        assert table["StorageDescriptor"]["Location"] == f"s3://lake-{tenant}/billing/events/"
+        con = connect_s3(aws.endpoint_url, **customer.credentials())
+        delivered = sorted(
+            r[0]
+            for r in con.execute(
+                f"SELECT id FROM read_parquet('s3://lake-{tenant}/billing/events/*/*.parquet')"
+            ).fetchall()
+        )
+        assert delivered == expected_ids(source, tenant)

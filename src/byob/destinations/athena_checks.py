@@ -101,8 +101,9 @@ class AthenaChecks:
         return f"workgroup {wg!r} exists" + (" and enforces its settings" if enforced else "")
 
     def glue_database(self) -> str:
+        glue = self.glue
         catalog = GlueCatalog(
-            self.glue,
+            lambda: glue,
             account_id=self.conn.account_id,
             database=self.conn.schema,
             bucket=self.conn.bucket,

@@ -6,7 +6,7 @@ a `_latest` view it owns)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -23,13 +23,19 @@ _MISSING = ("EntityNotFoundException",)
 
 class GlueCatalog:
     def __init__(
-        self, client: Any, *, account_id: str, database: str, bucket: str, who: str
+        self, client_of: Callable[[], Any], *, account_id: str, database: str, bucket: str, who: str
     ) -> None:
-        self.client = client
+        # Asked for at each use, not held (as S3Destination's): a fan-out keeps a catalog per
+        # connection open for its whole run, and the clients stay in a bounded cache instead.
+        self._client_of = client_of
         self.account_id = account_id
         self.database = database
         self.bucket = bucket
         self.who = who
+
+    @property
+    def client(self) -> Any:
+        return self._client_of()
 
     def _error(self, exc: BaseException, action: str, resource: str) -> DestinationError:
         code = aws_error_code(exc)
