@@ -47,11 +47,9 @@ class LocalWorkers:
         busy: list[str] = []
         for model in models:
             key = (conn.id, model)
-            with self._lock:
-                if key in self._busy:
-                    busy.append(model)
-                    continue
-                self._busy.add(key)
+            if not self._claim(key):
+                busy.append(model)
+                continue
             try:
                 records = self.services.transfers.plan(conn, model, full_refresh=full_refresh)
             except BaseException:
@@ -82,11 +80,9 @@ class LocalWorkers:
                 if model in alone:
                     continue
                 key = (conn.id, model)
-                with self._lock:
-                    if key in self._busy:
-                        busy.append(model)
-                        continue
-                    self._busy.add(key)
+                if not self._claim(key):
+                    busy.append(model)
+                    continue
                 shared.setdefault(model, []).append((conn, key))
                 queued.append(model)
             triggered.append(Triggered(planned=started.planned, busy=busy, queued=queued))
@@ -152,6 +148,14 @@ class LocalWorkers:
         """Models running or waiting here (the embedded queue has no waiting age)."""
         with self._lock:
             return len(self._busy), 0.0
+
+    def _claim(self, key: tuple[str, str]) -> bool:
+        """Take the lock of a connection's model; False when it is running or waiting."""
+        with self._lock:
+            if key in self._busy:
+                return False
+            self._busy.add(key)
+            return True
 
     def _release(self, key: tuple[str, str]) -> None:
         with self._lock:
