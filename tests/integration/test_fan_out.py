@@ -107,6 +107,14 @@ def delivered_ids(path: Path) -> list[int]:
     return sorted(ds.dataset(files, format="parquet").to_table(columns=["id"])["id"].to_pylist())
 
 
+def delivered_s3_ids(aws: Any, customer: Any, prefix: str) -> list[int]:
+    """The ids in every data file under ``prefix`` (a model's Hive-style partitions), read
+    with the customer's own credentials by DuckDB."""
+    con = connect_s3(aws.endpoint_url, **customer.credentials())
+    rows = con.execute(f"SELECT id FROM read_parquet('{prefix}/*/*.parquet')").fetchall()
+    return sorted(r[0] for r in rows)
+
+
 @pytest.fixture
 def one_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     """A per-tenant read fails the test: every read must be the shared one."""
@@ -351,13 +359,7 @@ def test_kills_during_a_fan_out_to_s3_then_a_rerun_deliver_exactly_once(
     assert final.returncode == 0, final.stderr
 
     for tenant, customer in customers.items():
-        con = connect_s3(aws.endpoint_url, **customer.credentials())
-        delivered = sorted(
-            r[0]
-            for r in con.execute(
-                f"SELECT id FROM read_parquet('s3://bkt-{tenant}/exports/events/*/*.parquet')"
-            ).fetchall()
-        )
+        delivered = delivered_s3_ids(aws, customer, f"s3://bkt-{tenant}/exports/events")
         assert delivered == expected_ids(source, tenant), f"{tenant}: rows missing or doubled"
         s3 = customer.client("s3")
         assert s3.list_multipart_uploads(Bucket=f"bkt-{tenant}").get("Uploads", []) == []
@@ -435,13 +437,7 @@ def test_the_embedded_scheduler_runs_a_models_due_connections_from_one_scan(
     assert scans == [3] and alone == ["globex"] and len(throttled) == 1 and len(sleeps) == 1
     assert events.names() == ["transfer.succeeded"] * 3
     for tenant, customer in customers.items():
-        con = connect_s3(aws.endpoint_url, **customer.credentials())
-        delivered = sorted(
-            r[0]
-            for r in con.execute(
-                f"SELECT id FROM read_parquet('s3://bkt-{tenant}/exports/events/*/*.parquet')"
-            ).fetchall()
-        )
+        delivered = delivered_s3_ids(aws, customer, f"s3://bkt-{tenant}/exports/events")
         assert delivered == expected_ids(source, tenant)
         [record] = app.adapters.state.transfers.history(app.connections.get(f"c-{tenant}").id)
         assert (record.status, record.attempts) == ("succeeded", 2 if tenant == "globex" else 1)
@@ -472,11 +468,5 @@ def test_athena_connections_share_the_scan_each_with_its_own_catalog(
         glue = customer.client("glue")
         table = glue.get_table(DatabaseName="billing", Name="events")["Table"]
         assert table["StorageDescriptor"]["Location"] == f"s3://lake-{tenant}/billing/events/"
-        con = connect_s3(aws.endpoint_url, **customer.credentials())
-        delivered = sorted(
-            r[0]
-            for r in con.execute(
-                f"SELECT id FROM read_parquet('s3://lake-{tenant}/billing/events/*/*.parquet')"
-            ).fetchall()
-        )
+        delivered = delivered_s3_ids(aws, customer, f"s3://lake-{tenant}/billing/events")
         assert delivered == expected_ids(source, tenant)
