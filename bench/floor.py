@@ -30,7 +30,7 @@ from shapes import INVOICES, Shape
 
 # byob's choice of dictionary-encoded columns is a writer setting like compression: the floor
 # uses the same one, so the comparison is of the work around the encoder, not of its settings.
-from byob.engine.parquet_files import dictionary_columns
+from byob.engine.parquet_files import choose_encoding
 
 # Buffered batches are flushed once they reach this many rows: each flush is one write_table
 # call, hence one row group. ADBC yields ~100k-row batches here, so groups land at ~300k rows.
@@ -130,7 +130,8 @@ class TenantFileWriter:
             if self.naive:  # pyarrow's defaults but byob's compression
                 options: dict = {"compression": PARQUET_OPTIONS["compression"]}
             else:
-                options = {**PARQUET_OPTIONS, "use_dictionary": dictionary_columns(table)}
+                # byob's per-column choice (dictionary, compression) from the same sample.
+                options = {**PARQUET_OPTIONS, **choose_encoding(table).writer_options()}
             self._writer = pq.ParquetWriter(self.path, table.schema, **options)
         # row_group_size = the whole table, so this call is exactly one row group.
         self._writer.write_table(table, row_group_size=table.num_rows)

@@ -18,6 +18,7 @@ from byob.destinations.base import ObjectWriter
 from byob.engine.parquet_files import (
     RollingParquetWriter,
     WrittenFile,
+    choose_encoding,
     dictionary_columns,
     empty_parquet,
 )
@@ -292,6 +293,45 @@ def test_dictionary_encoding_only_for_repeating_columns() -> None:
     assert "RLE_DICTIONARY" in chunks["tags.list.element"].encodings
     assert "RLE_DICTIONARY" not in chunks["id"].encodings
     assert pq.read_table(io.BytesIO(data)).equals(pa.Table.from_batches([batch]))
+
+
+def _compression_table(rows: int) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),  # compresses well
+            "key": pa.array([os.urandom(16).hex() for _ in range(rows)]),  # random hex text
+            "status": pa.array(["open", "paid"] * (rows // 2)),  # dictionary-encoded
+            "tags": pa.array([[os.urandom(8).hex()]] * rows, pa.list_(pa.string())),  # repeats
+        }
+    )
+
+
+def test_columns_snappy_barely_shrinks_are_written_uncompressed() -> None:
+    table = _compression_table(20_000)
+    encoding = choose_encoding(table)
+    assert encoding.uncompressed == ["key"]
+
+    sink = Sink()
+    writer = sink.writer(table.schema, row_group_bytes=1, file_target_bytes=1 << 40)
+    for batch in table.to_batches():
+        writer.write(batch)
+    writer.finish()
+    data = sink.objects[0].data
+    row_group = metadata(data).row_group(0)
+    codecs = {c.path_in_schema: c.compression for c in map(row_group.column, range(4))}
+    assert codecs == {
+        "id": "SNAPPY",
+        "key": "UNCOMPRESSED",
+        "status": "SNAPPY",
+        "tags.list.element": "SNAPPY",
+    }
+    assert pq.read_table(io.BytesIO(data)).equals(table)
+
+
+def test_a_small_first_row_group_keeps_snappy_everywhere() -> None:
+    encoding = choose_encoding(_compression_table(500))
+    assert encoding.codecs == ()
+    assert encoding.writer_options()["compression"] == "snappy"
 
 
 @pytest.mark.parametrize(("chosen", "pool"), [(None, "jemalloc"), ("system", "system")])

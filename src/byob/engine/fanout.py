@@ -147,7 +147,7 @@ class FanOut:
         if model.spec.capture_deletes:
             for member, opened in alive:
                 self._guarded(member, opened, lambda m=member, o=opened: self._tombstones(m, o))
-        _share_dictionary([o.writer for _, o in alive if o.writer is not None])
+        _share_encoding([o.writer for _, o in alive if o.writer is not None])
         # Counted here, on this thread: the members share one source connection.
         finishing = [
             (m, o, 0 if o.resumed else m.runner.held_back(model, o.record))
@@ -286,13 +286,13 @@ class FanOut:
         member.failed_record = record
 
 
-def _share_dictionary(writers: list[RollingParquetWriter]) -> None:
-    """The first choice of dictionary columns made (by the member whose row group filled
+def _share_encoding(writers: list[RollingParquetWriter]) -> None:
+    """The first choice of column encoding made (by the member whose row group filled
     first, usually the largest), for every writer that has not chosen yet."""
-    chosen = next((w.dictionary for w in writers if w.dictionary is not None), None)
+    chosen = next((w.encoding for w in writers if w.encoding is not None), None)
     if chosen is not None:
         for writer in writers:
-            writer.choose_dictionary(chosen)
+            writer.choose_encoding(chosen)
 
 
 def _open(member: Member, opened: OpenTransfer) -> bool:

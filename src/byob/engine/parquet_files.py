@@ -36,11 +36,46 @@ WRITER_OPTIONS = {
 DICTIONARY_SAMPLE_ROWS = 10_000
 DICTIONARY_MAX_DISTINCT_RATIO = 0.5
 
+# Snappy costs the most time where it finds the least to take out: near-random values (uuids
+# and hashes as text, random doubles). On a million uuids as text it took 0.5 s of a 0.6 s
+# encode to save a tenth of the bytes (the length prefixes), and a 2-core machine has
+# nothing to spare. A column whose sample snappy shrinks by less than this share is written
+# uncompressed; every Parquet reader reads that, column by column.
+COMPRESSION_MIN_SAVING = 1 / 8
+# Fewer sampled rows than this are too few to judge, and their column too small to matter.
+COMPRESSION_MIN_SAMPLE_ROWS = 1_000
 
-def dictionary_columns(table: pa.Table) -> list[str]:
-    """The column paths worth dictionary-encoding, judged from the table's first rows.
+
+@dataclass(frozen=True)
+class ColumnEncoding:
+    """How a file's columns are encoded, chosen once from the first row group's first rows.
 
     Readers do not care either way; the choice only moves encode time and file size."""
+
+    dictionary: tuple[str, ...]  # column paths dictionary-encoded
+    # Every column path, each with its codec, when some are not the default's.
+    codecs: tuple[tuple[str, str], ...] = ()
+
+    def writer_options(self) -> dict[str, object]:
+        """`ParquetWriter` keyword arguments: byob's settings with this choice."""
+        options: dict[str, object] = {**WRITER_OPTIONS, "use_dictionary": list(self.dictionary)}
+        if self.codecs:
+            options["compression"] = dict(self.codecs)
+        return options
+
+    @property
+    def uncompressed(self) -> list[str]:
+        return [path for path, codec in self.codecs if codec == "none"]
+
+
+def choose_encoding(table: pa.Table) -> ColumnEncoding:
+    """The column encoding for a file whose first row group is ``table``."""
+    dictionary = dictionary_columns(table)
+    return ColumnEncoding(tuple(dictionary), _codecs(table, dictionary))
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """The column paths worth dictionary-encoding, judged from the table's first rows."""
     sample = table.slice(0, DICTIONARY_SAMPLE_ROWS)
     chosen = []
     for field, column in zip(table.schema, sample.columns, strict=True):
@@ -56,6 +91,29 @@ def dictionary_columns(table: pa.Table) -> list[str]:
         ):
             chosen.append(path)
     return chosen
+
+
+def _codecs(table: pa.Table, dictionary: list[str]) -> tuple[tuple[str, str], ...]:
+    """Every column path with its codec, when snappy shrinks a plain-encoded column by less
+    than `COMPRESSION_MIN_SAVING` (that one "none"); else empty, and snappy throughout.
+
+    Measured the way the writer will do it: the sample written as Parquet, its column chunks'
+    compressed and uncompressed sizes compared. A mapping must name every column: pyarrow
+    gives a column it leaves out no codec at all."""
+    sample = table.slice(0, DICTIONARY_SAMPLE_ROWS)
+    if sample.num_rows < COMPRESSION_MIN_SAMPLE_ROWS:
+        return ()
+    sink = pa.BufferOutputStream()
+    pq.write_table(sample, sink, use_dictionary=dictionary, **WRITER_OPTIONS)
+    row_group = pq.read_metadata(pa.BufferReader(sink.getvalue())).row_group(0)
+    codecs, default = [], str(WRITER_OPTIONS["compression"])
+    for index in range(row_group.num_columns):
+        chunk = row_group.column(index)
+        raw, compressed = chunk.total_uncompressed_size, chunk.total_compressed_size
+        barely = raw > 0 and 1 - compressed / raw < COMPRESSION_MIN_SAVING
+        plain = chunk.path_in_schema not in dictionary
+        codecs.append((chunk.path_in_schema, "none" if barely and plain else default))
+    return tuple(codecs) if any(codec == "none" for _, codec in codecs) else ()
 
 
 def use_returning_allocator() -> None:
@@ -138,7 +196,7 @@ class RollingParquetWriter:
         self._file_part = 0
         self._current: tuple[str, ObjectWriter, HashingSink, pq.ParquetWriter] | None = None
         self._file_rows = 0
-        self._dictionary: list[str] | None = None  # chosen from the first row group
+        self._encoding: ColumnEncoding | None = None  # chosen from the first row group
         self.files: list[WrittenFile] = []
 
     @property
@@ -148,15 +206,15 @@ class RollingParquetWriter:
         return sum(f.bytes for f in self.files) + current
 
     @property
-    def dictionary(self) -> list[str] | None:
-        """The columns dictionary-encoded, once chosen (from the first row group)."""
-        return self._dictionary
+    def encoding(self) -> ColumnEncoding | None:
+        """How the columns are encoded, once chosen (from the first row group)."""
+        return self._encoding
 
-    def choose_dictionary(self, columns: list[str]) -> None:
+    def choose_encoding(self, encoding: ColumnEncoding) -> None:
         """Take another writer's choice rather than sampling this one's first row group: a
         fan-out's connections share one model, and sampling costs ~6 ms a connection."""
-        if self._dictionary is None:
-            self._dictionary = list(columns)
+        if self._encoding is None:
+            self._encoding = encoding
 
     @property
     def pending_bytes(self) -> int:
@@ -194,8 +252,8 @@ class RollingParquetWriter:
         if len(self._pending) > _MAX_CHUNKS:
             table = table.combine_chunks()  # the writer pays per chunk; a copy costs less
         self._pending, self._pending_bytes = [], 0
-        if self._dictionary is None:
-            self._dictionary = dictionary_columns(table)
+        if self._encoding is None:
+            self._encoding = choose_encoding(table)
         if self._current is None:
             self._open_next()
         assert self._current is not None
@@ -209,9 +267,8 @@ class RollingParquetWriter:
         self._file_part += 1
         key, target = self._open_object(self._file_part)
         sink = HashingSink(target)
-        writer = pq.ParquetWriter(
-            sink, self.schema, use_dictionary=self._dictionary, **WRITER_OPTIONS
-        )
+        assert self._encoding is not None  # chosen before the first row group
+        writer = pq.ParquetWriter(sink, self.schema, **self._encoding.writer_options())
         self._current = (key, target, sink, writer)
         self._file_rows = 0
 
