@@ -99,10 +99,12 @@ def uuid_text(array: pa.Array) -> pa.Array:
     """uuids as their 16 bytes (Arrow's uuid extension type, as ADBC reads PostgreSQL's) to
     their canonical text: lowercase hex with dashes, as PostgreSQL's ``uuid::text`` prints.
 
-    Vectorised, no per-value Python: every byte becomes its two hex digits by one ``take``
-    from a 256-entry table (as one uint16), then one ``take`` per chunk of rows lays out the
-    36 characters of each row from those digits and a dash. Cheaper, on the cores a transfer
-    shares with the server, than having the server print them (``uuid_out``).
+    Vectorised, no per-value Python: for each chunk of rows, every byte becomes its two hex
+    digits by one ``take`` from a 256-entry table (as one uint16), then one ``take`` lays out
+    the 36 characters of each row from those digits and a dash. Cheaper, on the cores a
+    transfer shares with the server, than having the server print them (``uuid_out``).
+    Chunk by chunk, what each step allocates stays small and in cache (a whole million
+    rows' digits at once, 32 MB, took 1.8× the time); the indices are ours, so unchecked.
     """
     storage = array.storage if isinstance(array, pa.ExtensionArray) else array
     rows = len(storage)
@@ -111,15 +113,14 @@ def uuid_text(array: pa.Array) -> pa.Array:
     raw = pa.Array.from_buffers(
         pa.uint8(), 16 * rows, [None, storage.buffers()[1]], offset=16 * storage.offset
     )
-    digits = pa.Array.from_buffers(
-        pa.uint8(), 32 * rows, [None, pc.take(_hex_pairs(), raw).buffers()[1]]
-    )
-    layout = _uuid_layout()
+    hex_pairs, layout = _hex_pairs(), _uuid_layout()
     pieces = []
     for start in range(0, rows, _UUID_CHUNK_ROWS):
         count = min(_UUID_CHUNK_ROWS, rows - start)
-        source = pa.concat_arrays([_DASH, digits.slice(32 * start, 32 * count)])
-        pieces.append(pc.take(source, layout.slice(0, _UUID_CHARS * count)))
+        pairs = pc.take(hex_pairs, raw.slice(16 * start, 16 * count), boundscheck=False)
+        digits = pa.Array.from_buffers(pa.uint8(), 32 * count, [None, pairs.buffers()[1]])
+        source = pa.concat_arrays([_DASH, digits])
+        pieces.append(pc.take(source, layout.slice(0, _UUID_CHARS * count), boundscheck=False))
     text = pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
     if storage.null_count == 0:
         validity = None
