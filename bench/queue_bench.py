@@ -7,9 +7,13 @@ PostgreSQL state store. Measures, in one run:
 - the workers: `byob worker` processes (1, 2 and 4, one transfer at a time each) draining
   the queue for a fixed time (jobs per second, and the overhead per transfer);
 - the floor beside them: the same number of connections read and written by the engine in
-  one process with no queue (transfers per second), to show what the queue adds.
+  one process with no queue (transfers per second), to show what the queue adds;
+- small transfers: the time of one incremental of 0, 1, 10 and 100 new rows, to a local
+  directory and to S3 (an in-process emulator), and how much of it is byob's own
+  (bench/small_transfers.py).
 
     python bench/queue_bench.py --pg-url URL [--connections 10000] [--seconds 40]
+        [--small-transfers 30]   # connections per destination; 0 skips the section
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+import small_transfers  # noqa: E402
 
 from byob.container import Byob  # noqa: E402
 from byob.services import Services  # noqa: E402
@@ -138,7 +144,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--rows-per-tenant", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts; empty skips them")
+    parser.add_argument(
+        "--small-transfers",
+        type=int,
+        default=30,
+        metavar="N",
+        help="small transfers: connections per destination, each transferring once per row "
+        "count (0 skips the section)",
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "byob-queue-bench"
     )
@@ -156,15 +170,15 @@ def main() -> None:
         f'[source]\nurl = "{source_url}"\n[[models]]\nname = "tiny"\ntable = "tiny"\n'
         'tenant_column = "tenant_id"\ncursor_column = "updated_at"\nprimary_key = ["id"]\n'
     )
-    secret_key = secrets.token_urlsafe(32)  # a PostgreSQL state store needs a shared key
-    settings = load_settings(
-        home=work / ".byob",
-        config=config,
-        database_url=state_url,
-        settle_lag_seconds=0,
-        secret_key=secret_key,
-        signing_key=secrets.token_urlsafe(32),
-    )
+    settings_options = {
+        "home": work / ".byob",
+        "config": config,
+        "database_url": state_url,
+        "settle_lag_seconds": 0,
+        "secret_key": secrets.token_urlsafe(32),  # a PostgreSQL state store needs a shared key
+        "signing_key": secrets.token_urlsafe(32),
+    }
+    settings = load_settings(**settings_options)
     byob = Byob(settings)
     byob.migrate()
     build_connections(byob, state_url, args.connections, work / "out")
@@ -191,7 +205,7 @@ def main() -> None:
         "BYOB_HOME": str(work / ".byob"),
         "BYOB_CONFIG": str(config),
         "BYOB_DATABASE_URL": state_url,
-        "BYOB_SECRET_KEY": secret_key,
+        "BYOB_SECRET_KEY": settings.secret_key,
         "BYOB_SIGNING_KEY": settings.signing_key,
         "BYOB_SETTLE_LAG_SECONDS": "0",
         "BYOB_LOG_JSON": "true",
@@ -205,7 +219,7 @@ def main() -> None:
         title="byob worker throughput",
     )
     results["workers"] = {}
-    for n in [int(x) for x in args.workers.split(",")]:
+    for n in [int(x) for x in args.workers.split(",") if x.strip()]:
         done, elapsed = run_workers(env, n, args.seconds, state_url, work)
         rate = done / elapsed
         results["workers"][n] = {
@@ -243,6 +257,15 @@ def main() -> None:
     )
     console.print(table)
     console.print(f"in-process floor (no queue): {floor:.1f} transfers/s on one thread")
+    if args.small_transfers > 0:
+        results["small_transfers"] = figures = small_transfers.measure(
+            settings_options,
+            source_url,
+            work / "small-out",
+            connections=args.small_transfers,
+            log=console.print,
+        )
+        console.print(small_transfers.table(figures))
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     console.print(f"figures in {work / 'results.json'}")
     byob.close()

@@ -35,6 +35,7 @@ from byob.domain.signing import Signer
 from byob.domain.transfers import (
     FileRecord,
     FileState,
+    ModelState,
     TransferProgress,
     TransferRecord,
     TransferStatus,
@@ -169,16 +170,21 @@ class TransferRunner:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def resolve(self, spec: ModelSpec) -> ResolvedModel:
+    def resolve(self, spec: ModelSpec, state: ModelState | None = None) -> ResolvedModel:
         """Check the model against the source and against what was already delivered."""
-        return self.check_delivered(resolve(spec, self.source.model_columns(spec)))
+        return self.check_delivered(resolve(spec, self.source.model_columns(spec)), state)
 
-    def check_delivered(self, model: ResolvedModel) -> ResolvedModel:
+    def check_delivered(
+        self, model: ResolvedModel, state: ModelState | None = None
+    ) -> ResolvedModel:
         """The model, if this connection may receive it as it is now: its hashed columns have
-        a salt, and every column it already received keeps a type readers can still read."""
+        a salt, and every column it already received keeps a type readers can still read.
+        ``state``: the model's state for this connection, when the caller has just read it."""
         if model.hashed_columns and self.hasher is None:
             raise missing_salt(model)
-        delivered = self.transfers.model_state(self.conn.id, model.name).columns or []
+        if state is None:
+            state = self.transfers.model_state(self.conn.id, model.name)
+        delivered = state.columns or []
         current = {c.name: c.type for c in model.columns}
         for col in delivered:
             if col["name"] in current:
@@ -205,7 +211,9 @@ class TransferRunner:
         read; the caller runs them in order and stops at the first failure. Connections
         planned together (a fan-out) pass one ``source_now``, so their windows end together,
         and the model resolved once."""
-        model = self.resolve(spec) if model is None else self.check_delivered(model)
+        # Read once: it both checks the model and places the new window.
+        state = self.transfers.model_state(self.conn.id, spec.name)
+        model = self.resolve(spec, state) if model is None else self.check_delivered(model, state)
         records = self.transfers.pending(self.conn.id, spec.name)
         if (
             records
@@ -214,7 +222,6 @@ class TransferRunner:
             and not full_refresh
         ):
             return model, records  # a planned window has not run yet: run it, don't pile up
-        state = self.transfers.model_state(self.conn.id, spec.name)
         # Cancelled windows are delivered again by the new one: start after the last window
         # that will really be delivered.
         kept = [r for r in records if not r.cancel_requested]
@@ -361,7 +368,7 @@ class TransferRunner:
             manifest_key = self._write_manifest(
                 model, record, files, note=note, excluded_rows=opened.excluded
             )
-            self.transfers.commit(
+            succeeded = self.transfers.commit(
                 record,
                 rows=rows,
                 size=sum(f.bytes for f in files),
@@ -378,10 +385,7 @@ class TransferRunner:
         if self.catalog is not None and record.type is TransferType.FULL_REFRESH:
             self._move_snapshot(model, record)
         return TransferResult(
-            record=self.transfers.get(record.id),
-            resumed=opened.resumed,
-            warnings=model.warnings,
-            held_back=held or 0,
+            record=succeeded, resumed=opened.resumed, warnings=model.warnings, held_back=held or 0
         )
 
     def fail(self, opened: OpenTransfer, exc: BaseException) -> NoReturn:

@@ -98,11 +98,11 @@ class Transfers(Repository):
         now: datetime,
     ) -> TransferRecord:
         """Persist the window before reading, so a retry reads the same one."""
-        tid = new_id()
         with self.writing() as db:
-            db.execute(
-                T.transfers.insert().values(
-                    id=tid,
+            row = db.execute(
+                T.transfers.insert()
+                .values(
+                    id=new_id(),
                     connection_id=connection_id,
                     model=model,
                     type=kind.value,
@@ -116,8 +116,9 @@ class Transfers(Repository):
                     attempts=0,
                     created_at=now,
                 )
-            )
-        return self.get(tid)
+                .returning(T.transfers)  # the record as stored, without reading it again
+            ).one()
+        return _transfer(row)
 
     def rows_delivered(self, connection_id: str, model: str) -> int:
         """Rows every succeeded transfer of the model delivered to the connection."""
@@ -211,12 +212,16 @@ class Transfers(Repository):
     def start_attempt(self, transfer_id: str) -> int:
         c = T.transfers.c
         with self.writing() as db:
-            db.execute(
-                T.transfers.update()
-                .where(c.id == transfer_id)
-                .values(status=TransferStatus.RUNNING.value, attempts=c.attempts + 1, error=None)
+            return int(
+                db.execute(
+                    T.transfers.update()
+                    .where(c.id == transfer_id)
+                    .values(
+                        status=TransferStatus.RUNNING.value, attempts=c.attempts + 1, error=None
+                    )
+                    .returning(c.attempts)
+                ).scalar_one()
             )
-            return int(db.execute(sa.select(c.attempts).where(c.id == transfer_id)).scalar_one())
 
     def files(self, transfer_id: str) -> list[FileRecord]:
         c = T.transfer_files.c
@@ -358,13 +363,14 @@ class Transfers(Repository):
         note: str | None = None,
         excluded_rows: int = 0,
         within: Callable[[Any, TransferRecord], None] | None = None,
-    ) -> None:
+    ) -> TransferRecord:
         """One transaction: the transfer succeeds and the high-water mark advances together;
         ``within`` (given a state store bound to that transaction and the succeeded record)
-        adds what must commit with them, such as the event that reports it."""
+        adds what must commit with them, such as the event that reports it. Returns the
+        succeeded record."""
         c = T.model_states.c
         with self.writing() as db:
-            _succeed(
+            succeeded = _succeed(
                 db,
                 record.id,
                 rows=rows,
@@ -395,8 +401,8 @@ class Transfers(Repository):
             if within is not None:
                 from byob.store.state import StateStore
 
-                tx = StateStore(db)
-                within(tx, tx.transfers.get(record.id))
+                within(StateStore(db), succeeded)
+        return succeeded
 
     def finish_import(
         self,
@@ -414,7 +420,7 @@ class Transfers(Repository):
         commit with them. The rows themselves committed in the target database, file by file,
         with the ledger that keeps them exactly once."""
         with self.writing() as db:
-            _succeed(
+            finished = _succeed(
                 db,
                 record.id,
                 rows=rows,
@@ -424,12 +430,10 @@ class Transfers(Repository):
                 note=note,
                 import_counts=counts,
             )
-            from byob.store.state import StateStore
-
-            tx = StateStore(db)
-            finished = tx.transfers.get(record.id)
             if within is not None:
-                within(tx, finished)
+                from byob.store.state import StateStore
+
+                within(StateStore(db), finished)
         return finished
 
     def restart_model(self, connection_id: str, model: str, *, now: datetime) -> None:
@@ -504,14 +508,16 @@ class Transfers(Repository):
             return [(finished - started).total_seconds() for started, finished in rows]
 
 
-def _succeed(db: sa.Connection, transfer_id: str, **values: Any) -> None:
-    """Running → succeeded with its figures, or refused: a transfer cancelled (or finished by
-    another worker) meanwhile is not committed over."""
+def _succeed(db: sa.Connection, transfer_id: str, **values: Any) -> TransferRecord:
+    """Running → succeeded with its figures (the record as it is now), or refused: a transfer
+    cancelled (or finished by another worker) meanwhile is not committed over."""
     c = T.transfers.c
     done = db.execute(
         T.transfers.update()
         .where(c.id == transfer_id, c.status == TransferStatus.RUNNING.value)
         .values(status=TransferStatus.SUCCEEDED.value, error=None, **values)
-    ).rowcount
-    if done != 1:
+        .returning(T.transfers)
+    ).all()
+    if len(done) != 1:
         raise ConflictError(f"transfer {transfer_id} is no longer running; not committed")
+    return _transfer(done[0])
