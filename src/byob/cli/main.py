@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from importlib import import_module
 
 import typer
-from rich.markup import escape
 
 from byob.cli import output
-from byob.cli.root import cli, close_services, state
+from byob.cli.root import cli, close_services, collect_rarely_while_starting, state
 from byob.errors import ByobError
 
 # The modules registering each command (or group of commands): a command imports only its
@@ -60,13 +58,14 @@ def _command_name(argv: list[str]) -> str | None:
 def run() -> None:
     """Entry point: every error is one clear line (under --json, a JSON error body) and exit
     status 1."""
+    collect_rarely_while_starting()
     _register_commands(sys.argv[1:])
     try:
         # Without standalone mode, click returns the code of `raise typer.Exit(n)`.
         code = cli(standalone_mode=False)
     except ByobError as exc:
         if state["verbose"]:
-            traceback.print_exc()
+            _print_traceback()
         _report(exc.code, exc.message, exc.field)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
@@ -83,7 +82,7 @@ def run() -> None:
         if type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"):
             sys.exit(exc.exit_code)
         if state["verbose"]:
-            traceback.print_exc()
+            _print_traceback()
         _report(
             UNEXPECTED_ERROR,
             f"{type(exc).__name__}: {exc} (run with -v for details)",
@@ -101,12 +100,20 @@ USAGE_ERROR = "usage_error"
 UNEXPECTED_ERROR = "internal_error"
 
 
+def _print_traceback() -> None:
+    import traceback  # only on errors under --verbose: not loaded at every start-up
+
+    traceback.print_exc()
+
+
 def _report(code: str, message: str, field: str | None = None, *, label: str = "error") -> None:
     """An error as the command was asked to answer: under --json the API's error body on
     stdout (where a script reads), else one line on stderr."""
     if state["json"]:
         output.emit_json({"error": {"code": code, "message": message, "field": field}})
         return
+    from rich.markup import escape  # Rich only for a person reading the error
+
     where = escape(f" [{field}]") if field else ""
     output.errors.print(
         f"[bold red]{label}{where}:[/] {escape(message)}", highlight=False, soft_wrap=True

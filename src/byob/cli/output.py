@@ -10,17 +10,32 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.panel import Panel
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
-
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
+
     from byob.domain.transfers import TransferProgress
 
-console = Console()
-errors = Console(stderr=True)
+# Rich is imported when something is shown to a person, not at start-up (~30 ms): a command
+# answering in JSON never loads it. The consoles are made on first use (__getattr__ below).
+console: Console  # stdout
+errors: Console  # stderr
+
+
+def __getattr__(name: str) -> Console:
+    """`console` and `errors`, made (and kept) on first use."""
+    if name not in ("console", "errors"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _console(name)
+
+
+def _console(name: str = "console") -> Console:
+    made: Console | None = globals().get(name)
+    if made is None:
+        from rich.console import Console
+
+        made = globals()[name] = Console(stderr=name == "errors")
+    return made
 
 
 def _default(value: Any) -> Any:
@@ -36,12 +51,14 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left")
     for col in columns:
         t.add_column(col)
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
-    console.print(t)
+    _console().print(t)
 
 
 MISSING = "—"  # a value that is not there (yet), or does not apply
@@ -67,12 +84,16 @@ def window(low: datetime | None, high: datetime) -> str:
 
 def record(title: str, fields: list[tuple[str, Any]]) -> None:
     """One record as a panel of labelled values."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for label, value in fields:
         grid.add_row(label, Text(shown(value)))  # not markup: messages may hold brackets
-    console.print(Panel(grid, title=title, title_align="left", expand=False))
+    _console().print(Panel(grid, title=title, title_align="left", expand=False))
 
 
 def human_bytes(n: float) -> str:
@@ -83,15 +104,21 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-class _Figures(ProgressColumn):
-    """A task's figures as ``progress_figures`` wrote them, or its bare count."""
+def _figures_column() -> ProgressColumn:
+    """A column showing a task's figures as ``progress_figures`` wrote them, or its bare
+    count. (A class made here, not at import: Rich is loaded only for a display.)"""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        figures = task.fields.get("figures")
-        if figures is None:
-            total = f" of {task.total:,.0f}" if task.total is not None else ""
-            figures = f"{task.completed:,.0f}{total}"
-        return Text(figures)
+    class Figures(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            figures = task.fields.get("figures")
+            if figures is None:
+                total = f" of {task.total:,.0f}" if task.total is not None else ""
+                figures = f"{task.completed:,.0f}{total}"
+            return Text(figures)
+
+    return Figures()
 
 
 def progress_figures(p: TransferProgress) -> str:
@@ -128,12 +155,14 @@ def rows_progress(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        _Figures(),
+        _figures_column(),
         TimeElapsedColumn(),
-        console=console,
+        console=_console(),
         transient=False,
     ) as progress:
         yield progress
