@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from byob.destinations.base import Destination
 from byob.destinations.local import LocalDestination
 from byob.domain.connections import AuthKind, Connection, ConnectionType
-from byob.domain.imports import ImportSpec
 from byob.domain.signing import Keyring
 from byob.domain.transfers import TransferRecord
 from byob.engine.parquet_files import use_returning_allocator
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from byob.aws.templates import S3TemplateStore
     from byob.destinations.checks import ConnectionChecks
     from byob.destinations.glue import GlueCatalog
+    from byob.domain.imports import ImportSpec
     from byob.sources.deleted_rows import PostgresDeleteCapture
     from byob.sources.import_target import PostgresImportTarget
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from byob.domain.imports import (
-    DEFAULT_MAX_FILE_BYTES,
-    ImportFormat,
-    ImportSpec,
-    OnChange,
-    import_column,
-)
 from byob.domain.models import ModelSpec, NullCursor
 from byob.errors import ByobError, ConfigError
+
+if TYPE_CHECKING:
+    from byob.domain.imports import ImportSpec
 
 _MODEL_KEYS = {
     "name",
@@ -270,6 +266,15 @@ def _column_policy(entry: dict[str, Any], *, where: str) -> dict[str, Any]:
 
 
 def _parse_import(entry: Any, *, where: str) -> ImportSpec:
+    # The import rules load only for a models file declaring [[imports]] (start-up time).
+    from byob.domain.imports import (
+        DEFAULT_MAX_FILE_BYTES,
+        ImportFormat,
+        ImportSpec,
+        OnChange,
+        import_column,
+    )
+
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table of keys")
     unknown = set(entry) - _IMPORT_KEYS

@@ -12,7 +12,6 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain import ids, role_setup
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
-from byob.domain.credentials import Link
 from byob.domain.paging import Page, cursors, every
 from byob.domain.policies import StatementChange, diff_statements
 from byob.errors import ByobError, InvalidFieldError, NotFoundError, TemplateBucketError
@@ -26,6 +25,7 @@ from byob.store.state import StateStore
 
 if TYPE_CHECKING:
     from byob.destinations.checks import CheckResult
+    from byob.domain.credentials import Link  # not loaded at start-up: a type only here
 
 log = logging.getLogger("byob.connections")
 

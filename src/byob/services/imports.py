@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from byob.domain.connections import Connection
-from byob.domain.imports import ImportSpec, Rejection, problem_dict
 from byob.domain.transfers import TransferRecord, TransferStatus
 from byob.domain.windows import TransferType, Window
-from byob.engine.importer import ImportRun, run_import
 from byob.engine.transfer import TransferResult
 from byob.errors import ByobError, ConflictError, NotFoundError
 from byob.services.connections import ConnectionService
 from byob.services.events import Event, about
 from byob.services.ports import Adapters
 from byob.services.views import transfer_view
+
+if TYPE_CHECKING:
+    from byob.domain.imports import ImportSpec, Rejection
+    from byob.engine.importer import ImportRun
 
 log = logging.getLogger("byob.imports")
 
@@ -80,6 +82,10 @@ class ImportService:
         """List the tenant's files under the base path and load each new one in key order.
         A rejected file is remembered and told, and the run goes on; an AWS or database
         failure stops it (the record says what it had done) and is raised."""
+        # The import engine (CSV and Parquet readers, value parsing) and rules only for an
+        # import run: every transfer command builds this service, few of them import.
+        from byob.engine.importer import ImportRun, run_import
+
         spec = self.spec(conn)
         self.state.transfers.start_attempt(record.id)
         done = ImportRun()
@@ -100,6 +106,8 @@ class ImportService:
             self._keep_progress(record, done)
             self.state.transfers.fail(record.id, message, now=self.adapters.clock())
             raise
+        from byob.domain.imports import Rejection  # see run's first line
+
         now = self.adapters.clock()
         rejections = [
             Rejection(
@@ -239,6 +247,8 @@ def rejections_view(rejections: Rejections) -> dict[str, Any]:
 
 
 def rejection_view(r: Rejection) -> dict[str, Any]:
+    from byob.domain.imports import problem_dict  # not at start-up: every command loads this module
+
     return {
         "key": r.key,
         "etag": r.etag,

@@ -5,12 +5,14 @@ is not even read here."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
-from byob.domain.credentials import Link
 from byob.domain.transfers import TransferRecord
 from byob.services.models import CheckedModel
+
+if TYPE_CHECKING:
+    from byob.domain.credentials import Link  # a type only: not loaded at start-up
 
 
 def connection_view(

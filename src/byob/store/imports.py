@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from byob.domain.imports import Rejection, problem_dict, problems_of
 from byob.store import tables as T
 from byob.store.repository import Repository
+
+if TYPE_CHECKING:
+    from byob.domain.imports import Rejection
+
+# byob.domain.imports loads in the methods using it: every command opens the state store, few
+# of them handle an import's rejected files (start-up time).
 
 
 class ImportRejections(Repository):
@@ -16,6 +22,8 @@ class ImportRejections(Repository):
         self, connection_id: str, rejected: Iterable[Rejection], *, transfer_id: str | None
     ) -> None:
         """Remember each (key, ETag) as rejected, replacing an older rejection of it."""
+        from byob.domain.imports import problem_dict
+
         c = T.import_rejections.c
         with self.writing() as db:
             for r in rejected:
@@ -47,6 +55,8 @@ class ImportRejections(Repository):
 
     def listing(self, connection_id: str, *, limit: int = 100) -> tuple[list[Rejection], int]:
         """The newest rejections (at most ``limit``) and how many there are in all."""
+        from byob.domain.imports import Rejection, problems_of
+
         c = T.import_rejections.c
         with self.reading() as db:
             total = db.execute(

@@ -10,11 +10,14 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from byob.errors import ConfigError, SecretError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = "v2"  # v2:<key id>:<nonce + ciphertext>; v1 (no key id) still opens
 MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -36,8 +39,12 @@ class SecretBox:
                 raise ConfigError(
                     "BYOB_SECRET_KEY must decode to 32 bytes", field="BYOB_SECRET_KEY"
                 )
+        # The cipher modules (~4 ms) load with the first box: every command imports this
+        # module, few of them seal or open a secret (a transfer to a local folder never).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self.key_id = key_id(key)
-        self._aead = AESGCM(key)
+        self._aead: AESGCM = AESGCM(key)
         self._all = {key_id(k): AESGCM(k) for k in (*old, key)}
 
     @classmethod
