@@ -187,6 +187,39 @@ def test_cached_credentials_are_refreshed_before_they_expire(tmp_path: Path, aws
     assert len(sessions.assume_role_calls) == 2
 
 
+def test_credentials_outlive_a_dropped_session_until_a_refusal(tmp_path: Path, aws: Any) -> None:
+    # One session kept: two connections served in turn rebuild their sessions and clients
+    # every time, but each assumes its role once (a fan-out of 200 connections through 64
+    # kept sessions assumed a role for nearly every connection, twice).
+    sessions = RecordingSessions(
+        AwsConfig(endpoint_url=aws.endpoint_url, cached_connections=1), aws.service_session()
+    )
+    first = _role_connection(tmp_path, aws)
+    second = dataclasses.replace(first, id="c-2", name="second")
+    clients = []
+    for conn in (first, second, first, second):
+        client = sessions.connection_client(conn, "sts")
+        assert "assumed-role/" in client.get_caller_identity()["Arn"]
+        clients.append(client)
+    assert clients[2] is not clients[0]  # the session was dropped and made again
+    assert [c["RoleSessionName"] for c in sessions.assume_role_calls] == [
+        "byob-" + first.name,
+        "byob-second",
+    ]
+    # AWS refusing a request made with them drops the credentials too: a role deleted and
+    # created again refuses credentials issued before.
+    refused = {"Error": {"Code": "ExpiredToken"}}
+    clients[3].meta.events.emit(
+        "after-call.sts.GetCallerIdentity",
+        parsed=refused,
+        http_response=None,
+        context={},
+        model=None,
+    )
+    sessions.connection_client(second, "sts").get_caller_identity()
+    assert len(sessions.assume_role_calls) == 3
+
+
 def _role_connection(tmp_path: Path, aws: Any) -> Any:
     config = write_config(
         tmp_path / "byob.toml",

@@ -6,6 +6,9 @@ signed on its own) never runs on expired credentials.
 
 Transfers reuse a connection's session and clients (`connection_client`): assuming the role and
 making a client cost ~55 ms per transfer, more than byob's own work on a small incremental.
+Sessions are kept for a bounded number of connections (their clients weigh ~0.5 MB), the
+assumed-role credentials for many more, so a connection whose session was dropped makes a
+client again but does not assume its role again.
 The trade-off: credentials already issued live until they expire (an hour), so a recipient who
 changes the role's trust policy stops byob's transfers at the next refresh, not at the next
 transfer (a permissions policy, or AWS's "revoke active sessions", applies at once either way).
@@ -50,6 +53,11 @@ class AwsConfig:
     # used dropped first): a session with its clients holds ~0.5 MB, so this bounds what a
     # process holds however many connections it serves (256 of them were ~120 MB).
     cached_connections: int = 64
+    # Connections whose assumed-role credentials are kept after their session and clients are
+    # dropped (a few hundred bytes each): a connection served again makes a client, but does
+    # not assume its role again until the credentials near expiry. One scan feeding 200
+    # connections through 64 kept sessions otherwise assumed a role for nearly every one.
+    cached_credentials: int = 10_000
 
     def botocore_config(self, **overrides: Any) -> Config:
         options: dict[str, Any] = {
@@ -78,6 +86,9 @@ class AwsSessions:
         # cached session are handled under this lock.
         self._lock = threading.Lock()
         self._cached: OrderedDict[tuple[str, ...], _CachedSession] = OrderedDict()
+        self._credentials: OrderedDict[tuple[str, ...], DeferredRefreshableCredentials] = (
+            OrderedDict()
+        )
 
     def _botocore_session(self) -> botocore.session.Session:
         core = botocore.session.Session()
@@ -151,7 +162,11 @@ class AwsSessions:
         with self._lock:
             entry = self._cached.get(key)
             if entry is None:
-                entry = _CachedSession(self.for_connection(conn, secret_access_key))
+                if conn.auth is AuthKind.ROLE:
+                    session = self._assumed(conn, self._kept_credentials(key, conn))
+                else:
+                    session = self.for_connection(conn, secret_access_key)
+                entry = _CachedSession(session)
                 self._cached[key] = entry
                 while len(self._cached) > self.config.cached_connections:
                     self._cached.popitem(last=False)
@@ -174,17 +189,42 @@ class AwsSessions:
             with self._lock:
                 if self._cached.get(key) is entry:
                     del self._cached[key]
+                    self._credentials.pop(key, None)
 
-    def _assumed(self, conn: Connection) -> boto3.Session:
+    def _kept_credentials(
+        self, key: tuple[str, ...], conn: Connection
+    ) -> DeferredRefreshableCredentials:
+        """The connection's assumed-role credentials, kept (under the lock) while its session
+        comes and goes; they refresh themselves before they expire."""
+        credentials = self._credentials.get(key)
+        if credentials is None:
+            credentials = self._credentials[key] = self._assume_role_credentials(conn)
+            while len(self._credentials) > self.config.cached_credentials:
+                self._credentials.popitem(last=False)
+        else:
+            self._credentials.move_to_end(key)
+        return credentials
+
+    def _assume_role_credentials(self, conn: Connection) -> DeferredRefreshableCredentials:
+        """Credentials that assume the connection's role when first used, and again before
+        they expire."""
         fetcher = AssumeRoleCredentialFetcher(
             client_creator=lambda service, **kw: self.service_client(service, conn.region),
             source_credentials=self._service.get_credentials(),
             role_arn=conn.role_arn,
             extra_args={"ExternalId": conn.external_id, "RoleSessionName": role_session_name(conn)},
         )
-        credentials = DeferredRefreshableCredentials(
+        return DeferredRefreshableCredentials(
             method="assume-role", refresh_using=fetcher.fetch_credentials
         )
+
+    def _assumed(
+        self, conn: Connection, credentials: DeferredRefreshableCredentials | None = None
+    ) -> boto3.Session:
+        """A session acting as the connection's role: with ``credentials`` when kept ones are
+        given, else with credentials of its own (validation's: the role assumed now)."""
+        if credentials is None:
+            credentials = self._assume_role_credentials(conn)
         core = self._botocore_session()
         core._credentials = credentials  # the documented way boto3 itself wires refreshers
         return boto3.Session(botocore_session=core, region_name=conn.region)
