@@ -103,3 +103,39 @@ def test_transfer_bench_runs_another_shape_against_the_naive_loop(
         assert figure["rows"] == figure["expected_rows"] > 0, figure
     names = {r["name"] for r in results["ratios"]}
     assert "byob time ÷ naive loop time (numeric, largest tenant)" in names
+
+
+def test_queue_bench_dispatches_and_times_small_transfers_at_a_small_size(
+    tmp_path: Path, pg_url: str
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "queue_bench.py"),
+            "--pg-url",
+            pg_url,
+            "--connections",
+            "30",
+            "--workers",
+            "",
+            "--small-transfers",
+            "2",
+            "--work-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    (results_file,) = tmp_path.glob("*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["scheduler"]["dispatched"] == 30
+    small = results["small_transfers"]
+    for destination in ("local", "s3"):
+        for new_rows in ("0", "1", "10", "100"):  # each transfer delivered exactly these
+            figure = small[destination][new_rows]
+            assert figure["transfers"] == 2, figure
+            assert figure["wall_median_ms"] >= figure["own_median_ms"] > 0, figure
+    assert small["s3"]["1"]["storage_calls_per_transfer"] >= 3  # file, schema, manifest
