@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from byob.lazy import Lazy
 from byob.store.connections import Connections, Validations
 from byob.store.repository import Bind
 from byob.store.transfers import Transfers
@@ -26,9 +26,8 @@ if TYPE_CHECKING:
 class StateStore:
     """Every repository, bound alike.
 
-    Those every command uses are made at once; the others (and their modules) on first use:
-    a command need not load the repositories of what it does not touch (start-up time).
-    Repositories hold nothing but the bind, so two threads making one at once is harmless."""
+    Those every command uses are made at once; the others (and their modules) on first use
+    (`byob.lazy`): a command need not load the repositories of what it does not touch."""
 
     def __init__(self, bind: Bind) -> None:
         self.bind = bind
@@ -36,47 +35,17 @@ class StateStore:
         self.validations = Validations(bind)
         self.transfers = Transfers(bind)
 
-    @cached_property
-    def connection_pages(self) -> ConnectionPages:
-        from byob.store.connection_pages import ConnectionPages
-
-        return ConnectionPages(self.bind)
-
-    @cached_property
-    def links(self) -> Links:
-        from byob.store.credentials import Links
-
-        return Links(self.bind)
-
-    @cached_property
-    def api_keys(self) -> ApiKeys:
-        from byob.store.credentials import ApiKeys
-
-        return ApiKeys(self.bind)
-
-    @cached_property
-    def audit(self) -> AuditLog:
-        from byob.store.audit import AuditLog
-
-        return AuditLog(self.bind)
-
-    @cached_property
-    def queue_jobs(self) -> QueueJobs:
-        from byob.store.queue_jobs import QueueJobs
-
-        return QueueJobs(self.bind)
-
-    @cached_property
-    def outbox(self) -> Outbox:
-        from byob.store.outbox import Outbox
-
-        return Outbox(self.bind)
-
-    @cached_property
-    def import_rejections(self) -> ImportRejections:
-        from byob.store.imports import ImportRejections
-
-        return ImportRejections(self.bind)
+    connection_pages: Lazy[ConnectionPages] = Lazy(
+        "byob.store.connection_pages.ConnectionPages", lambda s: (s.bind,)
+    )
+    links: Lazy[Links] = Lazy("byob.store.credentials.Links", lambda s: (s.bind,))
+    api_keys: Lazy[ApiKeys] = Lazy("byob.store.credentials.ApiKeys", lambda s: (s.bind,))
+    audit: Lazy[AuditLog] = Lazy("byob.store.audit.AuditLog", lambda s: (s.bind,))
+    queue_jobs: Lazy[QueueJobs] = Lazy("byob.store.queue_jobs.QueueJobs", lambda s: (s.bind,))
+    outbox: Lazy[Outbox] = Lazy("byob.store.outbox.Outbox", lambda s: (s.bind,))
+    import_rejections: Lazy[ImportRejections] = Lazy(
+        "byob.store.imports.ImportRejections", lambda s: (s.bind,)
+    )
 
     @contextmanager
     def atomic(self) -> Iterator[StateStore]:
