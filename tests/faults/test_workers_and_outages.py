@@ -84,9 +84,10 @@ def test_database_restart_under_running_workers_and_server(world: World) -> None
     assert server.poll() is None
     assert httpx.get(f"{base_url}/health", timeout=10).status_code == 200
     world.add_rows(ROWS // 10)
+    before = world.succeeded_transfers()
     pg_exec(world.state_url, "UPDATE connections SET last_slot = NULL")
     wait_for(world.scheduled, timeout=60, what="the scheduler to dispatch after the restart")
-    world.wait_all_done(timeout=240)
+    world.wait_every_connection_transferred(after=before, timeout=240)
     world.check_delivery()
     assert "state store reachable again" in (world.root / "server.log").read_text()
     world.workers.remove(server)

@@ -197,6 +197,27 @@ class World:
     def wait_all_done(self, *, timeout: float) -> None:
         wait_for(lambda: self.jobs("todo", "doing") == 0, timeout=timeout, what="every job to end")
 
+    def succeeded_transfers(self) -> set[tuple[str, str]]:
+        """(transfer, connection) of every transfer that succeeded so far."""
+        import psycopg
+
+        with psycopg.connect(self.state_url) as db:
+            rows = db.execute("SELECT id, connection_id FROM transfers WHERE status = 'succeeded'")
+            return {(tid, cid) for tid, cid in rows}
+
+    def wait_every_connection_transferred(
+        self, *, after: set[tuple[str, str]], timeout: float
+    ) -> None:
+        """Until every connection has a transfer that succeeded since ``after`` was taken, and
+        no job waits or runs. (A scheduler claims its slots, then queues their jobs: between
+        the two, every slot is taken and no job is waiting yet.)"""
+
+        def every_one() -> bool:
+            new = {cid for _, cid in self.succeeded_transfers() - after}
+            return len(new) == len(self.tenants) and self.jobs("todo", "doing") == 0
+
+        wait_for(every_one, timeout=timeout, what="every connection to transfer again")
+
     def uploads(self) -> set[str]:
         """The multipart uploads under way in the tenants' buckets (asked of the emulator
         directly, not through the proxy)."""
