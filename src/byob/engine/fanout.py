@@ -194,13 +194,15 @@ class FanOut:
         checked = time.monotonic()
         try:
             for pieces in self._read_ahead(model, started):
-                for index, piece in pieces:
+                for index, piece, nbytes in pieces:
                     member, opened = started[index]
                     if member.error is None:
                         self._guarded(
                             member,
                             opened,
-                            lambda m=member, o=opened, p=piece: m.runner.deliver(o, p),
+                            lambda m=member, o=opened, p=piece, n=nbytes: m.runner.deliver(
+                                o, p, nbytes=n
+                            ),
                         )
                 self._keep_within_budget(started)
                 if time.monotonic() - checked > _CANCEL_CHECK_SECONDS:
@@ -222,14 +224,14 @@ class FanOut:
 
     def _read_ahead(
         self, model: ResolvedModel, started: list[tuple[Member, OpenTransfer]]
-    ) -> Iterator[list[tuple[int, pa.RecordBatch]]]:
+    ) -> Iterator[list[Piece]]:
         """Read, cast and split by member on a second thread, so the scan overlaps encoding."""
         read_schema = arrow_schema(model)
         schema = started[0][1].schema
         hasher = started[0][0].runner.hasher  # one salt for every connection (the settings')
         windows = [(m.conn.tenant, o.record.window) for m, o in started]
 
-        def pieces() -> Iterator[list[tuple[int, pa.RecordBatch]]]:
+        def pieces() -> Iterator[list[Piece]]:
             for raw, members in self.source.read_members(model, windows):
                 batch = hash_columns(conform(raw, read_schema, model), model, hasher)
                 yield _split(flag_deleted(batch, model, schema), members)
@@ -299,21 +301,28 @@ def _open(member: Member, opened: OpenTransfer) -> bool:
     return member.error is None and opened.writer is not None
 
 
-def _split(batch: pa.RecordBatch, members: pa.Array) -> list[tuple[int, pa.RecordBatch]]:
+# A member's share of one scanned batch: (member index, its rows, their Arrow bytes).
+Piece = tuple[int, pa.RecordBatch, int]
+
+
+def _split(batch: pa.RecordBatch, members: pa.Array) -> list[Piece]:
     """The batch's rows grouped by member (each group in scan order): one sort of the member
-    indices and one take, then zero-copy slices."""
+    indices and one take, then zero-copy slices. Each piece's bytes are its share of the
+    grouped batch's, by rows: measuring a slice (``nbytes``) costs ~5 µs a column, 2.4 s of
+    a 200-tenant fan-out's 5M rows, for a figure only the memory budget reads."""
     if batch.num_rows == 0:
         return []
     first, last = pc.min_max(members).values()
     if first == last:
-        return [(first.as_py(), batch)]
+        return [(first.as_py(), batch, batch.nbytes)]
     order = pc.sort_indices(members)
     grouped = batch.take(order)
+    per_row = grouped.nbytes / grouped.num_rows
     counts = pc.value_counts(members.take(order))
     pieces, offset = [], 0
     for value, count in zip(
         counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
     ):
-        pieces.append((value, grouped.slice(offset, count)))
+        pieces.append((value, grouped.slice(offset, count), round(per_row * count)))
         offset += count
     return pieces

@@ -228,11 +228,13 @@ class RollingParquetWriter:
         """Arrow bytes buffered in memory for the next row group."""
         return self._pending_bytes
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: pa.RecordBatch, *, nbytes: int | None = None) -> None:
+        """Buffer ``batch`` for the next row group. ``nbytes``: its Arrow bytes, when the
+        caller has them cheaper than ``batch.nbytes`` measures a slice."""
         if batch.num_rows == 0:
             return
         self._pending.append(batch)
-        self._pending_bytes += batch.nbytes
+        self._pending_bytes += batch.nbytes if nbytes is None else nbytes
         spilled = self._spill.bytes if self._spill is not None else 0
         if self._pending_bytes + spilled >= self._row_group_bytes:
             self._flush_row_group()

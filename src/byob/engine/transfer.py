@@ -336,10 +336,13 @@ class TransferRunner:
             self.fail(opened, exc)
         return opened
 
-    def deliver(self, opened: OpenTransfer, batch: pa.RecordBatch) -> None:
-        """Write one batch of the window (already cast, hashed and flagged)."""
+    def deliver(
+        self, opened: OpenTransfer, batch: pa.RecordBatch, *, nbytes: int | None = None
+    ) -> None:
+        """Write one batch of the window (already cast, hashed and flagged); ``nbytes``: its
+        Arrow bytes when the caller knows them (see ``RollingParquetWriter.write``)."""
         assert opened.writer is not None
-        opened.writer.write(batch)
+        opened.writer.write(batch, nbytes=nbytes)
         opened.delivered += batch.num_rows
         opened.report(opened.delivered)
 
