@@ -30,13 +30,19 @@ def test_only_decimals_whose_unscaled_values_fit_a_bigint_are_scaled(
     assert is_scaled(ctype) is scaled
 
 
-def test_the_select_scales_by_ten_to_the_scale_and_marks_nan_just_above_the_range() -> None:
-    assert scaled_select('"amount"', t.decimal(18, 2)) == (
+def test_the_select_scales_by_ten_to_the_scale_and_leaves_nan_to_the_bigint_cast() -> None:
+    # No per-value NaN test: PostgreSQL's cast refuses NaN itself (NAN_CAST_ERROR).
+    assert scaled_select('"amount"', t.decimal(18, 2)) == '("amount" * 100::numeric)::int8'
+    assert scaled_select('"qty"', t.decimal(10, 0)) == '"qty"::int8'
+
+
+def test_the_naming_read_marks_nan_just_above_the_range() -> None:
+    assert scaled_select('"amount"', t.decimal(18, 2), mark_nan=True) == (
         "CASE WHEN \"amount\" = 'NaN'::numeric THEN 1000000000000000000::int8 "
         'ELSE ("amount" * 100::numeric)::int8 END'
     )
-    assert scaled_select('"qty"', t.decimal(10, 0)) == (
-        'CASE WHEN "qty" = \'NaN\'::numeric THEN 10000000000::int8 ELSE ("qty")::int8 END'
+    assert scaled_select('"qty"', t.decimal(10, 0), mark_nan=True) == (
+        'CASE WHEN "qty" = \'NaN\'::numeric THEN 10000000000::int8 ELSE "qty"::int8 END'
     )
 
 

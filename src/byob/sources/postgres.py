@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,13 @@ from byob.sources.base import (
     relation,
     window_condition,
 )
-from byob.sources.postgres_values import NotANumberError, is_scaled, scaled_decimal, scaled_select
+from byob.sources.postgres_values import (
+    NAN_CAST_ERROR,
+    NotANumberError,
+    is_scaled,
+    scaled_decimal,
+    scaled_select,
+)
 
 _COLUMNS_SQL = """
 SELECT a.attname::text AS name,
@@ -178,17 +184,39 @@ class AdbcPostgresSource(Source):
         return value.astimezone(UTC)
 
     def read(self, model: ResolvedModel, tenant: str, window: Window) -> Iterator[pa.RecordBatch]:
-        yield from self._stream(model, *self.select_sql(model, tenant, window))
+        yield from self._stream(
+            model, lambda mark_nan: self.select_sql(model, tenant, window, mark_nan=mark_nan)
+        )
 
     def read_members(
         self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
     ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        sql, params = self.members_sql(model, members)
-        for batch in self._stream(model, sql, params):
+        for batch in self._stream(
+            model, lambda mark_nan: self.members_sql(model, members, mark_nan=mark_nan)
+        ):
             last = batch.num_columns - 1
             yield batch.drop_columns([_MEMBER]), batch.column(last)
 
     def _stream(
+        self, model: ResolvedModel, statement: Callable[[bool], tuple[str, tuple[str, ...]]]
+    ) -> Iterator[pa.RecordBatch]:
+        """The batches of ``statement(False)``. When PostgreSQL refuses a scaled numeric's NaN
+        (see ``postgres_values``), the same rows are read again with NaN marked, so the error
+        names the column, as the unchecked read cannot."""
+        try:
+            yield from self._batches(model, *statement(False))
+        except SourceError as exc:
+            if NAN_CAST_ERROR not in exc.message:
+                raise
+            for _ in self._batches(model, *statement(True)):
+                pass  # _unscaled raises, naming the column, at the batch holding the NaN
+            scaled = ", ".join(repr(c.source_name) for c in model.columns if is_scaled(c.type))
+            raise SchemaChangeError(
+                f"model {model.name!r}: a NaN in one of the columns {scaled} cannot be written "
+                "as a decimal. Declare the column with a wider type, or cast it in the source"
+            ) from exc
+
+    def _batches(
         self, model: ResolvedModel, sql: str, params: tuple[str, ...]
     ) -> Iterator[pa.RecordBatch]:
         try:
@@ -218,23 +246,24 @@ class AdbcPostgresSource(Source):
             cur.close()
             self._conn.rollback()
 
-    def _select_list(self, model: ResolvedModel) -> str:
+    def _select_list(self, model: ResolvedModel, *, mark_nan: bool) -> str:
         """The model's columns as the reads select them (see ``_select_expr``)."""
         source_types = self._types(model.spec)
         return ", ".join(
-            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''))} "
-            f"AS {quote_ident(c.name)}"
+            f"{_select_expr(c.source_name, c.type, source_types.get(c.source_name, ''), mark_nan)}"
+            f" AS {quote_ident(c.name)}"
             for c in model.columns
         )
 
     def select_sql(
-        self, model: ResolvedModel, tenant: str, window: Window
+        self, model: ResolvedModel, tenant: str, window: Window, *, mark_nan: bool = False
     ) -> tuple[str, tuple[str, ...]]:
         """The SELECT for one tenant's window. Values are never part of the SQL text: they are
-        bound as parameters (see ``read``) and referenced as ``current_setting('byob.pN')``."""
+        bound as parameters (see ``read``) and referenced as ``current_setting('byob.pN')``.
+        ``mark_nan``: see ``postgres_values.scaled_select``."""
         spec = model.spec
         source_types = self._types(spec)
-        select = self._select_list(model)
+        select = self._select_list(model, mark_nan=mark_nan)
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         where = [
@@ -248,7 +277,7 @@ class AdbcPostgresSource(Source):
         return sql, tuple(params)
 
     def members_sql(
-        self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
+        self, model: ResolvedModel, members: Sequence[tuple[str, Window]], *, mark_nan: bool = False
     ) -> tuple[str, tuple[str, ...]]:
         """One SELECT for several tenants' windows: the table joined to the members (bound as
         one JSON array, read once as a function scan), each row tagged with its member's index.
@@ -257,7 +286,7 @@ class AdbcPostgresSource(Source):
         the union of the windows, so an index on the cursor still narrows it."""
         spec = model.spec
         source_types = self._types(spec)
-        select = self._select_list(model)
+        select = self._select_list(model, mark_nan=mark_nan)
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         cursor = quote_ident(spec.cursor_column)
@@ -369,10 +398,11 @@ def _bound(value: datetime, cursor_type: str) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
-def _select_expr(name: str, ctype: t.ColumnType, source_type: str) -> str:
+def _select_expr(name: str, ctype: t.ColumnType, source_type: str, mark_nan: bool) -> str:
     col = quote_ident(name)
     if is_scaled(ctype):
-        return scaled_select(col, ctype)  # exact, and no text to print or parse
+        # exact, and no text to print or parse
+        return scaled_select(col, ctype, mark_nan=mark_nan)
     if source_type in ("json", "jsonb"):
         return col  # their binary form is the same text ::text prints
     if source_type == "uuid" and ctype.kind is Kind.STRING:
