@@ -12,7 +12,7 @@ import pytest
 
 from byob.domain import types as t
 from byob.domain.models import ModelSpec, resolve
-from byob.engine.arrow_types import arrow_schema, conform, is_uuid, uuid_text
+from byob.engine.arrow_types import arrow_schema, conform, uuid_text
 
 NIL = uuid.UUID(int=0)
 MAX = uuid.UUID(int=2**128 - 1)
@@ -100,34 +100,3 @@ def test_conform_prints_a_uuid_column_the_model_delivers_as_text() -> None:
     out = conform(batch, schema, model)
     assert out.schema.equals(schema)
     assert out.column(0).to_pylist() == [str(MAX), None]
-
-
-def _opaque_uuids(values: list[uuid.UUID | None]) -> pa.Array:
-    """uuids as ADBC before 1.9 reads them: an opaque extension type named uuid over binary."""
-    storage = pa.array([v.bytes if v is not None else None for v in values], pa.binary())
-    opaque = pa.opaque(pa.binary(), type_name="uuid", vendor_name="PostgreSQL")
-    return pa.ExtensionArray.from_storage(opaque, storage)
-
-
-@pytest.mark.parametrize(("offset", "length"), [(0, 20), (3, 11), (19, 1)])
-@pytest.mark.parametrize("null_share", [0.0, 0.3])
-def test_uuids_read_as_opaque_binary_print_the_same(
-    offset: int, length: int, null_share: float
-) -> None:
-    rng = random.Random(length)
-    values: list[uuid.UUID | None] = [
-        None if rng.random() < null_share else uuid.UUID(int=rng.getrandbits(128))
-        for _ in range(offset + length + 2)
-    ]
-    array = _opaque_uuids(values).slice(offset, length)
-    assert is_uuid(array.type)
-    out = uuid_text(array)
-    out.validate(full=True)
-    assert out.to_pylist() == _texts(values[offset : offset + length])
-
-
-def test_other_opaque_types_are_not_uuids() -> None:
-    numeric = pa.opaque(pa.string(), type_name="numeric", vendor_name="PostgreSQL")
-    assert not is_uuid(numeric)
-    assert not is_uuid(pa.binary(16))
-    assert is_uuid(pa.uuid())

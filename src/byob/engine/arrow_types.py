@@ -54,7 +54,7 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, model: ResolvedModel) -> p
     arrays = []
     for index, (column, field) in enumerate(zip(model.columns, schema, strict=True)):
         array = batch.column(index)
-        if is_uuid(array.type) and field.type == pa.string():
+        if isinstance(array.type, pa.UuidType) and field.type == pa.string():
             array = uuid_text(array)
         elif isinstance(array.type, pa.ExtensionType):
             array = array.storage
@@ -95,35 +95,9 @@ _UUID_CHUNK_ROWS = 1 << 14
 _DASH = pa.array([ord("-")], pa.uint8())
 
 
-def is_uuid(arrow: pa.DataType) -> bool:
-    """Whether ADBC read the column as PostgreSQL's uuid: Arrow's uuid extension type (ADBC
-    1.9 on), or before it an opaque extension type named uuid over its 16 bytes as binary."""
-    if isinstance(arrow, pa.UuidType):
-        return True
-    return isinstance(arrow, pa.OpaqueType) and arrow.type_name == "uuid"
-
-
-def _uuid_bytes(array: pa.Array) -> pa.Array:
-    """The uuids as ``fixed_size_binary(16)``: a uuid type's storage as it is; binary storage
-    (each value PostgreSQL's 16 bytes) viewed as such without a copy when no value is null,
-    else cast (a null's empty value breaks the 16-byte stride)."""
-    storage = array.storage if isinstance(array, pa.ExtensionArray) else array
-    if storage.type == pa.binary(16) or len(storage) == 0:
-        return storage
-    rows = len(storage)
-    offsets = pa.Array.from_buffers(
-        pa.int32(), rows + 1, [None, storage.buffers()[1]], offset=storage.offset
-    )
-    first, last = offsets[0].as_py(), offsets[rows].as_py()
-    if storage.null_count == 0 and last - first == 16 * rows:
-        data = storage.buffers()[2].slice(first, 16 * rows)
-        return pa.Array.from_buffers(pa.binary(16), rows, [None, data])
-    return pc.cast(storage, pa.binary(16))
-
-
 def uuid_text(array: pa.Array) -> pa.Array:
-    """uuids as their 16 bytes (see ``is_uuid``) to their canonical text: lowercase hex with
-    dashes, as PostgreSQL's ``uuid::text`` prints.
+    """uuids as their 16 bytes (Arrow's uuid extension type, as ADBC reads PostgreSQL's) to
+    their canonical text: lowercase hex with dashes, as PostgreSQL's ``uuid::text`` prints.
 
     Vectorised, no per-value Python: for each chunk of rows, every byte becomes its two hex
     digits by one ``take`` from a 256-entry table (as one uint16), then one ``take`` lays out
@@ -132,7 +106,7 @@ def uuid_text(array: pa.Array) -> pa.Array:
     Chunk by chunk, what each step allocates stays small and in cache (a whole million
     rows' digits at once, 32 MB, took 1.8× the time); the indices are ours, so unchecked.
     """
-    storage = _uuid_bytes(array)
+    storage = array.storage if isinstance(array, pa.ExtensionArray) else array
     rows = len(storage)
     if rows == 0:
         return pa.array([], pa.string())
