@@ -93,6 +93,8 @@ def test_database_restart_under_running_workers_and_server(world: World) -> None
     world.workers.remove(server)
     server.terminate()  # uvicorn shuts down gracefully, then re-raises the signal
     assert server.wait(timeout=60) in (0, -15)
+    for name, worker in zip(("steady0", "steady1"), steady, strict=True):
+        assert worker.poll() is None, f"{name} exited {worker.poll()}: {world.log(name)[-3000:]}"
     assert world.stop_workers() == [0, 0]
 
 
