@@ -173,6 +173,26 @@ def test_a_changed_role_external_id_or_key_makes_a_new_session(tmp_path: Path, a
     assert sessions.connection_client(hmac, "s3", "secret-2") is not first
 
 
+def test_kept_clients_of_many_connections_each_sign_as_their_own(tmp_path: Path, aws: Any) -> None:
+    """Every kept client is made from one shared session; each must still act as its own
+    connection's role, whichever connection's client was made before or after it."""
+    sessions = RecordingSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
+    conn = _role_connection(tmp_path, aws)
+    roles = [f"role-{n}" for n in range(4)]
+    conns = [
+        dataclasses.replace(conn, id=f"c{n}", role_arn=f"arn:aws:iam::{CUSTOMER}:role/{role}")
+        for n, role in enumerate(roles)
+    ]
+    hmac = dataclasses.replace(conn, auth=AuthKind.HMAC, access_key_id="AKIAIOSFODNN7EXAMPLE")
+    clients = []
+    for each in conns:
+        clients.append(sessions.connection_client(each, "sts"))
+        sessions.connection_client(hmac, "s3", "secret-1")  # a keyed client in between
+    for role, client in reversed(list(zip(roles, clients, strict=True))):
+        assert f":assumed-role/{role}/" in client.get_caller_identity()["Arn"]
+    assert sorted(c["RoleArn"].rsplit("/", 1)[1] for c in sessions.assume_role_calls) == roles
+
+
 def test_cached_credentials_are_refreshed_before_they_expire(tmp_path: Path, aws: Any) -> None:
     sessions = RecordingSessions(AwsConfig(endpoint_url=aws.endpoint_url), aws.service_session())
     conn = _role_connection(tmp_path, aws)
