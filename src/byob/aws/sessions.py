@@ -91,7 +91,8 @@ class AwsSessions:
         # than the client (~9 ms), 200 connections' transfers ~3 s. Sessions are not
         # thread-safe (clients are): it, the caches and every client made from it are
         # handled under the lock.
-        self._clients_session = self._botocore_session()
+        self._clients_core = self._botocore_session()
+        self._clients_session = boto3.Session(botocore_session=self._clients_core)
         self._lock = threading.Lock()
         self._cached: OrderedDict[tuple[str, ...], _KeptClients] = OrderedDict()
         self._credentials: OrderedDict[tuple[str, ...], DeferredRefreshableCredentials] = (
@@ -204,15 +205,10 @@ class AwsSessions:
         lock). A client takes its session's credentials object when it is made and signs
         with it from then on (refreshing it as it needs), so the session holds each
         connection's credentials only while that connection's client is made."""
-        core = self._clients_session
+        core = self._clients_core
         core._credentials = entry.credentials  # as boto3 itself wires credentials in
         try:
-            return core.create_client(
-                service,
-                region_name=region or "us-east-1",
-                endpoint_url=self.config.endpoint_url or None,
-                config=self.config.botocore_config(),
-            )
+            return self.client(self._clients_session, service, region)
         finally:
             core._credentials = None
 
