@@ -5,7 +5,11 @@ store, so any number of schedulers (one per `byob serve`) dispatch each slot onc
 The due connections are read in pages in ID order; a page's slots are claimed in one
 statement, then the page is dispatched: to the distributed queue in one batch (which queues
 all of it or none), else one connection at a time. A dispatch that fails gives its slots back —
-a queue that is briefly unreachable must not cost a daily connection its day."""
+a queue that is briefly unreachable must not cost a daily connection its day. Each claim is
+recorded with it (`slot_claims`) and settled once its page is dispatched or given back: one
+left unsettled (its scheduler stopped between claiming and queueing) is dispatched by the next
+scheduler to look, a few minutes on, and a model already waiting in the queue is not queued
+twice."""
 
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from byob.services.transfers import TransferService
 
 # A window fixed this long ago that never started has lost whatever was to run it.
 STRANDED_AFTER = timedelta(minutes=10)
+# A slot claimed this long ago and never settled has lost its scheduler (a page is claimed and
+# queued within a second or two).
+UNSETTLED_AFTER = timedelta(minutes=5)
 # Due connections read, claimed and queued together: 1,000 keeps each statement's parameters
 # and a failed batch's cost (its slots wait for the next tick) small.
 PAGE = 1000
@@ -50,18 +57,48 @@ class ScheduleService:
             if not page:
                 return dispatched
             after = page[-1].id
-            claimed = self._claim(page, now)
-            if in_batches:
-                dispatched += self._dispatch_batch(claimed)
-            else:
-                dispatched += self._dispatch_each(
-                    claimed, dispatch or self.transfers.dispatch_scheduled
-                )
+            claimed, records = self._claim(page, now)
+            dispatched += self._dispatch(claimed, dispatch, in_batches, give_back=True)
+            self.connections.settle_claims(records)  # dispatched, or given back
             if len(page) < PAGE:
                 return dispatched
 
-    def _claim(self, page: list[Connection], now: datetime) -> list[tuple[Connection, SlotClaim]]:
-        """The page's connections whose slot is due, each with the claim this scheduler won."""
+    def redispatch_unsettled(
+        self, dispatch: Dispatch | None = None, *, now: datetime | None = None
+    ) -> list[str]:
+        """Dispatch the slots whose claim was never settled (the scheduler that claimed them
+        stopped before queueing them, or before saying so); returns the connection names.
+        A claim whose dispatch fails again stays, for the next look."""
+        now = now or self.adapters.clock()
+        in_batches = dispatch is None and self.transfers.dispatches_in_batches
+        dispatched: list[str] = []
+        for record, ids in self.connections.unsettled_claims(claimed_before=now - UNSETTLED_AFTER):
+            conns = self.connections.many(ids)
+            log.warning(
+                "%d connections' schedule slots were claimed more than %s ago and never "
+                "queued (their scheduler stopped); queueing them now: %s",
+                len(conns),
+                UNSETTLED_AFTER,
+                ", ".join(c.name for c in conns[:20]) + (" …" if len(conns) > 20 else ""),
+            )
+            # Paused, failing or deleted since: nothing to queue. The slot stays claimed
+            # either way (give_back=False): it is this one, late, not a new one.
+            due = [
+                (c, SlotClaim(connection_id=c.id, previous=c.last_slot, slot=c.last_slot))
+                for c in conns
+                if c.may_transfer and c.last_slot is not None
+            ]
+            names = self._dispatch(due, dispatch, in_batches, give_back=False)
+            dispatched += names
+            if len(names) == len(due):
+                self.connections.settle_claims([record])
+        return dispatched
+
+    def _claim(
+        self, page: list[Connection], now: datetime
+    ) -> tuple[list[tuple[Connection, SlotClaim]], list[str]]:
+        """The page's connections whose slot is due, each with the claim this scheduler won,
+        and the records of those claims (see ``Connections.claim_slots``)."""
         wanted = []
         for conn in page:
             slot = due(conn.frequency_minutes, last_slot=conn.last_slot, now=now)
@@ -69,23 +106,42 @@ class ScheduleService:
                 wanted.append(
                     (conn, SlotClaim(connection_id=conn.id, previous=conn.last_slot, slot=slot))
                 )
-        won = self.connections.claim_slots(claim for _, claim in wanted)
+        claimed = self.connections.claim_slots((claim for _, claim in wanted), now=now)
         # Any others: another scheduler claimed them first.
-        return [(conn, claim) for conn, claim in wanted if conn.id in won]
+        return [(conn, claim) for conn, claim in wanted if conn.id in claimed.won], claimed.records
 
-    def _dispatch_batch(self, claimed: list[tuple[Connection, SlotClaim]]) -> list[str]:
+    def _dispatch(
+        self,
+        claimed: list[tuple[Connection, SlotClaim]],
+        dispatch: Dispatch | None,
+        in_batches: bool,
+        *,
+        give_back: bool,
+    ) -> list[str]:
+        """``give_back``: a failed dispatch releases its slots for the next tick (a fresh
+        claim); else they stay claimed, for the next look at unsettled claims."""
+        if in_batches:
+            return self._dispatch_batch(claimed, give_back=give_back)
+        return self._dispatch_each(
+            claimed, dispatch or self.transfers.dispatch_scheduled, give_back=give_back
+        )
+
+    def _dispatch_batch(
+        self, claimed: list[tuple[Connection, SlotClaim]], *, give_back: bool
+    ) -> list[str]:
         if not claimed:
             return []
         try:
             self.transfers.dispatch_scheduled_many([conn for conn, _ in claimed])
         except Exception as exc:
-            self.connections.release_slots(claim for _, claim in claimed)
+            if give_back:
+                self.connections.release_slots(claim for _, claim in claimed)
             self._failed(f"{len(claimed)} connections", exc)
             return []
         return [conn.name for conn, _ in claimed]
 
     def _dispatch_each(
-        self, claimed: list[tuple[Connection, SlotClaim]], dispatch: Dispatch
+        self, claimed: list[tuple[Connection, SlotClaim]], dispatch: Dispatch, *, give_back: bool
     ) -> list[str]:
         dispatched = []
         for conn, claim in claimed:
@@ -93,7 +149,8 @@ class ScheduleService:
                 dispatch(conn)
                 dispatched.append(conn.name)
             except Exception as exc:
-                self.connections.release_slots([claim])
+                if give_back:
+                    self.connections.release_slots([claim])
                 self._failed(conn.name, exc)
         return dispatched
 

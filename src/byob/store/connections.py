@@ -20,7 +20,7 @@ from byob.domain.connections import (
 from byob.domain.schedules import FREQUENCIES, SlotClaim, slot_start
 from byob.errors import ConflictError, NotFoundError
 from byob.store import tables as T
-from byob.store.repository import Repository, restored
+from byob.store.repository import Repository, new_id, restored
 
 _RENAMED = {"schema": "schema_name", "database": "database_name"}
 
@@ -72,6 +72,14 @@ def field_name(column: str) -> str:
 
 
 _FIELDS = {column: field for field, column in _RENAMED.items()}
+
+
+@dataclasses.dataclass
+class Claimed:
+    """What ``claim_slots`` won: the connections, and the records of the claims."""
+
+    won: set[str] = dataclasses.field(default_factory=set)
+    records: list[str] = dataclasses.field(default_factory=list)
 
 
 def _grouped(claims: Iterable[SlotClaim]) -> dict[tuple[datetime | None, datetime], list[str]]:
@@ -186,11 +194,12 @@ class Connections(Repository):
         with self.reading() as db:
             return [_connection(r) for r in db.execute(query)]
 
-    def claim_slots(self, claims: Iterable[SlotClaim]) -> set[str]:
+    def claim_slots(self, claims: Iterable[SlotClaim], *, now: datetime) -> Claimed:
         """Compare-and-set the dispatched slot of each connection: of many schedulers, exactly
-        one wins a slot. Returns the IDs this call won. One UPDATE per (previous, slot) — a
-        handful per page: a slot is its frequency's, and a previous slot was one too."""
-        won: set[str] = set()
+        one wins a slot. One UPDATE per (previous, slot) — a handful per page: a slot is its
+        frequency's, and a previous slot was one too — each recording, in its transaction,
+        what it won in ``slot_claims`` until ``settle_claims``."""
+        claimed = Claimed()
         for (previous, slot), ids in _grouped(claims).items():
             c = T.connections.c
             same = c.last_slot.is_(None) if previous is None else c.last_slot == previous
@@ -198,7 +207,7 @@ class Connections(Repository):
             # another instead of deadlocking; a loser re-reads the row and finds it claimed.
             locked = sa.select(c.id).where(c.id.in_(ids), same).order_by(c.id).with_for_update()
             with self.writing() as db:
-                won.update(
+                won = list(
                     db.execute(
                         T.connections.update()
                         .where(c.id.in_(locked.scalar_subquery()), same)
@@ -206,7 +215,37 @@ class Connections(Repository):
                         .returning(c.id)
                     ).scalars()
                 )
-        return won
+                if won:
+                    record = new_id()
+                    db.execute(
+                        T.slot_claims.insert().values(id=record, claimed_at=now, connection_ids=won)
+                    )
+                    claimed.won.update(won)
+                    claimed.records.append(record)
+        return claimed
+
+    def settle_claims(self, records: Iterable[str]) -> None:
+        """The claims recorded as ``records`` were dispatched (or given back): forget them."""
+        ids = list(records)
+        if ids:
+            with self.writing() as db:
+                db.execute(T.slot_claims.delete().where(T.slot_claims.c.id.in_(ids)))
+
+    def unsettled_claims(self, *, claimed_before: datetime) -> list[tuple[str, list[str]]]:
+        """Claims recorded before ``claimed_before`` and never settled — their scheduler
+        stopped in between — oldest first: (record, connection IDs) each."""
+        s = T.slot_claims.c
+        query = sa.select(s.id, s.connection_ids).where(s.claimed_at < claimed_before)
+        with self.reading() as db:
+            rows = db.execute(query.order_by(s.claimed_at, s.id)).all()
+        return [(record, list(ids)) for record, ids in rows]
+
+    def many(self, ids: Iterable[str]) -> list[Connection]:
+        """The connections of these IDs that still exist, in ID order."""
+        c = T.connections.c
+        query = sa.select(T.connections).where(c.id.in_(list(ids))).order_by(c.id)
+        with self.reading() as db:
+            return [_connection(r) for r in db.execute(query)]
 
     def release_slots(self, claims: Iterable[SlotClaim]) -> None:
         """Undo claims whose dispatch failed, so the next tick tries the slots again."""

@@ -237,3 +237,14 @@ webhook_events = sa.Table(
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.Index("ix_webhook_events_due", "status", "next_attempt_at"),
 )
+
+# Schedule slots a scheduler claimed (one row per claiming statement), deleted once it has
+# dispatched them: a row left over names slots whose scheduler stopped in between, which
+# another dispatches a few minutes on (services/schedules.py). Usually empty.
+slot_claims = sa.Table(
+    "slot_claims",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("connection_ids", sa.JSON, nullable=False),
+)

@@ -36,10 +36,11 @@ class Scheduler:
         self._pruned_at: datetime | None = None
 
     def tick(self) -> list[str]:
-        """Dispatch what is due now, and windows stranded by a process that died; returns the
-        connection names dispatched on schedule."""
+        """Dispatch what is due now, slots and windows stranded by a process that died;
+        returns the connection names dispatched on schedule (late ones included)."""
         now = self.clock()
         dispatched = self.services.schedules.dispatch_due(self.dispatch, now=now)
+        dispatched += self.services.schedules.redispatch_unsettled(self.dispatch, now=now)
         self.services.schedules.requeue_stranded(now=now)
         self._prune_deletes(now)
         return dispatched

@@ -204,3 +204,51 @@ def test_a_model_already_waiting_is_not_queued_twice(
     finally:
         dispatcher.shutdown()
     assert _queued(queue.url) == _every_job(queue.app)  # each once
+
+
+class Stopped(BaseException):
+    """The scheduler's process stopping mid-dispatch (no ``except Exception`` catches it)."""
+
+
+def test_pages_claimed_by_a_scheduler_that_stopped_are_queued_minutes_later_once(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler stops after claiming its second page, before queueing it; the next one
+    to start stops after queueing its first page, before settling it. A later look queues
+    the first's lost page and tells the second's, waiting already, from new models."""
+    queue_jobs = queue.app.adapters.state.queue_jobs
+    connections = queue.app.adapters.state.connections
+    defer, settle = queue_jobs.defer, connections.settle_claims
+    stop = {"defer": 2, "settle": 0}  # the call that stops the process, counted down
+    ordered = sorted(connections.all(), key=lambda c: c.id)
+    pages = [{c.name for c in ordered[i : i + PAGE]} for i in range(0, CONNECTIONS, PAGE)]
+
+    def stopping(name: str, call: Any) -> Any:
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            stop[name] -= 1
+            if stop[name] == 0:
+                raise Stopped
+            return call(*args, **kw)
+
+        return wrapper
+
+    monkeypatch.setattr(queue_jobs, "defer", stopping("defer", defer))
+    monkeypatch.setattr(connections, "settle_claims", stopping("settle", settle))
+    scheduler, dispatcher = queue.scheduler()
+    clock = scheduler.clock
+    assert isinstance(clock, FakeClock)
+    try:
+        with pytest.raises(Stopped):  # page 1 queued; page 2 claimed, never queued
+            scheduler.tick()
+        stop["settle"] = 1
+        with pytest.raises(Stopped):  # page 3 queued, never settled
+            scheduler.tick()
+        assert len(_queued(queue.url)) == 2 * PAGE * len(MODELS)
+        clock.set("2026-11-22T10:13:00")
+        dispatched = set(scheduler.tick())
+        assert dispatched == pages[1] | pages[2] | pages[3]  # 4 as due; 2 and 3 again
+        clock.set("2026-11-22T10:14:59")  # the last look settled them all
+        assert scheduler.tick() == []
+    finally:
+        dispatcher.shutdown()
+    assert _queued(queue.url) == _every_job(queue.app)  # each model of each once

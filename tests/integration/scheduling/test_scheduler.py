@@ -121,6 +121,63 @@ def test_slots_fire_at_aligned_utc_times_once_each(app: Services, tmp_path: Path
     }
 
 
+class Stopped(BaseException):
+    """The scheduler's process stopping mid-dispatch (no ``except Exception`` catches it)."""
+
+
+def test_a_slot_whose_scheduler_stopped_before_queueing_it_is_queued_minutes_later(
+    app: Services, tmp_path: Path
+) -> None:
+    for name in ("a", "b"):
+        _local(app, tmp_path, name, frequency=60)
+    clock = FakeClock(at("2026-11-22T10:07:00"))
+    dispatch = Recorder(clock)
+
+    def stops(conn: Connection) -> None:
+        raise Stopped
+
+    with pytest.raises(Stopped):  # claimed both slots, queued neither
+        Scheduler(app, stops, clock=clock).tick()
+    assert {app.connections.get(n).last_slot for n in "ab"} == {at("2026-11-22T10:00:00")}
+
+    scheduler = Scheduler(app, dispatch, clock=clock)
+    clock.set("2026-11-22T10:11:59")  # not yet: it may still be queueing them
+    assert scheduler.tick() == [] and dispatch.names() == []
+    clock.set("2026-11-22T10:13:00")  # a look a minute on
+    scheduler.tick()
+    assert dispatch.names() == ["a", "b"]  # queued after all, once each
+    dispatch.clear()
+    clock.set("2026-11-22T10:30:00")
+    assert scheduler.tick() == [] and dispatch.names() == []  # the claims are settled
+    clock.set("2026-11-22T11:00:00")
+    assert sorted(scheduler.tick()) == ["a", "b"]  # and the next slot comes as usual
+
+
+def test_a_dispatch_that_was_not_settled_is_dispatched_again_once(
+    app: Services, tmp_path: Path
+) -> None:
+    _local(app, tmp_path, "a", frequency=60)
+    paused = _local(app, tmp_path, "p", frequency=60)
+    clock = FakeClock(at("2026-11-22T10:07:00"))
+    dispatch = Recorder(clock)
+    scheduler = Scheduler(app, dispatch, clock=clock)
+    connections = app.adapters.state.connections
+    settle = connections.settle_claims
+    connections.settle_claims = lambda records: None  # type: ignore[method-assign]
+    assert sorted(scheduler.tick()) == ["a", "p"]  # queued, but never said so
+    connections.settle_claims = settle  # type: ignore[method-assign]
+    app.connections.pause(paused.name, actor="cli")
+    dispatch.clear()
+    clock.set("2026-11-22T10:13:00")
+    # Queued again (the queue tells a model already waiting from a new one); the paused
+    # connection not, and its claim is settled all the same.
+    assert scheduler.tick() == ["a"] and dispatch.names() == ["a"]
+    dispatch.clear()
+    clock.set("2026-11-22T10:20:00")
+    assert scheduler.tick() == [] and dispatch.names() == []
+    assert connections.unsettled_claims(claimed_before=clock()) == []
+
+
 def test_paused_draft_and_failing_connections_are_never_dispatched(
     app: Services, tmp_path: Path
 ) -> None:
