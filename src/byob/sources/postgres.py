@@ -191,9 +191,9 @@ class AdbcPostgresSource(Source):
     def read_members(
         self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
     ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        for batch in self._stream(
-            model, lambda mark_nan: self.members_sql(model, members, mark_nan=mark_nan)
-        ):
+        # A NaN fails the shared read, whose members then run alone (engine/fanout.py): their
+        # own reads name the column, so this one need not read everything again to.
+        for batch in self._batches(model, *self.members_sql(model, members)):
             last = batch.num_columns - 1
             yield batch.drop_columns([_MEMBER]), batch.column(last)
 
@@ -277,7 +277,7 @@ class AdbcPostgresSource(Source):
         return sql, tuple(params)
 
     def members_sql(
-        self, model: ResolvedModel, members: Sequence[tuple[str, Window]], *, mark_nan: bool = False
+        self, model: ResolvedModel, members: Sequence[tuple[str, Window]]
     ) -> tuple[str, tuple[str, ...]]:
         """One SELECT for several tenants' windows: the table joined to the members (bound as
         one JSON array, read once as a function scan), each row tagged with its member's index.
@@ -286,7 +286,7 @@ class AdbcPostgresSource(Source):
         the union of the windows, so an index on the cursor still narrows it."""
         spec = model.spec
         source_types = self._types(spec)
-        select = self._select_list(model, mark_nan=mark_nan)
+        select = self._select_list(model, mark_nan=False)
         cursor_type = _cursor_type(model)
         tenant_type = source_types[spec.tenant_column]
         cursor = quote_ident(spec.cursor_column)
