@@ -211,11 +211,11 @@ class TransferService:
         names = self.model_names(conn, model)
         self._audit_trigger(conn, actor, model=model, full_refresh=full_refresh)
         results: list[TransferResult] = []
-        for i, name in enumerate(names):
-            # The first model runs on the connection just read; later ones read it again, so
-            # a connection paused (or failing) meanwhile holds them.
-            results += self._run_model(
-                conn if i == 0 else self.transferable(conn.id),
+        for name in names:
+            # Each model reads the connection again: one paused (or failing) meanwhile holds
+            # the models not yet run.
+            results += self.run_model(
+                conn.id,
                 name,
                 full_refresh=full_refresh,
                 progress=progress(name) if progress and not conn.is_import else None,
@@ -438,26 +438,7 @@ class TransferService:
         one (a retry, ``attempt`` > 1, finishes the windows its first attempt fixed and adds
         none). Raises the failure after telling it; ``max_attempts`` says whether a retry
         follows, so the webhook hears of a failure once, when it is final."""
-        return self._run_model(
-            self.transferable(connection),
-            model,
-            full_refresh=full_refresh,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            progress=progress,
-        )
-
-    def _run_model(
-        self,
-        conn: Connection,
-        model: str,
-        *,
-        full_refresh: bool = False,
-        attempt: int = 1,
-        max_attempts: int = 1,
-        progress: Progress | None = None,
-    ) -> list[TransferResult]:
-        """`run_model` of a connection that may transfer now (`transferable`)."""
+        conn = self.transferable(connection)
         if conn.is_import:
             return [self._run_import(conn, attempt=attempt, max_attempts=max_attempts)]
         spec = self.adapters.models_file.offered_model(model)
