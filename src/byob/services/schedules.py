@@ -58,8 +58,11 @@ class ScheduleService:
                 return dispatched
             after = page[-1].id
             claimed, records = self._claim(page, now)
-            dispatched += self._dispatch(claimed, dispatch, in_batches, give_back=True)
-            self.connections.settle_claims(records)  # dispatched, or given back
+            done, failed = self._dispatch([c for c, _ in claimed], dispatch, in_batches)
+            # A failed dispatch gives its slots back: the next tick claims them afresh.
+            self.connections.release_slots(claim for c, claim in claimed if c.id in failed)
+            self.connections.settle_claims(records)
+            dispatched += done
             if len(page) < PAGE:
                 return dispatched
 
@@ -68,7 +71,7 @@ class ScheduleService:
     ) -> list[str]:
         """Dispatch the slots whose claim was never settled (the scheduler that claimed them
         stopped before queueing them, or before saying so); returns the connection names.
-        A claim whose dispatch fails again stays, for the next look."""
+        A claim whose dispatch fails again stays, slots claimed, for the next look."""
         now = now or self.adapters.clock()
         in_batches = dispatch is None and self.transfers.dispatches_in_batches
         dispatched: list[str] = []
@@ -81,16 +84,12 @@ class ScheduleService:
                 UNSETTLED_AFTER,
                 ", ".join(c.name for c in conns[:20]) + (" …" if len(conns) > 20 else ""),
             )
-            # Paused, failing or deleted since: nothing to queue. The slot stays claimed
-            # either way (give_back=False): it is this one, late, not a new one.
-            due = [
-                (c, SlotClaim(connection_id=c.id, previous=c.last_slot, slot=c.last_slot))
-                for c in conns
-                if c.may_transfer and c.last_slot is not None
-            ]
-            names = self._dispatch(due, dispatch, in_batches, give_back=False)
-            dispatched += names
-            if len(names) == len(due):
+            # Paused, failing or deleted since: nothing to queue.
+            done, failed = self._dispatch(
+                [c for c in conns if c.may_transfer], dispatch, in_batches
+            )
+            dispatched += done
+            if not failed:
                 self.connections.settle_claims([record])
         return dispatched
 
@@ -111,48 +110,28 @@ class ScheduleService:
         return [(conn, claim) for conn, claim in wanted if conn.id in claimed.won], claimed.records
 
     def _dispatch(
-        self,
-        claimed: list[tuple[Connection, SlotClaim]],
-        dispatch: Dispatch | None,
-        in_batches: bool,
-        *,
-        give_back: bool,
-    ) -> list[str]:
-        """``give_back``: a failed dispatch releases its slots for the next tick (a fresh
-        claim); else they stay claimed, for the next look at unsettled claims."""
+        self, conns: list[Connection], dispatch: Dispatch | None, in_batches: bool
+    ) -> tuple[list[str], set[str]]:
+        """Queue scheduled runs of ``conns``: the names dispatched, and the IDs that failed
+        (the whole page, for a batch the queue refused)."""
+        if not conns:
+            return [], set()
         if in_batches:
-            return self._dispatch_batch(claimed, give_back=give_back)
-        return self._dispatch_each(
-            claimed, dispatch or self.transfers.dispatch_scheduled, give_back=give_back
-        )
-
-    def _dispatch_batch(
-        self, claimed: list[tuple[Connection, SlotClaim]], *, give_back: bool
-    ) -> list[str]:
-        if not claimed:
-            return []
-        try:
-            self.transfers.dispatch_scheduled_many([conn for conn, _ in claimed])
-        except Exception as exc:
-            if give_back:
-                self.connections.release_slots(claim for _, claim in claimed)
-            self._failed(f"{len(claimed)} connections", exc)
-            return []
-        return [conn.name for conn, _ in claimed]
-
-    def _dispatch_each(
-        self, claimed: list[tuple[Connection, SlotClaim]], dispatch: Dispatch, *, give_back: bool
-    ) -> list[str]:
-        dispatched = []
-        for conn, claim in claimed:
             try:
-                dispatch(conn)
+                self.transfers.dispatch_scheduled_many(conns)
+            except Exception as exc:
+                self._failed(f"{len(conns)} connections", exc)
+                return [], {c.id for c in conns}
+            return [c.name for c in conns], set()
+        dispatched, failed = [], set()
+        for conn in conns:
+            try:
+                (dispatch or self.transfers.dispatch_scheduled)(conn)
                 dispatched.append(conn.name)
             except Exception as exc:
-                if give_back:
-                    self.connections.release_slots([claim])
+                failed.add(conn.id)
                 self._failed(conn.name, exc)
-        return dispatched
+        return dispatched, failed
 
     @staticmethod
     def _failed(what: str, exc: Exception) -> None:
