@@ -149,19 +149,12 @@ class AwsSessions:
     def for_connection(
         self, conn: Connection, secret_access_key: str | None = None
     ) -> boto3.Session:
-        """A session acting in the recipient's account."""
-        if conn.auth is AuthKind.HMAC:
-            if not secret_access_key:
-                raise DestinationError("the connection's secret access key is missing")
-            return boto3.Session(
-                botocore_session=self._botocore_session(),
-                aws_access_key_id=conn.access_key_id,
-                aws_secret_access_key=secret_access_key,
-                region_name=conn.region,
-            )
-        if conn.auth is AuthKind.ROLE:
-            return self._assumed(conn)
-        raise DestinationError(f"connection {conn.name!r} has no AWS credentials")
+        """A session acting in the recipient's account, with credentials of its own (a role is
+        assumed afresh: validation proves what the recipient allows now)."""
+        core = self._botocore_session()
+        # as boto3 itself wires credentials in
+        core._credentials = self._connection_credentials(conn, secret_access_key)
+        return boto3.Session(botocore_session=core, region_name=conn.region)
 
     def connection_client(
         self, conn: Connection, service: str, secret_access_key: str | None = None
@@ -175,7 +168,9 @@ class AwsSessions:
         with self._lock:
             entry = self._cached.get(key)
             if entry is None:
-                entry = _KeptClients(self._connection_credentials(key, conn, secret_access_key))
+                entry = _KeptClients(
+                    self._connection_credentials(conn, secret_access_key, kept=key)
+                )
                 self._cached[key] = entry
                 while len(self._cached) > self.config.cached_connections:
                     self._cached.popitem(last=False)
@@ -190,10 +185,14 @@ class AwsSessions:
             return client
 
     def _connection_credentials(
-        self, key: tuple[str, ...], conn: Connection, secret_access_key: str | None
+        self, conn: Connection, secret_access_key: str | None, *, kept: tuple[str, ...] = ()
     ) -> Credentials:
+        """The connection's credentials: its keys, or its role's — the ones kept under the
+        cache key ``kept`` when given, else new ones that assume the role when first used."""
         if conn.auth is AuthKind.ROLE:
-            return self._kept_credentials(key, conn)
+            return (
+                self._kept_credentials(kept, conn) if kept else self._assume_role_credentials(conn)
+            )
         if conn.auth is AuthKind.HMAC:
             if not secret_access_key:
                 raise DestinationError("the connection's secret access key is missing")
@@ -256,17 +255,6 @@ class AwsSessions:
             if client is None:
                 client = self._sts_clients[region] = self.service_client("sts", region)
             return client
-
-    def _assumed(
-        self, conn: Connection, credentials: DeferredRefreshableCredentials | None = None
-    ) -> boto3.Session:
-        """A session acting as the connection's role: with ``credentials`` when kept ones are
-        given, else with credentials of its own (validation's: the role assumed now)."""
-        if credentials is None:
-            credentials = self._assume_role_credentials(conn)
-        core = self._botocore_session()
-        core._credentials = credentials  # the documented way boto3 itself wires refreshers
-        return boto3.Session(botocore_session=core, region_name=conn.region)
 
 
 # Error codes of a request refused for its credentials or their permissions.
