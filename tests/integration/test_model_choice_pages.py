@@ -19,7 +19,7 @@ from byob.demo.emulator import LocalAws
 from byob.domain.credentials import parse_lifetime
 from byob.services import Services
 from byob.web.app import create_app
-from tests.support import CUSTOMER, create, make_services, pg_exec
+from tests.support import CUSTOMER, create, make_services, onboard_s3, pg_exec
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +212,16 @@ def test_operator_changes_the_selection_on_the_connection_page(
     forged = operator.post(url, data={"models_shown": "1", "models": "invoices"})
     assert forged.status_code == 403
     assert services.connections.get(conn.id).models is None
+
+
+def test_the_delivery_page_shows_only_the_models_the_connection_receives(
+    services: Services, aws: LocalAws
+) -> None:
+    conn, _ = onboard_s3(services, aws, name="shows-choice", bucket="acme-data")
+    services.connections.update(conn.id, {"models": ["customers"]}, actor="cli")
+    _, token = services.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli", shows=conn)
+    with TestClient(create_app(services)) as reader:
+        page = reader.get(f"/connect/{token}")
+        assert page.status_code == 200 and "/customers/dt=YYYY-MM-DD/" in page.text, page.text
+        # Neither a model it does not receive nor one the vendor does not offer is named.
+        assert "invoices" not in page.text and "internal" not in page.text

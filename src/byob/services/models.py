@@ -127,13 +127,6 @@ class ModelService:
                 )
             }
 
-    def names(self) -> list[str]:
-        """The models' names, or none when the models file cannot be read (pages still show)."""
-        try:
-            return [m.name for m in self.adapters.models_file.models]
-        except ByobError:
-            return []
-
 
 def _null_cursor_findings(
     model: ResolvedModel, nulls: int
