@@ -407,3 +407,38 @@ def test_a_row_committed_late_with_an_earlier_cursor_value_is_not_skipped(
     [after] = short.transfers.run(conn.name)
     assert after.record.rows == 1
     assert [r["id"] for r in duckdb_rows(aws, customer)].count(200) == 1
+
+
+@pytest.mark.parametrize(("hashed_first", "hashed_then"), [(False, True), (True, False)])
+def test_a_delivered_column_hashed_or_unhashed_later_is_refused_and_the_mark_stays(
+    tmp_path: Path, invoices: str, aws: Any, hashed_first: bool, hashed_then: bool
+) -> None:
+    """A text column keeps its type when hashed: without the check its files would mix clear
+    values and hashes, silently."""
+    pg_exec(invoices, "ALTER TABLE invoices ADD COLUMN email text DEFAULT 'a@example.com'")
+    config = tmp_path / "byob.toml"
+
+    def model(hashed: bool) -> dict[str, Any]:
+        return MODEL | ({"hash": ["email"]} if hashed else {})
+
+    app = make_services(tmp_path, write_config(config, invoices, [model(hashed_first)]), aws)
+    conn, customer = onboard_s3(app, aws, bucket=BUCKET)
+    app.transfers.run(conn.name)
+    before = app.adapters.state.transfers.model_state(conn.id, "invoices")
+    keys_before = data_keys(customer)
+    pg_exec(
+        invoices, "INSERT INTO invoices (id, tenant_id, updated_at) VALUES (100, 'acme', now())"
+    )
+
+    app = make_services(tmp_path, write_config(config, invoices, [model(hashed_then)]), aws)
+    with pytest.raises(SchemaChangeError) as caught:
+        app.transfers.run(conn.name)
+    message = caught.value.message
+    assert "'email'" in message and ("now hashes it" if hashed_then else "in clear") in message
+    assert app.adapters.state.transfers.model_state(conn.id, "invoices") == before
+    assert data_keys(customer) == keys_before  # nothing written in the other form
+
+    # Back as it was delivered, the transfer goes on.
+    app = make_services(tmp_path, write_config(config, invoices, [model(hashed_first)]), aws)
+    app.transfers.run(conn.name)
+    assert data_keys(customer) > keys_before

@@ -220,3 +220,22 @@ def check_evolution(column: str, old: ColumnType, new: ColumnType) -> None:
         "changes (smallint→int→bigint, float→double). Declare the old type with a cast in "
         "the model's query, or add the new type as a new column"
     )
+
+
+def check_hashing(column: str, *, was: bool, now: bool) -> None:
+    """A delivered column keeps its form: hashing a column already delivered in clear (or
+    the reverse) would leave one column holding both, and files saying otherwise."""
+    if was == now:
+        return
+    if now:
+        raise SchemaChangeError(
+            f"column {column!r} was delivered in clear and the model now hashes it: one column "
+            "would hold clear values and hashes. Keep it in clear, or deliver the hashes as a "
+            f"new column (a model query selecting {column} AS {column}_hash, with hash = "
+            f'["{column}_hash"]) and leave {column!r} out'
+        )
+    raise SchemaChangeError(
+        f"column {column!r} was delivered hashed and the model now delivers it in clear: one "
+        "column would hold hashes and clear values. Hash it again, or deliver the clear values "
+        f"as a new column (a model query selecting {column} AS {column}_clear)"
+    )

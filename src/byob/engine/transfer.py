@@ -41,7 +41,7 @@ from byob.domain.transfers import (
     TransferStatus,
     held_back_note,
 )
-from byob.domain.types import ColumnType, Kind, check_evolution
+from byob.domain.types import ColumnType, Kind, check_evolution, check_hashing
 from byob.domain.windows import TransferType, Window, plan_window
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.deletes import delivered_schema, flag_deleted, tombstones
@@ -185,10 +185,12 @@ class TransferRunner:
         if state is None:
             state = self.transfers.model_state(self.conn.id, model.name)
         delivered = state.columns or []
-        current = {c.name: c.type for c in model.columns}
+        current = {c.name: c for c in model.columns}
         for col in delivered:
-            if col["name"] in current:
-                check_evolution(col["name"], _column_type(col), current[col["name"]])
+            now = current.get(col["name"])
+            if now is not None:
+                check_evolution(col["name"], _column_type(col), now.type)
+                check_hashing(col["name"], was=bool(col.get("hashed")), now=now.hashed)
         return model
 
     def run(
