@@ -179,6 +179,29 @@ def test_two_connections_of_one_tenant_each_get_every_row(
         assert delivered_ids(tmp_path / "out" / name) == expected_ids(source, "acme")
 
 
+def test_a_column_received_in_clear_then_hashed_fails_only_the_connections_that_received_it(
+    tmp_path: Path, source: str, one_scan: None
+) -> None:
+    app = local_app(tmp_path, source)
+    app.transfers.run_all(model="events")  # every connection receives payload in clear
+    new = ("c-new-acme", "c-new-globex")  # and two that have received nothing yet
+    for name in new:
+        connect_local(app, tmp_path, name, name.removeprefix("c-new-"))
+    hashed = write_config(tmp_path / "byob.toml", source, [MODEL | {"hash": ["payload"]}])
+    app = make_services(tmp_path, hashed)
+
+    outcome = app.transfers.run_all()
+
+    failed = {c.name: e.code for c, e in outcome.failures}
+    assert failed == {f"c-{t}": "schema_change" for t in TENANTS}
+    assert sorted(c.name for c, _ in outcome.results) == list(new)
+    for conn, result in outcome.results:
+        assert result.record.rows == PER_TENANT
+        files = sorted((tmp_path / "out" / conn.name).glob("events/dt=*/*.parquet"))
+        payloads = ds.dataset(files, format="parquet").to_table(columns=["payload"])["payload"]
+        assert all(len(p) == 64 for p in payloads.to_pylist())  # hashes, in hex
+
+
 def test_a_destination_that_fails_fails_only_its_connection(
     tmp_path: Path, source: str, one_scan: None
 ) -> None:

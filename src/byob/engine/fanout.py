@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from byob.destinations.spool import SpooledDestination
 from byob.domain.connections import Connection
-from byob.domain.models import ModelSpec, ResolvedModel
+from byob.domain.models import ModelSpec, ResolvedModel, resolve
 from byob.domain.transfers import TransferRecord
 from byob.engine.arrow_types import arrow_schema, conform
 from byob.engine.deletes import flag_deleted, tombstones
@@ -114,8 +114,8 @@ class FanOut:
     def _plan(self, spec: ModelSpec, *, full_refresh: bool) -> ResolvedModel | None:
         """The model resolved once against the source, and each member's windows planned on
         one source clock; a member whose planning fails (e.g. a column type its files can no
-        longer take) fails alone."""
-        model = self.members[0].runner.resolve(spec)
+        longer take, a column it received in clear now hashed) fails alone."""
+        model = resolve(spec, self.source.model_columns(spec))  # checked per member below
         now: datetime = self.source.now()
         for member in self.members:
             try:
