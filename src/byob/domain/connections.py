@@ -152,6 +152,14 @@ class Connection:
         slot = schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now)
         return slot if slot is not None else schedules.next_run(self.frequency_minutes, now)
 
+    def unscheduled_reason(self) -> str:
+        """Why ``next_run`` is None, in a few words any page can show; "" when it is not."""
+        if self.status is not Status.ACTIVE:
+            return f"none scheduled while the connection is {self.status}"
+        if self.is_failing:
+            return "none: transfers are held until the connection passes validation again"
+        return ""
+
     def receives(self, offered: list[str]) -> list[str]:
         """Of the offered models (in the models file's order), those this connection gets."""
         if self.is_import:

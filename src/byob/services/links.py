@@ -27,7 +27,7 @@ from byob.store.repository import new_id
 _GONE = {
     LinkState.EXPIRED: "has expired",
     LinkState.REVOKED: "was revoked",
-    LinkState.SPENT: "was used: its connection is active",
+    LinkState.SPENT: "was used to activate its connection",
 }
 
 

@@ -737,8 +737,10 @@ DELIVERY_PAGE_SIZE = 20
 def done(request: Request, services: ServicesDep) -> Response:
     holder = any_holder(request)
     conn = holder.connection(services)
-    if conn is None or conn.status is not Status.ACTIVE:
+    if conn is None:
         return redirect("/connect")
+    if conn.status is not Status.ACTIVE:  # paused, or back in draft, since: how it stands
+        return redirect("/connect/delivery")
     return _delivery_page(holder, services, conn, activated=True)
 
 
@@ -753,9 +755,21 @@ def delivery(
     link's session), or through a read-only link. It reads; nothing on it writes."""
     holder = any_holder(request)
     conn = holder.connection(services)
-    if conn is None or (conn.status is Status.DRAFT and not holder.link_read_only):
+    if conn is None or (conn.status is Status.DRAFT and _continues_wizard(holder, services)):
         return redirect("/connect")
     return _delivery_page(holder, services, conn, activated=False, after=after, before=before)
+
+
+def _continues_wizard(holder: Holder, services: Services) -> bool:
+    """Whether the holder's link still takes its recipient through the wizard's steps: not a
+    read-only link, nor one spent on activation (its connection may be paused or back in
+    draft since; it shows the delivery page then, never the steps again)."""
+    link = holder.link
+    return (
+        link is not None
+        and not link.read_only
+        and link.state(services.now()) is not LinkState.SPENT
+    )
 
 
 def _delivery_page(

@@ -181,3 +181,42 @@ def test_read_only_links_expire_and_are_revoked(
         assert gone.status_code == 410 and "has expired" in gone.text
     with server.client(expiring["token"]) as reader:
         error_of(reader.get(f"{API}/recipient/transfers"), 410)
+
+
+def test_a_spent_links_session_shows_the_connection_as_it_stands_once_paused_or_changed(
+    server: Server, ops: httpx.Client, aws: Any
+) -> None:
+    """The wizard's entry sent a spent link's holder to the done page, which sent anything not
+    active back to the entry: a redirect loop once the operator paused the connection, or sent
+    it back to draft by changing its bucket."""
+    link = new_link(ops, "acme")
+    name, bucket = unique("standing"), unique("stn")
+    with server.client("") as holder, server.client(link["token"]) as api:
+        assert holder.get(f"/connect/{link['token']}").status_code in (200, 303)
+        ok(api.post(f"{API}/recipient/connection", json=recipient_body(name, bucket)), 201)
+        customer_sets_up(aws, ok(api.get(f"{API}/recipient/connection/policies")), bucket)
+        assert ok(api.post(f"{API}/recipient/connection/validate"))["passed"] is True
+        conn = ok(api.post(f"{API}/recipient/connection/activate"))
+
+        # Failing (still active): no next run, and the page says why, not "while active".
+        server.state.connections.mark_failing(
+            conn["id"], check="write_access", message="AccessDenied", now=datetime.now(UTC)
+        )
+        text = page_text(holder.get("/connect", follow_redirects=True))
+        assert "Transfers are held" in text and "Status Active · failing" in text, text
+        assert "none: transfers are held until the connection passes validation again" in text
+
+        ok(ops.post(f"{API}/connections/{name}/pause"))
+        for entry in ("/connect", "/connect/done", "/connect/delivery"):
+            shown = holder.get(entry, follow_redirects=True)
+            text = page_text(shown)
+            assert "Your deliveries" in text and "Status Paused" in text, (entry, text)
+            assert "none scheduled while the connection is paused" in text
+
+        changed = ok(ops.patch(f"{API}/connections/{name}", json={"base_path": "moved"}))
+        assert changed["status"] == "draft", changed
+        shown = holder.get("/connect", follow_redirects=True)
+        text = page_text(shown)
+        assert "Your deliveries" in text and "Status Draft" in text, text
+        # A spent link never opens the wizard's steps again.
+        assert holder.post("/connect/validate", data={"csrf_token": "x"}).status_code == 410
