@@ -150,6 +150,23 @@ def test_a_subset_is_stored_and_shown_again(recipient: TestClient, services: Ser
     assert services.connections.get("some-models").models is None
 
 
+def test_resaving_the_step_keeps_a_named_selection_named(
+    recipient: TestClient, services: Services
+) -> None:
+    """A selection named elsewhere (CLI, API) that holds every model offered today stays a
+    named list when the step is saved again unchanged: turned into "every model", it would
+    silently take in a model offered later."""
+    sent = post_bucket(recipient, "/connect/bucket?type=s3", "named", ["customers"])
+    assert sent.status_code == 200, sent.text[:3000]
+    conn = services.connections.get("named")
+    services.connections.update(conn.id, {"models": ["invoices", "customers"]}, actor="cli")
+    assert services.connections.get("named").models == ("invoices", "customers")
+
+    again = post_bucket(recipient, "/connect/bucket", "named", ["invoices", "customers"])
+    assert again.status_code == 200, again.text[:3000]
+    assert services.connections.get("named").models == ("invoices", "customers")
+
+
 def test_no_model_checked_is_refused_naming_models(
     recipient: TestClient, services: Services
 ) -> None:

@@ -288,7 +288,7 @@ def choose_models(
     checked); one selected again starts with a backfill."""
     conn = services.connections.get(name)
     offered = [m.name for m in services.models.offered(columns=False)]
-    selection = model_choice(lists, offered)
+    selection = model_choice(lists, offered, conn.models)
     if selection is None:
         selection = []  # a form without the checkboxes chose nothing
     message = selection_message(selection)

@@ -505,7 +505,7 @@ def save_bucket(
     selection = None
     if values["direction"] == "export":
         offered = [m.name for m in services.models.offered(columns=False)]
-        selection = model_choice(lists, offered)
+        selection = model_choice(lists, offered, conn.models if conn is not None else None)
         if (message := selection_message(selection)) is not None:
             errors["models"] = message
     chosen = None if selection in (None, ["*"]) else selection

@@ -94,14 +94,20 @@ def check_form(values: dict[str, str], secret: str, *, secret_required: bool) ->
 MODELS_SHOWN = "models_shown"  # a hidden field: the form showed the models' checkboxes
 
 
-def model_choice(form: dict[str, list[str]], offered: list[str]) -> list[str] | None:
-    """The selection a form's model checkboxes make: ``["*"]`` when every offered model is
-    checked (so a model offered later reaches the connection too), else the checked ones
-    (none is the domain's to refuse); None when the form showed no checkboxes (a script's
-    form leaves the selection as it is)."""
+def model_choice(
+    form: dict[str, list[str]], offered: list[str], stored: tuple[str, ...] | None = None
+) -> list[str] | None:
+    """The selection a form's model checkboxes make: the ``stored`` selection when they
+    check exactly its models (re-saving a step keeps a named list named, even one that holds
+    every model offered today), ``["*"]`` when every offered model is checked (so a model
+    offered later reaches the connection too), else the checked ones (none is the domain's
+    to refuse); None when the form showed no checkboxes (a script's form leaves the selection
+    as it is)."""
     if MODELS_SHOWN not in form:
         return None
     picked = [name for name in form.get("models", []) if name]
+    if stored is not None and set(picked) == set(stored):
+        return list(stored)
     if offered and set(offered) <= set(picked):
         return ["*"]
     return picked
