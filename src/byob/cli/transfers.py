@@ -305,13 +305,11 @@ def _print_transfer(t: TransferRecord, files: list[FileRecord], *, connection: s
 def cancel(transfer_id: TransferArg, as_json: JsonOpt = False) -> None:
     """Cancel a transfer: a queued one at once; a running one stops and removes its files.
     Its window (and any later one of the model) is delivered again by the next transfer."""
-    from byob.domain.transfers import TransferStatus
+    from byob.domain.transfers import cancel_outcome
     from byob.services.views import transfer_view
 
     record = build_services().transfers.cancel(transfer_id, actor=ACTOR)
     if as_json:
         output.emit_json(transfer_view(record))
     else:
-        done = record.status is TransferStatus.CANCELLED
-        state = "cancelled" if done else "will stop at its next batch"
-        output.console.print(f"Transfer {record.id} {state}")
+        output.console.print(f"Transfer {record.id} {cancel_outcome(record.status)}.")

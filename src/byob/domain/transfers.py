@@ -73,6 +73,18 @@ def cancel_refusal(record: TransferRecord) -> str | None:
     return None
 
 
+def cancel_outcome(status: TransferStatus) -> str:
+    """Where a cancel leaves a transfer now in ``status``, as every door tells it."""
+    then = "its window is delivered by the next transfer"
+    if status is TransferStatus.CANCELLED:
+        return f"is cancelled; {then}"
+    if status is TransferStatus.RUNNING:
+        return f"stops at its next batch and removes its files; {then}"
+    if status is TransferStatus.FAILED:
+        return f"is cancelled when a run next takes it up, its files removed; {then}"
+    return f"is cancelled as soon as it is picked up; {then}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TransferFilter:
     """Which transfers a list holds; a field left empty does not narrow it."""

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from byob.domain.connections import Connection
 from byob.domain.credentials import parse_lifetime
+from byob.domain.transfers import TransferStatus, cancel_outcome
 from byob.errors import ByobError, ConflictError
 from byob.services import Services
 from byob.services.imports import rejections_view
@@ -51,7 +52,11 @@ NOTICES = {
     "resumed": "The connection is active again; transfers run on its schedule.",
     "paused": "The connection is paused; no transfers run until it is resumed.",
     "run": "Transfers started; they appear in the history below as they run.",
-    "cancelled": "The transfer is cancelled; its window is delivered by the next transfer.",
+    **{
+        f"cancel-{status}": f"The transfer {cancel_outcome(status)}."
+        for status in TransferStatus
+        if status is not TransferStatus.SUCCEEDED
+    },
     "revoked": "The link was revoked; it can no longer be opened.",
     "retried": "The file is no longer rejected: the next run tries it again (Run now tries it "
     "at once).",
@@ -378,7 +383,7 @@ def transfers(
 def cancel_transfer(transfer_id: str, session: PostedBy, services: ServicesDep) -> Response:
     record = services.transfers.cancel(transfer_id, actor=session.actor)
     conn = services.connections.get(record.connection_id)
-    return redirect(f"/connections/{conn.id}?notice=cancelled")
+    return redirect(f"/connections/{conn.id}?notice=cancel-{record.status}")
 
 
 # -- connection links ----------------------------------------------------------------------------
