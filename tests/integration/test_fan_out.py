@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -464,6 +465,101 @@ def test_the_embedded_scheduler_runs_a_models_due_connections_from_one_scan(
         assert delivered == expected_ids(source, tenant)
         [record] = app.adapters.state.transfers.history(app.connections.get(f"c-{tenant}").id)
         assert (record.status, record.attempts) == ("succeeded", 2 if tenant == "globex" else 1)
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[str]]:
+    """The shared scans (as their member counts) and the tenants read alone, as they happen."""
+    scans: list[int] = []
+    alone: list[str] = []
+    real_members, real_read = AdbcPostgresSource.read_members, AdbcPostgresSource.read
+
+    def read_members(self: Any, model: Any, members: Any) -> Any:
+        scans.append(len(members))
+        return real_members(self, model, members)
+
+    def read(self: Any, model: Any, tenant: str, window: Any) -> Any:
+        alone.append(tenant)
+        return real_read(self, model, tenant, window)
+
+    monkeypatch.setattr(AdbcPostgresSource, "read_members", read_members)
+    monkeypatch.setattr(AdbcPostgresSource, "read", read)
+    return scans, alone
+
+
+def three_due_local(tmp_path: Path, source: str) -> tuple[Services, RecordedEvents]:
+    config = write_config(tmp_path / "byob.toml", source, [MODEL])
+    app = make_services(tmp_path, config)
+    for tenant in TENANTS[:3]:
+        connect_local(app, tmp_path, f"c-{tenant}", tenant)
+    events = RecordedEvents()
+    app.adapters.events = events
+    return app, events
+
+
+def test_a_connection_deleted_while_its_group_waits_sits_out_and_the_others_share_the_scan(
+    tmp_path: Path, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three connections due; one is deleted while their shared run waits for a worker: the
+    other two still share one scan and get exactly their rows, and every lock is let go."""
+    app, events = three_due_local(tmp_path, source)
+    scans, alone = count_reads(monkeypatch)
+    workers = LocalWorkers(app, threads=1, sleep=lambda _: None)
+    gate = threading.Event()
+    workers._pool.submit(gate.wait)  # the only worker is busy: the group's run waits
+    try:
+        runs = [(app.connections.get(f"c-{t}"), ["events"]) for t in TENANTS[:3]]
+        triggered = workers.trigger_many(runs)
+        app.connections.delete("c-globex", actor="cli")
+        gate.set()
+        for future in list(workers.futures):
+            future.result(timeout=180)
+    finally:
+        gate.set()
+        workers.shutdown()
+
+    assert [t.queued for t in triggered] == [["events"]] * 3
+    assert scans == [2] and alone == []
+    assert events.names() == ["transfer.succeeded"] * 2
+    assert workers.queue_depth() == (0, 0.0)
+    assert delivered_ids(tmp_path / "out" / "c-globex") == []
+    for tenant in ("acme", "initech"):
+        assert delivered_ids(tmp_path / "out" / f"c-{tenant}") == expected_ids(source, tenant)
+        [record] = app.adapters.state.transfers.history(app.connections.get(f"c-{tenant}").id)
+        assert (record.status, record.attempts) == ("succeeded", 1)
+
+
+def test_a_shared_run_that_fails_as_a_whole_runs_each_connection_alone(
+    tmp_path: Path, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared run raises before any window is fixed (a state store that blinked): each of
+    the three connections still runs, alone, and gets exactly its rows."""
+    app, events = three_due_local(tmp_path, source)
+    scans, alone = count_reads(monkeypatch)
+    real_run_fanned = app.transfers.run_fanned
+    failed: list[int] = []
+
+    def fail_once(model: str, conns: list[Any], **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(len(conns))
+            raise RuntimeError("the state store went away (injected by the test)")
+        return real_run_fanned(model, conns, **kwargs)
+
+    monkeypatch.setattr(app.transfers, "run_fanned", fail_once)
+    workers = LocalWorkers(app, sleep=lambda _: None)
+    try:
+        workers.trigger_many([(app.connections.get(f"c-{t}"), ["events"]) for t in TENANTS[:3]])
+        for future in list(workers.futures):
+            future.result(timeout=180)
+    finally:
+        workers.shutdown()
+
+    assert failed == [3] and scans == [] and sorted(alone) == sorted(TENANTS[:3])
+    assert events.names() == ["transfer.succeeded"] * 3
+    assert workers.queue_depth() == (0, 0.0)
+    for tenant in TENANTS[:3]:
+        assert delivered_ids(tmp_path / "out" / f"c-{tenant}") == expected_ids(source, tenant)
+        [record] = app.adapters.state.transfers.history(app.connections.get(f"c-{tenant}").id)
+        assert (record.status, record.attempts) == ("succeeded", 1)
 
 
 def test_athena_connections_share_the_scan_each_with_its_own_catalog(

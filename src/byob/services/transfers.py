@@ -35,7 +35,7 @@ from byob.domain.transfers import (
 from byob.engine.fanout import FINISHING_THREADS, FanOut
 from byob.engine.ports import Catalog
 from byob.engine.transfer import Progress, TransferResult
-from byob.errors import ByobError, ConflictError, InvalidFieldError, TransferError
+from byob.errors import ByobError, ConflictError, InvalidFieldError, NotFoundError, TransferError
 from byob.services.connections import ConnectionService
 from byob.services.events import Event, about
 from byob.services.imports import ImportService
@@ -319,7 +319,7 @@ class TransferService:
         workers' page of due connections): each connection's outcome, a failure told as the
         first of ``max_attempts`` (a worker retries it alone, `run_model` with attempt 2).
         A connection that may no longer transfer, or no longer receives the model, is held
-        (`TransfersHeld`) as `run_model` would hold it."""
+        (`TransfersHeld`) as `run_model` would hold it; so is one deleted since it was due."""
         spec = self.adapters.models_file.offered_model(model)
         offered = [s.name for s in self.specs()]
         outcomes: list[tuple[Connection, TransferResult | ByobError]] = []
@@ -329,6 +329,11 @@ class TransferService:
                 current = self.transferable(conn.id)
             except TransfersHeld as exc:
                 outcomes.append((conn, exc))
+                continue
+            except NotFoundError:
+                # Deleted while its group waited for a worker: only it is left out (raising
+                # would drop the whole group's run), and there is nothing to retry or tell.
+                outcomes.append((conn, TransfersHeld(f"connection {conn.name!r} was deleted")))
                 continue
             if model not in current.receives(offered):
                 held = f"connection {conn.name!r} no longer receives model {model!r}"

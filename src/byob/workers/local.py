@@ -3,7 +3,8 @@ per connection and model so the same model of a connection never runs twice at o
 transfer takes the one path (`TransferService.run_model`); failures worth it are retried here
 with backoff and jitter. The scheduler's page of due connections (`trigger_many`) runs each
 model for all of them from one scan of its table (`TransferService.run_fanned`); a connection
-whose part fails in a way worth retrying retries alone."""
+whose part fails in a way worth retrying retries alone, and a shared run that fails as a whole
+runs each of its connections alone."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from byob import logs
 from byob.domain.connections import Connection
 from byob.domain.failures import backoff
 from byob.domain.transfers import TransferRecord
+from byob.errors import NotFoundError
 from byob.services import Services
 from byob.services.transfers import TransfersHeld, Triggered, should_retry
 
@@ -94,14 +96,20 @@ class LocalWorkers:
         return triggered
 
     def _run_fanned(self, model: str, group: list[tuple[Connection, tuple[str, str]]]) -> None:
-        keys = {conn.id: key for conn, key in group}
         try:
             outcomes = self.services.transfers.run_fanned(
                 model, [conn for conn, _ in group], max_attempts=self.max_attempts
             )
         except Exception:
-            log.exception("the shared run of model %s failed", model)
-            outcomes = []
+            # No member's outcome came back, and the scheduler has already marked their slot
+            # dispatched: dropped here, every one of them would wait a whole period. Alone,
+            # each runs (retries, tells its failure) as `trigger` runs it; a window the shared
+            # run may have fixed is picked up there, and a committed one is not sent again.
+            log.exception("the shared run of model %s failed; its connections run alone", model)
+            for conn, key in group:
+                self._run(conn, model, "", key)  # releases its key
+            return
+        keys = {conn.id: key for conn, key in group}
         for conn, outcome in outcomes:
             key = keys.pop(conn.id)
             if isinstance(outcome, TransfersHeld):
@@ -113,7 +121,7 @@ class LocalWorkers:
                 self._run(conn, model, "", key, first_attempt=2)  # releases its key
                 continue
             self._release(key)
-        for key in keys.values():  # a shared run that failed as a whole: nothing was told
+        for key in keys.values():  # a member the shared run returned no outcome for
             self._release(key)
 
     def _run(
@@ -133,7 +141,8 @@ class LocalWorkers:
                         conn.id, model, attempt=attempt, max_attempts=self.max_attempts
                     )
                     return
-                except TransfersHeld as exc:
+                # Held, or deleted while it waited (no retry would find it): nothing to tell.
+                except (TransfersHeld, NotFoundError) as exc:
                     log.info("transfer of %s/%s not run: %s", conn.name, model, exc.message)
                     return
                 except Exception as exc:
