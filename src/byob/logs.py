@@ -1,5 +1,5 @@
-"""Structured JSON logs: one object per line, with the connection and transfer when known,
-and anything that looks like a secret redacted."""
+"""Logs as JSON objects, one a line, with the connection and transfer when known, or as text
+for people; either way anything that looks like a secret is redacted."""
 
 from __future__ import annotations
 
@@ -36,27 +36,68 @@ def redact(text: str) -> str:
     return text
 
 
+def _redacted_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted_value(v) for v in value]
+    return value
+
+
+def _redacted(record: logging.LogRecord, formatter: logging.Formatter) -> logging.LogRecord:
+    """A copy of ``record`` whose message, exception and stack text and fields are redacted.
+
+    Both formatters render only this copy, so a line holds no secret in either mode (uvicorn's
+    access lines carry request paths, which hold connection-link tokens). A copy, because other
+    handlers of the same record are not ours to change."""
+    copy = logging.makeLogRecord(record.__dict__)
+    copy.msg, copy.args = redact(record.getMessage()), None
+    text = record.exc_text
+    if record.exc_info and not text:
+        text = formatter.formatException(record.exc_info)
+    if text:
+        copy.exc_text = redact(text)
+    if record.stack_info:
+        copy.stack_info = redact(record.stack_info)
+    if hasattr(record, "fields"):
+        copy.fields = _redacted_value(record.fields)
+    return copy
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        record = _redacted(record, self)
         entry: dict[str, Any] = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": record.getMessage(),
             **(context.get() or {}),
             # Fields a line carries for machines (`log.info(..., extra={"fields": {...}})`).
             **getattr(record, "fields", {}),
         }
-        if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """One line for people (and any exception or stack after it), redacted as JSON lines are."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(_redacted(record, self))
 
 
 def configure(*, json_lines: bool = True, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

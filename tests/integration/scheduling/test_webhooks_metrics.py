@@ -16,6 +16,7 @@ import pytest
 
 from byob import logs
 from byob.demo.emulator import LocalAws
+from byob.domain.credentials import LINK_PREFIX, new_token
 from byob.domain.outbox import OutboxStatus
 from byob.errors import ConfigError, SourceError
 from byob.services import Services
@@ -287,22 +288,25 @@ def test_metrics_report_the_postgresql_queue_depth_and_oldest_waiting_job(
         app.adapters.close()
 
 
-# -- JSON logs -----------------------------------------------------------------------------------
+# -- logs ----------------------------------------------------------------------------------------
 
 TOKEN = "byob_key_" + "Q7x" * 13 + "Z"  # an API key: byob_key_ and 40 characters
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # 40 characters
 assert len(TOKEN) == 49 and len(AWS_SECRET) == 40
+LINK = new_token(LINK_PREFIX)  # a connection link's token, as recipients open it
+DB_PASSWORD = "hunter2pass"
+SECRETS = (TOKEN, AWS_SECRET, LINK, DB_PASSWORD, "abcd1234efgh5678")
 
 
 class JsonLogs:
-    """byob's JSON logging on pytest's captured stderr."""
+    """byob's logging (JSON lines unless told) on pytest's captured stderr."""
 
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         self.capsys = capsys
 
-    def start(self) -> None:
+    def start(self, *, json_lines: bool = True) -> None:
         # Called in the test body: pytest swaps the captured stderr between setup and call.
-        logs.configure(json_lines=True)
+        logs.configure(json_lines=json_lines)
         self.capsys.readouterr()
 
     def entries(self) -> tuple[str, list[dict[str, Any]]]:
@@ -330,6 +334,26 @@ def _entries(err: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]  # every line is one JSON object
 
 
+def _log_secrets_outside_a_transfer() -> None:
+    """Lines logged outside any transfer with secrets in them: uvicorn's access line for a
+    recipient opening a connection link (`byob serve` sends it through the root handler), and
+    an exception holding a database URL with its password."""
+    # As uvicorn's HTTP protocols log each request.
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50312", "GET", f"/connect/{LINK}", "1.1", 200
+    )
+    try:
+        raise RuntimeError(
+            f"cannot connect to postgresql://byob:{DB_PASSWORD}@db:5432/x with {TOKEN}"
+        )
+    except RuntimeError:
+        logging.getLogger("byob.test.outside").exception(
+            "failed: aws_secret_access_key = %s",
+            AWS_SECRET,
+            extra={"fields": {"url": f"postgresql://byob:{DB_PASSWORD}@db/x", "link": LINK}},
+        )
+
+
 def test_log_lines_are_json_with_the_transfer_and_no_secrets(
     tmp_path: Path, pg_url: str, aws: LocalAws, json_logs: JsonLogs
 ) -> None:
@@ -350,20 +374,13 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
         conn, _ = onboard_s3(app, aws)
         before_s3_call(app, "PutObject", log_upload)
         run_local(app, conn.name)
-        try:
-            raise RuntimeError(
-                f"cannot connect to postgresql://byob:hunter2pass@db:5432/x with {TOKEN}"
-            )
-        except RuntimeError:
-            logging.getLogger("byob.test.outside").exception(
-                "failed: aws_secret_access_key = %s", AWS_SECRET
-            )
+        _log_secrets_outside_a_transfer()
         [record] = app.adapters.state.transfers.history(conn.id)
     finally:
         app.adapters.close()
 
     err, entries = json_logs.entries()
-    for secret in (TOKEN, AWS_SECRET, "abcd1234efgh5678", "hunter2pass"):
+    for secret in SECRETS:
         assert secret not in err
     during = [e for e in entries if e["logger"] == "byob.test.inside"]
     assert len(during) == 3  # the data file, schema.json and the manifest
@@ -382,6 +399,35 @@ def test_log_lines_are_json_with_the_transfer_and_no_secrets(
     assert "connection" not in outside and "transfer" not in outside  # not inside a transfer
     assert "[redacted]" in outside["message"] and "exception" in outside
     assert "RuntimeError" in outside["exception"] and "byob:[redacted]@db" in outside["exception"]
+    assert (outside["url"], outside["link"]) == (
+        "postgresql://byob:[redacted]@db/x",
+        "byob_link_[redacted]",
+    )
+    [access] = [e for e in entries if e["logger"] == "uvicorn.access"]
+    assert '"GET /connect/byob_link_[redacted] HTTP/1.1" 200' in access["message"]
+
+
+def test_text_log_lines_hold_no_secrets_either(json_logs: JsonLogs) -> None:
+    json_logs.start(json_lines=False)
+    logging.getLogger("byob.test.inside").info(
+        "uploading with token %s and secret_access_key=abcd1234efgh5678 and %s", TOKEN, AWS_SECRET
+    )
+    _log_secrets_outside_a_transfer()
+    err = json_logs.capsys.readouterr().err
+
+    for secret in SECRETS:
+        assert secret not in err
+    assert (
+        "INFO byob.test.inside: uploading with token byob_key_[redacted] and "
+        "secret_access_key=[redacted] and [redacted-40]\n"
+    ) in err
+    assert (
+        'INFO uvicorn.access: 127.0.0.1:50312 - "GET /connect/byob_link_[redacted] HTTP/1.1" 200\n'
+    ) in err
+    assert "ERROR byob.test.outside: failed: aws_secret_access_key = [redacted]\n" in err
+    # The traceback follows its line, redacted too.
+    assert "Traceback (most recent call last):" in err
+    assert "RuntimeError: cannot connect to postgresql://byob:[redacted]@db:5432/x" in err
 
 
 @contextmanager
