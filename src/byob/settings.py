@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +84,26 @@ class Settings(BaseSettings):
                 "a key prefix (my-bucket or my-bucket/prefix), without s3://"
             )
         return value.strip("/")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        # Refused here rather than at the first delivery, which would only record an error per
+        # event in the outbox. The value is not echoed: a webhook URL's path is often its secret.
+        if not value:
+            return value
+        try:
+            url = urlsplit(value)
+            # url.port raises ValueError on a port that is not a number in range.
+            usable = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+        except ValueError:  # a malformed port or IPv6 address
+            usable = False
+        if not usable:
+            raise ValueError(
+                "not an http:// or https:// URL with a host; give the endpoint's full URL, "
+                "such as https://hooks.example.com/byob"
+            )
+        return value
 
     @field_validator("hash_salt")
     @classmethod

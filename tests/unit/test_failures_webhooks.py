@@ -1,16 +1,24 @@
-"""Failure verdicts, backoff, webhook signatures and the queue's retry strategy."""
+"""Failure verdicts, backoff, webhook signatures, URLs and delivery failures, and the queue's
+retry strategy."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import random
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from byob.domain.failures import PERMANENT_AWS_CODES, Verdict, backoff, classify
+from byob.domain.outbox import OutboxStatus
 from byob.errors import (
     ByobError,
     ConfigError,
@@ -19,8 +27,11 @@ from byob.errors import (
     SourceError,
     TransferError,
 )
+from byob.settings import load_settings
+from byob.store.db import create_engine, migrate
+from byob.store.state import StateStore
 from byob.workers import queue as q
-from byob.workers.webhooks import sign, verify
+from byob.workers.webhooks import WebhookDeliverer, sign, verify
 
 # -- classify ------------------------------------------------------------------------------------
 
@@ -171,6 +182,110 @@ def test_verify_refuses_a_malformed_signature() -> None:
     good = sign(SECRET, STAMP, BODY)
     for bad in ("", good.removeprefix("sha256="), "sha1=" + good[7:], good.upper()):
         assert not verify(SECRET, timestamp=STAMP, body=BODY, signature=bad, now=NOW)
+
+
+# -- the webhook URL and what a delivery makes of a failure --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hooks.example.com/byob",  # no scheme: urllib refuses it at every attempt
+        "ftp://hooks.example.com/byob",
+        "https:///byob",  # no host
+        "http://hooks.example.com:http/byob",  # a port that is not a number
+    ],
+)
+def test_a_webhook_url_that_is_not_http_with_a_host_is_refused(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYOB_WEBHOOK_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(home=tmp_path)
+    assert info.value.field == "BYOB_WEBHOOK_URL"
+    assert info.value.message.startswith("BYOB_WEBHOOK_URL:")
+    assert "http:// or https://" in info.value.message
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/byob", "http://127.0.0.1:9/hook", ""])
+def test_an_http_webhook_url_or_none_is_accepted(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYOB_WEBHOOK_URL", url)
+    assert load_settings(home=tmp_path).webhook_url == url
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    db = create_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    migrate(db)
+    yield StateStore(db)
+    db.dispose()
+
+
+@contextmanager
+def _not_http_endpoint() -> Iterator[str]:
+    """A URL on 127.0.0.1 whose server reads each whole request, then answers an SSH banner
+    (a webhook URL pointing at the wrong port): the client fails on the answer, not on a reset
+    while sending."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)  # closing it does not wake a blocked accept()
+    done = threading.Event()
+
+    def answer() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(10)
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request and (chunk := conn.recv(65536)):
+                    request += chunk
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                while length and len(body) < int(length[1]) and (chunk := conn.recv(65536)):
+                    body += chunk
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        done.set()
+        thread.join(timeout=15)
+        server.close()
+
+
+WHEN = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+
+def test_an_endpoint_answering_garbage_fails_the_attempt_not_the_pass(state: StateStore) -> None:
+    ids = [state.outbox.add("transfer.succeeded", {"n": n}, now=WHEN) for n in (1, 2)]
+    with _not_http_endpoint() as url:
+        deliverer = WebhookDeliverer(
+            state, url, SECRET, clock=lambda: WHEN, timeout=10, retry_at=lambda n, now: now
+        )
+        assert deliverer.deliver_due() == 0
+    for event in map(state.outbox.get, ids):  # the second was attempted too
+        assert event.status is OutboxStatus.PENDING and event.attempts == 1
+        assert event.last_error is not None and "BadStatusLine" in event.last_error
+        assert "SSH-2.0" in event.last_error
+    assert state.outbox.any_due(now=WHEN)  # no longer claimed: the next pass tries again
+
+
+def test_a_url_urllib_cannot_use_fails_each_attempt_then_the_event(state: StateStore) -> None:
+    # Settings refuse such a URL; a deliverer built with one must still record its failures.
+    event_id = state.outbox.add("transfer.succeeded", {"n": 1}, now=WHEN)
+    deliverer = WebhookDeliverer(
+        state, "hooks.example.com/byob", SECRET, clock=lambda: WHEN, max_attempts=1
+    )
+    assert deliverer.deliver_due() == 0
+    [failed] = state.outbox.page(status=OutboxStatus.FAILED)  # what `webhooks list --failed` shows
+    assert failed.id == event_id and failed.attempts == 1
+    assert failed.last_error == "ValueError: unknown url type: 'hooks.example.com/byob'"
 
 
 # -- the queue's retry strategy ------------------------------------------------------------------

@@ -105,7 +105,10 @@ def worker(
             "the embedded default runs its workers inside `byob serve`",
             field="BYOB_DATABASE_URL",
         )
-    services.adapters.events.start()  # delivers webhooks; a misconfigured one fails now
+    # Delivers webhooks. A URL without BYOB_WEBHOOK_SECRET fails here (a malformed URL failed
+    # with the settings); an endpoint down or answering wrong fails each delivery instead
+    # (logged, and in `byob webhooks list`).
+    services.adapters.events.start()
     jobs = q.make_queue(settings.state_url, max_attempts=settings.transfer_max_attempts)
     q.ensure_schema(jobs, services.adapters.state)
     q.run_worker(services, jobs, concurrency=concurrency, name=name)

@@ -26,7 +26,7 @@ class Runtime:
 def build_runtime(services: Services, *, threads: int = 2) -> Runtime:
     """The dispatcher that runs triggered and scheduled transfers, and the scheduler."""
     adapters = services.adapters
-    adapters.events.start()  # delivers webhooks; a misconfigured one fails here, at start
+    adapters.events.start()  # delivers webhooks: a URL without its secret fails here, at start
     dispatcher: Dispatcher
     if adapters.settings.is_production:
         from byob.workers import queue as q

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import random
@@ -134,19 +135,21 @@ class WebhookDeliverer:
             default=_plain,
         ).encode()
         timestamp = str(int(time.time()))
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Byob-Event": event.event,
-                "X-Byob-Event-Id": event.id,
-                "X-Byob-Timestamp": timestamp,
-                "X-Byob-Signature": sign(self.secret, timestamp, body),
-            },
-        )
+        # Every failure becomes the attempt's error: one escaping would skip recording the
+        # attempt, so the event would never count towards failed and would stay claimed.
         try:
+            request = urllib.request.Request(  # a URL it cannot use raises ValueError
+                self.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Byob-Event": event.event,
+                    "X-Byob-Event-Id": event.id,
+                    "X-Byob-Timestamp": timestamp,
+                    "X-Byob-Signature": sign(self.secret, timestamp, body),
+                },
+            )
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 if 200 <= response.status < 300:
                     return None
@@ -155,6 +158,9 @@ class WebhookDeliverer:
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return str(exc)
+        except (ValueError, http.client.HTTPException) as exc:
+            # HTTPException: the endpoint answered, but not in HTTP (BadStatusLine and kin).
+            return f"{type(exc).__name__}: {exc}"
 
     def drain(self, *, timeout: float) -> None:
         """Deliver what is due now, for at most ``timeout`` seconds (a command before it
