@@ -251,8 +251,14 @@ class LinkService:
         """A recipient's changes to their connection (an operator's, to the ``connection``
         named); after its creation, the schedule is the vendor's."""
         conn = self.own_connection(principal, connection)
-        if not principal.is_operator:
-            changes = {k: v for k, v in changes.items() if k != "frequency_minutes"}
+        if not principal.is_operator and "frequency_minutes" in changes:
+            asked = changes.pop("frequency_minutes")
+            if asked is not None and str(asked) != str(conn.frequency_minutes):
+                raise InvalidFieldError(
+                    f"the schedule (every {conn.frequency_minutes} minutes) is your vendor's "
+                    "once the connection exists: ask them to change it",
+                    field="frequency_minutes",
+                )
         return self.connections.update(
             conn.id, changes, actor=principal.actor, secret_access_key=secret
         ).connection

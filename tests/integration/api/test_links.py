@@ -174,14 +174,23 @@ def test_recipient_onboards_through_a_link_which_is_then_spent(
         assert ok(recipient.get(f"{API}/recipient/link"))["connection_id"] == created["id"]
         assert ok(recipient.get(f"{API}/recipient/connection"))["id"] == created["id"]
 
-        # The schedule is the vendor's to set; the tenant cannot be changed at all.
+        # The schedule is the vendor's to set: asking for another is refused, naming the
+        # field, and nothing of that change is kept; the same schedule is no change at all.
+        refused = recipient.patch(
+            f"{API}/recipient/connection",
+            json={"base_path": "shared/billing", "frequency_minutes": 15},
+        )
+        body = error_of(refused, 422)
+        assert body["field"] == "frequency_minutes" and "vendor" in body["message"], body
+        assert ok(recipient.get(f"{API}/recipient/connection"))["base_path"] != "shared/billing"
         patched = ok(
             recipient.patch(
                 f"{API}/recipient/connection",
-                json={"base_path": "shared/billing", "frequency_minutes": 15},
+                json={"base_path": "shared/billing", "frequency_minutes": 1440},
             )
         )
         assert patched["base_path"] == "shared/billing" and patched["frequency_minutes"] == 1440
+        # The tenant cannot be changed at all.
         error_of(recipient.patch(f"{API}/recipient/connection", json={"tenant": "globex"}), 422)
 
         policies = ok(recipient.get(f"{API}/recipient/connection/policies"))
