@@ -12,6 +12,7 @@ import pytest
 
 from byob.demo.readback import connect_s3
 from byob.domain.athena import latest_view_sql
+from byob.domain.transfers import TransferStatus
 from byob.errors import SourceError
 from tests.support import (
     before_s3_call,
@@ -49,9 +50,11 @@ def invoices(pg_url: str) -> str:
     return pg_url
 
 
-def _app(tmp_path: Path, source: str, aws: Any, **model: Any) -> tuple[Any, Any, Any]:
+def _app(
+    tmp_path: Path, source: str, aws: Any, *, state: str | None = None, **model: Any
+) -> tuple[Any, Any, Any]:
     config = write_config(tmp_path / "byob.toml", source, [MODEL | model])
-    app = make_services(tmp_path, config, aws)
+    app = make_services(tmp_path, config, aws, **({"database_url": state} if state else {}))
     conn, customer = onboard_s3(app, aws, bucket="acme-data", base_path="exports")
     return app, conn, connect_s3(aws.endpoint_url, **customer.credentials())
 
@@ -233,6 +236,85 @@ def test_prune_keeps_deletes_until_every_connection_of_the_tenant_delivered_them
     assert app.deletes.prune() == {"invoices": 1}  # globex has no connection: nobody waits
     assert _deleted_rows(invoices) == [("invoices", "acme", {"id": 1})]  # c2 has not had it
     app.transfers.run(second.name)
+    assert app.deletes.prune() == {"invoices": 1}
+    assert _deleted_rows(invoices) == []
+
+
+def _tombstone_ids(readback: Any, bucket: str) -> list[int]:
+    files = f"read_parquet('s3://{bucket}/exports/invoices/*/*.parquet', union_by_name = true)"
+    rows = readback.execute(f"SELECT id FROM {files} WHERE _byob_deleted ORDER BY id")
+    return [row[0] for row in rows.fetchall()]
+
+
+def _deleted_at(url: str, key: int) -> Any:
+    with psycopg.connect(url) as db:
+        row = db.execute(
+            "SELECT deleted_at FROM byob_deleted_rows WHERE primary_key = %s::jsonb",
+            (f'{{"id": {key}}}',),
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_prune_keeps_the_deletes_a_running_backfill_leaves_to_the_next_transfer(
+    tmp_path: Path, invoices: str, aws: Any
+) -> None:
+    app, conn, readback = _app(tmp_path, invoices, aws, capture_deletes=True)
+    app.deletes.install_capture("invoices")
+    pruned: list[dict[str, int]] = []
+
+    def delete_and_prune(params: dict[str, Any], **_: Any) -> None:
+        if pruned or not params.get("url_path", "").endswith(".parquet"):
+            return
+        # The backfill's query has started (its first file is going up), so row 1 is in its
+        # snapshot; deleted now, its tombstone is newer than the window: only the next
+        # transfer delivers it, and nothing of the tenant has a mark yet.
+        [running] = app.adapters.state.transfers.pending(conn.id, "invoices")
+        assert running.status is TransferStatus.RUNNING
+        pg_exec(invoices, "DELETE FROM invoices WHERE id = 1")
+        pruned.append(app.deletes.prune())
+
+    before_s3_call(app, "PutObject", delete_and_prune)
+    [backfill] = app.transfers.run(conn.name)
+    assert backfill.record.rows == len(ACME)  # row 1 among them
+    assert pruned == [{"invoices": 0}]
+    assert _deleted_rows(invoices) == [("invoices", "acme", {"id": 1})]
+    assert _deleted_at(invoices, 1) > backfill.record.window.high
+
+    [increment] = app.transfers.run(conn.name)
+    assert increment.record.rows == 1
+    assert _tombstone_ids(readback, "acme-data") == [1]
+    assert _current_ids(readback) == [i for i in ACME if i != 1]
+    assert app.deletes.prune() == {"invoices": 1}  # delivered: no one waits any more
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite'}"
+    return str(request.getfixturevalue("state_pg_url"))
+
+
+def test_prune_keeps_deletes_past_the_backfill_another_connection_of_the_tenant_has_planned(
+    tmp_path: Path, invoices: str, aws: Any, state_url: str
+) -> None:
+    app, first, _ = _app(tmp_path, invoices, aws, state=state_url, capture_deletes=True)
+    second, customer = onboard_s3(app, aws, name="c2", bucket="acme-other", base_path="exports")
+    app.deletes.install_capture("invoices")
+    app.transfers.run(first.name)
+    [backfill] = app.transfers.plan(second, "invoices")  # its window is fixed, not yet run
+    pg_exec(invoices, "DELETE FROM invoices WHERE id = 1")
+    assert _deleted_at(invoices, 1) > backfill.window.high
+    app.transfers.run(first.name)  # the first connection's mark passes the delete
+
+    assert app.deletes.prune() == {"invoices": 0}  # the second still reads after its window
+    assert _deleted_rows(invoices) == [("invoices", "acme", {"id": 1})]
+    [planned] = app.transfers.run(second.name)  # the backfill it planned, row 1 gone
+    assert planned.record.id == backfill.id
+    [after] = app.transfers.run(second.name)  # the window after it: the tombstone
+    assert after.record.rows == 1
+    readback = connect_s3(aws.endpoint_url, **customer.credentials())
+    assert _tombstone_ids(readback, "acme-other") == [1]
     assert app.deletes.prune() == {"invoices": 1}
     assert _deleted_rows(invoices) == []
 

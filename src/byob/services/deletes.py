@@ -4,9 +4,7 @@ is installed, and pruning captured deletes every connection has delivered."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from byob.domain.connections import Status
 from byob.domain.models import ModelSpec
 from byob.errors import ByobError, ConfigError
 from byob.services.ports import Adapters
@@ -88,34 +86,20 @@ class DeleteService:
 
     def prune(self) -> dict[str, int]:
         """Delete the captured deletes that every connection receiving them has delivered;
-        per model, how many. A tenant's bound is the lowest high-water mark of its connections
-        that have delivered the model, except disabled ones (paused ones resume where they
-        stopped, so they hold pruning back). A connection that has delivered nothing yet
-        starts with a backfill, which needs no tombstones."""
+        per model, how many. A tenant's bound is the earliest time from which one of its
+        connections will still read them (`Transfers.still_read_from`: paused connections
+        resume where they stopped, so they hold pruning back; disabled ones do not)."""
         specs = [m for m in self.adapters.models_file.models if m.capture_deletes]
         if not specs:
             return {}
         capture = self.adapters.delete_capture()
-        connections = [
-            c for c in self.adapters.state.connections.all() if c.status is not Status.DISABLED
-        ]
         pruned = {}
         for spec in specs:
-            until: dict[str, datetime] = {}
-            for tenant in capture.tenants(spec.name):
-                marks = [
-                    mark
-                    for c in connections
-                    if c.tenant == tenant
-                    and (
-                        mark := self.adapters.state.transfers.model_state(
-                            c.id, spec.name
-                        ).high_water_mark
-                    )
-                    is not None
-                ]
-                # With no connection that has delivered the model, no one will read them.
-                until[tenant] = min(marks) if marks else self.adapters.clock()
+            # Read before the bounds, so a backfill planned after they are read ends its
+            # window no more than the settle lag before this (its source clock less the lag).
+            unclaimed = self.adapters.clock()
+            bounds = self.adapters.state.transfers.still_read_from(spec.name)
+            until = {tenant: bounds.get(tenant, unclaimed) for tenant in capture.tenants(spec.name)}
             pruned[spec.name] = capture.prune(spec.name, until)
         return pruned
 

@@ -3,12 +3,14 @@ engine's `TransferLog`), and the delivery figures /metrics reports."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from byob.domain.connections import Direction, Status
 from byob.domain.paging import Cursor, Page
 from byob.domain.transfers import (
     PENDING,
@@ -74,6 +76,48 @@ class Transfers(Repository):
         if row is None:
             return ModelState(high_water_mark=None, last_transfer_id=None, columns=None)
         return ModelState(**row._mapping)
+
+    def still_read_from(self, model: str) -> dict[str, datetime]:
+        """Per tenant, the earliest time from which one of its connections will still read
+        the model's captured deletes: of each connection receiving the model and not disabled,
+        its high-water mark, else the window end of its oldest unfinished transfer (a backfill
+        reads a snapshot taken when its query starts, so a row deleted after the window end
+        may be in its files and its tombstone must reach the next transfer). A connection with
+        neither reads none: its first transfer is a backfill not yet planned. Tenants no
+        connection waits for are left out."""
+        c, s, t = T.connections.c, T.model_states.c, T.transfers.c
+        unfinished = (
+            sa.select(t.connection_id, sa.func.min(t.window_high).label("window_high"))
+            .where(t.model == model, t.status.in_(_PENDING))
+            .group_by(t.connection_id)
+            .subquery()
+        )
+        needed = sa.func.coalesce(s.high_water_mark, unfinished.c.window_high)
+        # Grouped by selection too, as text (PostgreSQL's json has no equality), so a tenant
+        # comes back as a row per distinct selection rather than one per connection.
+        selection = sa.cast(c.models, sa.Text)
+        query = (
+            sa.select(c.tenant, selection, sa.func.min(needed))
+            .select_from(
+                T.connections.outerjoin(
+                    T.model_states, sa.and_(s.connection_id == c.id, s.model == model)
+                ).outerjoin(unfinished, unfinished.c.connection_id == c.id)
+            )
+            .where(
+                c.status != Status.DISABLED.value,
+                c.direction == Direction.EXPORT.value,
+                needed.is_not(None),
+            )
+            .group_by(c.tenant, selection)
+        )
+        bounds: dict[str, datetime] = {}
+        with self.reading() as db:
+            for tenant, chosen, since in db.execute(query):
+                models = json.loads(chosen) if chosen is not None else None
+                if models is not None and model not in models:
+                    continue  # deselected: selecting it again restarts it with a backfill
+                bounds[tenant] = min(since, bounds.get(tenant, since))
+        return bounds
 
     def pending(self, connection_id: str, model: str) -> list[TransferRecord]:
         """Transfers not yet succeeded, oldest first: they must finish in this order, since
