@@ -209,7 +209,7 @@ def test_show_prints_a_panel_not_python_values(env: dict[str, str], tmp_path: Pa
         "tenant acme",
         "type local",
         "direction export",
-        "models every offered model",
+        "models every offered model (invoices)",
         "status draft",
         f"location {tmp_path / 'out'}",
         "auth none",
@@ -347,4 +347,6 @@ def test_models_are_chosen_per_connection_on_the_command_line(
     every = byob(env, "connections", "update", "c1", "--models", "*", "--json")
     assert every.returncode == 0, every.stderr
     assert json.loads(every.stdout)["connection"]["models"] is None
-    assert "models every offered model" in panel(byob(env, "connections", "show", "c1").stdout)
+    assert "models every offered model (invoices)" in panel(
+        byob(env, "connections", "show", "c1").stdout
+    )

@@ -242,3 +242,45 @@ def test_the_delivery_page_shows_only_the_models_the_connection_receives(
         assert page.status_code == 200 and "/customers/dt=YYYY-MM-DD/" in page.text, page.text
         # Neither a model it does not receive nor one the vendor does not offer is named.
         assert "invoices" not in page.text and "internal" not in page.text
+
+
+def test_every_door_says_what_a_selection_receives_once_a_model_is_no_longer_offered(
+    tmp_path: Path, services: Services, pg_url: str
+) -> None:
+    """The selection as stored still names a model the vendor stopped offering; what the
+    connection receives (and what every door shows as received) is the selection's models
+    still offered."""
+    from byob.cli.connections import _models_text
+
+    conn = create(
+        services,
+        name="narrowed",
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="acme-data",
+        region="eu-west-1",
+        models=["invoices", "customers"],
+    )
+    config = tmp_path / "byob.toml"
+    config.write_text(
+        CONFIG.format(url=pg_url).replace(
+            'description = "Invoices sent to the customer"',
+            'description = "Invoices sent to the customer"\noffered = false',
+        )
+    )
+    later = make_services(tmp_path, config)
+    view = later.connections.view(later.connections.get(conn.id))
+    assert view["models"] == ["invoices", "customers"] and view["receives"] == ["customers"]
+    assert _models_text(view) == "customers"  # `byob connections show`
+    [listed] = later.connections.listing().items
+    assert listed["receives"] == ["customers"]
+    with TestClient(create_app(later)) as client:
+        _, key = later.api_keys.create("reader")
+        got = client.get(
+            f"/api/v1/connections/{conn.name}", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert got.status_code == 200 and got.json()["receives"] == ["customers"], got.text
+
+    everything = later.connections.view(later.connections.get(conn.id)) | {"models": None}
+    assert _models_text(everything) == "every offered model (customers)"

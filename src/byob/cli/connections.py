@@ -309,11 +309,7 @@ def _shown_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
         ("type", view["type"]),
         ("direction", view["direction"]),
         *([("import", view["import"])] if view["direction"] == "import" else []),
-        *(
-            [("models", ", ".join(view["models"]) if view["models"] else "every offered model")]
-            if view["direction"] == "export"
-            else []
-        ),
+        *([("models", _models_text(view))] if view["direction"] == "export" else []),
         ("status", status_text(view)),
         *([("failing", failing["message"])] if failing else []),
         ("location", view["location"]),
@@ -556,3 +552,13 @@ def delete(
         output.emit_json({"deleted": name})
     else:
         output.console.print(f"Connection [bold]{name}[/] deleted")
+
+
+def _models_text(view: dict[str, Any]) -> str:
+    """What an export connection receives now, and how it was chosen."""
+    receives, chosen = view["receives"], view["models"]
+    if receives is None:  # the models file could not be read: the selection as stored
+        return ", ".join(chosen) if chosen else "every offered model"
+    if chosen is None:
+        return f"every offered model ({', '.join(receives)})" if receives else "every offered model"
+    return ", ".join(receives) or "none (no model it selected is offered now)"

@@ -115,9 +115,14 @@ class ConnectionService:
             tenant=tenant, after=start_after, before=end_before, limit=limit
         )
         now = self.adapters.clock()
+        offered = self._offered_if_readable()
         views = [
             connection_view(
-                x.connection, validation=x.validation, last_transfer=x.last_transfer, now=now
+                x.connection,
+                validation=x.validation,
+                last_transfer=x.last_transfer,
+                now=now,
+                offered=offered,
             )
             for x in found.items
         ]
@@ -140,6 +145,7 @@ class ConnectionService:
             validation=found.validation if found else None,
             last_transfer=found.last_transfer if found else None,
             now=self.adapters.clock(),
+            offered=self._offered_if_readable(),
         )
 
     def validation_history(
@@ -394,6 +400,14 @@ class ConnectionService:
     def offered_models(self) -> list[str]:
         """The models an export connection may receive, in the models file's order."""
         return [m.name for m in self.adapters.models_file.offered_models]
+
+    def _offered_if_readable(self) -> list[str] | None:
+        """The offered models, or None where the models file cannot be read: a view still
+        shows (the commands that manage connections need no models file)."""
+        try:
+            return self.offered_models()
+        except ByobError:
+            return None
 
     def received_models(self, conn: Connection) -> list[str]:
         """The offered models this connection receives (its selection, else all)."""

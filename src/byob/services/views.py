@@ -21,9 +21,11 @@ def connection_view(
     validation: Validation | None,
     last_transfer: TransferRecord | None,
     now: datetime,
+    offered: list[str] | None = None,
 ) -> dict[str, Any]:
     """A connection as any caller may see it: where it writes, its lifecycle and health, its
-    latest validation, its latest transfer and its next scheduled run."""
+    latest validation, its latest transfer and its next scheduled run. ``offered``: the
+    models the models file offers now (None when it cannot be read)."""
     remote = conn.type is not ConnectionType.LOCAL
     role = conn.auth is AuthKind.ROLE
     athena = conn.type is ConnectionType.ATHENA
@@ -38,8 +40,11 @@ def connection_view(
         "type": str(conn.type),
         "direction": str(conn.direction),
         "import": conn.import_name,
-        # The models it receives as selected; None: every model the models file offers.
+        # The models selected; None: every model the models file offers, later ones too.
         "models": list(conn.models) if conn.models is not None else None,
+        # What that selection delivers now: the selected models still offered, in the models
+        # file's order (None: an import, or the models file could not be read).
+        "receives": conn.receives(offered) if offered is not None and not conn.is_import else None,
         "status": str(conn.status),
         "failing": failing_view(conn),
         "location": conn.location(),

@@ -191,13 +191,14 @@ def _connection_page(
     now = services.now()
     _, recent = services.transfers.history(conn.id, limit=5)
     offered = [] if conn.is_import else services.models.offered(columns=False)
+    view = services.connections.view(conn)
     return render(
         "connection.html",
         problems=services.health.problems(),
         status=status,
         session=session,
         conn=conn,
-        view=services.connections.view(conn),
+        view=view,
         now=now,
         history=services.connections.validation_history(conn, operator_notes=True),
         transfers=[transfer_view(t) for t in recent.items],
@@ -211,7 +212,7 @@ def _connection_page(
         rejected=rejections_view(services.imports.rejected(conn)) if conn.is_import else None,
         offered=offered,
         # Without a readable models file, the selection as stored.
-        received=conn.receives([m.name for m in offered]) if offered else list(conn.models or ()),
+        received=view["receives"] if view["receives"] is not None else list(conn.models or ()),
         chosen_models=chosen_models if errors else conn.models,
         errors=errors or {},
     )

@@ -782,7 +782,8 @@ def _delivery_page(
     before: str | None = None,
 ) -> Response:
     now = services.now()
-    models = [] if conn.is_import else _received_models(services, conn)
+    view = services.connections.view(conn)
+    models = view["receives"] or []  # none shown when the models file cannot be read
     _, page = services.transfers.history(
         conn.id, after=after, before=before, limit=DELIVERY_PAGE_SIZE
     )
@@ -793,7 +794,7 @@ def _delivery_page(
         conn=conn,
         activated=activated,
         read_only=holder.link_read_only,
-        view=services.connections.view(conn),
+        view=view,
         fix=pages_help.recipient_fix(conn.failing_check) if conn.is_failing else "",
         transfers=[transfer_view(t) for t in page.items],
         transfers_page=page,
@@ -807,15 +808,6 @@ def _delivery_page(
         spec=_declared(services, conn.import_name) if conn.is_import else None,
         rejected=rejections_view(services.imports.rejected(conn)) if conn.is_import else None,
     )
-
-
-def _received_models(services: Services, conn: Connection) -> list[str]:
-    """The models the connection receives (never one it does not, nor one the vendor keeps to
-    itself); none when the models file cannot be read: the page still shows."""
-    try:
-        return services.connections.received_models(conn)
-    except ByobError:
-        return []
 
 
 # -- the landing page: last, so the fixed paths above win --------------------------------------

@@ -108,7 +108,10 @@ class ConnectionPublic(BaseModel):
     type: str
     direction: Literal["export", "import"] = "export"
     import_: Annotated[str, Field(alias="import")] = ""  # the import an import connection loads
-    models: list[str] | None = None  # the models it receives; None: every offered model
+    models: list[str] | None = None  # the models selected; None: every offered model, later too
+    # What the selection delivers now: the selected models the models file still offers
+    # (None: an import, or the models file could not be read).
+    receives: list[str] | None = None
     status: Literal["draft", "active", "paused", "disabled"]
     failing: FailingPublic | None = None
     location: str
