@@ -154,7 +154,7 @@ def test_the_readme_imports_files_rejects_a_bad_one_and_retries_one(
 
     aws.enforce_iam(True)  # from here on the role's policy is what lets byob in
     validated = ok(run("connections validate"))
-    assert "Validation successful" in validated.stdout
+    assert "Validation passed" in validated.stdout
     assert "PutObject was refused" in validated.stdout
     ok(run("connections activate"))
 

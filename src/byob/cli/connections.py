@@ -13,7 +13,14 @@ import typer
 from byob.cli import output
 from byob.cli.root import ACTOR, ConnectionArg, JsonOpt, build_services, connections_cli, models_cli
 from byob.domain import role_setup
-from byob.domain.connections import AuthKind, Connection, ConnectionType
+from byob.domain.connections import (
+    NEXT_STEPS,
+    AuthKind,
+    Connection,
+    ConnectionType,
+    after_resume,
+    after_validation,
+)
 from byob.errors import InvalidFieldError
 
 
@@ -341,14 +348,14 @@ def validate(name: ConnectionArg, as_json: JsonOpt = False) -> None:
         output.emit_json({"connection": conn.name, "passed": done.passed, "checks": checks})
     else:
         _print_checks(checks)
-        if done.passed:
-            output.console.print(
-                f"[bold green]Validation successful[/]: run `byob connections activate {conn.name}`"
-            )
-        else:
-            output.console.print(
-                "[bold red]Validation failed[/]: fix what the failed checks say, then validate again"
-            )
+        step = after_validation(conn, passed=done.passed)
+        hint = {
+            "validated": f" (`byob connections activate {conn.name}`)",
+            "validated_paused": f" (`byob connections resume {conn.name}`)",
+        }.get(step, "")
+        output.console.print(
+            f"[bold {'green' if done.passed else 'red'}]{NEXT_STEPS[step]}[/]{hint}"
+        )
     if not done.passed:
         raise typer.Exit(1)
 
@@ -394,7 +401,7 @@ def resume(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     if as_json:
         output.emit_json({"connection": services.connections.view(conn)})
     else:
-        output.console.print(f"Connection [bold]{conn.name}[/] is [green]active[/] again")
+        output.console.print(f"Connection [bold]{conn.name}[/]: {NEXT_STEPS[after_resume(conn)]}")
 
 
 @models_cli.command("check")

@@ -422,6 +422,37 @@ def resume(conn: Connection, *, validated_fingerprint: str | None, now: datetime
     return activate(conn, validated_fingerprint=validated_fingerprint, now=now)
 
 
+# What follows an action, as every door says it (keys: the pages' notices).
+NEXT_STEPS = {
+    "validated": "Validation passed: the connection can be activated.",
+    "validated_active": "Validation passed: the connection is active and its transfers run "
+    "on its schedule.",
+    "validated_paused": "Validation passed: resume the connection for its transfers to run.",
+    "validation_failed": "Validation failed: fix what the failed checks say, then validate again.",
+    "resumed": "The connection is active again; transfers run on its schedule.",
+    "resumed_held": "The connection is active again, but its transfers stay held until it "
+    "passes validation again.",
+}
+
+
+def after_validation(conn: Connection, *, passed: bool) -> str:
+    """The next step after a validation of ``conn`` (as it is after it): a `NEXT_STEPS` key.
+    A pass clears a failing connection, so an active one transfers again at once."""
+    if not passed:
+        return "validation_failed"
+    if conn.status is Status.ACTIVE:
+        return "validated_active"
+    if conn.status is Status.PAUSED:
+        return "validated_paused"
+    return "validated"
+
+
+def after_resume(conn: Connection) -> str:
+    """The next step after ``conn`` was resumed: a `NEXT_STEPS` key (a connection that was
+    failing when paused stays held until it passes validation)."""
+    return "resumed_held" if conn.is_failing else "resumed"
+
+
 def pause(conn: Connection, *, now: datetime) -> Connection:
     if conn.status is not Status.ACTIVE:
         raise ConflictError(f"connection {conn.name!r} is {conn.status}, not active")

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from byob.domain.connections import Connection
+from byob.domain.connections import NEXT_STEPS, Connection, after_resume, after_validation
 from byob.domain.credentials import parse_lifetime
 from byob.domain.transfers import TransferStatus, cancel_outcome
 from byob.errors import ByobError, ConflictError
@@ -46,10 +46,8 @@ operator = APIRouter(route_class=PageRoute, include_in_schema=False)
 router = APIRouter(include_in_schema=False)
 
 NOTICES = {
-    "validated": "Validation passed: the connection can be activated.",
-    "validation_failed": "Validation failed: see the checks below for what to fix.",
+    **NEXT_STEPS,
     "activated": "The connection is active; transfers run on its schedule.",
-    "resumed": "The connection is active again; transfers run on its schedule.",
     "paused": "The connection is paused; no transfers run until it is resumed.",
     "run": "Transfers started; they appear in the history below as they run.",
     **{
@@ -246,11 +244,8 @@ def _act(action: str) -> Any:
 
 
 def _validate(services: Services, actor: str, name: str) -> str:
-    return (
-        "validated"
-        if services.connections.validate(name, actor=actor).passed
-        else "validation_failed"
-    )
+    done = services.connections.validate(name, actor=actor)
+    return after_validation(done.connection, passed=done.passed)
 
 
 def _activate(services: Services, actor: str, name: str) -> str:
@@ -259,8 +254,7 @@ def _activate(services: Services, actor: str, name: str) -> str:
 
 
 def _resume(services: Services, actor: str, name: str) -> str:
-    services.connections.resume(name, actor=actor)
-    return "resumed"
+    return after_resume(services.connections.resume(name, actor=actor))
 
 
 def _pause(services: Services, actor: str, name: str) -> str:
