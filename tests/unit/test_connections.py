@@ -285,6 +285,26 @@ def test_activate_without_validation_is_refused() -> None:
         c.activate(conn, validated_fingerprint=None, now=NOW)
 
 
+def test_lifecycle_refusals_name_no_command_for_they_reach_every_door() -> None:
+    """The recipient's pages and the API show these too: what to do, not a CLI command."""
+    draft = make()
+    said = []
+    with pytest.raises(ConflictError) as info:
+        c.activate(draft, validated_fingerprint=None, now=NOW)
+    said.append(info.value.message)
+    with pytest.raises(ConflictError) as info:
+        c.resume(draft, validated_fingerprint=None, now=NOW)
+    said.append(info.value.message)
+    active = c.activate(draft, validated_fingerprint=draft.destination_fingerprint(), now=NOW)
+    paused = c.pause(active, now=LATER)
+    failing = dataclasses.replace(active, failing_check="write_access", failing_message="denied")
+    disabled = c.disable(active, now=LATER)
+    said += [x.transfer_refusal() or "" for x in (draft, paused, failing, disabled)]
+    assert all(said) and not [m for m in said if "byob " in m or "`" in m], said
+    assert "validate it, then activate it" in said[2] and "resume it" in said[3]
+    assert "a passing validation resumes its transfers" in said[4]
+
+
 def test_activate_with_a_stale_validation_is_refused() -> None:
     old = make()
     stale = old.destination_fingerprint()

@@ -125,16 +125,16 @@ class Connection:
 
     def transfer_refusal(self) -> str | None:
         """Why this connection may not transfer now, and what to do; None when it may."""
+        # Worded for every door (the recipient's pages show it too): no command names.
+        if self.status is Status.DISABLED:
+            return f"connection {self.name!r} is disabled; it transfers no more"
         if self.status is not Status.ACTIVE:
-            return (
-                f"connection {self.name!r} is {self.status}; only active connections transfer "
-                f"(run `byob connections validate {self.name}` and "
-                f"`byob connections activate {self.name}`)"
-            )
+            then = "resume it" if self.status is Status.PAUSED else "validate it, then activate it"
+            return f"connection {self.name!r} is {self.status}; only active connections transfer: {then}"
         if self.is_failing:
             return (
-                f"connection {self.name!r} is failing ({self.failing_message}); once it is "
-                f"fixed, `byob connections validate {self.name}` resumes its transfers"
+                f"connection {self.name!r} is failing ({self.failing_message}); once that is "
+                "fixed, a passing validation resumes its transfers"
             )
         return None
 
@@ -397,7 +397,7 @@ def activate(conn: Connection, *, validated_fingerprint: str | None, now: dateti
     if validated_fingerprint != conn.destination_fingerprint():
         raise ConflictError(
             f"connection {conn.name!r} has no passing validation of its current settings; "
-            f"run `byob connections validate {conn.name}` first"
+            "validate it first"
         )
     return dataclasses.replace(
         conn,
@@ -413,11 +413,7 @@ def resume(conn: Connection, *, validated_fingerprint: str | None, now: datetime
     if conn.status is not Status.PAUSED:
         raise ConflictError(
             f"connection {conn.name!r} is {conn.status}, not paused"
-            + (
-                f"; run `byob connections activate {conn.name}`"
-                if conn.status is Status.DRAFT
-                else ""
-            )
+            + ("; validate it, then activate it" if conn.status is Status.DRAFT else "")
         )
     return activate(conn, validated_fingerprint=validated_fingerprint, now=now)
 
