@@ -284,3 +284,26 @@ def test_every_door_says_what_a_selection_receives_once_a_model_is_no_longer_off
 
     everything = later.connections.view(later.connections.get(conn.id)) | {"models": None}
     assert _models_text(everything) == "every offered model (customers)"
+
+
+def test_a_tenant_without_rows_in_the_models_it_chose_is_warned_at_creation(
+    services: Services, pg_url: str
+) -> None:
+    """Rows in a model the connection does not receive deliver nothing to it: the warning
+    counts the models it receives."""
+    pg_exec(pg_url, "INSERT INTO invoices VALUES (1, 'acme', 9.99, now())")
+    created = services.connections.create(
+        actor="cli",
+        name="no-customers",
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="acme-data",
+        region="eu-west-1",
+        models=["customers"],
+    )
+    assert created.tenant_rows == 0
+    assert created.warnings == (
+        "tenant 'acme' has no rows in any model it receives (customers): its transfers "
+        "deliver nothing until it has; check that it is the tenant column's exact value",
+    )

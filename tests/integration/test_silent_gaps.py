@@ -133,7 +133,7 @@ def test_a_tenant_with_spaces_is_refused_and_one_without_rows_is_said(
 
     created = local(env, tmp_path, "nobody", "nosuchtenant")
     assert created["warnings"] == [
-        "tenant 'nosuchtenant' has no rows in any model (invoices): its transfers deliver "
+        "tenant 'nosuchtenant' has no rows in any model it receives (invoices): its transfers deliver "
         "nothing until it has; check that it is the tenant column's exact value"
     ]
     [transfer] = json.loads(byob(env, "transfers", "run", "nobody", "--json").stdout)["transfers"]

@@ -331,22 +331,23 @@ class ConnectionService:
             self._audit(
                 tx, actor, "connection.create", conn, rules.describe_changes(_blank(conn), conn)
             )
-        rows, warnings = (None, ()) if conn.is_import else self._tenant_rows(conn.tenant)
+        rows, warnings = (None, ()) if conn.is_import else self._tenant_rows(conn)
         return Created(connection=conn, policies=policies, tenant_rows=rows, warnings=warnings)
 
-    def _tenant_rows(self, tenant: str) -> tuple[int | None, tuple[str, ...]]:
-        """A tenant value that matches no row makes every transfer succeed with nothing in
-        it: say so at once."""
+    def _tenant_rows(self, conn: Connection) -> tuple[int | None, tuple[str, ...]]:
+        """A tenant value that matches no row of the models the connection receives makes
+        every transfer succeed with nothing in it: say so at once."""
+        tenant = conn.tenant
         try:
-            counts = self.models.tenant_rows(tenant)
+            counts = self.models.tenant_rows(tenant, self.received_models(conn))
         except ByobError as exc:
             return None, (f"could not count the tenant's rows in the source: {exc.message}",)
         rows = sum(counts.values())
         if counts and not rows:
             return 0, (
-                f"tenant {tenant!r} has no rows in any model ({', '.join(counts)}): its "
-                "transfers deliver nothing until it has; check that it is the tenant column's "
-                "exact value",
+                f"tenant {tenant!r} has no rows in any model it receives "
+                f"({', '.join(counts)}): its transfers deliver nothing until it has; check that "
+                "it is the tenant column's exact value",
             )
         return rows, ()
 

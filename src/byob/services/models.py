@@ -116,15 +116,13 @@ class ModelService:
                 resolved = {}
         return [OfferedModel(spec=s, columns=resolved.get(s.name)) for s in specs]
 
-    def tenant_rows(self, tenant: str) -> dict[str, int]:
-        """Rows of each model that belong to the tenant."""
+    def tenant_rows(self, tenant: str, models: list[str]) -> dict[str, int]:
+        """Rows of each of these models that belong to the tenant."""
+        specs = [s for s in self.adapters.models_file.models if s.name in models]
         with self.adapters.source() as src:
             return {
                 model.name: src.count(model, tenant=tenant)
-                for model in (
-                    resolve(spec, src.model_columns(spec))
-                    for spec in self.adapters.models_file.models
-                )
+                for model in (resolve(spec, src.model_columns(spec)) for spec in specs)
             }
 
 

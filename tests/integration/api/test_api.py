@@ -93,7 +93,7 @@ def test_create_warns_of_a_tenant_without_rows(ops: httpx.Client) -> None:
         201,
     )
     assert created["warnings"] == [
-        "tenant 'nobody' has no rows in any model (invoices): its transfers deliver nothing "
+        "tenant 'nobody' has no rows in any model it receives (invoices): its transfers deliver nothing "
         "until it has; check that it is the tenant column's exact value"
     ]
 

@@ -128,6 +128,18 @@ def test_link_lifetime_is_checked(ops: httpx.Client, expires: str) -> None:
     assert error["field"] == "expires"
 
 
+@pytest.mark.parametrize(
+    ("expires", "lifetime"), [("7D", timedelta(days=7)), (" 12h", timedelta(hours=12))]
+)
+def test_link_lifetime_is_read_as_the_command_line_reads_it(
+    ops: httpx.Client, expires: str, lifetime: timedelta
+) -> None:
+    """One rule for every door (`parse_lifetime`): the API refused what the CLI took."""
+    link = ok(ops.post(f"{API}/links", json={"tenant": "acme", "expires": expires}), 201)
+    created = datetime.fromisoformat(link["created_at"])
+    assert datetime.fromisoformat(link["expires_at"]) - created == lifetime
+
+
 def test_link_creation_refuses_bad_bodies(ops: httpx.Client) -> None:
     assert error_of(ops.post(f"{API}/links", json={}), 422)["field"] == "tenant"
     assert error_of(ops.post(f"{API}/links", json={"tenant": ""}), 422)["field"] == "tenant"
