@@ -8,6 +8,7 @@ template's download), the API and the CLI."""
 from __future__ import annotations
 
 import ast
+import html
 import json
 import logging
 import re
@@ -202,6 +203,56 @@ def test_the_role_step_offers_all_three_and_the_template_download(
         assert download.status_code == 200
         assert 'filename="acme-s3-cloudformation.json"' in download.headers["content-disposition"]
         assert download.json() == setup["cloudformation"]["template"]
+
+
+def test_a_role_the_recipient_gave_is_to_be_given_the_policies_not_created(
+    tmp_path: Path, events: str, aws: LocalAws
+) -> None:
+    """A recipient who names an existing role is not told to create a 'system-generated'
+    role of that name (its one-step templates would try to): the step says to give that
+    role the trust and permissions policies; the generated role's step is as before."""
+    app = enforcing_app(tmp_path, events, aws, public_url=PUBLIC)
+    mine = f"arn:aws:iam::{CUSTOMER}:role/data-exports"
+    _, token = app.links.create("acme", lifetime=parse_lifetime("7d"), actor="cli")
+    with TestClient(create_app(app), base_url=PUBLIC) as recipient:
+        assert recipient.get(f"/connect/{token}").status_code == 200
+        form = recipient.get("/connect/bucket?type=s3")
+        fields = {
+            "type": "s3",
+            "name": "acme-own",
+            "account_id": CUSTOMER,
+            "bucket": "acme-data",
+            "region": REGION,
+            "base_path": "exports",
+            "auth": "role",
+            "role_arn": mine,
+            "frequency_minutes": "1440",
+        }
+        sent = recipient.post("/connect/bucket", data=fields | {"csrf_token": csrf_of(form.text)})
+        assert sent.status_code == 200, sent.text[:3000]
+        conn = app.connections.get("acme-own")
+        assert not conn.uses_generated_role and conn.role_arn == mine
+        assert app.connections.policies(conn)["generated_role"] is False
+        page = html.unescape(recipient.get("/connect/role").text)
+        assert (
+            "Give your role <strong>data-exports</strong>" in page and 'id="own-role-steps"' in page
+        )
+        assert "system-generated" not in page and "Create it in one step" not in page
+        # Back on the bucket step, the ARN it gave is shown as given (not blanked as byob's);
+        # emptied, as the hint says, the connection goes back to the role byob names.
+        again = recipient.get("/connect/bucket").text
+        assert f'value="{mine}"' in again
+        emptied = fields | {"role_arn": "", "csrf_token": csrf_of(again)}
+        assert recipient.post("/connect/bucket", data=emptied).status_code == 200
+        back = app.connections.get("acme-own")
+        assert back.uses_generated_role and back.role_name.startswith("byob-acme-own-")
+        page = html.unescape(recipient.get("/connect/role").text)
+        assert "system-generated" in page and "Create it in one step" in page
+
+    generated = new_connection(app, "acme-gen")
+    assert generated.uses_generated_role
+    renamed = app.connections.update(generated.id, {"name": "acme-renamed"}, actor="cli")
+    assert renamed.connection.uses_generated_role  # its role keeps the name it was given
 
 
 def test_the_api_gives_all_three_with_the_policies(

@@ -215,6 +215,9 @@ def _print_policies(policies: dict[str, Any]) -> None:
     if "role_name" in policies:
         output.console.print(
             f"\n[bold]IAM role name[/] (create it with exactly this name): {policies['role_name']}"
+            if policies["generated_role"]
+            else f"\n[bold]IAM role[/] (yours: give it the trust policy and permissions policy "
+            f"below): {policies['role_name']}"
         )
         output.console.print(f"[bold]Role ARN[/]: {policies['role_arn']}")
         output.console.print(f"[bold]External ID[/]: {policies['external_id']}")

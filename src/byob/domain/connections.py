@@ -152,6 +152,17 @@ class Connection:
         slot = schedules.due(self.frequency_minutes, last_slot=self.last_slot, now=now)
         return slot if slot is not None else schedules.next_run(self.frequency_minutes, now)
 
+    @property
+    def uses_generated_role(self) -> bool:
+        """Whether its role is the one byob named for it (for the recipient to create), not
+        a role the recipient gave. The generated name ends in the connection's ID prefix,
+        which never changes (the name in it may be an older name of the connection)."""
+        return (
+            self.auth is AuthKind.ROLE
+            and self.role_name.startswith("byob-")
+            and self.role_name.endswith(f"-{self.id[:6].lower()}")
+        )
+
     def unscheduled_reason(self) -> str:
         """Why ``next_run`` is None, in a few words any page can show; "" when it is not."""
         if self.status is not Status.ACTIVE:
@@ -507,8 +518,10 @@ def revise(conn: Connection, changes: dict[str, object], *, now: datetime) -> Co
         auth = AuthKind.ROLE
     account = str(values.get("account_id", conn.account_id))
     if auth is AuthKind.ROLE:
-        if "role_arn" in values:
+        if values.get("role_arn"):
             arn = str(values["role_arn"])
+        elif "role_arn" in values:  # emptied: the role byob names, for the recipient to create
+            arn = policies.role_arn(account, _generated_role(conn))
         elif conn.role_arn and conn.role_arn.split(":")[4] == account:
             arn = conn.role_arn
         else:

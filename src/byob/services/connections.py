@@ -168,6 +168,8 @@ class ConnectionService:
             return {"permissions_policy": rules.permissions_policy(conn)}
         return {
             "role_name": conn.role_name,
+            # False: a role the recipient gave, to be given these policies, not created.
+            "generated_role": conn.uses_generated_role,
             "role_arn": conn.role_arn,
             "external_id": conn.external_id,
             "trust_policy": role.trust_policy,

@@ -381,7 +381,7 @@ def _values(conn: Connection | None, kind: str) -> dict[str, str]:
             "database": "",
             "frequency_minutes": str(schedules.FREQUENCIES[-1]),  # daily unless chosen
         }
-    generated = conn.role_name.startswith("byob-") and conn.role_arn.endswith(conn.role_name)
+    generated = conn.uses_generated_role
     return {
         "type": kind,
         "direction": conn.direction.value,
@@ -548,7 +548,9 @@ def save_bucket(
             conn, no_rows = created.connection, created.tenant_rows == 0
         else:
             record["auth"] = values["auth"]
-            if not hmac_auth and values["role_arn"]:
+            # The step shows a role the recipient gave, and none for byob's: emptied, it goes
+            # back to byob's (the hint says so); left empty, byob's stays.
+            if not hmac_auth and (values["role_arn"] or not conn.uses_generated_role):
                 record["role_arn"] = values["role_arn"]
             if hmac_auth and (secret or values["access_key_id"] != conn.access_key_id):
                 record["access_key_id"] = values["access_key_id"]

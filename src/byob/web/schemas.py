@@ -57,6 +57,7 @@ class ConnectionUpdate(Strict):
     region: Annotated[str | None, Field(max_length=32)] = None
     base_path: Annotated[str | None, Field(max_length=1024)] = None
     auth: Literal["role", "hmac"] | None = None
+    # A role of the recipient's own; "" goes back to the role byob names (to be created).
     role_arn: Annotated[str | None, Field(max_length=2048)] = None
     access_key_id: Annotated[str | None, Field(max_length=128)] = None
     secret_access_key: Annotated[str | None, Field(max_length=256)] = None
@@ -180,6 +181,9 @@ class RoleSetupPublic(BaseModel):
 
 class Policies(BaseModel):
     role_name: str | None = None
+    # True: the role byob named, for the recipient to create (role_setup creates it); False:
+    # a role the recipient gave, to be given the trust and permissions policies.
+    generated_role: bool | None = None
     role_arn: str | None = None
     external_id: str | None = None
     trust_policy: dict[str, Any] | None = None
