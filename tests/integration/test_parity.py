@@ -280,8 +280,12 @@ class WebDoor(InProcessDoor):
 
     def cancel(self, transfer_id: str) -> None:
         page = f"/connections/{NAME}"
+        button = f'aria-label="Cancel transfer {transfer_id}"'
+        assert button in self.client.get(page).text
         done = self.post(f"/transfers/{transfer_id}/cancel", page)
         assert f"The transfer {FAILED_CANCEL}." in html.unescape(done.text), done.text
+        # Asked once: no Cancel button for it any more, and the table says why.
+        assert button not in done.text and "cancel requested" in done.text
 
     def shown(self) -> dict[str, Any]:
         """What the pages say: the list row and the connection's page, held against the view

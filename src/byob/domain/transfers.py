@@ -73,6 +73,16 @@ def cancel_refusal(record: TransferRecord) -> str | None:
     return None
 
 
+def cancellable(record: TransferRecord) -> bool:
+    """Whether a cancel would change anything: not succeeded (refused), not cancelled, and
+    not asked already (a failed one waits for the run that takes it up)."""
+    return (
+        cancel_refusal(record) is None
+        and record.status is not TransferStatus.CANCELLED
+        and not record.cancel_requested
+    )
+
+
 def cancel_outcome(status: TransferStatus) -> str:
     """Where a cancel leaves a transfer now in ``status``, as every door tells it."""
     then = "its window is delivered by the next transfer"

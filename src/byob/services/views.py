@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
-from byob.domain.transfers import TransferRecord
+from byob.domain.transfers import TransferRecord, cancellable
 from byob.services.models import CheckedModel
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ def transfer_view(record: TransferRecord) -> dict[str, Any]:
         "manifest": record.manifest_key,
         "finished_at": record.finished_at,
         "cancel_requested": record.cancel_requested,
+        "cancellable": cancellable(record),
     }
 
 

@@ -258,6 +258,7 @@ class TransferPublic(BaseModel):
     finished_at: datetime | None
     # Asked to stop: a running transfer stops at its next batch, a failed one when next run.
     cancel_requested: bool = False
+    cancellable: bool = False  # a cancel would change something (see POST …/cancel)
 
 
 class RowProblemPublic(BaseModel):
