@@ -3,6 +3,7 @@ with ties in the creation time, each connection's latest validation and transfer
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from byob.domain.connections import AuthKind, Connection, ConnectionType, Status
 from byob.domain.paging import Cursor
 from byob.domain.transfers import TransferFilter
 from byob.domain.windows import TransferType, Window
-from byob.errors import InvalidFieldError
+from byob.errors import InvalidFieldError, NotFoundError
 from byob.store.db import create_engine, migrate
 from byob.store.state import StateStore
 
@@ -190,6 +191,9 @@ def test_a_cursor_byob_did_not_hand_out_is_refused() -> None:
         "bm9wZQ",
         Cursor(created_at=T0, id="a" * 32).encode()[:-3],
         Cursor(created_at=T0, id="x" * 32).encode(),
+        # Times at either end of the calendar, which cannot be moved to UTC.
+        base64.urlsafe_b64encode(f"0001-01-01T00:00:00+05:00|{'a' * 32}".encode()).decode(),
+        base64.urlsafe_b64encode(f"9999-12-31T23:59:59-05:00|{'a' * 32}".encode()).decode(),
     ):
         with pytest.raises(InvalidFieldError) as caught:
             Cursor.decode(token, field="after")
@@ -237,3 +241,16 @@ def test_transfers_page_newest_first_both_ways(state: StateStore, stored: list[C
     assert state.transfers.history(conn.id, limit=2) == [
         state.transfers.get(t) for t in newest_first[:2]
     ]
+
+
+def test_a_write_about_a_connection_deleted_meanwhile_says_so(state: StateStore) -> None:
+    """A validation (or transfer) finishing after its connection was deleted fails its foreign
+    key: told as the connection not being there, not as the driver's SQL and parameters."""
+    orphan = Validation(
+        connection_id="f" * 32, fingerprint="x", passed=True, checks=[], created_at=T0
+    )
+    with pytest.raises(NotFoundError) as caught:
+        state.validations.add(orphan)
+    assert "deleted meanwhile" in caught.value.message and "INSERT" not in caught.value.message
+    with pytest.raises(NotFoundError), state.atomic() as tx:
+        tx.validations.add(orphan)

@@ -101,3 +101,17 @@ def test_resuming_a_connection_still_failing_says_its_transfers_stay_held(
     )
     assert said.returncode == 0, said.stderr
     assert NEXT_STEPS["resumed_held"] in " ".join(said.stdout.split())
+
+
+def test_a_link_lifetime_out_of_range_on_the_connection_page_is_422_like_the_api(
+    services: Services, operator: TestClient, aws: LocalAws
+) -> None:
+    conn, _ = onboard_s3(services, aws)
+    page = operator.get(f"/connections/{conn.name}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    sent = operator.post(
+        f"/connections/{conn.name}/read-only-link",
+        data={"csrf_token": token.group(1), "expires": "91d"},
+    )
+    assert sent.status_code == 422 and "between 1 minute and 90 days" in sent.text

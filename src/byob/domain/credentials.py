@@ -38,9 +38,14 @@ def parse_lifetime(text: str) -> timedelta:
     """'7d', '12h', '30m' → a lifetime between one minute and 90 days."""
     text = text.strip().lower()
     units = {"d": "days", "h": "hours", "m": "minutes"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+    digits = text[:-1]
+    # ASCII digits only (str.isdigit also takes '²'), and few enough for timedelta.
+    if len(text) < 2 or text[-1] not in units or not (digits.isascii() and digits.isdigit()):
         raise InvalidFieldError(f"expiry {text!r} must look like 7d, 12h or 30m", field="expires")
-    lifetime = timedelta(**{units[text[-1]]: int(text[:-1])})
+    amount = int(digits)
+    if amount > 200_000:  # more minutes than 90 days has: out of range whatever the unit
+        raise InvalidFieldError("a link must live between 1 minute and 90 days", field="expires")
+    lifetime = timedelta(**{units[text[-1]]: amount})
     if not timedelta(minutes=1) <= lifetime <= MAX_LINK_LIFETIME:
         raise InvalidFieldError("a link must live between 1 minute and 90 days", field="expires")
     return lifetime

@@ -35,16 +35,18 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             when, _, ident = raw.partition("|")
-            created_at = datetime.fromisoformat(when)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            parsed = datetime.fromisoformat(when)
+            # In UTC here: a forged time at either end of the calendar cannot be moved there.
+            created_at = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
             created_at, ident = None, ""
-        if created_at is None or created_at.tzinfo is None or not _ID.fullmatch(ident):
+        if created_at is None or not _ID.fullmatch(ident):
             raise InvalidFieldError(
                 f"{field} is not a page cursor byob handed out: use the one from the previous "
                 "page's links, or leave it out for the first page",
                 field=field,
             )
-        return cls(created_at=created_at.astimezone(UTC), id=ident)
+        return cls(created_at=created_at, id=ident)
 
 
 @dataclass(frozen=True)

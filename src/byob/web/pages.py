@@ -20,6 +20,7 @@ from byob.services.imports import rejections_view
 from byob.services.views import link_view, transfer_view
 from byob.web import pages_connect
 from byob.web.deps import ServicesDep
+from byob.web.errors import status_of
 from byob.web.pages_base import (
     CSRF_FIELD,
     OPERATOR_SESSION_SECONDS,
@@ -348,8 +349,10 @@ def _send_link(
         link, token = services.links.create(
             conn.tenant, lifetime=lifetime, actor=session.actor, **purpose
         )
-    except ByobError as exc:
-        return _connection_page(services, session, conn.id, error=exc.message, status=409)
+    except ByobError as exc:  # e.g. a lifetime out of range: 422, as the API answers
+        return _connection_page(
+            services, session, conn.id, error=exc.message, status=status_of(exc)
+        )
     created = link_view(link, services.now()) | {"url": services.links.url(token)}
     # The token is shown this once (it is stored only as a hash).
     return _connection_page(services, session, conn.id, created_link=created)
