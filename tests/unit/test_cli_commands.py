@@ -166,3 +166,17 @@ def test_start_up_collects_rarely_then_at_the_usual_pace() -> None:
         "assert gc.get_threshold() == usual and gc.isenabled() and gc.get_freeze_count() > 0\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_an_unexpected_error_is_one_redacted_line_without_the_sql_after_it() -> None:
+    from byob.cli.main import _first_line
+
+    exc = RuntimeError(
+        "(psycopg.errors.Oops) could not reach postgresql://byob:hunter2@db:5432/byob\n"
+        "[SQL: INSERT INTO validations (connection_id) VALUES (%(connection_id)s)]\n"
+        "[parameters: {'connection_id': 'abc'}]"
+    )
+    said = _first_line(exc)
+    assert "hunter2" not in said and "INSERT" not in said and "parameters" not in said
+    assert said.startswith("(psycopg.errors.Oops) could not reach")
+    assert len(_first_line(ValueError("x" * 500))) == 200

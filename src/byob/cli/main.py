@@ -85,7 +85,7 @@ def run() -> None:
             _print_traceback()
         _report(
             UNEXPECTED_ERROR,
-            f"{type(exc).__name__}: {exc} (run with -v for details)",
+            f"{type(exc).__name__}: {_first_line(exc)} (run with -v for details)",
             label="unexpected error",
         )
         sys.exit(1)
@@ -118,3 +118,13 @@ def _report(code: str, message: str, field: str | None = None, *, label: str = "
     output.errors.print(
         f"[bold red]{label}{where}:[/] {escape(message)}", highlight=False, soft_wrap=True
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    """What an unexpected error says, in one line: its first, redacted and cut short. A
+    database driver's message goes on with the SQL and its parameters (-v shows them)."""
+    from byob.logs import redact
+
+    lines = str(exc).strip().splitlines()
+    first = redact(lines[0]) if lines else ""
+    return first if len(first) <= 200 else first[:199] + "…"

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from byob.errors import NotFoundError
+
 # An engine (each call is its own transaction) or a connection inside an open transaction.
 Bind = sa.Engine | sa.Connection
 
@@ -21,6 +23,30 @@ def new_id() -> str:
 
 
 Record = TypeVar("Record")
+
+
+@contextmanager
+def deleted_meanwhile() -> Iterator[None]:
+    """A write that refers to a row deleted since it was read (a connection deleted while it
+    was being validated or transferred) fails its foreign key: say that, as the thing not
+    being there, instead of the driver's SQL and parameters."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        if not _is_foreign_key(exc):
+            raise
+        raise NotFoundError(
+            "what this refers to was deleted meanwhile (a connection deleted while it was in "
+            "use, most likely); nothing of it was saved"
+        ) from exc
+
+
+def _is_foreign_key(exc: sa.exc.IntegrityError) -> bool:
+    """SQLite says so in its message; PostgreSQL with SQLSTATE 23503."""
+    original = exc.orig
+    return getattr(original, "sqlstate", None) == "23503" or "FOREIGN KEY constraint failed" in str(
+        original
+    )
 
 
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
@@ -62,11 +88,12 @@ class Repository:
 
     @contextmanager
     def writing(self) -> Iterator[sa.Connection]:
-        if isinstance(self.bind, sa.Connection):
-            yield self.bind
-        else:
-            with self.bind.begin() as db:
-                yield db
+        with deleted_meanwhile():
+            if isinstance(self.bind, sa.Connection):
+                yield self.bind
+            else:
+                with self.bind.begin() as db:
+                    yield db
 
     def _read_rows(
         self, db: sa.Connection, query: sa.Select[Any], params: dict[str, Any]
