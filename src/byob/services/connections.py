@@ -14,7 +14,13 @@ from byob.domain import ids, role_setup
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
 from byob.domain.paging import Page, cursors, every
 from byob.domain.policies import StatementChange, diff_statements
-from byob.errors import ByobError, InvalidFieldError, NotFoundError, TemplateBucketError
+from byob.errors import (
+    ByobError,
+    ConflictError,
+    InvalidFieldError,
+    NotFoundError,
+    TemplateBucketError,
+)
 from byob.services.events import Event, about
 from byob.services.models import ModelService
 from byob.services.ports import Adapters
@@ -80,9 +86,18 @@ class ConnectionService:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def get(self, name_or_id: str) -> Connection:
+    def get(self, name_or_id: str, *, field: str = "name") -> Connection:
         """A connection by ID, by name, by tenant/name, or, git-style, by a start of its ID
-        that no other connection's has (a name wins over the start of an ID)."""
+        that no other connection's has (a name wins over the start of an ID). ``field``: what
+        the caller called it, named by the error when there is none, or more than one."""
+        try:
+            return self._get(name_or_id)
+        except (NotFoundError, ConflictError) as exc:
+            if exc.field in (None, field):  # none named (an ambiguous ID start), or the same
+                raise
+            raise type(exc)(exc.message, field=field) from None
+
+    def _get(self, name_or_id: str) -> Connection:
         try:
             return self.state.connections.get(name_or_id)
         except NotFoundError:

@@ -123,10 +123,7 @@ class LinkService:
                 return self.connections.get(f"{tenant}/{name_or_id}")
             except NotFoundError:
                 pass
-        try:
-            return self.connections.get(name_or_id)
-        except NotFoundError as exc:
-            raise InvalidFieldError(exc.message, field="connection") from None
+        return self.connections.get(name_or_id, field="connection")
 
     def url(self, token: str) -> str:
         return f"{self.adapters.settings.public_url.rstrip('/')}/connect/{token}"

@@ -143,7 +143,9 @@ class TransferService:
         after ``since`` (ISO 8601); ``after``/``before`` are a previous page's cursors."""
         start_after, end_before = cursors(after, before)
         which = TransferFilter(
-            connection_id=self.connections.get(connection).id if connection else None,
+            connection_id=self.connections.get(connection, field="connection").id
+            if connection
+            else None,
             tenant=tenant,
             statuses=parse_statuses(statuses),
             since=parse_since(since) if since else None,
@@ -188,7 +190,7 @@ class TransferService:
 
     def transferable(self, connection: str) -> Connection:
         """The connection, if it may transfer now."""
-        conn = self.connections.get(connection)
+        conn = self.connections.get(connection, field="connection")
         refusal = conn.transfer_refusal()
         if refusal is not None:
             raise TransfersHeld(refusal)

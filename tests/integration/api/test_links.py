@@ -143,7 +143,7 @@ def test_link_lifetime_is_read_as_the_command_line_reads_it(
 def test_link_creation_refuses_bad_bodies(ops: httpx.Client) -> None:
     assert error_of(ops.post(f"{API}/links", json={}), 422)["field"] == "tenant"
     assert error_of(ops.post(f"{API}/links", json={"tenant": ""}), 422)["field"] == "tenant"
-    error = error_of(ops.post(f"{API}/links", json={"tenant": "acme", "connection": "x"}), 422)
+    error = error_of(ops.post(f"{API}/links", json={"tenant": "acme", "connection": "x"}), 404)
     assert error["field"] == "connection"
     error_of(ops.post(f"{API}/links/{unique('nope')}/revoke"), 404)
 

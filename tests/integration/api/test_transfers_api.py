@@ -225,7 +225,15 @@ def test_transfers_list_refuses_bad_filters_and_cursors_naming_the_field(
         assert error["code"] == "invalid_field"
     status_error = error_of(ops.get(f"{API}/transfers", params={"status": "done"}), 422)
     assert all(s in status_error["message"] for s in STATUSES), status_error
-    error_of(ops.get(f"{API}/transfers", params={"connection": unique("nope")}), 404)
+    # A connection named in a query or a body that does not exist: 404, naming the field
+    # the caller used (as POST /transfers and POST /links say it too).
+    missing = unique("nope")
+    for answer in (
+        ops.get(f"{API}/transfers", params={"connection": missing}),
+        ops.post(f"{API}/transfers", json={"connection": missing}),
+        ops.post(f"{API}/links", json={"tenant": "acme", "connection": missing}),
+    ):
+        assert error_of(answer, 404)["field"] == "connection", answer.text
 
     # The OpenAPI description says how to give several statuses, and which there are.
     document = ok(ops.get("/openapi.json"))
