@@ -6,8 +6,10 @@ import csv
 import datetime as dt
 import gzip
 import io
+import math
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,6 +21,7 @@ from byob.engine.import_values import import_schema
 from byob.errors import FileRejectedError
 
 UTC = dt.UTC
+PARIS = ZoneInfo("Europe/Paris")
 COLUMNS = {"account": "text", "quantity": "numeric(18,6)", "occurred_at": "timestamptz"}
 
 
@@ -447,6 +450,52 @@ def test_jsonl_json_columns_keep_any_json_value() -> None:
     ]
 
 
+@pytest.mark.parametrize("declared", ["json", "jsonb"])
+def test_jsonl_json_columns_keep_numbers_as_written(declared: str) -> None:
+    """PostgreSQL keeps every digit (jsonb) or the very text (json); a float would round them."""
+    spec = make_spec("jsonl", columns={"p": declared})
+    data = (
+        b'{"p": {"amount": 12345678901234567.89, "x": 0.10000000000000000001}}\n'
+        b'{"p": [1e400, -0, 1E+2]}\n'
+    )
+    assert read(data, spec) == [
+        {"p": '{"amount":12345678901234567.89,"x":0.10000000000000000001}'},
+        {"p": "[1e400,-0,1E+2]"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("declared", "value", "says"),
+    [
+        ("double precision", "1e400", "out of range for double precision"),
+        ("double precision", "-1e400", "to 1.8e308"),
+        ("double precision", "1e-400", "from about 4.9e-324"),
+        ("real", "3.5e39", "out of range for real: magnitudes from about 1.4e-45 to 3.4e38"),
+        ("real", "1e-50", "out of range for real"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_float_beyond_its_type_is_refused_not_made_infinite_or_zero(
+    fmt: str, declared: str, value: str, says: str
+) -> None:
+    """PostgreSQL refuses these numbers as out of range; Arrow would make them ±inf or 0."""
+    spec = make_spec(fmt, columns={"v": declared})
+    data = f"v\n1\n{value}\n" if fmt == "csv" else f'{{"v": 1}}\n{{"v": {value}}}\n'
+    (problem,) = problems(data.encode(), spec)
+    assert (problem.line, problem.column, problem.value) == (3 if fmt == "csv" else 2, "v", value)
+    assert says in problem.reason
+
+
+def test_floats_at_their_limits_and_spelled_infinities_are_read() -> None:
+    spec = make_spec(columns={"r": "real", "d": "double precision"})
+    data = b"r,d\n3.4028235e38,-Infinity\n1e-40,inf\n-0e-999,NaN\n-nan,4.9e-324\n"
+    reals = [row["r"] for row in read(data, spec)]
+    doubles = [row["d"] for row in read(data, spec)]
+    assert reals[:3] == pytest.approx([3.4028235e38, 1e-40, 0.0]) and math.isnan(reals[3])
+    assert doubles[:2] == [-math.inf, math.inf] and math.isnan(doubles[2])
+    assert doubles[3] == 5e-324
+
+
 # --- Parquet -----------------------------------------------------------------------------------
 
 
@@ -505,3 +554,49 @@ def test_parquet_missing_column_and_not_parquet() -> None:
     assert "not a Parquet file" in problem.reason
     (problem,) = problems(parquet(table), make_spec("parquet"), gzip=True)
     assert "gzipped Parquet" in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("declared", "times", "says"),
+    [
+        ("timestamptz", pa.array([None, dt.datetime(2024, 1, 31, 12)]), "no zone offset"),
+        ("timestamptz", pa.array([None, dt.date(2024, 1, 31)]), "no zone offset"),
+        (
+            "timestamp",
+            pa.array(
+                [None, dt.datetime(2024, 1, 31, 12, tzinfo=PARIS)],
+                pa.timestamp("ms", "Europe/Paris"),
+            ),
+            "has a zone offset, but the column is a timestamp without time zone",
+        ),
+    ],
+)
+def test_parquet_timestamps_follow_the_zone_rule_of_text(
+    declared: str, times: pa.Array, says: str
+) -> None:
+    """As "2024-01-31 12:00:00" is refused for a timestamptz column, so is a naive Parquet
+    timestamp: Arrow would take it as UTC. A zoned one would lose its zone in a timestamp."""
+    spec = make_spec("parquet", columns={"at": declared})
+    (problem,) = problems(parquet(pa.table({"at": times})), spec)
+    assert (problem.line, problem.column) == (2, "at")
+    assert says in problem.reason
+    assert read(parquet(pa.table({"at": times[:1]})), spec) == [{"at": None}]
+
+
+def test_parquet_timestamps_matching_their_column_are_read() -> None:
+    paris = pa.array(
+        [dt.datetime(2024, 1, 31, 12, tzinfo=PARIS)], pa.timestamp("ms", "Europe/Paris")
+    )
+    naive = pa.array([dt.datetime(2024, 1, 31, 12)], pa.timestamp("ns"))
+    spec = make_spec("parquet", columns={"zoned": "timestamptz", "naive": "timestamp"})
+    assert read(parquet(pa.table({"zoned": paris, "naive": naive})), spec) == [
+        {"zoned": when(11), "naive": dt.datetime(2024, 1, 31, 12)}
+    ]
+
+
+def test_parquet_double_beyond_real_is_refused() -> None:
+    spec = make_spec("parquet", columns={"r": "real"})
+    values = pa.array([1.5, float("inf"), float("nan"), 0.0, 1e300, 1e-300])
+    found = problems(parquet(pa.table({"r": values})), spec)
+    assert [(p.line, p.column) for p in found] == [(5, "r"), (6, "r")]
+    assert "out of range for real" in found[0].reason

@@ -539,7 +539,7 @@ def _json_records(text: io.TextIOWrapper, spec: ImportSpec) -> Iterator[_Record]
                 yield RowProblem(
                     line=number,
                     column=column.name,
-                    value=shorten(json.dumps(_unwrap_numbers(value))),
+                    value=shorten(_json_text(value)),
                     reason=f"expected {_json_expected(column)}, found {_json_kind(value)}",
                 )
                 break
@@ -552,7 +552,7 @@ def _json_taker(column: ImportColumn) -> Callable[[Any], str | None]:
     """How a JSON value becomes the column's text, or None when its JSON type is wrong."""
     kind = column.type.kind
     if column.check is ValueCheck.JSON:
-        return lambda v: json.dumps(_unwrap_numbers(v), separators=(",", ":"))
+        return _json_text
     if kind in (Kind.INT16, Kind.INT32, Kind.INT64, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL):
         return lambda v: str(v) if isinstance(v, str) else None  # a number, or a numeric string
     if kind is Kind.BOOL:
@@ -581,14 +581,16 @@ def _json_kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else "an array"
 
 
-def _unwrap_numbers(value: Any) -> Any:
+def _json_text(value: Any) -> str:
+    """A decoded JSON value as compact JSON, each number as the file wrote it: jsonb keeps every
+    digit of a number (json its very text), which a float would round, or make Infinity."""
     if isinstance(value, _Number):
-        return float(value) if any(c in value for c in ".eE") else int(value)
+        return value
     if isinstance(value, dict):
-        return {k: _unwrap_numbers(v) for k, v in value.items()}
+        return "{" + ",".join([f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()]) + "}"
     if isinstance(value, list):
-        return [_unwrap_numbers(v) for v in value]
-    return value
+        return "[" + ",".join([_json_text(v) for v in value]) + "]"
+    return json.dumps(value)
 
 
 # --- batches -----------------------------------------------------------------------------------

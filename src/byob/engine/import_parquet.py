@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 from byob.domain.imports import MAX_REPORTED_PROBLEMS, ImportColumn, ImportSpec, RowProblem, shorten
 from byob.engine.import_values import (
     InvalidValue,
+    check_float_range,
+    check_zone,
     from_text,
     import_schema,
     raise_problems,
@@ -69,6 +71,13 @@ def read_parquet(
 def _from_parquet(column: ImportColumn, target: pa.DataType, array: pa.Array) -> pa.Array:
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         return from_text(column, array.cast(pa.string()))
+    if (
+        pa.types.is_timestamp(target)
+        and (pa.types.is_timestamp(array.type) or pa.types.is_date(array.type))
+        and array.null_count < len(array)
+    ):
+        # Arrow would take a naive time as UTC, and a zoned one as its UTC wall time.
+        check_zone(column, zoned=getattr(array.type, "tz", None) is not None)
     if array.type == target:
         return array
     try:
@@ -80,11 +89,15 @@ def _from_parquet(column: ImportColumn, target: pa.DataType, array: pa.Array) ->
             and pc.all(pc.equal(pc.cast(cast, array.type), array)).as_py() is False
         ):
             raise pa.ArrowInvalid(f"more than {target.scale} digits after the point")
-        return cast
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InvalidValue(
             f"{array.type} cannot be read as {column.declared} without loss ({exc})"
         ) from None
+    if pa.types.is_floating(target) and (
+        pa.types.is_floating(array.type) or pa.types.is_decimal(array.type)
+    ):
+        check_float_range(column, cast, array)
+    return cast
 
 
 def _locate_parquet(
