@@ -464,6 +464,16 @@ def test_jsonl_json_columns_keep_numbers_as_written(declared: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("depth", [600, 5000])
+def test_a_jsonl_line_nested_too_deeply_rejects_the_file_naming_the_line(depth: int) -> None:
+    """Python's JSON decoder (and the writing back of a json value) recurse: a line nested
+    deeper than they go is refused like any line that cannot be read, never a crash."""
+    spec = make_spec("jsonl", columns={"p": "jsonb"})
+    data = b'{"p": 1}\n{"p": ' + b"[" * depth + b"]" * depth + b"}\n"
+    (problem,) = problems(data, spec)
+    assert problem.line == 2 and "nested too deeply" in problem.reason
+
+
 @pytest.mark.parametrize(
     ("declared", "value", "says"),
     [

@@ -504,6 +504,9 @@ class _Number(str):
 _Record = tuple[int, list[str | None]] | RowProblem
 
 
+_TOO_DEEP = "nested too deeply to read (a few hundred levels at most)"
+
+
 def _json_records(text: io.TextIOWrapper, spec: ImportSpec) -> Iterator[_Record]:
     decoder = json.JSONDecoder(
         parse_float=_Number, parse_int=_Number, parse_constant=no_json_constant
@@ -520,6 +523,9 @@ def _json_records(text: io.TextIOWrapper, spec: ImportSpec) -> Iterator[_Record]
                 line=number, column=None, value=shorten(stripped), reason=f"not JSON: {exc}"
             )
             continue
+        except RecursionError:  # Python's decoder recurses: a line is a row, not a tree
+            yield RowProblem(line=number, column=None, value=shorten(stripped), reason=_TOO_DEEP)
+            continue
         if not isinstance(obj, dict):
             yield RowProblem(
                 line=number,
@@ -534,7 +540,13 @@ def _json_records(text: io.TextIOWrapper, spec: ImportSpec) -> Iterator[_Record]
             if value is None:
                 values.append(None)
                 continue
-            taken = take(value)
+            try:
+                taken = take(value)
+            except RecursionError:  # a json column's value written back out
+                yield RowProblem(
+                    line=number, column=column.name, value=shorten(stripped), reason=_TOO_DEEP
+                )
+                break
             if taken is None:
                 yield RowProblem(
                     line=number,
