@@ -1,7 +1,7 @@
 """Loading an import's file into the vendor's PostgreSQL (sources/import_target.py) on a real
 cluster: the rows with the connection's tenant and the ledger row commit together, an object
 is loaded once per (key, ETag) however many workers try, and a file that fails part-way leaves
-nothing behind — read back with psycopg."""
+nothing behind (a row the table refuses rejects it whole) — read back with psycopg."""
 
 from __future__ import annotations
 
@@ -144,12 +144,68 @@ def test_a_file_rejected_part_way_leaves_nothing(target: PostgresImportTarget, p
     assert load(target, GOOD).rows == 3  # and it can be loaded once fixed
 
 
-def test_a_row_the_table_refuses_leaves_nothing_and_says_so(
+@pytest.mark.parametrize(
+    ("ddl", "bad", "column", "value", "says"),
+    [
+        ("", b"acct-5,5000,2026-12-01T13:00:00Z", None, None, "usage_events_quantity_check"),
+        ("", b"acct-5,5,", "occurred_at", None, "violates not-null constraint"),
+        (
+            "ALTER TABLE usage_events ALTER account TYPE varchar(12)",
+            b"acct-thirteen,5,2026-12-01T13:00:00Z",
+            "account",
+            "acct-thirteen",
+            "value too long for type character varying(12)",
+        ),
+        (
+            "CREATE UNIQUE INDEX ON usage_events (account)",
+            b"acct-1,5,2026-12-01T13:00:00Z",
+            None,
+            None,
+            "Key (account)=(acct-1) already exists",
+        ),
+    ],
+    ids=["check", "not-null", "too-long", "unique"],
+)
+def test_a_row_the_table_refuses_rejects_the_file_whole_and_says_where(
+    target: PostgresImportTarget,
+    pg_url: str,
+    ddl: str,
+    bad: bytes,
+    column: str | None,
+    value: str | None,
+    says: str,
+) -> None:
+    """byob's own checks pass the row and the table refuses it: the same file would fail the
+    same way at every retry, so it is rejected (the run goes on), never a retryable error."""
+    if ddl:
+        pg_exec(pg_url, ddl)
+    # The first batch (2 rows) is already in COPY when the table refuses the fourth row.
+    with pytest.raises(FileRejectedError) as refused:
+        load(target, GOOD + bad + b",acme\n")
+    (problem,) = refused.value.problems
+    assert (problem.column, problem.value) == (column, value)
+    assert says in problem.reason
+    # Its values are quoted: a line break inside one would put the fourth row past line 5.
+    assert problem.line is None
+    assert "the table refused row 4 of the file (not counting the header)" in problem.reason
+    assert rows(pg_url) == [] and ledger(pg_url) == []
+    assert load(target, GOOD).rows == 3  # and the table takes the others once it is fixed
+
+
+def test_a_database_failure_stays_an_error_to_retry(
     target: PostgresImportTarget, pg_url: str
 ) -> None:
-    too_big = GOOD + b"acct-5,5000,2026-12-01T13:00:00Z,acme\n"  # CHECK (quantity < 1000)
-    with pytest.raises(SourceError, match=r"nothing of it was kept.*usage_events_quantity_check"):
-        load(target, too_big)
+    """Not a row's fault (here a full disk, raised by a trigger): the run stops on it and a
+    later run tries the file again."""
+    pg_exec(
+        pg_url,
+        "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN RAISE EXCEPTION 'no space left' USING ERRCODE = 'disk_full'; END$$",
+        "CREATE TRIGGER full_disk BEFORE INSERT ON usage_events "
+        "FOR EACH ROW EXECUTE FUNCTION full_disk()",
+    )
+    with pytest.raises(SourceError, match=r"nothing of it was kept: no space left"):
+        load(target, GOOD)
     assert rows(pg_url) == [] and ledger(pg_url) == []
 
 

@@ -372,3 +372,21 @@ def test_an_object_above_max_file_bytes_is_refused_before_reading() -> None:
     assert [o.key for o in plan.load] == ["in/b.csv"]
     [(obj, why)] = plan.too_big
     assert obj.key == "in/a.csv" and "above this import's max_file_bytes (100)" in why
+
+
+def test_a_runs_note_names_the_changed_files_it_skipped_and_how_to_load_them() -> None:
+    from byob.engine.importer import ImportRun
+    from byob.services.imports import summary
+
+    one = ImportRun(seen=2, imported=["in/a.csv"], rows=3, changed=["in/b.csv"])
+    assert summary(one) == (
+        "2 files seen: 1 imported (3 rows), 1 changed since imported, skipped: 'in/b.csv' "
+        '(to load it, upload it under a new key, or set on_change = "reimport" in this '
+        "import's [[imports]] entry of the models file, which adds a changed file's rows "
+        "beside the old ones)"
+    )
+    many = summary(ImportRun(seen=5, changed=[f"in/{n}.csv" for n in range(5)]))
+    assert (
+        "5 changed since imported, skipped: 'in/0.csv', 'in/1.csv', 'in/2.csv' and 2 more "
+        "(to load them, upload them under a new key, or set on_change" in many
+    )

@@ -22,6 +22,7 @@ _MAX_IDENTIFIER_BYTES = 63
 DEFAULT_MAX_FILE_BYTES = 5 * 1024**3
 MAX_LINE_BYTES = 1024**2
 MAX_REPORTED_PROBLEMS = 5
+SHOWN_CHANGED_KEYS = 3  # in a run's note; its log line and webhook name more
 GZIP_SUFFIX = ".gz"
 
 # PostgreSQL types a file value can be checked against before COPY, by base name. Others (arrays,
@@ -333,6 +334,21 @@ def plan_imports(
         too_big=tuple(too_big),
         seen=seen,
         rejected_before=tuple(held),
+    )
+
+
+def changed_skipped(keys: list[str], *, shown: int = SHOWN_CHANGED_KEYS) -> str:
+    """A run's word on the objects it skipped for having changed since imported (on_change =
+    "skip"): which ones (the first ``shown``, then how many more), and how to load them, as
+    the tenant's correction is otherwise never loaded."""
+    named = ", ".join(repr(key) for key in keys[:shown])
+    if len(keys) > shown:
+        named += f" and {len(keys) - shown} more"
+    them = "it" if len(keys) == 1 else "them"
+    return (
+        f"{len(keys)} changed since imported, skipped: {named} (to load {them}, upload "
+        f'{them} under a new key, or set on_change = "reimport" in this import\'s [[imports]] '
+        "entry of the models file, which adds a changed file's rows beside the old ones)"
     )
 
 

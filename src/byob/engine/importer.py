@@ -1,8 +1,10 @@
 """One import run for one connection: list the base path, load each new object of the import
 exactly once (key order), and say what happened to every object — loaded, already there,
-changed but skipped, refused for its size, or rejected with its first bad rows. A bad file
-never blocks the good ones after it; an AWS or database failure stops the run (the objects not
-yet loaded are simply picked up by the next one)."""
+changed but skipped, refused for its size, or rejected with its first bad rows. A bad file (a
+row that does not parse, or one the table refuses: NOT NULL, CHECK, UNIQUE, too long) never
+blocks the good ones after it; an AWS failure or a database error that is no row's fault (the
+server gone, a full disk) stops the run (the objects not yet loaded are simply picked up by the
+next one)."""
 
 from __future__ import annotations
 
@@ -141,7 +143,7 @@ def run_import(
                     etag=obj.etag,
                     size=obj.size,
                 )
-        except FileRejectedError as exc:
+        except FileRejectedError as exc:  # from the reader, or from the table (import_target)
             run.rejected.append(Rejected(obj.key, exc.problems, obj.etag, obj.size))
             continue
         if loaded.already:

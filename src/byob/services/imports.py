@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from byob.domain.connections import Connection
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("byob.imports")
 
 SHOWN_REJECTIONS = 100
+TOLD_CHANGED_KEYS = 100  # in the log line and the webhook of a run (the note names fewer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +83,8 @@ class ImportService:
     def run(self, conn: Connection, record: TransferRecord) -> TransferResult:
         """List the tenant's files under the base path and load each new one in key order.
         A rejected file is remembered and told, and the run goes on; an AWS or database
-        failure stops it (the record says what it had done) and is raised."""
+        failure stops it (the record says what it had done, the files it rejected before
+        are remembered and told all the same) and is raised."""
         # The import engine (CSV and Parquet readers, value parsing) and rules only for an
         # import run: every transfer command builds this service, few of them import.
         from byob.engine.importer import ImportRun, run_import
@@ -103,27 +106,21 @@ class ImportService:
             )
         except Exception as exc:
             message = exc.message if isinstance(exc, ByobError) else f"{type(exc).__name__}: {exc}"
-            self._keep_progress(record, done)
-            self.state.transfers.fail(record.id, message, now=self.adapters.clock())
+            now = self.adapters.clock()
+            # The files it rejected before failing stay rejected: kept, so that later runs skip
+            # them until retried, and told now, as no later run finds them again.
+            with self.state.atomic() as tx:
+                self._keep_progress(tx, record, done)
+                self._keep_files(tx, conn, record.id, done, now=now)
+                tx.transfers.fail(record.id, message, now=now)
             raise
-        from byob.domain.imports import Rejection  # see run's first line
 
         now = self.adapters.clock()
-        rejections = [
-            Rejection(
-                key=r.key,
-                etag=r.etag,
-                size=r.size,
-                problems=r.problems,
-                transfer_id=record.id,
-                rejected_at=now,
-            )
-            for r in done.rejected
-        ]
         if done.stopped:
-            self._keep_progress(record, done)
-            self.state.import_rejections.add(conn.id, rejections, transfer_id=record.id)
-            self.state.transfers.cancelled(record.id, now=now)
+            with self.state.atomic() as tx:
+                self._keep_progress(tx, record, done)
+                self._keep_files(tx, conn, record.id, done, now=now)
+                tx.transfers.cancelled(record.id, now=now)
             cancelled = self.state.transfers.get(record.id)
             self.adapters.events.emit(
                 Event.TRANSFER_CANCELLED,
@@ -132,19 +129,19 @@ class ImportService:
             return TransferResult(record=cancelled, resumed=False)
 
         def within(tx: Any, finished: TransferRecord) -> None:
-            for key in done.imported:  # a fixed version replaced the one rejected before
-                tx.import_rejections.clear(conn.id, key)
-            tx.import_rejections.add(conn.id, rejections, transfer_id=record.id)
-            told = about(conn) | {"import": conn.import_name, "model": conn.import_name}
             self.adapters.events.emit(
-                Event.IMPORT_SUCCEEDED, told | {"transfer": transfer_view(finished)}, tx=tx
+                Event.IMPORT_SUCCEEDED,
+                told(conn)
+                | {
+                    "transfer": transfer_view(finished),
+                    "changed": {
+                        "keys": done.changed[:TOLD_CHANGED_KEYS],
+                        "total": len(done.changed),
+                    },
+                },
+                tx=tx,
             )
-            for r in rejections:
-                self.adapters.events.emit(
-                    Event.IMPORT_FILE_REJECTED,
-                    told | {"transfer_id": finished.id} | rejection_view(r),
-                    tx=tx,
-                )
+            self._keep_files(tx, conn, record.id, done, now=now)
 
         finished = self.state.transfers.finish_import(
             record,
@@ -156,33 +153,75 @@ class ImportService:
             now=now,
             within=within,
         )
+        fields = {
+            "connection": conn.name,
+            "tenant": conn.tenant,
+            "import": conn.import_name,
+            "transfer": record.id,
+        }
         log.info(
             "import of %s/%s succeeded: %s",
             conn.name,
             conn.import_name,
             summary(done),
-            extra={
-                "fields": {
-                    "connection": conn.name,
-                    "tenant": conn.tenant,
-                    "import": conn.import_name,
-                    "transfer": record.id,
-                    "rows": done.rows,
-                    "bytes": done.bytes,
-                }
-                | done.counts()
-            },
+            extra={"fields": fields | {"rows": done.rows, "bytes": done.bytes} | done.counts()},
         )
+        if done.changed:
+            # A warning: the tenant corrected these files and their rows are not in the table.
+            from byob.domain.imports import changed_skipped  # see run's first line
+
+            log.warning(
+                "import of %s/%s: %s",
+                conn.name,
+                conn.import_name,
+                changed_skipped(done.changed, shown=TOLD_CHANGED_KEYS),
+                extra={
+                    "fields": fields
+                    | {
+                        "changed": done.changed[:TOLD_CHANGED_KEYS],
+                        "changed_total": len(done.changed),
+                    }
+                },
+            )
         return TransferResult(record=finished, resumed=False)
 
-    def _keep_progress(self, record: TransferRecord, done: ImportRun) -> None:
-        self.state.transfers.import_progress(
+    def _keep_progress(self, tx: Any, record: TransferRecord, done: ImportRun) -> None:
+        tx.transfers.import_progress(
             record.id,
             counts=done.counts(),
             rows=done.rows,
             size=done.bytes,
             files=len(done.imported),
         )
+
+    def _keep_files(
+        self, tx: Any, conn: Connection, transfer_id: str, done: ImportRun, *, now: datetime
+    ) -> None:
+        """What a run, however it ended, found of its files, in ``tx``: each rejected file
+        kept (later runs skip it until retried) and told; a file loaded now forgets its
+        earlier rejections (a fixed version replaced the one rejected before)."""
+        from byob.domain.imports import Rejection  # see run's first line
+
+        rejections = [
+            Rejection(
+                key=r.key,
+                etag=r.etag,
+                size=r.size,
+                problems=r.problems,
+                transfer_id=transfer_id,
+                rejected_at=now,
+            )
+            for r in done.rejected
+        ]
+        for key in done.imported:
+            tx.import_rejections.clear(conn.id, key)
+        tx.import_rejections.add(conn.id, rejections, transfer_id=transfer_id)
+        for r in rejections:
+            self.adapters.events.emit(
+                Event.IMPORT_FILE_REJECTED,
+                told(conn) | {"transfer_id": transfer_id} | rejection_view(r),
+                tx=tx,
+            )
 
     # -- rejected files -------------------------------------------------------------------------
 
@@ -226,14 +265,21 @@ class ImportService:
         return conn
 
 
+def told(conn: Connection) -> dict[str, Any]:
+    """What every event of an import run says of its connection and import."""
+    return about(conn) | {"import": conn.import_name, "model": conn.import_name}
+
+
 def summary(done: ImportRun) -> str:
     """A run in one sentence: what it saw and what became of each object."""
+    from byob.domain.imports import changed_skipped  # see ImportService.run's first line
+
     counts = done.counts()
     parts = [f"{counts['imported']} imported ({done.rows:,} rows)"]
     if counts["rejected"]:
         parts.append(f"{counts['rejected']} rejected")
     if done.changed:
-        parts.append(f"{len(done.changed)} changed since imported, skipped")
+        parts.append(changed_skipped(done.changed))
     if done.rejected_before:
         parts.append(f"{len(done.rejected_before)} rejected before, waiting for a retry")
     if done.already:

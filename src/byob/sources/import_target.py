@@ -11,12 +11,17 @@ whose every value PostgreSQL reads as Arrow did (`engine.import_files.CsvLines`)
 own lines, when every non-text column of the table has exactly the declared type (COPY then
 stores the same values: a numeric(18,6) column takes "1.5" as 1.500000, but a text column
 would keep "1.5"). The tenant column is the connection's tenant, added here to each line or
-batch, never read from the file."""
+batch, never read from the file.
+
+A row the table refuses (a NOT NULL, CHECK or UNIQUE violation, a value too long for
+varchar(n)) rejects the file whole, as a row that does not parse does: the same file would fail
+the same way at every retry, and stopping the run on it would hold every later file back."""
 
 from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
@@ -25,9 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from byob.domain.imports import ImportColumn, ImportSpec, Loaded
+from byob.domain.imports import ImportColumn, ImportFormat, ImportSpec, Loaded, RowProblem, shorten
 from byob.domain.types import Kind
-from byob.errors import SourceError
+from byob.errors import FileRejectedError, SourceError
 from byob.sources.base import quote_ident, quote_table
 
 LEDGER = "byob_import_ledger"
@@ -54,6 +59,12 @@ _SAME_TYPE = {
     Kind.TIMESTAMP: "timestamp without time zone",
     Kind.TIMESTAMPTZ: "timestamp with time zone",
 }
+# SQLSTATE classes of a row the table refuses: 22 data exception, 23 integrity constraint
+# violation. Anything else (the server gone, a lock timeout, a full disk) may pass on retry.
+_REFUSED_ROW_CLASSES = frozenset({"22", "23"})
+# Where COPY was when it failed: the record it had read (rows, not physical lines: a quoted
+# line break stays inside its record), and the column when the error came from its input.
+_COPY_CONTEXT = re.compile(r"^COPY .*?, line (\d+)(.*)$", re.MULTILINE)
 
 
 class AsIsLines(Protocol):
@@ -165,7 +176,8 @@ class PostgresImportTarget:
         size: int,
     ) -> Loaded:
         """Load one object's rows and record it, in one transaction; an exception from
-        ``batches`` (a rejected file) or from PostgreSQL rolls back both."""
+        ``batches`` (a rejected file) or from PostgreSQL rolls back both. A row the table
+        refuses raises ``FileRejectedError``; any other database error ``SourceError``."""
         try:
             with psycopg.connect(self.url) as conn, conn.transaction(), conn.cursor() as cur:
                 claimed = cur.execute(
@@ -230,19 +242,67 @@ def _copy(
     every: Iterator[pa.RecordBatch | AsIsLines] = (
         ahead if first is None else itertools.chain((first,), ahead)
     )
-    with cur.copy(copy_sql) as copy:
-        for chunk in every:
-            if isinstance(chunk, pa.RecordBatch):
-                batch = chunk
-            elif as_is and chunk.names == names and chunk.delimiter == delimiter:
-                copy.write(chunk.lines.replace(b"\n", line_end))
-                rows += chunk.batch.num_rows
-                continue
-            else:
-                batch = chunk.batch
-            copy.write(_csv(batch, names, tenant, options))
-            rows += batch.num_rows
+    # Rows of plain CSV blocks from the file's first row on: each of them on a line of its
+    # own, so a row among them is on the line after as many as came before (and the header).
+    plain = 0
+    try:
+        with cur.copy(copy_sql) as copy:
+            for chunk in every:
+                if not isinstance(chunk, pa.RecordBatch) and plain == rows:
+                    plain += chunk.batch.num_rows
+                if isinstance(chunk, pa.RecordBatch):
+                    batch = chunk
+                elif as_is and chunk.names == names and chunk.delimiter == delimiter:
+                    copy.write(chunk.lines.replace(b"\n", line_end))
+                    rows += chunk.batch.num_rows
+                    continue
+                else:
+                    batch = chunk.batch
+                copy.write(_csv(batch, names, tenant, options))
+                rows += batch.num_rows
+    except psycopg.Error as exc:
+        if (exc.sqlstate or "")[:2] not in _REFUSED_ROW_CLASSES:
+            raise
+        raise FileRejectedError((_refused_row(exc, spec, plain),)) from exc
     return rows
+
+
+def _refused_row(exc: psycopg.Error, spec: ImportSpec, plain: int) -> RowProblem:
+    """What PostgreSQL said of the row it refused, at the file's line when that is certain:
+    COPY counts rows, and a CSV file's rows match its lines only while they are plain (no
+    blank line, no line break inside a value); a Parquet problem's line is its row."""
+    diag = exc.diag
+    said = diag.message_primary or str(exc).strip().splitlines()[0]
+    if diag.message_detail:
+        said += "; " + shorten(diag.message_detail.rstrip("."), 200)
+    at = _COPY_CONTEXT.search(diag.context or "")
+    row = int(at.group(1)) if at else None
+    column, value = diag.column_name, None
+    if at and at.group(2).startswith(", column "):
+        column, value = _column_and_value(at.group(2), (*spec.column_names(), spec.tenant_column))
+    header = spec.format is ImportFormat.CSV and spec.csv_header
+    if row is None:
+        line, reason = None, f"the table refused a row: {said}"
+    elif row <= plain:
+        line, reason = row + (1 if header else 0), f"the table refused the row: {said}"
+    elif spec.format is ImportFormat.PARQUET:
+        line, reason = row, f"the table refused the row: {said}"
+    else:
+        counted = " (not counting the header)" if header else ""
+        line, reason = None, f"the table refused row {row} of the file{counted}: {said}"
+    return RowProblem(line=line, column=column, value=value, reason=reason)
+
+
+def _column_and_value(where: str, names: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """The column (and its value) COPY names after ", column ": told by the import's own
+    names, as a name may hold a colon or a space."""
+    for name in sorted(names, key=len, reverse=True):
+        prefix = f", column {name}"
+        if where == prefix or where.startswith(prefix + ": "):
+            rest = where[len(prefix) + 2 :]
+            quoted = len(rest) >= 2 and rest.startswith('"') and rest.endswith('"')
+            return name, shorten(rest[1:-1]) if quoted else None
+    return None, None
 
 
 def _takes_as_is(cur: psycopg.Cursor[tuple[object, ...]], spec: ImportSpec) -> bool:
