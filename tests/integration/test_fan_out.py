@@ -430,20 +430,7 @@ def test_the_embedded_scheduler_runs_a_models_due_connections_from_one_scan(
             )
 
     before_s3_call(app, "PutObject", throttle_globex_once)
-    scans: list[int] = []
-    alone: list[str] = []
-    real_members, real_read = AdbcPostgresSource.read_members, AdbcPostgresSource.read
-
-    def read_members(self: Any, model: Any, members: Any) -> Any:
-        scans.append(len(members))
-        return real_members(self, model, members)
-
-    def read(self: Any, model: Any, tenant: str, window: Any) -> Any:
-        alone.append(tenant)
-        return real_read(self, model, tenant, window)
-
-    monkeypatch.setattr(AdbcPostgresSource, "read_members", read_members)
-    monkeypatch.setattr(AdbcPostgresSource, "read", read)
+    scans, alone = count_reads(monkeypatch)
     events = RecordedEvents()
     app.adapters.events = events
     sleeps: list[float] = []

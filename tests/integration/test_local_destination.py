@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,11 @@ def _resident_bytes(path: Path) -> int:
 
 @pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
 @pytest.mark.skipif(shutil.which("fincore") is None, reason="util-linux's fincore is missing")
+@pytest.mark.skipif(
+    _filesystem(Path(tempfile.gettempdir()).resolve()) in ("tmpfs", "ramfs"),
+    reason="the temporary directory is in memory: its files cannot leave the page cache",
+)
 def test_a_committed_file_is_whole_and_not_left_in_the_page_cache(tmp_path: Path) -> None:
-    if _filesystem(tmp_path) in ("tmpfs", "ramfs"):
-        pytest.skip("files in memory cannot leave the page cache")
     chunk = os.urandom(MIB)
     size = 8 * WRITE_BEHIND_BYTES + 5 * MIB  # several write-behinds and a remainder
     writer = LocalDestination(tmp_path).open_writer("m/dt=2026-12-03/1_20261203000000.parquet")

@@ -47,18 +47,26 @@ def page_text(response: httpx.Response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
 
 
+def activate_through_link(
+    holder: httpx.Client, api: httpx.Client, link: dict[str, Any], aws: Any, name: str, bucket: str
+) -> dict[str, Any]:
+    """The holder opens the link (a session cookie) and onboards through the recipient API;
+    activation spends the link. The connection as activated."""
+    assert holder.get(f"/connect/{link['token']}").status_code in (200, 303)
+    ok(api.post(f"{API}/recipient/connection", json=recipient_body(name, bucket)), 201)
+    customer_sets_up(aws, ok(api.get(f"{API}/recipient/connection/policies")), bucket)
+    assert ok(api.post(f"{API}/recipient/connection/validate"))["passed"] is True
+    activated: dict[str, Any] = ok(api.post(f"{API}/recipient/connection/activate"))
+    return activated
+
+
 def test_delivery_page_after_a_real_transfer_then_a_read_only_link(
     server: Server, ops: httpx.Client, aws: Any
 ) -> None:
     link = new_link(ops, "acme")
     name, bucket = unique("deliver"), unique("dlv")
     with server.client("") as holder, server.client(link["token"]) as api:
-        # The holder opens the link (a session cookie) and onboards; activation spends it.
-        assert holder.get(f"/connect/{link['token']}").status_code in (200, 303)
-        ok(api.post(f"{API}/recipient/connection", json=recipient_body(name, bucket)), 201)
-        customer_sets_up(aws, ok(api.get(f"{API}/recipient/connection/policies")), bucket)
-        assert ok(api.post(f"{API}/recipient/connection/validate"))["passed"] is True
-        conn = ok(api.post(f"{API}/recipient/connection/activate"))
+        conn = activate_through_link(holder, api, link, aws, name, bucket)
 
         before = page_text(holder.get("/connect/delivery"))
         assert "Your deliveries" in before and "No transfers yet" in before
@@ -192,11 +200,7 @@ def test_a_spent_links_session_shows_the_connection_as_it_stands_once_paused_or_
     link = new_link(ops, "acme")
     name, bucket = unique("standing"), unique("stn")
     with server.client("") as holder, server.client(link["token"]) as api:
-        assert holder.get(f"/connect/{link['token']}").status_code in (200, 303)
-        ok(api.post(f"{API}/recipient/connection", json=recipient_body(name, bucket)), 201)
-        customer_sets_up(aws, ok(api.get(f"{API}/recipient/connection/policies")), bucket)
-        assert ok(api.post(f"{API}/recipient/connection/validate"))["passed"] is True
-        conn = ok(api.post(f"{API}/recipient/connection/activate"))
+        conn = activate_through_link(holder, api, link, aws, name, bucket)
 
         # Failing (still active): no next run, and the page says why, not "while active".
         server.state.connections.mark_failing(
