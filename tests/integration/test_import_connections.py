@@ -60,6 +60,12 @@ def app(tmp_path: Path, pg_url: str, aws: LocalAws) -> tuple[Services, RecordedE
         "CREATE TABLE events (id bigint PRIMARY KEY, tenant_id text, updated_at timestamptz)",
         "CREATE TABLE usage_events (tenant_id text NOT NULL, account text, quantity integer)",
     )
+    return import_services(tmp_path, pg_url, aws)
+
+
+def import_services(tmp_path: Path, pg_url: str, aws: LocalAws) -> tuple[Services, RecordedEvents]:
+    """byob over the tables already made, with the vendor's identity on the moto server, its
+    events recorded and the import ledger created."""
     recorded = RecordedEvents()
     byob = Byob(
         load_settings(

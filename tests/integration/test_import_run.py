@@ -19,18 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from byob.aws.import_objects import S3ImportObjects
-from byob.aws.sessions import AwsConfig, AwsSessions
-from byob.container import Byob
 from byob.demo.emulator import LocalAws
 from byob.domain.imports import ImportFormat, ImportSpec, import_column
 from byob.engine.importer import run_import
 from byob.errors import ByobError
 from byob.services import Services
-from byob.settings import load_settings
 from byob.sources.import_target import PostgresImportTarget
-from tests.integration.test_aws_errors import vendor_session
-from tests.integration.test_import_connections import checks_of, models_file, onboard
-from tests.support import OPEN_APPS, RecordedEvents, pg_exec
+from tests.integration.test_import_connections import checks_of, import_services, onboard
+from tests.support import RecordedEvents, pg_exec
 
 BUCKET = "acme-usage"
 SPEC = ImportSpec(
@@ -197,23 +193,7 @@ def services(tmp_path: Path, pg_url: str, aws: LocalAws) -> tuple[Services, Reco
         "CREATE TRIGGER full_disk BEFORE INSERT ON usage_events "
         "FOR EACH ROW EXECUTE FUNCTION full_disk()",
     )
-    recorded = RecordedEvents()
-    byob = Byob(
-        load_settings(
-            home=tmp_path / ".byob",
-            config=models_file(tmp_path / "byob.toml", pg_url),
-            aws_endpoint_url=aws.endpoint_url,
-        ),
-        aws=AwsSessions(
-            AwsConfig(endpoint_url=aws.endpoint_url, max_attempts=2), vendor_session(aws)
-        ),
-        events=recorded,
-    )
-    byob.migrate()
-    OPEN_APPS.append(byob)
-    made = Services(byob)
-    made.models.create_import_ledger()
-    return made, recorded
+    return import_services(tmp_path, pg_url, aws)
 
 
 def active(made: Services, aws: LocalAws) -> tuple[Any, Any]:
