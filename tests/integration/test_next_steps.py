@@ -19,7 +19,14 @@ from byob.demo.emulator import LocalAws
 from byob.domain.connections import NEXT_STEPS
 from byob.services import Services
 from byob.web.app import create_app
-from tests.support import INVOICES_MODEL, create_invoices, make_services, onboard_s3, write_config
+from tests.support import (
+    CUSTOMER,
+    INVOICES_MODEL,
+    create_invoices,
+    make_services,
+    onboard_s3,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +122,26 @@ def test_a_link_lifetime_out_of_range_on_the_connection_page_is_422_like_the_api
         data={"csrf_token": token.group(1), "expires": "91d"},
     )
     assert sent.status_code == 422 and "between 1 minute and 90 days" in sent.text
+
+
+def test_a_failed_check_says_what_to_fix_on_the_operators_page_too(
+    services: Services, operator: TestClient
+) -> None:
+    """The fix lived in the wizard only; it is the view's now, so the operator's page (and
+    the API, the CLI) says it beside the check."""
+    conn = services.connections.create(
+        actor="cli",
+        name="no-role",
+        tenant="acme",
+        type="s3",
+        account_id=CUSTOMER,
+        bucket="nobody-made-this",
+        region="eu-west-1",
+    ).connection
+
+    page = act(operator, conn.name, "validate")
+
+    checks = services.connections.view(services.connections.get(conn.id))["validation"]["checks"]
+    fixes = [c["fix"] for c in checks if c["outcome"] == "failed" and c["fix"]]
+    flat = " ".join(page.split())
+    assert fixes and all(f"What to fix:</strong> {fix}" in flat for fix in fixes), fixes

@@ -26,6 +26,7 @@ from byob.aws.sessions import AwsConfig, AwsSessions
 from byob.container import Byob
 from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.domain.credentials import parse_lifetime
+from byob.domain.fixes import recipient_fix
 from byob.domain.transfers import TransferStatus, cancel_outcome
 from byob.services import Services
 from byob.settings import load_settings
@@ -555,6 +556,12 @@ def test_every_front_door_tells_the_same_truth(tmp_path: Path, pg_url: str, aws:
     final = cli["cancel"]["stored"]
     assert final["status"] == "active" and final["failing"]["check"] == "transfer"
     assert "AccessDenied" in final["failing"]["message"]
+    # What to do about it, from one place: the view every door shows, and the webhook.
+    assert final["failing"]["fix"] == recipient_fix("transfer") != ""
+    told = dict(cli["webhooks"])["connection.failing"]
+    assert told["fix"] == recipient_fix("transfer"), told
+    failed_first = cli["validate (fails)"]["stored"]["validation"]["checks"]
+    assert any(c["outcome"] == "failed" and c["fix"] for c in failed_first), failed_first
     assert cli["run"]["stored"]["last_transfer"]["rows"] == ACME_ROWS
     assert [a for a, _, _ in cli["run (permission withdrawn)"]["audit"]] == [
         "transfer.trigger",

@@ -321,7 +321,7 @@ def _shown_fields(view: dict[str, Any]) -> list[tuple[str, Any]]:
         *([("import", view["import"])] if view["direction"] == "import" else []),
         *([("models", _models_text(view))] if view["direction"] == "export" else []),
         ("status", status_text(view)),
-        *([("failing", failing["message"])] if failing else []),
+        *([("failing", failing["message"]), ("what to do", failing["fix"])] if failing else []),
         ("location", view["location"]),
         ("auth", view["auth"]),
         *[(label, view[key]) for label, key in settings],
@@ -346,7 +346,11 @@ def _validated(validation: dict[str, Any] | None) -> str | None:
 def validate(name: ConnectionArg, as_json: JsonOpt = False) -> None:
     """Run the connection's checks against AWS (or the directory) and keep the result."""
     done = build_services().connections.validate(name, actor=ACTOR)
-    conn, checks = done.connection, done.validation.checks
+    from byob.services.views import check_view
+
+    conn = done.connection
+    # As every door shows them: with what to fix; the operator's note stays (this is theirs).
+    checks = [check_view(c, operator_notes=True) for c in done.validation.checks]
     if as_json:
         output.emit_json({"connection": conn.name, "passed": done.passed, "checks": checks})
     else:
@@ -378,7 +382,7 @@ def _print_checks(checks: list[dict[str, Any]]) -> None:
                 c["name"],
                 marks.get(c["outcome"], c["outcome"]),
                 c.get("aws_code") or "",
-                c["message"],
+                c["message"] + (f"\nWhat to fix: {c['fix']}" if c.get("fix") else ""),
             ]
             for c in checks
         ],

@@ -12,6 +12,7 @@ from byob.domain import connections as rules
 from byob.domain import fields as field_rules
 from byob.domain import ids, role_setup
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
+from byob.domain.fixes import recipient_fix
 from byob.domain.paging import Page, cursors, every
 from byob.domain.policies import StatementChange, diff_statements
 from byob.errors import (
@@ -525,7 +526,9 @@ class ConnectionService:
                 tx, "byob", "connection.failing", conn, {"check": check, "message": message}
             )
             self.adapters.events.emit(
-                Event.CONNECTION_FAILING, about(conn) | {"check": check, "message": message}, tx=tx
+                Event.CONNECTION_FAILING,
+                about(conn) | {"check": check, "message": message, "fix": recipient_fix(check)},
+                tx=tx,
             )
 
     # -- helpers --------------------------------------------------------------------------------

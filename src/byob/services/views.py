@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from byob.domain.connections import AuthKind, Connection, ConnectionType, Validation
+from byob.domain.fixes import check_fix, recipient_fix
 from byob.domain.transfers import TransferRecord, cancellable
 from byob.services.models import CheckedModel
 
@@ -77,6 +78,7 @@ def failing_view(conn: Connection) -> dict[str, Any] | None:
         "since": conn.failing_since,
         "check": conn.failing_check,
         "message": conn.failing_message,
+        "fix": recipient_fix(conn.failing_check),  # what the recipient does about it
     }
 
 
@@ -99,6 +101,7 @@ def check_view(check: dict[str, Any], *, operator_notes: bool = False) -> dict[s
     and only the operator's pages show the note."""
     at = check.get("at")
     out = check | {"at": datetime.fromisoformat(at)} if isinstance(at, str) else dict(check)
+    out["fix"] = check_fix(str(check.get("name")), str(check.get("outcome")))
     if not operator_notes:
         out.pop("operator_note", None)
     return out

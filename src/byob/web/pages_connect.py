@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from byob.domain import fields, role_setup, schedules
+from byob.domain import fields, fixes, role_setup, schedules
 from byob.domain.connections import AuthKind, Connection, Status
 from byob.domain.credentials import LINK_PREFIX, Link, LinkState
 from byob.domain.imports import ImportSpec
@@ -706,7 +706,7 @@ def _validate_page(
         can_activate=bool(latest and latest["passed"] and current),
         error=error,
         labels=pages_help.CHECK_LABELS,
-        fixes=pages_help.CHECK_FIXES,
+        fixes=fixes.CHECK_FIXES,
     )
 
 
@@ -797,7 +797,7 @@ def _delivery_page(
         activated=activated,
         read_only=holder.link_read_only,
         view=view,
-        fix=pages_help.recipient_fix(conn.failing_check) if conn.is_failing else "",
+        fix=fixes.recipient_fix(conn.failing_check) if conn.is_failing else "",
         transfers=[transfer_view(t) for t in page.items],
         transfers_page=page,
         models=models,

@@ -82,6 +82,7 @@ class CheckPublic(BaseModel):
     aws_code: str | None
     duration_ms: int
     at: datetime
+    fix: str | None = None  # what to fix, for a failed check byob has advice for
 
 
 class ValidationPublic(BaseModel):
@@ -98,6 +99,7 @@ class FailingPublic(BaseModel):
     since: datetime
     check: str
     message: str
+    fix: str = ""  # what the recipient does about it
 
 
 class ConnectionPublic(BaseModel):

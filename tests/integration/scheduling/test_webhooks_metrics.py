@@ -17,6 +17,7 @@ import pytest
 from byob import logs
 from byob.demo.emulator import LocalAws
 from byob.domain.credentials import LINK_PREFIX, new_token
+from byob.domain.fixes import recipient_fix
 from byob.domain.outbox import OutboxStatus
 from byob.errors import ConfigError, SourceError
 from byob.services import Services
@@ -122,6 +123,7 @@ def test_webhooks_are_signed_retried_and_verifiable(app: Services, receiver: Rec
         "tenant": "acme",
         "check": "transfer",
         "message": "AccessDenied on PutObject to s3://bkt/x",
+        "fix": recipient_fix("transfer"),  # what the recipient does about it
     }
 
     # What a receiver must refuse: a changed body, another secret, a replay, a forged stamp.
