@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from byob.demo.emulator import CustomerAccount, LocalAws
 from byob.demo.readback import connect_s3
+from byob.domain.fixes import recipient_fix
 from byob.errors import DestinationError
 from byob.services import Services
 from byob.services.transfers import TransfersHeld
@@ -221,6 +222,7 @@ def test_access_denied_marks_the_connection_failing_until_it_validates_again(
             "tenant": "acme",
             "check": "transfer",
             "message": message,
+            "fix": recipient_fix("transfer"),
         }
 
         # The scheduler skips it, whatever slot comes.
