@@ -29,6 +29,7 @@ from byob.domain.transfers import (
     TransferRecord,
     TransferStatus,
     cancel_refusal,
+    cancellable,
     parse_since,
     parse_statuses,
 )
@@ -556,17 +557,17 @@ class TransferService:
     def request_cancel(self, transfer_id: str, *, actor: str) -> Cancellation:
         """A queued transfer is cancelled at once; a running one stops at its next batch and
         removes its files; a failed one when a run next takes it up. Its window is delivered
-        by the next transfer. A succeeded transfer is refused; a cancelled one is left as it
-        is (asking twice is no error)."""
+        by the next transfer. A succeeded transfer is refused; one cancelled, or whose cancel
+        was asked already, is left as it is (asking twice is no error, and not told twice)."""
         transfer_id = self.resolve_id(transfer_id)
         now = self.adapters.clock()
         with self.state.atomic() as tx:
             record = tx.transfers.get(transfer_id)
-            if record.status is TransferStatus.CANCELLED:
-                return Cancellation(record=record, already=True)
             refusal = cancel_refusal(record)
             if refusal is not None:
                 raise ConflictError(refusal)
+            if not cancellable(record):
+                return Cancellation(record=record, already=True)
             record = tx.transfers.request_cancel(transfer_id, now=now)
             tx.audit.record(
                 actor=actor,

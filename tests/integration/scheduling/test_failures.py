@@ -363,6 +363,13 @@ def test_a_cancelled_failed_transfer_is_covered_by_the_next_run(
 
     requested = app.transfers.cancel(failed.id, actor="cli")
     assert requested.cancel_requested  # not queued: cancelled when it next runs
+    # Asked again: nothing changes, and the audit log tells the cancel once.
+    again = app.transfers.request_cancel(failed.id, actor="cli")
+    assert again.already and again.record.cancel_requested
+    cancels = [
+        e for e in app.adapters.state.audit.recent(limit=100) if e["action"] == "transfer.cancel"
+    ]
+    assert len(cancels) == 1, cancels
 
     app.transfers.run(conn.name)
     assert app.transfers.get(failed.id).status == "cancelled"
