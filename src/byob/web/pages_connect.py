@@ -797,7 +797,6 @@ def _delivery_page(
         activated=activated,
         read_only=holder.link_read_only,
         view=view,
-        fix=fixes.recipient_fix(conn.failing_check) if conn.is_failing else "",
         transfers=[transfer_view(t) for t in page.items],
         transfers_page=page,
         models=models,

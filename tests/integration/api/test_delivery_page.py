@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from byob.domain.fixes import recipient_fix
 from byob.store import tables as T
 from tests.integration.api.conftest import Server
 from tests.integration.api.helpers import (
@@ -208,6 +209,7 @@ def test_a_spent_links_session_shows_the_connection_as_it_stands_once_paused_or_
         )
         text = page_text(holder.get("/connect", follow_redirects=True))
         assert "Transfers are held" in text and "Status Active · failing" in text, text
+        assert f"What to do: {recipient_fix('write_access')}" in text, text
         assert "none: transfers are held until the connection passes validation again" in text
 
         ok(ops.post(f"{API}/connections/{name}/pause"))
