@@ -106,9 +106,16 @@ def server(app: Any) -> Any:
 def run(first: Any, sock: socket.socket) -> None:
     """Answer on ``sock`` until SIGTERM or SIGINT, then return (uvicorn raises the signal again
     once it has stopped, which by default would end the process before the caller drains its
-    transfers and stops the other processes: here it is only noted)."""
+    transfers and stops the other processes: here it only asks the server to stop, which it
+    has). A signal that comes before uvicorn takes the signals over (a second process whose
+    first is killed while it starts) must stop it too, not be dropped: the process would
+    answer on, alone, forever."""
+
+    def stop(*_: Any) -> None:
+        first.should_exit = True
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+        signal.signal(sig, stop)
     first.run(sockets=[sock])
 
 
